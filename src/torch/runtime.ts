@@ -1,0 +1,35 @@
+/** Process-wide settings: threads, memory statistics, build information. */
+import { availableParallelism } from 'node:os';
+import { ArgumentError, describe } from '../errors.js';
+import { native } from './native.js';
+
+/** Sets libtorch's intra-op thread count (at::set_num_threads). */
+export function setNumThreads(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 1) throw new ArgumentError(`Expected threads to be a positive integer but received ${describe(n)}`);
+  native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Native tensors alive now (handles not yet disposed or collected). */
+export function liveTensors(): number {
+  return native.liveTensors();
+}
+
+export function torchInfo(): { torchVersion: string; parallelInfo: string; hasCuda: boolean; threads: number } {
+  return { ...native.info(), threads: native.getNumThreads() };
+}
+
+/** Default thread count: $IMMUNIZE_NUM_THREADS, else every core (libtorch alone may pick fewer). */
+export function defaultThreads(): number {
+  const env = process.env['IMMUNIZE_NUM_THREADS'];
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isSafeInteger(n) || n < 1) throw new ArgumentError(`IMMUNIZE_NUM_THREADS must be a positive integer but is '${env}'`);
+    return n;
+  }
+  return availableParallelism();
+}
+
+native.setNumThreads(defaultThreads());
