@@ -65,7 +65,14 @@ Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   return guarded(info, "setGrad", [&](Napi::Env env) -> Napi::Value {
     at::Tensor& t = unwrapTensor(info[0], "tensor");
     if (info[1].IsNull() || info[1].IsUndefined()) t.mutable_grad().reset();
-    else t.mutable_grad() = unwrapTensor(info[1], "grad");
+    else {
+      const at::Tensor& g = unwrapTensor(info[1], "grad");
+      // The checks PyTorch's Python binding makes (THPVariable_set_grad); libtorch itself does not.
+      if (g.sizes() != t.sizes()) throw std::invalid_argument("assigned grad has shape " + c10::str(g.sizes()) + " but the tensor has shape " + c10::str(t.sizes()));
+      if (g.scalar_type() != t.scalar_type()) throw std::invalid_argument(std::string("assigned grad has dtype ") + c10::toString(g.scalar_type()) + " but the tensor has dtype " + c10::toString(t.scalar_type()));
+      if (g.device() != t.device()) throw std::invalid_argument("assigned grad is on " + g.device().str() + " but the tensor is on " + t.device().str());
+      t.mutable_grad() = g;
+    }
     return env.Undefined();
   });
 }

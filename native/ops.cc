@@ -36,7 +36,7 @@ const char* jsTypeName(const Napi::Value& v) {
   if (v.IsNumber()) return "number";
   if (v.IsString()) return "string";
   if (v.IsArray()) return "array";
-  if (v.IsExternal()) return "handle";
+  if (v.IsExternal()) return "generator";
   return "object";
 }
 
@@ -127,7 +127,7 @@ c10::IValue toIValue(const c10::Argument& arg, const c10::TypePtr& type, const N
   using c10::TypeKind;
   switch (type->kind()) {
     case TypeKind::TensorType:
-      if (!v.IsExternal()) badArg(arg, "a Tensor", v);
+      if (!v.IsObject() || v.IsArray()) badArg(arg, "a Tensor", v);
       return c10::IValue(unwrapTensor(v, arg.name().c_str()));
     case TypeKind::OptionalType:
       if (v.IsNull() || v.IsUndefined()) return c10::IValue();

@@ -63,30 +63,49 @@ std::pair<const uint8_t*, size_t> bytesOf(const Napi::Value& v) {
 
 }  // namespace
 
+void finalizeTensor(napi_env env, void* data, void* /*hint*/) {
+  auto* h = static_cast<TensorHolder*>(data);
+  release(Napi::Env(env), h);
+  delete h;
+}
+
+// A handle is a plain JS object carrying the holder through napi_wrap, tagged as ours.
+// dispose() removes the wrap, which frees the holder and its finalizer bookkeeping at once:
+// Node 20 runs GC finalizers only when the event loop turns, so relying on them would let a
+// synchronous attack loop accumulate one record per temporary tensor.
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
   auto* h = new TensorHolder{std::move(t), 0};
   h->reportedBytes = hostBytes(h->t);
   gLiveTensors++;
   if (h->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes);
-  auto ext = Napi::External<TensorHolder>::New(env, h, [](Napi::Env env, TensorHolder* h) {
+  napi_value obj;
+  napi_status st = napi_create_object(env, &obj);
+  if (st == napi_ok) st = napi_wrap(env, obj, h, finalizeTensor, nullptr, nullptr);
+  if (st == napi_ok) st = napi_type_tag_object(env, obj, &kTensorTag);
+  if (st != napi_ok) {
     release(env, h);
     delete h;
-  });
-  ext.TypeTag(&kTensorTag);
-  return ext;
+    throw std::runtime_error("could not create a tensor handle");
+  }
+  return Napi::Value(env, obj);
 }
 
 TensorHolder* tensorHolder(const Napi::Value& v, const char* what) {
-  if (!v.IsExternal() || !v.As<Napi::Object>().CheckTypeTag(&kTensorTag)) {
-    throw std::invalid_argument(std::string(what) + " is not a tensor handle");
+  bool tagged = false;
+  if (v.IsObject()) napi_check_object_type_tag(v.Env(), v, &kTensorTag, &tagged);
+  if (!tagged) {
+    const char* got = v.IsNull() ? "null" : v.IsUndefined() ? "undefined" : v.IsNumber() ? "number" : v.IsString() ? "string" : v.IsArray() ? "array" : "object";
+    throw std::invalid_argument(std::string("argument '") + what + "' expected a Tensor but received " + got);
   }
-  return v.As<Napi::External<TensorHolder>>().Data();
+  void* data = nullptr;
+  if (napi_unwrap(v.Env(), v, &data) != napi_ok) return nullptr;  // the wrap was removed: disposed
+  return static_cast<TensorHolder*>(data);
 }
 
 at::Tensor& unwrapTensor(const Napi::Value& v, const char* what) {
   TensorHolder* h = tensorHolder(v, what);
-  if (!h->t.defined()) throw std::invalid_argument(std::string(what) + " was disposed");
+  if (h == nullptr || !h->t.defined()) throw std::invalid_argument(std::string(what) + " was disposed");
   return h->t;
 }
 
@@ -94,7 +113,13 @@ namespace {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, "dispose", [&](Napi::Env env) -> Napi::Value {
-    release(env, tensorHolder(info[0], "tensor"));
+    if (tensorHolder(info[0], "tensor") == nullptr) return env.Undefined();  // idempotent
+    void* data = nullptr;
+    if (napi_remove_wrap(env, info[0], &data) == napi_ok && data != nullptr) {
+      auto* h = static_cast<TensorHolder*>(data);
+      release(env, h);
+      delete h;
+    }
     return env.Undefined();
   });
 }
@@ -145,7 +170,8 @@ Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
   return guarded(info, "isDisposed", [&](Napi::Env env) -> Napi::Value {
-    return Napi::Boolean::New(env, !tensorHolder(info[0], "tensor")->t.defined());
+    TensorHolder* h = tensorHolder(info[0], "tensor");
+    return Napi::Boolean::New(env, h == nullptr || !h->t.defined());
   });
 }
 

@@ -6,6 +6,7 @@
 import { ArgumentError, describe } from '../errors.js';
 import { checkDevice, type Device } from './device.js';
 import { native, type GeneratorHandle } from './native.js';
+import { torchError } from './ops.js';
 import { Tensor } from './tensor.js';
 
 function checkSeed(seed: unknown): number | bigint {
@@ -54,6 +55,10 @@ export class Generator {
   }
 
   setState(state: Tensor): void {
-    native.generatorSetState(this.handle, state.handle);
+    try {
+      native.generatorSetState(this.handle, state.handle);
+    } catch (e) {
+      throw torchError(e);
+    }
   }
 }

@@ -158,7 +158,11 @@ export class Tensor implements Disposable {
     return g === null ? null : new Tensor(g);
   }
   set grad(g: Tensor | null) {
-    native.setGrad(this.handle, g === null ? null : g.handle);
+    try {
+      native.setGrad(this.handle, g === null ? null : g.handle);
+    } catch (e) {
+      throw torchError(e);
+    }
   }
 
   // ---- lifetime ---------------------------------------------------------------------------
@@ -577,11 +581,19 @@ function shapeArgs(args: readonly (number | Shape)[]): number[] {
 const catOp = op('aten::cat');
 const stackOp = op('aten::stack');
 
+/** Handles of a tensor list, with a clear error naming the first element that is not a Tensor. */
+function handlesOf(tensors: readonly Tensor[], fn: string): Handle[] {
+  if (!Array.isArray(tensors)) throw new ArgumentError(`${fn}: expected an array of tensors but received ${describe(tensors)}`);
+  return tensors.map((t, i) => {
+    if (!(t instanceof Tensor)) throw new ArgumentError(`${fn}: expected tensors[${i}] to be a Tensor but received ${describe(t)}`);
+    return t.handle;
+  });
+}
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrapResult(catOp(tensors.map((t) => t.handle), dim));
+  return wrapResult(catOp(handlesOf(tensors, 'cat'), dim));
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrapResult(stackOp(tensors.map((t) => t.handle), dim));
+  return wrapResult(stackOp(handlesOf(tensors, 'stack'), dim));
 }
 /** where(condition, x, y): x where condition is true, else y (either may be a number). */
 export function where(condition: Tensor, x: Tensor | Scalar, y: Tensor | Scalar): Tensor {
