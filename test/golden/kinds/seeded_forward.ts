@@ -1,0 +1,61 @@
+// kind "seeded_forward": a full-size model from a real config.json with weights made by a seeded
+// rule over the manifest's keys (case.json weights_rule): for entry i, manual_seed(i); ≥2-d →
+// randn·0.02, '.bias' → zeros, other 1-d → ones. Then one forward; outputs within tolerance.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSafetensors } from '../../../src/io/tensors.js';
+import { AutoencoderKL } from '../../../src/models/autoencoder-kl.js';
+import type { WeightSource } from '../../../src/nn/module.js';
+import { manualSeed, noGrad, ones, randn, scope, zeros, type Tensor } from '../../../src/torch/index.js';
+import { assertClose, toleranceFor } from '../compare.js';
+import { buildFromConfig } from '../models.js';
+import type { CaseRunner } from './types.js';
+
+/** The seeded weight rule as a WeightSource (tensors are made only when read). */
+export function seededWeights(keys: [string, number[], string][]): WeightSource {
+  const index = new Map(keys.map(([k, s], i) => [k, { i, s }]));
+  return {
+    keys: () => index.keys(),
+    shape: (k) => index.get(k)!.s,
+    read: (k) => {
+      const { i, s } = index.get(k)!;
+      if (s.length >= 2) {
+        manualSeed(i);
+        return scope(() => randn(s).mul(0.02));
+      }
+      return k.endsWith('.bias') ? zeros(s) : ones(s);
+    },
+  };
+}
+
+const run: CaseRunner = async ({ dir, spec }, t) => {
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const manifest = JSON.parse(readFileSync(join(dir, String(spec.manifest)), 'utf8')) as { keys: [string, number[], string][] };
+  const model = buildFromConfig(config);
+  if (typeof model === 'string') {
+    t.skip(model);
+    return;
+  }
+  const io = loadSafetensors(join(dir, 'io.safetensors'));
+  try {
+    model.loadStateDict(seededWeights(manifest.keys));
+    const ref = (k: string): Tensor => io.get(k)!;
+    const tol = (k: string) => toleranceFor(spec.tolerances, k);
+    if (model instanceof AutoencoderKL) {
+      await t.test('encoder path', () => noGrad(() => scope(() => {
+        const x = ref('x');
+        if (io.has('encoder_out')) assertClose(model.encoder.forward(x), ref('encoder_out'), tol('encoder_out'), 'encoder_out');
+        if (io.has('moments')) assertClose(model.moments(x), ref('moments'), tol('moments'), 'moments');
+        using d = model.encode(x);
+        if (io.has('mean')) assertClose(d.mean, ref('mean'), tol('mean'), 'mean');
+        if (io.has('logvar')) assertClose(d.logvar, ref('logvar'), tol('logvar'), 'logvar');
+      })));
+    } else {
+      t.skip(`no seeded_forward runner for ${model.constructor.name} yet`);
+    }
+  } finally {
+    model.dispose();
+    for (const v of io.values()) v.dispose();
+  }
+};
+export default run;

@@ -1,0 +1,14 @@
+// Builds a model from a diffusers/transformers config.json by its class name, for conformance
+// runners. Returns a reason string for classes that have no implementation yet.
+import { AutoencoderKL } from '../../src/models/autoencoder-kl.js';
+import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
+import type { Module } from '../../src/nn/module.js';
+
+export function buildFromConfig(config: Record<string, unknown>): Module | string {
+  const cls = String(config['_class_name'] ?? (config['architectures'] as string[] | undefined)?.[0] ?? 'unknown');
+  switch (cls) {
+    case 'AutoencoderKL': return new AutoencoderKL(config);
+    case 'AutoencoderTiny': return new AutoencoderTiny(config);
+    default: return `no TypeScript implementation of ${cls} yet`;
+  }
+}
