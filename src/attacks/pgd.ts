@@ -1,0 +1,207 @@
+/**
+ * Projected gradient descent on an image, shared by every attack. It *minimises* `lossFn`
+ * (immunization pulls the model's view of the image towards a target) under an L∞ or L2
+ * budget around the original, inside the valid pixel range, and optionally only where a mask
+ * allows. Budgets are on the [0, 1] pixel scale everywhere (photoguard's notebooks work on
+ * [-1, 1]: ε there is twice ε here; see presets.ts).
+ */
+import { ArgumentError, ImmunizeError, describe } from '../errors.js';
+import { grad, noGrad, rand, scope, keep, Generator, type Tensor } from '../torch/index.js';
+
+export type Norm = 'linf' | 'l2';
+/** photoguard's notebooks decay the step linearly: step − (step − step/100)·i/iters. */
+export type StepSchedule = 'constant' | 'linear-decay';
+/** sign: photoguard's sign gradient; momentum: MI-FGSM (Dong et al. 2018); adam: Adam on δ with projection. */
+export type Optimizer = 'sign' | 'momentum' | 'adam';
+
+export interface PgdStep {
+  step: number;
+  steps: number;
+  loss: number;
+  stepSize: number;
+  /** Milliseconds since the attack started. */
+  elapsedMs: number;
+}
+
+export interface PgdOptions {
+  eps: number;
+  stepSize: number;
+  steps: number;
+  norm?: Norm;
+  schedule?: StepSchedule;
+  optimizer?: Optimizer;
+  /** MI-FGSM decay μ (default 1). */
+  momentum?: number;
+  /** Adam's β1, β2 and ε (defaults 0.9, 0.999, 1e-8); the step size is Adam's learning rate. */
+  adam?: { beta1?: number; beta2?: number; eps?: number };
+  /** Start from a uniform point in the L∞ ball (photoguard's notebooks do). */
+  randomStart?: boolean;
+  /** A recorded start perturbation (replaces the random draw, for replaying references). */
+  startNoise?: Tensor;
+  /** Project the start point (range, budget, mask). Default true; photoguard's notebook does not. */
+  projectStart?: boolean;
+  /** Broadcastable to the image: 1 where the perturbation may go, 0 where pixels stay original. */
+  mask?: Tensor | null;
+  /** Valid pixel range (default [0, 1]). */
+  range?: [number, number];
+  /** Stop as soon as the loss is at or below this. */
+  targetLoss?: number;
+  generator?: Generator;
+  seed?: number;
+  /** Called after each step; return false to stop (cancellation). */
+  onStep?: (s: PgdStep) => boolean | void;
+}
+
+export interface PgdResult {
+  /** The perturbed image (caller owns it). */
+  adv: Tensor;
+  /** Loss before each update; one extra entry, the loss of `adv`, when `finalLoss` was computed. */
+  losses: number[];
+  stepSizes: number[];
+  stepsTaken: number;
+  stoppedBy: 'steps' | 'target' | 'callback';
+}
+
+function positive(name: string, v: unknown, allowZero = false): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
+    throw new ArgumentError(`Expected ${name} to be a ${allowZero ? 'non-negative' : 'positive'} number but received ${describe(v)}`);
+  }
+  return v;
+}
+
+export function checkPgdOptions(o: PgdOptions): void {
+  positive('eps', o.eps, true);
+  positive('stepSize', o.stepSize, true);
+  if (!Number.isSafeInteger(o.steps) || o.steps < 0) throw new ArgumentError(`Expected steps to be a non-negative integer but received ${describe(o.steps)}`);
+  if (o.norm !== undefined && o.norm !== 'linf' && o.norm !== 'l2') throw new ArgumentError(`Expected norm to be 'linf' or 'l2' but received ${describe(o.norm)}`);
+  if (o.schedule !== undefined && o.schedule !== 'constant' && o.schedule !== 'linear-decay') throw new ArgumentError(`Expected schedule to be 'constant' or 'linear-decay' but received ${describe(o.schedule)}`);
+  if (o.optimizer !== undefined && !['sign', 'momentum', 'adam'].includes(o.optimizer)) throw new ArgumentError(`Expected optimizer to be 'sign', 'momentum' or 'adam' but received ${describe(o.optimizer)}`);
+  if (o.range !== undefined && !(o.range[0] < o.range[1])) throw new ArgumentError(`Expected range to be [min, max] with min < max but received ${describe(o.range)}`);
+}
+
+/** The step size of iteration i under a schedule. */
+export function stepSizeAt(o: Pick<PgdOptions, 'stepSize' | 'steps' | 'schedule'>, i: number): number {
+  if (o.schedule === 'linear-decay') return o.stepSize - ((o.stepSize - o.stepSize / 100) / o.steps) * i;
+  return o.stepSize;
+}
+
+/** Per-sample L2 norm, shaped to broadcast over the image ([N, 1, 1, 1]). */
+function sampleNorm(t: Tensor): Tensor {
+  const dims = Array.from({ length: t.ndim - 1 }, (_, i) => i + 1);
+  return t.norm(2, dims, true);
+}
+
+/** Projects δ onto the budget (and the mask), then the image onto the pixel range. */
+function project(x: Tensor, adv: Tensor, o: PgdOptions): Tensor {
+  return scope(() => {
+    const [lo, hi] = o.range ?? [0, 1];
+    let delta = adv.sub(x);
+    if ((o.norm ?? 'linf') === 'linf') delta = delta.clamp(-o.eps, o.eps);
+    else {
+      // torch.renorm(d, p=2, dim=0, maxnorm=eps), as photoguard's L2 attack: shrink samples whose norm exceeds eps.
+      const n = sampleNorm(delta);
+      const factor = n.gt(o.eps).where(n.add(1e-7).reciprocal().mul(o.eps), 1);
+      delta = delta.mul(factor);
+    }
+    let out = x.add(delta).clamp(lo, hi);
+    if (o.mask) out = o.mask.gt(0.5).where(out, x);
+    return out;
+  });
+}
+
+/**
+ * Runs PGD from `x` (not modified) and returns the adversarial image. Deterministic for a
+ * seed/generator. `lossFn` receives a tensor that requires grad and must return a scalar.
+ */
+export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions): PgdResult {
+  checkPgdOptions(o);
+  const t0 = performance.now();
+  const generator = o.generator ?? (o.seed !== undefined ? new Generator({ seed: o.seed }) : undefined);
+  const base = noGrad(() => x.detach().contiguous());
+  let adv: Tensor = noGrad(() => {
+    const noise = o.startNoise ? o.startNoise.alias() : o.randomStart ? scope(() => rand(base.shape, { generator, dtype: base.dtype, device: base.device }).mul(2 * o.eps).sub(o.eps)) : null;
+    if (noise === null) return base.clone();
+    using _n = noise;
+    return scope(() => (o.projectStart === false ? base.add(noise) : project(base, base.add(noise), o)));
+  });
+  let velocity: Tensor | null = null; // momentum buffer, or Adam's first moment
+  let second: Tensor | null = null; // Adam's second moment
+  const losses: number[] = [];
+  const stepSizes: number[] = [];
+  let stoppedBy: PgdResult['stoppedBy'] = 'steps';
+  let i = 0;
+  try {
+    for (; i < o.steps; i++) {
+      const size = stepSizeAt(o, i);
+      let lossValue = NaN;
+      const next = scope(() => {
+        const xa = adv.detach().requiresGrad_();
+        const loss = lossFn(xa);
+        if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
+        lossValue = loss.item();
+        if (o.targetLoss !== undefined && lossValue <= o.targetLoss) return null;
+        const [g] = grad(loss, [xa]);
+        return noGrad(() => {
+          const dir = direction(g!, o, i, (v, s) => { velocity = v; second = s; }, velocity, second);
+          const moved = xa.detach().sub(dir.mul(size));
+          return project(base, moved, o);
+        });
+      });
+      losses.push(lossValue);
+      stepSizes.push(size);
+      if (!Number.isFinite(lossValue)) throw new ImmunizeError('E_ATTACK', `the attack loss became ${lossValue} at step ${i}; lower the step size or check the model`);
+      if (next === null) {
+        stoppedBy = 'target';
+        break;
+      }
+      adv.dispose();
+      adv = next;
+      const goOn = o.onStep?.({ step: i + 1, steps: o.steps, loss: lossValue, stepSize: size, elapsedMs: performance.now() - t0 });
+      if (goOn === false) {
+        stoppedBy = 'callback';
+        i++;
+        break;
+      }
+    }
+  } catch (e) {
+    adv.dispose();
+    throw e;
+  } finally {
+    base.dispose();
+    (velocity as Tensor | null)?.dispose();
+    (second as Tensor | null)?.dispose();
+  }
+  return { adv, losses, stepSizes, stepsTaken: i, stoppedBy };
+}
+
+/** The update direction for the optimiser; keeps its state tensors alive across steps. */
+function direction(g: Tensor, o: PgdOptions, i: number, save: (v: Tensor | null, s: Tensor | null) => void, velocity: Tensor | null, second: Tensor | null): Tensor {
+  const opt = o.optimizer ?? 'sign';
+  const l2 = (o.norm ?? 'linf') === 'l2';
+  if (opt === 'sign') {
+    if (!l2) return g.sign();
+    // photoguard's L2 step: the gradient normalised per sample.
+    return g.div(sampleNorm(g).add(1e-10));
+  }
+  if (opt === 'momentum') {
+    // MI-FGSM: v ← μ·v + g/‖g‖₁ (per sample), step along sign(v) (L∞) or v/‖v‖₂ (L2).
+    const dims = Array.from({ length: g.ndim - 1 }, (_, k) => k + 1);
+    const gn = g.div(g.abs().mean(dims, true).add(1e-12));
+    const v = velocity === null ? gn : velocity.mul(o.momentum ?? 1).add(gn);
+    if (velocity !== null) velocity.dispose();
+    save(keep(v), second);
+    return l2 ? v.div(sampleNorm(v).add(1e-10)) : v.sign();
+  }
+  // Adam on δ: the step size is the learning rate; projection follows each step.
+  const b1 = o.adam?.beta1 ?? 0.9;
+  const b2 = o.adam?.beta2 ?? 0.999;
+  const e = o.adam?.eps ?? 1e-8;
+  const m = velocity === null ? g.mul(1 - b1) : velocity.mul(b1).add(g.mul(1 - b1));
+  const s = second === null ? g.square().mul(1 - b2) : second.mul(b2).add(g.square().mul(1 - b2));
+  velocity?.dispose();
+  second?.dispose();
+  save(keep(m), keep(s));
+  const mHat = m.div(1 - b1 ** (i + 1));
+  const vHat = s.div(1 - b2 ** (i + 1));
+  return mHat.div(vHat.sqrt().add(e));
+}

@@ -1,0 +1,29 @@
+/**
+ * Attack presets, on the [0, 1] pixel scale. photoguard's notebooks state ε on [-1, 1]
+ * (ε = 0.06 there is 0.03 here); the paper's Table 9 states it on [0, 1].
+ */
+import type { PgdOptions } from './pgd.js';
+
+export interface Preset {
+  description: string;
+  source: string;
+  options: Pick<PgdOptions, 'eps' | 'stepSize' | 'steps' | 'norm' | 'schedule' | 'randomStart' | 'optimizer'>;
+}
+
+export const PRESETS: Record<string, Preset> = {
+  paper: {
+    description: 'the paper\'s encoder attack: L∞ 16/255, step 2/255, 200 steps',
+    source: 'Salman et al. 2023, Table 9 (encoder attack hyper-parameters), with photoguard\'s random start and decaying step',
+    options: { eps: 16 / 255, stepSize: 2 / 255, steps: 200, norm: 'linf', schedule: 'linear-decay', randomStart: true, optimizer: 'sign' },
+  },
+  'photoguard-demo': {
+    description: 'photoguard\'s demo app: ε 0.12 and step 0.01 on [-1, 1] (0.06 and 0.005 here), 200 steps, towards a gray image',
+    source: 'hadisalman/photoguard Hugging Face Space app.py: pgd(X, eps=0.12, step_size=0.01, iters=200, clamp_min=-1, clamp_max=1) with a random start and linear step decay',
+    options: { eps: 0.06, stepSize: 0.005, steps: 200, norm: 'linf', schedule: 'linear-decay', randomStart: true, optimizer: 'sign' },
+  },
+  fast: {
+    description: 'a quick protection for previews: L∞ 16/255, 40 steps with momentum',
+    source: 'Immunize default for interactive use; MI-FGSM (Dong et al. 2018) converges in fewer steps than plain sign steps',
+    options: { eps: 16 / 255, stepSize: 2 / 255, steps: 40, norm: 'linf', schedule: 'constant', randomStart: true, optimizer: 'momentum' },
+  },
+};

@@ -1,0 +1,65 @@
+/** The `immunize` command line: dispatches to one module per command. */
+import { readFileSync } from 'node:fs';
+import { ImmunizeError } from '../errors.js';
+import { info } from './info.js';
+import { protect } from './protect.js';
+
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  protect,
+  info,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'immunize — protect photos against malicious AI editing, and measure how well the protection holds.',
+    '',
+    'Usage: immunize <command> [options]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  -h, --help     show help (also `immunize <command> --help`)',
+    '  -v, --version  print the version',
+    '',
+    'Docs: README.md and docs/ in the repository.',
+  ].join('\n');
+}
+
+/** Runs the CLI; returns the process exit code (0 ok, 1 error, 2 usage). */
+export async function run(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    console.log(usage());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '-v' || first === '--version') {
+    console.log(version());
+    return 0;
+  }
+  const cmd = COMMANDS[first];
+  if (cmd === undefined) {
+    console.error(`immunize: unknown command '${first}'.\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof ImmunizeError) {
+      console.error(`immunize ${first}: ${e.message} [${e.code}]`);
+      return e.code === 'E_ARGUMENT' || e.code === 'E_USAGE' ? 2 : 1;
+    }
+    throw e;
+  }
+}
