@@ -44,9 +44,10 @@ function guessAbi(libDir) {
   return 1;
 }
 
-export function findLibtorch() {
+// IMMUNIZE_DEBIAN_PREFIX and IMMUNIZE_PYTHON override where steps 2 and 3 look (tests use them).
+export function findLibtorch(environment = process.env) {
   const tried = [];
-  const env = process.env.LIBTORCH;
+  const env = environment.LIBTORCH;
   if (env) {
     const r = fromPrefix(env, `$LIBTORCH=${env}`);
     if (!r.error) return r;
@@ -55,14 +56,15 @@ export function findLibtorch() {
   const triplet = (() => {
     try { return execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim(); } catch { return `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`; }
   })();
-  const debInclude = '/usr/include';
-  const debLib = `/usr/lib/${triplet}`;
+  const debPrefix = environment.IMMUNIZE_DEBIAN_PREFIX ?? '/usr';
+  const debInclude = join(debPrefix, 'include');
+  const debLib = join(debPrefix, 'lib', triplet);
   if (hasHeaders(debInclude) && hasLibs(debLib)) {
-    return { source: 'Debian libtorch-dev', includes: [debInclude, '/usr/include/torch/csrc/api/include'], libDir: debLib, libs: libsOf(debLib), cxx11abi: 1 };
+    return { source: 'Debian libtorch-dev', includes: [debInclude, join(debInclude, 'torch', 'csrc', 'api', 'include')], libDir: debLib, libs: libsOf(debLib), cxx11abi: 1 };
   }
   tried.push(`Debian libtorch-dev: not installed (${debInclude}/ATen/ATen.h, ${debLib}/libtorch_cpu.so)`);
   try {
-    const out = execFileSync('python3', ['-c', 'import torch,sys; print(torch.__path__[0]); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+    const out = execFileSync(environment.IMMUNIZE_PYTHON ?? 'python3', ['-c', 'import torch,sys; print(torch.__path__[0]); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
     const r = fromPrefix(out[0], `pip torch at ${out[0]}`);
     if (!r.error) return { ...r, cxx11abi: Number(out[1]) };
     tried.push(r.error);
