@@ -6,7 +6,8 @@
  * Every structural problem becomes a SafetensorsError naming the file and, where there is one,
  * the tensor.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { ImmunizeError } from '../errors.js';
 
 export type SafetensorsDType =
@@ -26,8 +27,8 @@ export const MAX_HEADER_BYTES = 100_000_000;
 export class SafetensorsError extends ImmunizeError {
   readonly file: string;
   readonly key: string | undefined;
-  constructor(file: string, key: string | undefined, message: string) {
-    super('E_SAFETENSORS', `${file}: ${key === undefined ? '' : `tensor "${key}": `}${message}`);
+  constructor(file: string, key: string | undefined, message: string, options?: { cause?: unknown }) {
+    super('E_SAFETENSORS', `${file}: ${key === undefined ? '' : `tensor "${key}": `}${message}`, options);
     this.name = 'SafetensorsError';
     this.file = file;
     this.key = key;
@@ -69,10 +70,13 @@ export function parseHeader(json: unknown, dataStart: number, dataSize: number, 
   const entries: TensorEntry[] = [];
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SafetensorsError(label, undefined, '__metadata__ must be an object of strings');
+      // The reference reads __metadata__ as Option<HashMap<String, String>>, so null means "none".
+      if (value === null) continue;
+      if (typeof value !== 'object' || Array.isArray(value)) throw new SafetensorsError(label, undefined, '__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') throw new SafetensorsError(label, undefined, `__metadata__["${k}"] must be a string, found ${typeof v}`);
-        metadata[k] = v;
+        // defineProperty, not assignment: a "__proto__" key would otherwise set the prototype and vanish.
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
@@ -129,8 +133,12 @@ export class SafetensorsFile implements Disposable {
   static open(path: string): SafetensorsFile {
     let fd: number;
     try {
+      // Checked before opening: open() on a FIFO blocks until a writer appears, and a directory
+      // opens fine on Linux and only fails (EISDIR) at the first read.
+      if (!statSync(path).isFile()) throw new SafetensorsError(path, undefined, 'not a regular file');
       fd = openSync(path, 'r');
     } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
       throw new SafetensorsError(path, undefined, code === 'ENOENT' ? 'no such file' : `cannot open: ${(e as Error).message}`);
     }
@@ -156,15 +164,23 @@ export class SafetensorsFile implements Disposable {
     return e;
   }
 
-  /** The raw little-endian bytes of one tensor. */
+  /** The raw little-endian bytes of one tensor (in the JS heap's external memory: for big tensors use loadSafetensors). */
   readBytes(name: string): Buffer {
     const e = this.entry(name);
     if (this.#fd === null) throw new SafetensorsError(this.path, name, 'file is closed');
-    const out = Buffer.allocUnsafe(e.end - e.begin);
+    const length = e.end - e.begin;
+    if (length > bufferConstants.MAX_LENGTH) throw new SafetensorsError(this.path, name, `${length} bytes do not fit in one Buffer (max ${bufferConstants.MAX_LENGTH}); read it with loadSafetensors`);
+    const out = Buffer.allocUnsafe(length);
     let done = 0;
-    while (done < out.length) {
-      const n = readSync(this.#fd, out, done, out.length - done, e.begin + done);
-      if (n === 0) throw new SafetensorsError(this.path, name, 'file ended before the tensor data (truncated?)');
+    while (done < length) {
+      let n: number;
+      try {
+        n = readSync(this.#fd, out, done, length - done, e.begin + done);
+      } catch (err) {
+        throw new SafetensorsError(this.path, name, `read failed: ${(err as Error).message}`, { cause: err });
+      }
+      // The header was checked against the size at open, so this means the file shrank since.
+      if (n === 0) throw new SafetensorsError(this.path, name, 'file ended before the tensor data (truncated since it was opened?)');
       done += n;
     }
     return out;
@@ -227,23 +243,28 @@ export function serialize(tensors: Readonly<Record<string, RawTensor>>, metadata
 export function writeSafetensors(path: string, tensors: Readonly<Record<string, RawTensor>>, metadata?: Readonly<Record<string, string>>): void {
   const { header, parts } = layout(tensors, metadata, path);
   const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
+  let fd: number | null = null;
   try {
+    fd = openSync(tmp, 'w');
     for (const b of [header, ...parts]) {
       let done = 0;
       while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done);
     }
+    // Without fsync a power loss after the rename can leave an empty or partial file under the final name.
+    fsyncSync(fd);
     closeSync(fd);
+    fd = null;
     renameSync(tmp, path);
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw e;
+    throw new SafetensorsError(path, undefined, `cannot write: ${(e as Error).message}`, { cause: e });
   }
 }
 
 function layout(tensors: Readonly<Record<string, RawTensor>>, metadata: Readonly<Record<string, string>> | undefined, label: string): { header: Buffer; parts: Uint8Array[] } {
-  const head: Record<string, unknown> = {};
+  // No prototype, so a tensor named "__proto__" becomes a key like any other instead of vanishing.
+  const head: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata !== undefined && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new SafetensorsError(label, undefined, `metadata["${k}"] must be a string`);
     head['__metadata__'] = metadata;
@@ -286,8 +307,12 @@ function fp8ToFloat(b: number, expBits: number, bias: number, e4m3: boolean): nu
   return s * (1 + m / (1 << manBits)) * 2 ** (e - bias);
 }
 
+const bf16Scratch = new DataView(new ArrayBuffer(4));
+
 /** Decodes little-endian bytes to numbers (64-bit integers as the nearest double). For tests and inspection. */
 export function decodeValues(dtype: SafetensorsDType, bytes: Uint8Array): number[] {
+  if (!isDType(dtype)) throw new SafetensorsError('<buffer>', undefined, `unknown dtype ${JSON.stringify(dtype)}`);
+  if (bytes.byteLength % DTYPE_BYTES[dtype] !== 0) throw new SafetensorsError('<buffer>', undefined, `${bytes.byteLength} bytes are not a whole number of ${dtype} values`);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
   const out = new Array<number>(n);
@@ -303,7 +328,8 @@ export function decodeValues(dtype: SafetensorsDType, bytes: Uint8Array): number
       case 'I64': out[i] = Number(v.getBigInt64(8 * i, true)); break;
       case 'U64': out[i] = Number(v.getBigUint64(8 * i, true)); break;
       case 'F16': out[i] = halfToFloat(v.getUint16(2 * i, true)); break;
-      case 'BF16': { const f = new DataView(new ArrayBuffer(4)); f.setUint16(0, v.getUint16(2 * i, true)); out[i] = f.getFloat32(0); break; }
+      // bfloat16 is the high half of a float32: put its bits there (big-endian scratch) and read the float.
+      case 'BF16': bf16Scratch.setUint16(0, v.getUint16(2 * i, true)); out[i] = bf16Scratch.getFloat32(0); break;
       case 'F32': out[i] = v.getFloat32(4 * i, true); break;
       case 'F64': out[i] = v.getFloat64(8 * i, true); break;
       case 'F8_E4M3': out[i] = fp8ToFloat(v.getUint8(i), 4, 7, true); break;
