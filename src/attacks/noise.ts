@@ -12,6 +12,6 @@ export function randomNoise(x: Tensor, o: { eps: number; seed?: number; generato
     const [lo, hi] = o.range ?? [0, 1];
     const noise = rand(x.shape, { generator, dtype: x.dtype, device: x.device }).mul(2 * o.eps).sub(o.eps);
     const out = x.add(noise).clamp(lo, hi);
-    return o.mask ? o.mask.gt(0.5).where(out, x) : out;
+    return o.mask ? out.where(o.mask.gt(0.5), x) : out;
   }));
 }

@@ -100,11 +100,11 @@ function project(x: Tensor, adv: Tensor, o: PgdOptions): Tensor {
     else {
       // torch.renorm(d, p=2, dim=0, maxnorm=eps), as photoguard's L2 attack: shrink samples whose norm exceeds eps.
       const n = sampleNorm(delta);
-      const factor = n.gt(o.eps).where(n.add(1e-7).reciprocal().mul(o.eps), 1);
+      const factor = n.add(1e-7).reciprocal().mul(o.eps).where(n.gt(o.eps), 1);
       delta = delta.mul(factor);
     }
     let out = x.add(delta).clamp(lo, hi);
-    if (o.mask) out = o.mask.gt(0.5).where(out, x);
+    if (o.mask) out = out.where(o.mask.gt(0.5), x);
     return out;
   });
 }
