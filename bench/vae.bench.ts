@@ -1,0 +1,97 @@
+/**
+ * One step of the encoder attack's inner loop, timed: x (requires grad) → encoder → latent
+ * (AutoencoderKL: posterior mean of 2x − 1; TAEF2: its latent) → loss = ‖latent − target‖₂ →
+ * ∂loss/∂x. target = E(gray), as encoderAttack's default. Models:
+ *   - SD1.5-size AutoencoderKL built from ../shared/golden/manifest_sd15_vae/config.json with
+ *     the seeded weight rule (golden seeded_sd15_vae_encoder), full model loaded as the CLI does;
+ *   - TAEF2 with its real weights from ../shared/models.
+ * Each case runs in its own process (scripts/bench.mjs), so peakRssMB is that case's peak.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { klEncoder, tinyEncoder, targetLatent, type ImageEncoder } from '../src/attacks/encoder.js';
+import { AutoencoderKL } from '../src/models/autoencoder-kl.js';
+import { AutoencoderTiny } from '../src/models/autoencoder-tiny.js';
+import { loadAutoencoderFromPath } from '../src/models/load.js';
+import type { WeightSource } from '../src/nn/module.js';
+import { grad, keep, manualSeed, ones, rand, randn, scope, zeros, type Tensor } from '../src/torch/index.js';
+import { quick, runBench, sharedFile, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
+
+/**
+ * The seeded rule (golden case seeded_sd15_vae_encoder, weights_rule): entry i of the manifest's
+ * keys gets manual_seed(i); ≥2-d → randn·0.02, '.bias' → zeros, other 1-d → ones. Same as
+ * test/golden/kinds/seeded_forward.ts.
+ */
+function seededWeights(keys: [string, number[], string][]): WeightSource {
+  const index = new Map(keys.map(([k, s], i) => [k, { i, s }]));
+  return {
+    keys: () => index.keys(),
+    shape: (k) => index.get(k)!.s,
+    read: (k) => {
+      const { i, s } = index.get(k)!;
+      if (s.length >= 2) {
+        manualSeed(i);
+        return scope(() => randn(s).mul(0.02));
+      }
+      return k.endsWith('.bias') ? zeros(s) : ones(s);
+    },
+  };
+}
+
+interface Loaded { enc: ImageEncoder; dispose: () => void; loadS: number }
+
+function sd15(): Loaded | { skipped: string } {
+  const dir = sharedFile('golden', 'manifest_sd15_vae');
+  if ('skipped' in dir) return dir;
+  const t0 = Date.now();
+  const config = JSON.parse(readFileSync(join(dir.path, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const manifest = JSON.parse(readFileSync(join(dir.path, 'manifest.json'), 'utf8')) as { keys: [string, number[], string][] };
+  const vae = new AutoencoderKL(config);
+  vae.loadStateDict(seededWeights(manifest.keys));
+  return { enc: klEncoder(vae, 'SD1.5 AutoencoderKL (seeded)'), dispose: () => vae.dispose(), loadS: (Date.now() - t0) / 1000 };
+}
+
+function taef2(): Loaded | { skipped: string } {
+  const f = sharedFile('models', 'taef2_encoder.safetensors');
+  if ('skipped' in f) return f;
+  const t0 = Date.now();
+  const m = loadAutoencoderFromPath(f.path);
+  if (!(m instanceof AutoencoderTiny)) throw new Error(`${f.path} loaded as ${m.constructor.name}, expected AutoencoderTiny`);
+  return { enc: tinyEncoder(m, 'TAEF2'), dispose: () => m.dispose(), loadS: (Date.now() - t0) / 1000 };
+}
+
+function attackStepCase(name: string, model: () => Loaded | { skipped: string }, size: number, steps: number, warmup: number, note: string): BenchCase {
+  return {
+    name,
+    run: () => {
+      const m = model();
+      if ('skipped' in m) return m;
+      try {
+        manualSeed(1234);
+        const x = rand([1, 3, size, size]);
+        const target = keep(targetLatent(m.enc, x, 'gray'));
+        const xa = x.detach().requiresGrad_();
+        let loss = NaN;
+        const samples = timeSteps(() => {
+          loss = scope(() => {
+            const l = m.enc.encode01(xa).sub(target).norm();
+            grad(l, [xa]);
+            return l.item();
+          });
+        }, steps, warmup);
+        for (const t of [x, target, xa] as Tensor[]) t.dispose();
+        return { what: `${m.enc.name}: encoder forward + loss ‖E(x) − E(gray)‖₂ + ∂loss/∂x (one encoder-attack step)${note}`, size, batch: 1, dtype: 'float32', loadS: m.loadS, loss, ...summarize(samples, 'msPerStep', { keepSamples: true }) };
+      } finally {
+        m.dispose();
+      }
+    },
+  };
+}
+
+await runBench([
+  attackStepCase('vae_sd15_encoder_step_256', sd15, 256, stepCount(5, 2), 1, ''),
+  quick
+    ? { name: 'vae_sd15_encoder_step_512', run: () => ({ skipped: '--quick runs the SD1.5 VAE at 256² only' }) }
+    : attackStepCase('vae_sd15_encoder_step_512', sd15, 512, stepCount(3, 3), 1, ''),
+  attackStepCase('taef2_encoder_step_512', taef2, 512, stepCount(5, 2), 1, ', real weights'),
+]);
