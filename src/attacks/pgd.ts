@@ -109,11 +109,33 @@ function project(x: Tensor, adv: Tensor, o: PgdOptions): Tensor {
   });
 }
 
+/** The loss at a point and its gradient there; the gradient tensor is owned by the caller. */
+export interface LossAndGradient {
+  loss: number;
+  grad: Tensor;
+}
+
 /**
  * Runs PGD from `x` (not modified) and returns the adversarial image. Deterministic for a
  * seed/generator. `lossFn` receives a tensor that requires grad and must return a scalar.
  */
 export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions): PgdResult {
+  return pgdWithGradient(x, (xa) => scope(() => {
+    const leaf = xa.detach().requiresGrad_();
+    const loss = lossFn(leaf);
+    if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
+    const value = loss.item();
+    if (o.targetLoss !== undefined && value <= o.targetLoss) return { loss: value, grad: keep(leaf.detach().mul(0)) };
+    const [g] = grad(loss, [leaf]);
+    return { loss: value, grad: keep(g!) };
+  }), o);
+}
+
+/**
+ * PGD with a caller-supplied gradient: for attacks whose gradient is not one autograd call
+ * (averaged over random passes, or back-propagated step by step with checkpointing).
+ */
+export function pgdWithGradient(x: Tensor, lossAndGradient: (xAdv: Tensor, step: number) => LossAndGradient, o: PgdOptions): PgdResult {
   checkPgdOptions(o);
   const t0 = performance.now();
   const generator = o.generator ?? (o.seed !== undefined ? new Generator({ seed: o.seed }) : undefined);
@@ -135,15 +157,13 @@ export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions):
       const size = stepSizeAt(o, i);
       let lossValue = NaN;
       const next = scope(() => {
-        const xa = adv.detach().requiresGrad_();
-        const loss = lossFn(xa);
-        if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
-        lossValue = loss.item();
+        const lg = lossAndGradient(adv, i);
+        using g = lg.grad;
+        lossValue = lg.loss;
         if (o.targetLoss !== undefined && lossValue <= o.targetLoss) return null;
-        const [g] = grad(loss, [xa]);
         return noGrad(() => {
-          const dir = direction(g!, o, i, (v, s) => { velocity = v; second = s; }, velocity, second);
-          const moved = xa.detach().sub(dir.mul(size));
+          const dir = direction(g, o, i, (v, s) => { velocity = v; second = s; }, velocity, second);
+          const moved = adv.detach().sub(dir.mul(size));
           return project(base, moved, o);
         });
       });
