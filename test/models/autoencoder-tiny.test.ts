@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AutoencoderTiny, inferTinyConfig, taesdOriginalRename } from '../../src/models/autoencoder-tiny.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSafetensors, saveSafetensors } from '../../src/io/tensors.js';
+import { AutoencoderTiny, TAESD_VARIANTS, inferTinyConfig, taesdOriginalRename } from '../../src/models/autoencoder-tiny.js';
 import { loadAutoencoderFromPath } from '../../src/models/load.js';
 import { full, manualSeed, noGrad, randn, rand, scope, type Tensor } from '../../src/torch/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
@@ -68,6 +72,40 @@ test('TAEF2 real weights: both layouts load, reconstruct a real photo well, and 
       const mse = rec.sub(big).square().mean().item();
       const psnr = 10 * Math.log10(1 / mse);
       assert.ok(psnr > 20, `reconstruction PSNR ${psnr.toFixed(2)} dB`);
+    }));
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('every TAESD-family variant builds and is recognised again from its own keys', () => {
+  for (const [name, v] of Object.entries(TAESD_VARIANTS)) {
+    const m = new AutoencoderTiny({ latent_channels: v.latentChannels, use_midblock_gn: v.midblockGn });
+    const c = inferTinyConfig(m.stateShapes());
+    assert.equal(c.latent_channels, v.latentChannels, `${name}: latent channels`);
+    assert.equal(c.use_midblock_gn, v.midblockGn, `${name}: mid-block GroupNorm`);
+    m.dispose();
+  }
+});
+
+test('the f32 variant (TAEF2 weights stored as float32) loads and matches the fp16 file exactly', (t) => {
+  const hf = sharedPath('models', 'taef2-hf', 'taef2.safetensors');
+  if (hf === null) return t.skip(skipReason('models', 'taef2-hf'));
+  const dir = mkdtempSync(join(tmpdir(), 'immunize-taef2-f32-'));
+  const w16 = loadSafetensors(hf);
+  const w32 = new Map([...w16].map(([k, v]) => [k, v.to('float32')]));
+  saveSafetensors(join(dir, 'taef2_f32.safetensors'), w32);
+  for (const v of [...w16.values(), ...w32.values()]) v.dispose();
+  const a = loadAutoencoderFromPath(hf) as AutoencoderTiny;
+  const b = loadAutoencoderFromPath(join(dir, 'taef2_f32.safetensors')) as AutoencoderTiny;
+  try {
+    assert.equal(b.config.latent_channels, 32);
+    noGrad(() => scope(() => {
+      manualSeed(5);
+      const x = rand([1, 3, 64, 64]);
+      // fp16 → fp32 is exact, so both files give the same model and bit-identical latents.
+      assert.ok(a.encode(x).equal(b.encode(x)));
     }));
   } finally {
     a.dispose();
