@@ -65,7 +65,7 @@ export class Downsample2D extends Module {
   }
 }
 
-/** Upsample2D: nearest ×2 (or to a given size), then a 3×3 conv. */
+/** Upsample2D: nearest ×2 (or to a given size: the UNet's upsample_size for odd latents), then a 3×3 conv. */
 export class Upsample2D extends Module {
   readonly conv: Conv2d;
   constructor(channels: number, outChannels: number) {
@@ -73,8 +73,14 @@ export class Upsample2D extends Module {
     this.conv = this.child('conv', new Conv2d(channels, outChannels, { kernelSize: 3, padding: 1 }));
   }
   forward(x: Tensor, size?: [number, number]): Tensor {
-    using up = size ? F.interpolate(x, { size, mode: 'nearest' }) : F.interpolate(x, { scaleFactor: 2, mode: 'nearest' });
-    return this.conv.forward(up);
+    return scope(() => {
+      // As diffusers: bfloat16 is upsampled in float32 and cast back (upsample_nearest2d had no
+      // bfloat16 kernel, pytorch#86679); nearest sampling copies values, so nothing is rounded.
+      const src = x.dtype === 'bfloat16' ? x.to('float32') : x;
+      let up = size ? F.interpolate(src, { size, mode: 'nearest' }) : F.interpolate(src, { scaleFactor: 2, mode: 'nearest' });
+      if (src !== x) up = up.to('bfloat16');
+      return this.conv.forward(up);
+    });
   }
 }
 

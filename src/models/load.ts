@@ -62,7 +62,8 @@ export class SafetensorsSource implements WeightSource, Disposable {
   [Symbol.dispose](): void { this.dispose(); }
 }
 
-function readJson(path: string): Record<string, unknown> {
+/** A JSON object from `path`: E_MODEL_FILE when unreadable, E_CONFIG when not a JSON object. */
+export function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -78,7 +79,11 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
-function weightsIn(folder: string, variant?: 'fp16'): string {
+/**
+ * The weights file of a diffusers model folder: `diffusion_pytorch_model[.fp16].safetensors`
+ * (`.fp16` first when asked for), else the folder's only .safetensors; pickles are refused.
+ */
+export function weightsIn(folder: string, variant?: 'fp16'): string {
   const files = readdirSync(folder);
   for (const f of files) if (PICKLE.has(extname(f)) && !files.some((g) => g.endsWith('.safetensors'))) refusePickle(join(folder, f));
   const st = files.filter((f) => f.endsWith('.safetensors')).sort();

@@ -2,6 +2,8 @@
 // runners. Returns a reason string for classes that have no implementation yet.
 import { AutoencoderKL } from '../../src/models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
+import { CLIPTextModel } from '../../src/models/clip/text-model.js';
+import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import type { Module } from '../../src/nn/module.js';
 
 export function buildFromConfig(config: Record<string, unknown>): Module | string {
@@ -9,6 +11,8 @@ export function buildFromConfig(config: Record<string, unknown>): Module | strin
   switch (cls) {
     case 'AutoencoderKL': return new AutoencoderKL(config);
     case 'AutoencoderTiny': return new AutoencoderTiny(config);
+    case 'CLIPTextModel': return new CLIPTextModel(config);
+    case 'UNet2DConditionModel': return new UNet2DConditionModel(config);
     default: return `no TypeScript implementation of ${cls} yet`;
   }
 }

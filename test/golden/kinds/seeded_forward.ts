@@ -1,14 +1,17 @@
 // kind "seeded_forward": a full-size model from a real config.json with weights made by a seeded
 // rule over the manifest's keys (case.json weights_rule): for entry i, manual_seed(i); ≥2-d →
 // randn·0.02, '.bias' → zeros, other 1-d → ones. Then one forward; outputs within tolerance.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors } from '../../../src/io/tensors.js';
 import { AutoencoderKL } from '../../../src/models/autoencoder-kl.js';
+import { UNet2DConditionModel } from '../../../src/models/unet/index.js';
 import type { WeightSource } from '../../../src/nn/module.js';
 import { manualSeed, noGrad, ones, randn, scope, zeros, type Tensor } from '../../../src/torch/index.js';
 import { assertClose, toleranceFor } from '../compare.js';
 import { buildFromConfig } from '../models.js';
+import { parseTimestep } from './unet_2d_condition.js';
 import type { CaseRunner } from './types.js';
 
 /** The seeded weight rule as a WeightSource (tensors are made only when read). */
@@ -50,6 +53,21 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
         if (io.has('mean')) assertClose(d.mean, ref('mean'), tol('mean'), 'mean');
         if (io.has('logvar')) assertClose(d.logvar, ref('logvar'), tol('logvar'), 'logvar');
       })));
+    } else if (model instanceof UNet2DConditionModel) {
+      // Every out_* output is unet(sample, t, encoder_hidden_states); t from case.json's call
+      // text (calls[key], else the single `call`), else from the key (out_t500 → 500).
+      const outs = [...io.keys()].filter((k) => k.startsWith('out_'));
+      assert.ok(outs.length > 0, 'io.safetensors has no out_* reference');
+      for (const key of outs) {
+        await t.test(`${key}: UNet forward`, (tt) => noGrad(() => scope(() => {
+          const call: unknown = spec.calls?.[key] ?? spec.call;
+          const m = /^out_t(\d+)$/.exec(key);
+          const ts = typeof call === 'string' && call.includes('unet(') ? parseTimestep(call) : m !== null ? Number(m[1]) : null;
+          if (ts === null) throw new Error(`no timestep for '${key}': case.json has no call text and the key names none`);
+          const r = assertClose(model.forward(ref('sample'), ts, ref('encoder_hidden_states')), ref(key), tol(key), key);
+          tt.diagnostic(`${key} max|diff| ${r.maxAbs.toExponential(3)}`);
+        })));
+      }
     } else {
       t.skip(`no seeded_forward runner for ${model.constructor.name} yet`);
     }
