@@ -1,8 +1,10 @@
 /** The `immunize` command line: dispatches to one module per command. */
-import { readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
+import { edit } from './edit.js';
 import { info } from './info.js';
+import { inspect } from './inspect.js';
 import { protect } from './protect.js';
+import { toolVersion } from './version.js';
 
 interface Command {
   summary: string;
@@ -11,13 +13,10 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   protect,
+  edit,
+  inspect,
   info,
 };
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
@@ -45,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     return first === undefined ? 2 : 0;
   }
   if (first === '-v' || first === '--version') {
-    console.log(version());
+    console.log(toolVersion());
     return 0;
   }
   const cmd = COMMANDS[first];
@@ -56,10 +55,18 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (e) {
+    // One line, never a stack trace (IMMUNIZE_DEBUG=1 adds it, for bug reports).
+    if (process.env['IMMUNIZE_DEBUG'] === '1') console.error((e as Error).stack ?? e);
     if (e instanceof ImmunizeError) {
-      console.error(`immunize ${first}: ${e.message} [${e.code}]`);
+      console.error(`immunize ${first}: ${firstLine(e.message)} [${e.code}]`);
       return e.code === 'E_ARGUMENT' || e.code === 'E_USAGE' ? 2 : 1;
     }
-    throw e;
+    const err = e as NodeJS.ErrnoException;
+    console.error(`immunize ${first}: unexpected error: ${firstLine(err.message ?? String(e))}${err.code ? ` [${err.code}]` : ''} (IMMUNIZE_DEBUG=1 shows the stack)`);
+    return 1;
   }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
 }
