@@ -69,14 +69,46 @@ function positive(name: string, v: unknown, allowZero = false): number {
   return v;
 }
 
-export function checkPgdOptions(o: PgdOptions): void {
+/**
+ * Validates PGD options before anything reaches native code (sharp's style: name the option,
+ * say what was expected and what was received). `x`, when given, also checks the tensors
+ * against the image's shape.
+ */
+export function checkPgdOptions(o: PgdOptions, x?: Tensor): void {
+  if (o === null || typeof o !== 'object') throw new ArgumentError(`Expected PGD options to be an object but received ${describe(o)}`);
   positive('eps', o.eps, true);
   positive('stepSize', o.stepSize, true);
   if (!Number.isSafeInteger(o.steps) || o.steps < 0) throw new ArgumentError(`Expected steps to be a non-negative integer but received ${describe(o.steps)}`);
   if (o.norm !== undefined && o.norm !== 'linf' && o.norm !== 'l2') throw new ArgumentError(`Expected norm to be 'linf' or 'l2' but received ${describe(o.norm)}`);
   if (o.schedule !== undefined && o.schedule !== 'constant' && o.schedule !== 'linear-decay') throw new ArgumentError(`Expected schedule to be 'constant' or 'linear-decay' but received ${describe(o.schedule)}`);
   if (o.optimizer !== undefined && !['sign', 'momentum', 'adam'].includes(o.optimizer)) throw new ArgumentError(`Expected optimizer to be 'sign', 'momentum' or 'adam' but received ${describe(o.optimizer)}`);
-  if (o.range !== undefined && !(o.range[0] < o.range[1])) throw new ArgumentError(`Expected range to be [min, max] with min < max but received ${describe(o.range)}`);
+  if (o.range !== undefined && !(Array.isArray(o.range) && o.range.length === 2 && o.range.every((v) => typeof v === 'number' && Number.isFinite(v)) && o.range[0] < o.range[1])) {
+    throw new ArgumentError(`Expected range to be [min, max] with finite min < max but received ${describe(o.range)}${Array.isArray(o.range) ? ` [${o.range.join(', ')}]` : ''}`);
+  }
+  if (o.momentum !== undefined) positive('momentum', o.momentum, true);
+  if (o.adam !== undefined) {
+    for (const k of ['beta1', 'beta2'] as const) {
+      const v = o.adam[k];
+      if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < 1)) throw new ArgumentError(`Expected adam.${k} to be a number in [0, 1) but received ${describe(v)}`);
+    }
+    if (o.adam.eps !== undefined) positive('adam.eps', o.adam.eps);
+  }
+  if (o.targetLoss !== undefined && !(typeof o.targetLoss === 'number' && !Number.isNaN(o.targetLoss))) throw new ArgumentError(`Expected targetLoss to be a number but received ${describe(o.targetLoss)}`);
+  if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0)) throw new ArgumentError(`Expected seed to be a non-negative integer but received ${describe(o.seed)}`);
+  if (o.onStep !== undefined && typeof o.onStep !== 'function') throw new ArgumentError(`Expected onStep to be a function but received ${describe(o.onStep)}`);
+  if (o.generator !== undefined && !(o.generator instanceof Generator)) throw new ArgumentError(`Expected generator to be a Generator but received ${describe(o.generator)}`);
+  if (x === undefined) return;
+  const shape = x.shape;
+  if (o.mask !== undefined && o.mask !== null) {
+    const m = o.mask.shape;
+    // Broadcastable to the image, and not larger than it: [1, 1, H, W] and [N, C, H, W] both work.
+    if (m.length !== shape.length || m.some((d, k) => d !== 1 && d !== shape[k])) {
+      throw new ArgumentError(`Expected mask to broadcast to the image [${shape.join(', ')}] but received shape [${m.join(', ')}]`);
+    }
+  }
+  if (o.startNoise !== undefined && o.startNoise.shape.join() !== shape.join()) {
+    throw new ArgumentError(`Expected startNoise to have the image's shape [${shape.join(', ')}] but received [${o.startNoise.shape.join(', ')}]`);
+  }
 }
 
 /** The step size of iteration i under a schedule. */
@@ -136,10 +168,10 @@ export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions):
  * (averaged over random passes, or back-propagated step by step with checkpointing).
  */
 export function pgdWithGradient(x: Tensor, lossAndGradient: (xAdv: Tensor, step: number) => LossAndGradient, o: PgdOptions): PgdResult {
-  checkPgdOptions(o);
+  checkPgdOptions(o, x);
   const t0 = performance.now();
   const generator = o.generator ?? (o.seed !== undefined ? new Generator({ seed: o.seed }) : undefined);
-  const base = noGrad(() => x.detach().contiguous());
+  const base = noGrad(() => scope(() => x.detach().contiguous()));
   let adv: Tensor = noGrad(() => {
     const noise = o.startNoise ? o.startNoise.alias() : o.randomStart ? scope(() => rand(base.shape, { generator, dtype: base.dtype, device: base.device }).mul(2 * o.eps).sub(o.eps)) : null;
     if (noise === null) return base.clone();

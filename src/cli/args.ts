@@ -1,4 +1,5 @@
 /** Parsing helpers shared by commands: numbers like `16/255`, integers, choices, with clear errors. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ImmunizeError } from '../errors.js';
 
 export class UsageError extends ImmunizeError {
@@ -30,4 +31,15 @@ export function parseChoice<T extends string>(flag: string, v: string | undefine
   if (v === undefined) return undefined;
   if (!(choices as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${choices.join(', ')} but received '${v}'`);
   return v as T;
+}
+
+/** node:util parseArgs, with its errors (unknown option, missing value) turned into UsageErrors. */
+export function parseCommandArgs<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${err.message.split('\n')[0]} (see --help)`);
+    throw e;
+  }
 }

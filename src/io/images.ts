@@ -10,9 +10,15 @@ import { noGrad, scope, tensor, type Tensor } from '../torch/index.js';
 export interface ReadImageOptions {
   /** Refuse images with more pixels than this before decoding (decompression bombs). Default 64 MP. */
   maxPixels?: number;
-  /** Resize so that the shorter side / both sides match (cover + centre crop when both are given). */
+  /**
+   * Resize. With both sides and the default fit 'cover' the image is scaled to cover the box and
+   * centre-cropped; fit 'inside' keeps the whole image and its aspect ratio within the box.
+   */
   width?: number;
   height?: number;
+  fit?: 'cover' | 'inside';
+  /** With fit 'inside': never enlarge an image already within the box. */
+  withoutEnlargement?: boolean;
   /** Resampling kernel for resizing (default lanczos3, as PIL's LANCZOS). */
   kernel?: 'lanczos3' | 'cubic' | 'linear' | 'nearest' | 'mitchell';
 }
@@ -33,26 +39,62 @@ function label(input: string | Buffer): string {
   return typeof input === 'string' ? input : 'image buffer';
 }
 
+/** What an image file says about itself, read from its header only (nothing is decoded). */
+export interface ImageProbe {
+  /** Width and height as displayed, i.e. after the EXIF orientation. */
+  width: number;
+  height: number;
+  format: string;
+  /** EXIF orientation 1–8 (1 when absent). */
+  orientation: number;
+  hasAlpha: boolean;
+  /** Frames in the file (animated GIF/WebP, multi-page TIFF); only the first is read. */
+  pages: number;
+  /** The XMP packet, when the file has one. */
+  xmp: string | null;
+}
+
+/**
+ * Reads an image's header. Header reads are cheap and safe for any size, so the pixel limit is
+ * checked here, by the caller, with a message that can say what to do.
+ */
+export async function probeImage(input: string | Buffer): Promise<ImageProbe> {
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    const m = (e as Error).message;
+    const why = /empty/i.test(m) ? 'the file is empty' : /unsupported image format/i.test(m) ? 'not an image, or a format sharp cannot read' : m;
+    throw new ImmunizeError('E_IMAGE', `${label(input)}: not a readable image (${why})`);
+  }
+  if (!meta.width || !meta.height) throw new ImmunizeError('E_IMAGE', `${label(input)}: the image has no pixels (${meta.width ?? 0}×${meta.height ?? 0})`);
+  const orientation = meta.orientation ?? 1;
+  // EXIF orientations 5–8 swap width and height.
+  const swap = orientation >= 5;
+  return {
+    width: swap ? meta.height : meta.width,
+    height: swap ? meta.width : meta.height,
+    format: meta.format ?? 'unknown',
+    orientation,
+    hasAlpha: meta.hasAlpha ?? false,
+    pages: meta.pages ?? 1,
+    xmp: meta.xmp === undefined ? null : meta.xmp.toString('utf8'),
+  };
+}
+
 /** Decodes an image file or buffer into a [1, 3, H, W] tensor in [0, 1]. */
 export async function readImage(input: string | Buffer, o: ReadImageOptions = {}): Promise<LoadedImage> {
   const maxPixels = o.maxPixels ?? 64_000_000;
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(input, { limitInputPixels: maxPixels }).metadata();
-  } catch (e) {
-    throw new ImmunizeError('E_IMAGE', `${label(input)}: not a readable image (${(e as Error).message})`);
-  }
-  if (meta.width === undefined || meta.height === undefined) throw new ImmunizeError('E_IMAGE', `${label(input)}: image has no dimensions`);
-  // EXIF orientations 5–8 swap width and height.
-  const swap = (meta.orientation ?? 1) >= 5;
-  const ow = swap ? meta.height : meta.width;
-  const oh = swap ? meta.width : meta.height;
-  if (ow * oh > maxPixels) throw new ImmunizeError('E_IMAGE_TOO_LARGE', `${label(input)}: ${ow}×${oh} pixels exceeds the limit of ${maxPixels}`);
+  const meta = await probeImage(input);
+  const ow = meta.width;
+  const oh = meta.height;
+  if (ow * oh > maxPixels) throw new ImmunizeError('E_IMAGE_TOO_LARGE', `${label(input)}: ${ow}×${oh} pixels (${(ow * oh / 1e6).toFixed(1)} MP) exceeds the limit of ${(maxPixels / 1e6).toFixed(1)} MP`);
   let img = sharp(input, { limitInputPixels: maxPixels }).rotate().toColourspace('srgb');
-  const hadAlpha = meta.hasAlpha ?? false;
+  const hadAlpha = meta.hasAlpha;
   if (hadAlpha) img = img.flatten({ background: { r: 255, g: 255, b: 255 } });
   if (o.width !== undefined || o.height !== undefined) {
-    img = img.resize({ width: o.width, height: o.height, fit: 'cover', position: 'centre', kernel: o.kernel ?? 'lanczos3' });
+    const fit = o.fit ?? 'cover';
+    img = img.resize({ width: o.width, height: o.height, fit, position: 'centre', kernel: o.kernel ?? 'lanczos3', withoutEnlargement: fit === 'inside' && o.withoutEnlargement === true });
   }
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
@@ -67,8 +109,16 @@ export async function readImage(input: string | Buffer, o: ReadImageOptions = {}
   return { tensor: t, width, height, originalWidth: ow, originalHeight: oh, hadAlpha, format: meta.format ?? 'unknown' };
 }
 
-/** A single-channel mask in [0, 1] at the given size, binarised at 0.5: [1, 1, H, W]. */
-export async function readMask(input: string | Buffer, width: number, height: number): Promise<Tensor> {
+/**
+ * A single-channel mask in [0, 1] at the given size, binarised at 0.5: [1, 1, H, W]. By default
+ * a mask of another size is scaled to cover the image (nearest neighbour, centre crop); with
+ * `exact` it must already have the image's size (after EXIF orientation), else E_IMAGE_SIZE.
+ */
+export async function readMask(input: string | Buffer, width: number, height: number, o: { exact?: boolean } = {}): Promise<Tensor> {
+  if (o.exact) {
+    const m = await probeImage(input);
+    if (m.width !== width || m.height !== height) throw new ImmunizeError('E_IMAGE_SIZE', `${label(input)}: the mask is ${m.width}×${m.height} but the image is ${width}×${height}; they must match`);
+  }
   let raw: Buffer;
   try {
     raw = await sharp(input).rotate().flatten({ background: '#000000' }).resize({ width, height, fit: 'cover', kernel: 'nearest' }).greyscale().raw().toBuffer();
@@ -97,12 +147,15 @@ export interface WriteImageOptions {
   quality?: number;
   /** Called with a warning (e.g. lossy format) instead of printing it. */
   warn?: (message: string) => void;
+  /** An XMP packet to embed (PNG: an iTXt chunk `XML:com.adobe.xmp`; JPEG: APP1; WebP: XMP chunk). */
+  xmp?: string;
 }
 
 /** Encodes an image tensor; PNG unless asked otherwise. */
 export async function encodeImage(t: Tensor, o: WriteImageOptions = {}): Promise<Buffer> {
   const { data, width, height } = toRgbBytes(t);
-  const img = sharp(Buffer.from(data.buffer, data.byteOffset, data.length), { raw: { width, height, channels: 3 } });
+  let img = sharp(Buffer.from(data.buffer, data.byteOffset, data.length), { raw: { width, height, channels: 3 } });
+  if (o.xmp !== undefined) img = img.withXmp(o.xmp);
   const format = o.format ?? 'png';
   if (format !== 'png') {
     (o.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(`saving as ${format.toUpperCase()} is lossy: re-compression is exactly what weakens immunization (Sandoval-Segura et al. 2023). Use PNG to keep the protection intact.`);

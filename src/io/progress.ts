@@ -39,7 +39,7 @@ export function createProgress(o: ProgressOptions): Progress {
   const tty = stream.isTTY === true;
   const start = performance.now();
   const total = o.total ?? 0;
-  let last = 0, lastDone = 0, lastExtra = '', finished = false;
+  let last = -Infinity, lastDone = 0, lastExtra = '', finished = false;
 
   const line = (done: number, extra: string): string => {
     const elapsed = performance.now() - start;
