@@ -25,5 +25,5 @@ if (files.length === 0) {
 }
 const reporter = process.env.CI ? ['--test-reporter=spec'] : [];
 // One file at a time keeps memory tests honest (no other test allocating beside them) on 2 cores.
-const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', ...reporter, ...files], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', ...reporter, ...files], { stdio: 'inherit', cwd: root, env: { OMP_WAIT_POLICY: 'passive', ...process.env } });
 process.exit(r.status ?? 1);

@@ -19,6 +19,13 @@ const RUNNERS: Record<string, () => Promise<{ default: CaseRunner }>> = {
   clip_text_model: () => import('./kinds/clip_text_model.js'),
   unet_2d_condition: () => import('./kinds/unet_2d_condition.js'),
   scheduler: () => import('./kinds/scheduler.js'),
+  encoder_attack: () => import('./kinds/encoder_attack.js'),
+  diffusion_attack: () => import('./kinds/diffusion_attack.js'),
+  pipeline_img2img: () => import('./kinds/pipeline.js'),
+  pipeline_inpaint: () => import('./kinds/pipeline.js'),
+  iqa_metrics: () => import('./kinds/iqa_metrics.js'),
+  fid_pr: () => import('./kinds/fid_pr.js'),
+  clip_model: () => import('./kinds/clip_model.js'),
 };
 
 const shared = sharedDir();
