@@ -95,7 +95,7 @@ export function decodeLatents(vae: AutoencoderKL, latents: Tensor, trace?: Gener
 }
 
 /** One guided denoising step: UNet on the doubled batch, guidance, scheduler step. */
-function denoiseStep(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, guidance: number, eta: number, noise: NoiseSource, extra: Tensor | null, i: number, trace?: GenerateOptions['trace']): Tensor {
+export function denoiseStep(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, guidance: number, eta: number, noise: NoiseSource, extra: Tensor | null, i: number, trace?: GenerateOptions['trace']): Tensor {
   return scope(() => {
     const cfg = guidance > 1;
     let input = sd.scheduler.scaleModelInput(cfg ? cat([latents, latents], 0) : latents, t);
