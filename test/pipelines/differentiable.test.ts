@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadStableDiffusionFromPath } from '../../src/pipelines/components.js';
 import { img2imgDifferentiable, img2imgLossAndGradient } from '../../src/pipelines/differentiable.js';
-import { img2img } from '../../src/pipelines/generate.js';
+import { diffusionLossAndGradient } from '../../src/attacks/diffusion.js';
+import { encodePrompt, img2img, inpaint, prepareMask } from '../../src/pipelines/generate.js';
 import { seededNoise } from '../../src/pipelines/noise.js';
-import { manualSeed, noGrad, rand, scope, setNumThreads } from '../../src/torch/index.js';
+import { manualSeed, noGrad, rand, scope, setNumThreads, zeros } from '../../src/torch/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
 setNumThreads(1);
@@ -30,5 +31,25 @@ test('differentiable img2img = img2img() for the same seed; gradients agree with
     assert.ok(gmax > 0, 'the gradient is not zero');
     assert.ok(a.grad.sub(b.grad).abs().max().item() <= 1e-4 * gmax, 'checkpointed gradient = plain gradient');
     for (const x of [a.grad, a.image, b.grad, b.image]) x.dispose();
+  });
+});
+
+test('the inpainting attack forward (photoguard attack_forward) = inpaint() for the same draws', (t) => {
+  const repo = sharedPath('golden', 'pipeline_inpaint');
+  if (repo === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  using sd = loadStableDiffusionFromPath(repo);
+  scope(() => {
+    manualSeed(1);
+    const image = rand([1, 3, 32, 32]);
+    const mask = rand([1, 1, 32, 32]).gt(0.6).to('float32');
+    const o = { prompt: '', steps: 3, guidance: 7.5, eta: 1 };
+    const ref = inpaint(sd, image, { ...o, mask, noise: seededNoise(11) }).image;
+    const { masked } = prepareMask(image, mask);
+    const embeds = encodePrompt(sd, '', '', true);
+    const r = diffusionLossAndGradient(sd, masked, mask, zeros(masked.shape), embeds, { steps: 3, guidance: 7.5, eta: 1, noise: seededNoise(11), checkpoint: true });
+    const edit = r.image.div(2).add(0.5).clamp(0, 1);
+    assert.ok(edit.sub(ref).abs().max().item() < 1e-5, `max |diff| ${edit.sub(ref).abs().max().item()}`);
+    r.grad.dispose();
+    r.image.dispose();
   });
 });
