@@ -12,6 +12,9 @@ need_pkgs=()
 command -v g++ >/dev/null || need_pkgs+=(g++)
 command -v make >/dev/null || need_pkgs+=(make)
 command -v python3 >/dev/null || need_pkgs+=(python3)
+# The service's scale-out tests run a real Redis; the report and web-page tests drive Chromium.
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v chromium >/dev/null || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]} with apt-get" >&2
   $SUDO apt-get update -qq
