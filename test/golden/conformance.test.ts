@@ -26,6 +26,8 @@ const RUNNERS: Record<string, () => Promise<{ default: CaseRunner }>> = {
   iqa_metrics: () => import('./kinds/iqa_metrics.js'),
   fid_pr: () => import('./kinds/fid_pr.js'),
   clip_model: () => import('./kinds/clip_model.js'),
+  transforms: () => import('./kinds/transforms.js'),
+  jpeg: () => import('./kinds/jpeg.js'),
 };
 
 const shared = sharedDir();
