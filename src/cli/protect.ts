@@ -10,7 +10,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { asEncoder, encoderAttack, tiledEncoder, type EncoderTarget } from '../attacks/encoder.js';
+import { diffusionAttack } from '../attacks/diffusion.js';
 import { randomNoise } from '../attacks/noise.js';
+import { loadStableDiffusion, type StableDiffusion } from '../pipelines/components.js';
+import { prepareMask } from '../pipelines/generate.js';
+import { DEFAULT_INPAINT_MODEL } from './edit.js';
 import { PRESETS } from '../attacks/presets.js';
 import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
 import { ImmunizeError } from '../errors.js';
@@ -35,7 +39,7 @@ export const DEFAULT_MAX_PIXELS = 40_000_000;
 const HELP = `Usage: immunize protect IMAGE|FOLDER|'GLOB'... [options]
 
 Adds an imperceptible perturbation so that diffusion-model edits of the photo come out
-unrealistic (Salman et al. 2023, encoder attack). For each photo writes NAME.immunized.png,
+unrealistic (Salman et al. 2023: encoder or diffusion attack). For each photo writes NAME.immunized.png,
 labelled as immunized (XMP, see \`immunize inspect\`), and NAME.immunized.json with every parameter
 and the measured results, next to the photo (or into --output). Folders contribute their images;
 quoted globs ('photos/*.jpg', 'album/**/*.png') are expanded. Photos already immunized with the
@@ -44,7 +48,11 @@ same parameters are skipped (--force redoes them).
 Options:
   -o, --output PATH        output file (one image) or folder (default: next to each input)
   --method M               encoder (default) | noise (random-noise baseline of the same budget)
-                           | diffusion (not available in protect yet)
+                           | diffusion (photoguard's attack through the inpainting pipeline;
+                           needs --mask, white = the region to protect; default model
+                           ${DEFAULT_INPAINT_MODEL})
+  --diffusion-steps N      diffusion: denoising steps back-propagated per pass (default 4)
+  --grad-reps N            diffusion: random passes averaged per step (default 1)
   --model ID|PATH          autoencoder to protect against: a Hugging Face repo id, a diffusers
                            folder, a .safetensors file, or TAESD-family weights
                            (default: ${DEFAULT_MODEL}, its vae/ only)
@@ -77,9 +85,11 @@ Keep immunized photos as PNG: JPEG re-compression is what weakens the protection
 
 /** Everything that decides the output's pixels; a sidecar with the same values means "done". */
 export interface ProtectParameters {
-  method: 'encoder' | 'noise';
+  method: 'encoder' | 'noise' | 'diffusion';
   model: string | null;
   fp16: boolean;
+  diffusionSteps?: number;
+  gradReps?: number;
   preset: string | null;
   eps: number;
   norm: 'linf';
@@ -213,7 +223,7 @@ export const protect = {
       options: {
         output: { type: 'string', short: 'o' }, method: { type: 'string' }, model: { type: 'string' }, preset: { type: 'string' },
         eps: { type: 'string' }, 'step-size': { type: 'string' }, steps: { type: 'string' }, optimizer: { type: 'string' },
-        schedule: { type: 'string' }, target: { type: 'string' }, mask: { type: 'string' }, size: { type: 'string' }, tile: { type: 'string' },
+        schedule: { type: 'string' }, target: { type: 'string' }, mask: { type: 'string' }, size: { type: 'string' }, tile: { type: 'string' }, 'diffusion-steps': { type: 'string' }, 'grad-reps': { type: 'string' },
         'max-pixels': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
         fp16: { type: 'boolean' }, force: { type: 'boolean' }, 'invert-mask': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -226,9 +236,11 @@ export const protect = {
 
     // ---- options, all checked before anything is read or loaded ----
     const method = parseChoice('method', values.method, ['encoder', 'noise', 'diffusion'] as const) ?? 'encoder';
-    if (method === 'diffusion') {
-      throw new ImmunizeError('E_NOT_AVAILABLE', '--method diffusion is not available in `immunize protect` yet (the diffusion attack is still being added); use --method encoder (default)');
+    if (method === 'diffusion' && values.mask === undefined) {
+      throw new UsageError('--method diffusion needs --mask: white where the photo must be protected (the region an editor would keep), black where it would be repainted');
     }
+    const diffusionSteps = parseInteger('diffusion-steps', values['diffusion-steps'], { min: 1, max: 1000 }) ?? 4;
+    const gradReps = parseInteger('grad-reps', values['grad-reps'], { min: 1, max: 1000 }) ?? 1;
     const presetName = values.preset ?? 'paper';
     const preset = PRESETS[presetName];
     if (preset === undefined) throw new UsageError(`--preset: expected one of ${Object.keys(PRESETS).join(', ')} but received '${presetName}'`);
@@ -253,6 +265,7 @@ export const protect = {
     if (threads !== undefined) setNumThreads(threads);
     const targetArg = values.target ?? 'gray';
     if (targetArg !== 'gray' && targetArg !== 'zeros' && !existsSync(targetArg)) throw new UsageError(`--target: expected gray, zeros or an image path, but '${targetArg}' does not exist`);
+    if (method === 'diffusion' && targetArg === 'zeros') throw new UsageError('--target zeros is a latent target, for --method encoder; the diffusion attack aims its edit at an image: gray (default) or an image path');
     if (values.mask !== undefined && !existsSync(values.mask)) throw new UsageError(`--mask: file not found: ${values.mask}`);
 
     // ---- inputs and outputs ----
@@ -279,7 +292,7 @@ export const protect = {
       process.stderr.write(`warning: writing ${format === 'jpeg' ? 'JPEG' : 'WebP'} as asked (${basename(jobs[0]!.output)}), but lossy re-compression weakens the protection: it discards exactly the small high-frequency perturbation that immunization adds (Salman et al. 2023, §5). The sidecar reports L∞/PSNR of the file as written. Use .png to keep the protection intact.\n`);
     }
 
-    const modelSpec = method === 'encoder' ? (values.model ?? DEFAULT_MODEL) : (values.model ?? null);
+    const modelSpec = method === 'encoder' ? (values.model ?? DEFAULT_MODEL) : method === 'diffusion' ? (values.model ?? DEFAULT_INPAINT_MODEL) : (values.model ?? null);
     const modelId = modelSpec === null ? null : existsSync(modelSpec) ? resolve(modelSpec) : modelSpec;
     if (values['invert-mask'] && values.mask === undefined) throw new UsageError('--invert-mask needs --mask');
     const maskInfo = values.mask === undefined ? null : { path: resolve(values.mask), sha256: sha256File(values.mask), inverted: values['invert-mask'] === true };
@@ -312,12 +325,14 @@ export const protect = {
           throw new ImmunizeError('E_IMAGE_SIZE', `the mask ${values.mask} is ${maskProbe.width}×${maskProbe.height} but the photo ${job.input} is ${p.width}×${p.height}; they must have the same size`);
         }
         job.probe = p;
+        const attacking = method !== 'noise';
         job.params = {
-          method, model: modelId, fp16: values.fp16 === true, preset: method === 'encoder' ? presetName : null,
+          method, model: modelId, fp16: values.fp16 === true, preset: attacking ? presetName : null,
+          ...(method === 'diffusion' ? { diffusionSteps, gradReps } : {}),
           eps: options.eps, norm: 'linf',
-          stepSize: method === 'encoder' ? options.stepSize : null, steps: method === 'encoder' ? options.steps : null,
-          schedule: method === 'encoder' ? options.schedule ?? 'constant' : null, optimizer: method === 'encoder' ? options.optimizer ?? 'sign' : null,
-          randomStart: method === 'encoder' ? options.randomStart === true : null, seed: options.seed!,
+          stepSize: attacking ? options.stepSize : null, steps: attacking ? options.steps : null,
+          schedule: attacking ? options.schedule ?? 'constant' : null, optimizer: attacking ? options.optimizer ?? 'sign' : null,
+          randomStart: attacking ? options.randomStart === true : null, seed: options.seed!,
           target, mask: maskInfo, size: size ?? null, tile: tile ?? null, device, format, quality: format === 'png' ? null : 95,
           inputSha256: sha256File(job.input),
         };
@@ -339,17 +354,21 @@ export const protect = {
 
     // ---- the work ----
     let model: Autoencoder | null = null;
+    let sd: StableDiffusion | null = null;
     const info = torchInfo();
     let done = 0;
     try {
-      if (todo.length > 0 && modelSpec !== null) {
+      if (todo.length > 0 && method === 'diffusion') {
+        sd = await loadStableDiffusion(modelSpec!, { device, variant: values.fp16 ? 'fp16' : undefined });
+        if (sd.unet.config.in_channels !== 2 * sd.vae.config.latent_channels + 1) throw new UsageError(`--method diffusion needs an inpainting pipeline (9-channel UNet); ${modelSpec} has ${sd.unet.config.in_channels} input channels`);
+      } else if (todo.length > 0 && modelSpec !== null) {
         model = await loadAutoencoder(modelSpec, { device, variant: values.fp16 ? 'fp16' : undefined });
         if (tile !== undefined && tile % (4 * model.downscale) !== 0) throw new UsageError(`--tile: ${tile} must be a multiple of ${4 * model.downscale} for this model (4 × its downscale factor ${model.downscale})`);
       }
       const encoder = model === null ? null : tile === undefined ? asEncoder(model) : tiledEncoder(asEncoder(model), model.downscale, { tile, overlap: tile / 4 });
       for (const job of todo) {
         try {
-          const result = await protectOne(job, { method: method as 'encoder' | 'noise', options, size, maxPixels, tile, device, format, model, encoder, targetArg, maskPath: values.mask, presetName, threads: getNumThreads(), libtorch: info.torchVersion });
+          const result = await protectOne(job, { method, sd, diffusionSteps, gradReps, options, size, maxPixels, tile, device, format, model, encoder, targetArg, maskPath: values.mask, presetName, threads: getNumThreads(), libtorch: info.torchVersion });
           done++;
           if (values.json) console.log(JSON.stringify(result));
           else {
@@ -364,6 +383,7 @@ export const protect = {
       }
     } finally {
       model?.dispose();
+      sd?.dispose();
     }
     if (jobs.length > 1 && !values.json) process.stderr.write(`${done} immunized, ${skipped} skipped (already done), ${failures} failed\n`);
     return failures === 0 ? 0 : 1;
@@ -371,7 +391,10 @@ export const protect = {
 };
 
 interface OneOptions {
-  method: 'encoder' | 'noise';
+  method: 'encoder' | 'noise' | 'diffusion';
+  sd: StableDiffusion | null;
+  diffusionSteps: number;
+  gradReps: number;
   options: PgdOptions;
   size: number | undefined;
   maxPixels: number;
@@ -403,12 +426,12 @@ async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
     if (maskRead !== null && maskRead !== mask) maskRead.dispose();
     if (mask) tensors.push(mask);
     let targetImage: Tensor | null = null;
-    if (o.method === 'encoder' && o.targetArg !== 'gray' && o.targetArg !== 'zeros') {
+    if (o.method !== 'noise' && o.targetArg !== 'gray' && o.targetArg !== 'zeros') {
       targetImage = (await readImage(o.targetArg, { maxPixels: o.maxPixels, width: img.width, height: img.height })).tensor;
       tensors.push(targetImage);
     }
 
-    const m = o.model?.downscale ?? 1;
+    const m = o.sd !== null ? 8 : o.model?.downscale ?? 1;
     // On the attack's device, padded to the model's multiple (views and copies freed by the scope).
     const prepare = (t: Tensor): Tensor => noGrad(() => scope(() => padToMultiple(t.to(o.device), m).x));
     const padH = (m - (img.height % m)) % m;
@@ -427,6 +450,26 @@ async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
     const ta = performance.now();
     if (o.method === 'noise') {
       adv = randomNoise(xp, { eps: o.options.eps, seed: o.options.seed, mask: maskP });
+    } else if (o.method === 'diffusion') {
+      // Our mask is white where the perturbation goes (the kept region); photoguard's is the
+      // region the editor repaints. Its attack works on the masked image in [-1, 1], so the
+      // [0, 1] budget and step double there; the repainted region keeps the original pixels.
+      const repaint = noGrad(() => scope(() => maskP!.lt(0.5).to('float32')));
+      tensors.push(repaint);
+      const masked = noGrad(() => prepareMask(xp, repaint).masked);
+      tensors.push(masked);
+      // photoguard's target is a gray image: zeros on the [-1, 1] scale.
+      const target = targetP === null ? undefined : noGrad(() => targetP.mul(2).sub(1));
+      if (target) tensors.push(target);
+      const bar = createProgress({ label: label(job.input), total: o.options.steps, unit: 'step' });
+      const r = diffusionAttack(o.sd!, masked, repaint, {
+        ...o.options, eps: 2 * o.options.eps, stepSize: 2 * o.options.stepSize, randomStart: false, denoiseSteps: o.diffusionSteps, gradReps: o.gradReps,
+        guidance: 7.5, eta: 1, prompt: '', target, onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`),
+      });
+      bar.done();
+      adv = noGrad(() => scope(() => xp.where(repaint.gt(0.5), r.adv.div(2).add(0.5).clamp(0, 1))));
+      r.adv.dispose();
+      attack = { encoders: [`${job.params!.model} (inpainting, ${o.diffusionSteps} steps × ${o.gradReps} passes)`], losses: r.losses, finalLoss: r.losses.at(-1) ?? NaN, stepSizes: r.stepSizes, stepsTaken: r.stepsTaken, stoppedBy: r.stoppedBy, paddedTo: pad ? [img.width + pad[1], img.height + pad[0]] : null };
     } else {
       const bar = createProgress({ label: label(job.input), total: o.options.steps, unit: 'step' });
       const target: EncoderTarget = targetP ?? (o.targetArg as 'gray' | 'zeros');
@@ -444,9 +487,9 @@ async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
       tool: 'immunize', toolVersion: toolVersion(), method: o.method, eps: o.options.eps, norm: 'linf',
       // Only a repo id or a file name: an absolute local path would leak the user's folders.
       model: job.params!.model === null ? null : existsSync(job.params!.model) ? basename(job.params!.model) : job.params!.model,
-      preset: o.method === 'encoder' ? o.presetName : null, steps: o.method === 'encoder' ? o.options.steps : 0,
-      stepsTaken: attack?.stepsTaken ?? 0, stepSize: o.method === 'encoder' ? o.options.stepSize : null,
-      optimizer: o.method === 'encoder' ? o.options.optimizer ?? 'sign' : null, seed: o.options.seed ?? 0,
+      preset: o.method !== 'noise' ? o.presetName : null, steps: o.method !== 'noise' ? o.options.steps : 0,
+      stepsTaken: attack?.stepsTaken ?? 0, stepSize: o.method !== 'noise' ? o.options.stepSize : null,
+      optimizer: o.method !== 'noise' ? o.options.optimizer ?? 'sign' : null, seed: o.options.seed ?? 0,
       masked: mask !== null, date: createdAt,
     };
     const bytes = await encodeImage(cropped, { format: o.format, xmp: buildImmunizeXmp(marker), warn: () => { /* warned once, up front */ } });
