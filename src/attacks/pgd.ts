@@ -50,6 +50,24 @@ export interface PgdOptions {
   seed?: number;
   /** Called after each step; return false to stop (cancellation). */
   onStep?: (s: PgdStep) => boolean | void;
+  /** Expectation over transforms (robust immunization): see `EotOptions`. */
+  eot?: EotOptions;
+}
+
+/**
+ * Expectation over transforms (Athalye et al. 2018): each step minimises the loss averaged over
+ * randomly transformed copies of the image, so the perturbation survives what an adversary does
+ * to it before editing (JPEG above all; Sandoval-Segura et al. 2023).
+ */
+export interface EotOptions {
+  /** Draws one transform and applies it; must be differentiable with respect to its input. */
+  transform: (x: Tensor, generator: Generator) => Tensor;
+  /** Transformed copies per step (default 1). */
+  samples?: number;
+  /** Also average in the untransformed image every step (default true: protect the PNG too). */
+  includeIdentity?: boolean;
+  /** Seed of the transforms' own generator (default: the attack's seed + 1). */
+  seed?: number;
 }
 
 export interface PgdResult {
@@ -152,6 +170,7 @@ export interface LossAndGradient {
  * seed/generator. `lossFn` receives a tensor that requires grad and must return a scalar.
  */
 export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions): PgdResult {
+  if (o.eot !== undefined) return pgdWithGradient(x, eotGradient(lossFn, o, o.eot), o);
   return pgdWithGradient(x, (xa) => scope(() => {
     const leaf = xa.detach().requiresGrad_();
     const loss = lossFn(leaf);
@@ -161,6 +180,43 @@ export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions):
     const [g] = grad(loss, [leaf]);
     return { loss: value, grad: keep(g!) };
   }), o);
+}
+
+/**
+ * The EOT loss and gradient: the mean over the draws (and the identity), one backward pass per
+ * draw so that only one transformed graph is alive at a time.
+ */
+function eotGradient(lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions, e: EotOptions): (xa: Tensor) => LossAndGradient {
+  const samples = e.samples ?? 1;
+  if (!Number.isSafeInteger(samples) || samples < 1) throw new ArgumentError(`Expected eot.samples to be a positive integer but received ${describe(samples)}`);
+  const identity = e.includeIdentity ?? true;
+  const generator = new Generator({ seed: e.seed ?? (o.seed ?? 0) + 1 });
+  const draws = samples + (identity ? 1 : 0);
+  return (xa) => scope(() => {
+    let total = 0;
+    let sum: Tensor | null = null;
+    for (let k = 0; k < draws; k++) {
+      const g = scope(() => {
+        const leaf = xa.detach().requiresGrad_();
+        const input = identity && k === 0 ? leaf : e.transform(leaf, generator);
+        const loss = lossFn(input);
+        if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
+        total += loss.item();
+        const [d] = grad(loss, [leaf]);
+        return keep(d!);
+      });
+      if (sum === null) sum = g;
+      else {
+        const next: Tensor = noGrad(() => keep(sum!.add(g)));
+        sum.dispose();
+        g.dispose();
+        sum = next;
+      }
+    }
+    const mean = noGrad(() => keep(sum!.div(draws)));
+    sum!.dispose();
+    return { loss: total / draws, grad: mean };
+  });
 }
 
 /**
