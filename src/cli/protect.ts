@@ -211,6 +211,17 @@ function crop(t: Tensor, h: number, w: number): Tensor {
   return noGrad(() => scope(() => t.narrow(2, 0, h).narrow(3, 0, w).contiguous()));
 }
 
+/**
+ * The time stamped into the XMP label and the sidecar: now, or $SOURCE_DATE_EPOCH (seconds; the
+ * reproducible-builds convention) so that two runs — the CLI and the API's workers — can produce
+ * byte-identical files.
+ */
+export function creationDate(): string {
+  const epoch = process.env['SOURCE_DATE_EPOCH'];
+  if (epoch !== undefined && /^\d+$/.test(epoch)) return new Date(Number(epoch) * 1000).toISOString();
+  return new Date().toISOString();
+}
+
 function label(input: string): string {
   return basename(input);
 }
@@ -412,7 +423,7 @@ interface OneOptions {
 
 async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
   const t0 = performance.now();
-  const createdAt = new Date().toISOString();
+  const createdAt = creationDate();
   const probe = job.probe!;
   const img = await readImage(job.input, { maxPixels: o.size === undefined ? o.maxPixels : DECODE_LIMIT, ...(o.size === undefined ? {} : { width: o.size, height: o.size, fit: 'inside' as const, withoutEnlargement: true }) });
   const tensors: Tensor[] = [img.tensor];

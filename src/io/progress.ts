@@ -17,6 +17,22 @@ export interface Progress {
   done(extra?: string): void;
 }
 
+/** One progress update, as seen by a listener (the API's job runner forwards these as SSE events). */
+export interface ProgressEvent {
+  label: string;
+  unit: ProgressOptions['unit'];
+  done: number;
+  total: number;
+  extra: string;
+}
+
+let listener: ((e: ProgressEvent) => void) | null = null;
+
+/** Receives every update of every progress bar in this process (null removes it); bars still draw as usual. */
+export function setProgressListener(fn: ((e: ProgressEvent) => void) | null): void {
+  listener = fn;
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
@@ -56,6 +72,7 @@ export function createProgress(o: ProgressOptions): Progress {
     update(done, extra = '') {
       lastDone = done;
       lastExtra = extra;
+      listener?.({ label: o.label, unit: o.unit, done, total, extra });
       if (quiet || !tty || finished) return;
       const now = performance.now();
       if (now - last < 100 && done < total) return; // at most 10 redraws a second
