@@ -8,5 +8,6 @@ export { diffJpeg, diffRound, dctMatrix, quantizationTables, scaleQuantTable, IJ
 export { gaussianBlur, gaussianKernel1d, gaussianKernelSize, medianBlur, symmetricPad, type GaussianBlurOptions } from './filters.js';
 export { resize, pilResize, pilResampleMatrix, resizeDownUp, rotate, hflip, vflip, centerCrop, cropResize, type ResizeMode, type ResizeOptions, type RotateOptions } from './geometry.js';
 export { addNoise, type NoiseKind, type NoiseOptions } from './noise.js';
-export { parsePurification, parsePurificationStep, parseNumber, chain, purify, PURIFICATION_NAMES, type Purification, type PurificationStep, type PurificationName, type ApplyOptions } from './spec.js';
+export { parsePurification, parsePurificationStep, expandPurificationSweep, parseNumber, chain, purify, PURIFICATION_NAMES, type Purification, type PurificationStep, type PurificationName, type ApplyOptions } from './spec.js';
 export { impress, asAutoencoder, reconstruct, reconstructionError, type ImageAutoencoder, type ImpressOptions, type ImpressResult, type Closeness } from './impress.js';
+export { differentiableTransforms, DIFFERENTIABLE_TRANSFORM_KINDS, type DifferentiableTransformKind, type DifferentiableTransformOptions, type DrawnTransform, type TransformSampler } from './eot.js';

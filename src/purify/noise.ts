@@ -27,8 +27,9 @@ export function addNoise(x: Tensor, kind: NoiseKind, strength: number, o: NoiseO
   if (o.seed !== undefined) checkNumber('addNoise', 'seed', o.seed, { min: 0, integer: true });
   const generator = o.generator ?? new Generator({ seed: o.seed ?? 0 });
   return scope(() => {
-    const draw = { generator, dtype: x.dtype } as const;
+    // Drawn on the generator's device (CPU unless a CUDA generator is given), then moved.
+    const draw = { generator, dtype: x.dtype, device: generator.device } as const;
     const n = kind === 'gaussian' ? randn(x.shape, draw).mul(strength) : rand(x.shape, draw).mul(2 * strength).sub(strength);
-    return x.add(x.device === 'cpu' ? n : n.to(x.device)).clamp(0, 1);
+    return x.add(n.device === x.device ? n : n.to(x.device)).clamp(0, 1);
   });
 }

@@ -205,11 +205,12 @@ export function parsePurificationStep(token: string, whole = token): Purificatio
   const t = token.trim();
   const c: Ctx = { token: t, whole };
   if (t === '') fail({ token: '', whole }, 'empty step (two "+" in a row, or a "+" at an end?)');
-  const [name, ...args] = t.split(':').map((s) => s.trim());
-  const parser = (PARSERS as Record<string, ((c: Ctx, a: string[]) => Parsed) | undefined>)[name!];
+  const [rawName, ...args] = t.split(':').map((s) => s.trim());
+  const name = rawName!.toLowerCase();
+  const parser = Object.hasOwn(PARSERS, name) ? PARSERS[name as PurificationName] : undefined; // not 'constructor' & co.
   if (parser === undefined) {
-    const near = PURIFICATION_NAMES.filter((n) => distance(n, name!.toLowerCase()) <= 2);
-    fail(c, `unknown purification '${name}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; expected one of ${PURIFICATION_NAMES.join(', ')}`);
+    const near = PURIFICATION_NAMES.filter((n) => distance(n, name) <= 2);
+    fail(c, `unknown purification '${rawName}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; expected one of ${PURIFICATION_NAMES.join(', ')}`);
   }
   return { name: name as PurificationName, ...parser(c, args) };
 }
@@ -259,4 +260,27 @@ export function chain(steps: readonly PurificationStep[]): Purification {
 /** parsePurification(spec).apply(x): the purified image (new tensor). */
 export async function purify(x: Tensor, spec: string | Purification, o: ApplyOptions = {}): Promise<Tensor> {
   return (typeof spec === 'string' ? parsePurification(spec) : spec).apply(x, o);
+}
+
+/**
+ * Expands a sweep: comma-separated alternatives in any argument give one spec per combination,
+ * in order ('jpeg:95,75+blur:1,2' → jpeg:95+blur:1, jpeg:95+blur:2, jpeg:75+blur:1, jpeg:75+blur:2).
+ * Every result is parsed, so a bad value fails here, naming itself. At most 1,000 combinations.
+ */
+export function expandPurificationSweep(spec: string): string[] {
+  if (typeof spec !== 'string' || spec.trim() === '') throw new PurificationSpecError(String(spec), "invalid purification sweep: expected a spec such as 'jpeg:95,85,75' but received an empty value");
+  const whole = spec.trim();
+  let combos: string[][] = [[]];
+  for (const tok of whole.split('+')) {
+    const parts = tok.trim().split(':').map((p) => p.trim());
+    let alts: string[][] = [[]];
+    for (const p of parts) {
+      const options = p.split(',').map((o) => o.trim());
+      if (options.some((o) => o === '')) fail({ token: tok.trim(), whole }, `empty value in the list '${p}'`);
+      alts = alts.flatMap((a) => options.map((o) => [...a, o]));
+    }
+    combos = combos.flatMap((c) => alts.map((a) => [...c, a.join(':')]));
+    if (combos.length > 1000) throw new PurificationSpecError(whole, `invalid purification sweep '${whole}': more than 1000 combinations`);
+  }
+  return combos.map((c) => parsePurification(c.join('+')).spec);
 }
