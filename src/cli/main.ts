@@ -1,6 +1,7 @@
 /** The `immunize` command line: dispatches to one module per command. */
 import { ImmunizeError } from '../errors.js';
 import { edit } from './edit.js';
+import { evaluateCommand as evaluate } from './evaluate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
 import { protect } from './protect.js';
@@ -14,6 +15,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   protect,
   edit,
+  evaluate,
   inspect,
   info,
 };
