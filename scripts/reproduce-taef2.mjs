@@ -4,6 +4,7 @@
 // vs the original) of the clean photo, the noise baseline and each optimiser's result, and the
 // first step at which each optimiser's iterate reaches the paper-preset level (≤ 23.9 dB).
 // Usage: node scripts/reproduce-taef2.mjs [steps=200] [optimisers=sign,momentum,adam]
+// An optimiser may carry its own step size in 1/255 units: 'adam:0.5' (default: the preset's 2/255).
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { encoderAttack, tinyEncoder } from '../dist/src/attacks/encoder.js';
@@ -25,7 +26,9 @@ const noise = randomNoise(x, { eps: 16 / 255, seed: 0 });
 out.noise = recPsnr(noise);
 noise.dispose();
 out.optimisers = {};
-for (const opt of optimisers) {
+for (const entry of optimisers) {
+  const [opt, stepArg] = entry.split(':');
+  const stepSize = stepArg === undefined ? PRESETS.paper.options.stepSize : Number(stepArg) / 255;
   const enc = tinyEncoder(model);
   const trace = [];
   let step = -1; // the first call encodes the gray target
@@ -35,12 +38,12 @@ for (const opt of optimisers) {
     return enc.encode01(xa);
   } };
   const t0 = performance.now();
-  const r = encoderAttack(probing, x, { ...PRESETS.paper.options, steps, optimizer: opt, stepSize: opt === 'adam' ? 0.5 / 255 : PRESETS.paper.options.stepSize, seed: 0 });
+  const r = encoderAttack(probing, x, { ...PRESETS.paper.options, steps, optimizer: opt, stepSize, seed: 0 });
   const secs = (performance.now() - t0) / 1000;
   const final = recPsnr(r.adv);
   const reach = trace.find(([, p]) => p <= 23.9)?.[0] ?? null;
-  out.optimisers[opt] = { finalPsnr: final, firstStepAtOrBelow23_9dB: reach, seconds: Math.round(secs), trace };
+  out.optimisers[entry] = { stepSize255: stepSize * 255, finalPsnr: final, firstStepAtOrBelow23_9dB: reach, seconds: Math.round(secs), trace };
   r.adv.dispose();
-  console.error(`${opt}: ${final.toFixed(2)} dB after ${steps} steps (${secs.toFixed(0)} s), reaches ≤23.9 dB at step ${reach}`);
+  console.error(`${entry}: ${final.toFixed(2)} dB after ${steps} steps (${secs.toFixed(0)} s), reaches ≤23.9 dB at step ${reach}`);
 }
 console.log(JSON.stringify(out));

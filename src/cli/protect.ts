@@ -16,6 +16,9 @@ import { loadStableDiffusion, type StableDiffusion } from '../pipelines/componen
 import { prepareMask } from '../pipelines/generate.js';
 import { DEFAULT_INPAINT_MODEL } from './edit.js';
 import { PRESETS } from '../attacks/presets.js';
+import { differentiableTransforms } from '../purify/eot.js';
+import { parsePurification } from '../purify/spec.js';
+import { checkProtection, DEFAULT_CHECK_SUITE, formatCheck, type ProtectionCheck } from '../robustness/check.js';
 import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
 import { ImmunizeError } from '../errors.js';
 import { encodeImage, formatFromPath, probeImage, readImage, readMask, type ImageFormat, type ImageProbe } from '../io/images.js';
@@ -51,6 +54,15 @@ Options:
                            | diffusion (photoguard's attack through the inpainting pipeline;
                            needs --mask, white = the region to protect; default model
                            ${DEFAULT_INPAINT_MODEL})
+  --robust K               jpeg | all: robust immunization (expectation over transforms): every
+                           step also optimises through a random differentiable JPEG (quality
+                           50–95), or JPEG/resize/blur/noise (all); costs about 2× per step
+  --robust-samples N       random transforms averaged per step (default 1)
+  --check                  after immunizing, purify the result (JPEG 95…50, WebP, blur, median,
+                           resize, rotation, flip, noise) and write NAME.immunized.check.json:
+                           how much protection survives each (reconstruction PSNR through the
+                           model); with --method noise it needs --model
+  --check-suite S,S        purifications for --check (docs/purify.md grammar), comma-separated
   --diffusion-steps N      diffusion: denoising steps back-propagated per pass (default 4)
   --grad-reps N            diffusion: random passes averaged per step (default 1)
   --model ID|PATH          autoencoder to protect against: a Hugging Face repo id, a diffusers
@@ -90,6 +102,7 @@ export interface ProtectParameters {
   fp16: boolean;
   diffusionSteps?: number;
   gradReps?: number;
+  robust?: { kind: 'jpeg' | 'all'; samples: number };
   preset: string | null;
   eps: number;
   norm: 'linf';
@@ -137,6 +150,8 @@ export interface ProtectSidecar {
   };
   timing: { totalMs: number; attackMs: number; msPerStep: number | null };
   environment: { device: Device; threads: number; libtorch: string; generator: 'cpu'; node: string };
+  /** Only in the command's --json output (the file is NAME.immunized.check.json). */
+  check?: ProtectionCheck;
 }
 
 interface Job {
@@ -145,6 +160,8 @@ interface Job {
   sidecar: string;
   probe: ImageProbe | null;
   params: ProtectParameters | null;
+  /** Already immunized with these parameters: only run --check on the existing output. */
+  checkOnly?: boolean;
 }
 
 /** sharp's default limitInputPixels (0x3FFF²): the most any photo may have before decoding. */
@@ -184,6 +201,10 @@ function outputPathFor(input: string, output: string | undefined, single: boolea
 
 function sidecarPathFor(output: string): string {
   return output.replace(/\.[^./\\]+$/, '') + '.json';
+}
+
+function checkPathFor(output: string): string {
+  return output.replace(/\.[^./\\]+$/, '') + '.check.json';
 }
 
 /** Pads H and W up to a multiple of `m` by edge replication (cropped back after the attack). */
@@ -235,6 +256,7 @@ export const protect = {
         output: { type: 'string', short: 'o' }, method: { type: 'string' }, model: { type: 'string' }, preset: { type: 'string' },
         eps: { type: 'string' }, 'step-size': { type: 'string' }, steps: { type: 'string' }, optimizer: { type: 'string' },
         schedule: { type: 'string' }, target: { type: 'string' }, mask: { type: 'string' }, size: { type: 'string' }, tile: { type: 'string' }, 'diffusion-steps': { type: 'string' }, 'grad-reps': { type: 'string' },
+        robust: { type: 'string' }, 'robust-samples': { type: 'string' }, check: { type: 'boolean' }, 'check-suite': { type: 'string' },
         'max-pixels': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
         fp16: { type: 'boolean' }, force: { type: 'boolean' }, 'invert-mask': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -249,6 +271,18 @@ export const protect = {
     const method = parseChoice('method', values.method, ['encoder', 'noise', 'diffusion'] as const) ?? 'encoder';
     if (method === 'diffusion' && values.mask === undefined) {
       throw new UsageError('--method diffusion needs --mask: white where the photo must be protected (the region an editor would keep), black where it would be repainted');
+    }
+    const robustKind = parseChoice('robust', values.robust, ['none', 'jpeg', 'all'] as const) ?? 'none';
+    if (robustKind !== 'none' && method !== 'encoder') throw new UsageError(`--robust works with --method encoder (the diffusion attack's gradient is computed step by step, without transforms; the noise baseline has none)`);
+    const robustSamples = parseInteger('robust-samples', values['robust-samples'], { min: 1, max: 64 }) ?? 1;
+    if (values['robust-samples'] !== undefined && robustKind === 'none') throw new UsageError('--robust-samples needs --robust jpeg|all');
+    if (values['check-suite'] !== undefined && !values.check) throw new UsageError('--check-suite needs --check');
+    const checkSuite = values['check-suite'] === undefined ? DEFAULT_CHECK_SUITE : values['check-suite'].split(',').map((t) => t.trim()).filter((t) => t !== '');
+    if (values.check) {
+      for (const spec of checkSuite) {
+        try { parsePurification(spec); } catch (e) { throw new UsageError(`--check-suite: ${(e as Error).message}`); }
+      }
+      if (method === 'noise' && values.model === undefined) throw new UsageError('--check with --method noise needs --model: the protection is measured through a model (e.g. --model ../shared/models/taef2-hf)');
     }
     const diffusionSteps = parseInteger('diffusion-steps', values['diffusion-steps'], { min: 1, max: 1000 }) ?? 4;
     const gradReps = parseInteger('grad-reps', values['grad-reps'], { min: 1, max: 1000 }) ?? 1;
@@ -268,6 +302,7 @@ export const protect = {
       optimizer: parseChoice<Optimizer>('optimizer', values.optimizer, ['sign', 'momentum', 'adam']) ?? preset.options.optimizer,
       schedule: parseChoice<StepSchedule>('schedule', values.schedule, ['constant', 'linear-decay']) ?? preset.options.schedule,
       seed: parseInteger('seed', values.seed, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0,
+      ...(robustKind === 'none' ? {} : { eot: { transform: differentiableTransforms(robustKind), samples: robustSamples, includeIdentity: true } }),
     };
     const size = parseInteger('size', values.size, { min: 8, max: 65_536 });
     const tile = parseInteger('tile', values.tile, { min: 32, max: 65_536 });
@@ -340,6 +375,7 @@ export const protect = {
         job.params = {
           method, model: modelId, fp16: values.fp16 === true, preset: attacking ? presetName : null,
           ...(method === 'diffusion' ? { diffusionSteps, gradReps } : {}),
+          ...(robustKind === 'none' ? {} : { robust: { kind: robustKind, samples: robustSamples } }),
           eps: options.eps, norm: 'linf',
           stepSize: attacking ? options.stepSize : null, steps: attacking ? options.steps : null,
           schedule: attacking ? options.schedule ?? 'constant' : null, optimizer: attacking ? options.optimizer ?? 'sign' : null,
@@ -351,6 +387,12 @@ export const protect = {
           let previous: ProtectSidecar | null = null;
           try { previous = JSON.parse(readFileSync(job.sidecar, 'utf8')) as ProtectSidecar; } catch { /* unreadable: redo */ }
           if (previous !== null && canonical(previous.parameters) === canonical(job.params)) {
+            if (values.check && !existsSync(checkPathFor(job.output))) {
+              process.stderr.write(`${job.input}: already immunized with the same parameters; running only --check\n`);
+              job.checkOnly = true;
+              todo.push(job);
+              continue;
+            }
             skipped++;
             if (values.json) console.log(JSON.stringify({ ...previous, skipped: true }));
             else process.stderr.write(`skip ${job.input}: already immunized with the same parameters (${job.output}; --force to redo)\n`);
@@ -379,14 +421,15 @@ export const protect = {
       const encoder = model === null ? null : tile === undefined ? asEncoder(model) : tiledEncoder(asEncoder(model), model.downscale, { tile, overlap: tile / 4 });
       for (const job of todo) {
         try {
-          const result = await protectOne(job, { method, sd, diffusionSteps, gradReps, options, size, maxPixels, tile, device, format, model, encoder, targetArg, maskPath: values.mask, presetName, threads: getNumThreads(), libtorch: info.torchVersion });
+          const result = await protectOne(job, { method, sd, diffusionSteps, gradReps, checkSuite: values.check ? checkSuite : null, options, size, maxPixels, tile, device, format, model, encoder, targetArg, maskPath: values.mask, presetName, threads: getNumThreads(), libtorch: info.torchVersion });
           done++;
           if (values.json) console.log(JSON.stringify(result));
           else {
             const r = result.results;
             const loss = result.attack ? `, loss ${result.attack.losses[0]?.toFixed(3)} → ${result.attack.finalLoss?.toFixed(3)}` : '';
             const rec = r.reconstruction ? `, reconstruction ${r.reconstruction.cleanPsnr.toFixed(1)} → ${r.reconstruction.immunizedVsOriginalPsnr.toFixed(1)} dB` : '';
-            console.log(`${job.input} → ${job.output}  (L∞ ${r.linf255.toFixed(1)}/255, PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim?.toFixed(4) ?? 'n/a'}${loss}${rec}, ${(result.timing.totalMs / 1000).toFixed(1)} s)`);
+            if (!job.checkOnly) console.log(`${job.input} → ${job.output}  (L∞ ${r.linf255.toFixed(1)}/255, PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim?.toFixed(4) ?? 'n/a'}${loss}${rec}, ${(result.timing.totalMs / 1000).toFixed(1)} s)`);
+            if (result.check) console.log(`${formatCheck(result.check)}\n  → ${checkPathFor(job.output)}`);
           }
         } catch (e) {
           fail(job, e);
@@ -406,6 +449,8 @@ interface OneOptions {
   sd: StableDiffusion | null;
   diffusionSteps: number;
   gradReps: number;
+  /** Purifications of --check, or null. */
+  checkSuite: readonly string[] | null;
   options: PgdOptions;
   size: number | undefined;
   maxPixels: number;
@@ -455,6 +500,24 @@ async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
     const targetP = targetImage === null ? null : prepare(targetImage);
     if (targetP) tensors.push(targetP);
     if (pad) process.stderr.write(`note: ${label(job.input)}: ${img.width}×${img.height} is not a multiple of ${m}; padded to ${img.width + pad[1]}×${img.height + pad[0]} for the model and cropped back\n`);
+
+    // --check: the written photo and the original through the suite, measured by the model.
+    const checkModel: Autoencoder | null = o.model ?? o.sd?.vae ?? null;
+    const runCheck = async (written: Tensor): Promise<ProtectionCheck> => {
+      const bar = createProgress({ label: `${label(job.input)} check`, total: o.checkSuite!.length, unit: 'step' });
+      const rec = (t: Tensor): Tensor => scope(() => crop(reconstruct(checkModel!, prepare(t), o.tile), img.height, img.width).to('cpu'));
+      const c = await checkProtection(rec, img.tensor, written, { model: job.params!.model ?? 'model', suite: o.checkSuite!, onProgress: (d, _n, spec) => bar.update(d, spec) });
+      bar.done();
+      return c;
+    };
+    if (job.checkOnly) {
+      const written = (await readImage(job.output, { maxPixels: Number.MAX_SAFE_INTEGER })).tensor;
+      tensors.push(written);
+      const check = await runCheck(written);
+      writeAllOrNothing([{ path: checkPathFor(job.output), data: JSON.stringify(check, null, 2) + '\n' }]);
+      const previous = JSON.parse(readFileSync(job.sidecar, 'utf8')) as ProtectSidecar;
+      return { ...previous, check };
+    }
 
     let adv: Tensor;
     let attack: ProtectSidecar['attack'] = null;
@@ -541,8 +604,12 @@ async function protectOne(job: Job, o: OneOptions): Promise<ProtectSidecar> {
       timing: { totalMs: Math.round(totalMs), attackMs: Math.round(attackMs), msPerStep: attack && attack.stepsTaken > 0 ? Math.round(attackMs / attack.stepsTaken) : null },
       environment: { device: o.device, threads: o.threads, libtorch: o.libtorch, generator: 'cpu', node: process.version },
     };
-    writeAllOrNothing([{ path: job.output, data: bytes }, { path: job.sidecar, data: JSON.stringify(sidecar, null, 2) + '\n' }]);
-    return sidecar;
+    const check = o.checkSuite === null ? null : await runCheck(written);
+    writeAllOrNothing([
+      { path: job.output, data: bytes }, { path: job.sidecar, data: JSON.stringify(sidecar, null, 2) + '\n' },
+      ...(check === null ? [] : [{ path: checkPathFor(job.output), data: JSON.stringify(check, null, 2) + '\n' }]),
+    ]);
+    return check === null ? sidecar : { ...sidecar, check };
   } finally {
     for (const t of tensors) t.dispose();
   }

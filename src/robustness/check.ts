@@ -1,0 +1,99 @@
+/**
+ * How much protection survives what an adversary does before editing (Sandoval-Segura et al.
+ * 2023: JPEG undoes immunization; blurs and flips do not). The measure is the one the attacks
+ * are judged by on an autoencoder: reconstruction PSNR, PSNR(D(E(p)), p), of the purified clean
+ * photo p = P(x) and of the purified immunized photo P(x + δ), both against P(x). Immunization
+ * lowers the immunized one; the gap P leaves, divided by the gap with no purification, is the
+ * share of the protection that survives P.
+ */
+import { psnr } from '../metrics/psnr.js';
+import { parsePurification } from '../purify/spec.js';
+import { Generator, noGrad, scope, type Tensor } from '../torch/index.js';
+
+/** The default suite of `immunize protect --check`: the JPEG note's qualities and the transforms it found harmless. */
+export const DEFAULT_CHECK_SUITE: readonly string[] = [
+  'jpeg:95', 'jpeg:85', 'jpeg:75', 'jpeg:65', 'jpeg:50', 'webp:80',
+  'blur:1', 'median:3', 'resize:0.5', 'rotate:5', 'hflip', 'noise:gaussian:0.02',
+];
+
+export type Verdict = 'holds' | 'weakened' | 'removed';
+
+export interface CheckRow {
+  purification: string;
+  /** PSNR(D(E(P(x))), P(x)) in dB. */
+  cleanPsnr: number;
+  /** PSNR(D(E(P(x + δ))), P(x)) in dB. */
+  immunizedPsnr: number;
+  /** cleanPsnr − immunizedPsnr: how far the immunized photo's reconstruction still falls. */
+  gapDb: number;
+  /** gapDb / the gap without purification (1 = all protection left, ≤ 0 = none). */
+  remaining: number;
+  verdict: Verdict;
+}
+
+export interface ProtectionCheck {
+  metric: string;
+  model: string;
+  /** Without purification. */
+  none: { cleanPsnr: number; immunizedPsnr: number; gapDb: number };
+  rows: CheckRow[];
+}
+
+/** ≥ 50 % of the gap left: holds; ≥ 20 %: weakened; less: removed. */
+export function verdict(remaining: number): Verdict {
+  return remaining >= 0.5 ? 'holds' : remaining >= 0.2 ? 'weakened' : 'removed';
+}
+
+/**
+ * Runs `suite` (purification specs, docs/purify.md) on `clean` and `immunized` (NCHW in [0, 1],
+ * same shape) and measures each with `reconstruct` (x → D(E(x)), same shape; no gradient needed).
+ * Random purifications draw from a generator seeded 0, the same draws for both images.
+ */
+export async function checkProtection(
+  reconstruct: (x: Tensor) => Tensor,
+  clean: Tensor,
+  immunized: Tensor,
+  o: { model: string; suite?: readonly string[]; onProgress?: (done: number, total: number, spec: string) => void },
+): Promise<ProtectionCheck> {
+  const suite = (o.suite ?? DEFAULT_CHECK_SUITE).map((s) => parsePurification(s)); // bad specs fail before any work
+  const rec = (p: Tensor, ref: Tensor): number => noGrad(() => scope(() => psnr(reconstruct(p), ref)));
+  const noneClean = rec(clean, clean);
+  const noneImm = rec(immunized, clean);
+  const gap0 = noneClean - noneImm;
+  const rows: CheckRow[] = [];
+  for (const [i, p] of suite.entries()) {
+    o.onProgress?.(i, suite.length, p.spec);
+    const pc = await p.apply(clean, { generator: new Generator({ seed: 0 }) });
+    try {
+      const pi = await p.apply(immunized, { generator: new Generator({ seed: 0 }) });
+      try {
+        const cleanPsnr = rec(pc, pc);
+        const immunizedPsnr = rec(pi, pc);
+        const gapDb = cleanPsnr - immunizedPsnr;
+        const remaining = gap0 > 0 ? gapDb / gap0 : 0;
+        rows.push({ purification: p.spec, cleanPsnr, immunizedPsnr, gapDb, remaining, verdict: verdict(remaining) });
+      } finally {
+        pi.dispose();
+      }
+    } finally {
+      pc.dispose();
+    }
+  }
+  o.onProgress?.(suite.length, suite.length, '');
+  return {
+    metric: 'reconstruction PSNR (dB) of the purified photo through the model, against the purified clean photo',
+    model: o.model,
+    none: { cleanPsnr: noneClean, immunizedPsnr: noneImm, gapDb: gap0 },
+    rows,
+  };
+}
+
+/** A plain-text table for the terminal. */
+export function formatCheck(c: ProtectionCheck): string {
+  const lines = [`protection check (${c.model}; reconstruction PSNR, lower = better protected)`, `  ${'purification'.padEnd(22)} ${'clean'.padStart(7)} ${'immun.'.padStart(7)} ${'gap'.padStart(6)}  left`];
+  lines.push(`  ${'none'.padEnd(22)} ${c.none.cleanPsnr.toFixed(2).padStart(7)} ${c.none.immunizedPsnr.toFixed(2).padStart(7)} ${c.none.gapDb.toFixed(2).padStart(6)}  100%`);
+  for (const r of c.rows) {
+    lines.push(`  ${r.purification.padEnd(22)} ${r.cleanPsnr.toFixed(2).padStart(7)} ${r.immunizedPsnr.toFixed(2).padStart(7)} ${r.gapDb.toFixed(2).padStart(6)}  ${`${Math.round(100 * r.remaining)}%`.padStart(4)} ${r.verdict}`);
+  }
+  return lines.join('\n');
+}
