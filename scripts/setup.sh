@@ -27,3 +27,4 @@ else
   node scripts/build-native.mjs
 fi
 npx tsc -p tsconfig.json
+node scripts/build-web.mjs   # the web page (web/ -> dist/web/), served by `immunize serve`

@@ -1,0 +1,169 @@
+/**
+ * A small typed client for the v1 HTTP API (docs/api.md): config, create, job records, the SSE
+ * progress stream, cancel, and purify-and-check. Same origin only; the API key (when the server
+ * asks for one) goes in a header, and the read tokens in the record's `links` serve
+ * `EventSource` and `<img>`, which cannot send headers.
+ */
+export { ApiError, Api, watchJob };
+export type { ServiceConfig, Preset, JobRecord, Progress, ImmunizationResult, CheckResult, Watch, WatchHandlers };
+
+interface Preset { id: string; description: string; eps: number; stepSize: number; steps: number; optimizer?: string; schedule?: string }
+
+interface ServiceConfig {
+  version: string;
+  auth: 'none' | 'api-key';
+  limits: { maxUploadBytes: number; maxPixels: number; maxSteps: number; rateCreatePerMinute?: number; retentionMs?: number };
+  methods: string[];
+  models: { id: string; default?: boolean; description?: string }[];
+  presets: Preset[];
+  defaults: { method?: string; preset?: string; target?: string; seed?: number };
+  purifications?: string[];
+  checkAvailable?: boolean;
+}
+
+interface Progress { step: number; steps: number; loss: number | null; fraction: number; etaMs: number | null }
+
+interface ImmunizationResult {
+  width: number; height: number; bytes: number;
+  linf255?: number; psnr?: number; ssim?: number;
+  reconstruction?: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr?: number } | null;
+  attack?: { losses?: number[]; finalLoss?: number; stepsTaken?: number; stoppedBy?: string };
+  timing?: { totalMs?: number; attackMs?: number; msPerStep?: number };
+}
+
+interface CheckResult {
+  immunization: string;
+  model: string;
+  clean: { reconstructionPsnr: number };
+  immunized: { psnr: number; reconstructionPsnr: number };
+  purifications: { spec: string; psnr: number; reconstructionPsnr: number; protectionRemaining: number; protected: boolean }[];
+}
+
+interface JobRecord<R = unknown> {
+  id: string;
+  kind: 'immunization' | 'check';
+  status: 'queued' | 'running' | 'completed' | 'failed' | 'canceled';
+  queuePosition?: number | null;
+  progress: Progress | null;
+  error: { code: string; message: string } | null;
+  result: R | null;
+  options?: Record<string, unknown>;
+  input?: { width: number; height: number; format: string; bytes: number };
+  links: { self: string; events: string; result?: string };
+}
+
+/** An HTTP error from the API, with its stable code (`E_IMAGE`, `E_VALIDATION`, …). */
+class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly field?: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+class Api {
+  /** Set when the server's `auth` is `api-key`. */
+  key = '';
+
+  constructor(readonly base = '') {}
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.key ? { ...extra, Authorization: `Bearer ${this.key}` } : extra;
+  }
+
+  private async call<T>(path: string, init: RequestInit = {}): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { ...init, headers: this.headers(init.headers as Record<string, string> | undefined) });
+    } catch {
+      throw new ApiError(0, 'E_NETWORK', 'The service cannot be reached. Is `immunize serve` still running?');
+    }
+    const text = await res.text();
+    let body: unknown = null;
+    try { body = text ? JSON.parse(text) : null; } catch { /* not JSON: handled below */ }
+    if (!res.ok) {
+      const e = (body as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
+      const retry = res.headers.get('Retry-After');
+      const msg = e?.message ?? `The service answered ${res.status} ${res.statusText}.`;
+      throw new ApiError(res.status, e?.code ?? 'E_HTTP', retry ? `${msg} (try again in ${retry} s)` : msg, e?.field);
+    }
+    return body as T;
+  }
+
+  config(): Promise<ServiceConfig> { return this.call('/v1/config'); }
+
+  create(fields: Record<string, string>, image: Blob, imageName: string, mask?: Blob): Promise<JobRecord<ImmunizationResult>> {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
+    form.append('image', image, imageName);
+    if (mask) form.append('mask', mask, 'mask.png');
+    return this.call('/v1/immunizations', { method: 'POST', body: form });
+  }
+
+  get<R>(selfLink: string): Promise<JobRecord<R>> { return this.call(selfLink); }
+
+  cancel(id: string): Promise<JobRecord> {
+    return this.call(`/v1/immunizations/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  }
+
+  check(id: string, purifications: string[]): Promise<JobRecord<CheckResult>> {
+    return this.call(`/v1/immunizations/${encodeURIComponent(id)}/checks`, {
+      method: 'POST', body: JSON.stringify({ purifications }), headers: { 'Content-Type': 'application/json' },
+    });
+  }
+}
+
+interface WatchHandlers<R> {
+  record(rec: JobRecord<R>): void;
+  progress(p: Progress): void;
+  end(rec: JobRecord<R>): void;
+  /** The stream and the polling fallback both failed for good. */
+  lost(err: Error): void;
+}
+
+interface Watch { close(): void }
+
+/**
+ * Follows a job over its SSE stream (docs/api.md: the first event is always the current record;
+ * `end` is terminal). If the stream breaks, EventSource reconnects by itself; after repeated
+ * failures it falls back to polling the record once a second.
+ */
+function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
+  let closed = false;
+  let es: EventSource | null = null;
+  let poll: ReturnType<typeof setTimeout> | null = null;
+  let failures = 0;
+  const finish = (r: JobRecord<R>): void => {
+    if (closed) return;
+    closed = true;
+    es?.close();
+    if (poll) clearTimeout(poll);
+    on.end(r);
+  };
+  const parse = <T>(ev: MessageEvent): T | null => { try { return JSON.parse(String(ev.data)) as T; } catch { return null; } };
+  const startPolling = (): void => {
+    const tick = async (): Promise<void> => {
+      if (closed) return;
+      try {
+        const r = await api.get<R>(rec.links.self);
+        failures = 0;
+        if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') { finish(r); return; }
+        on.record(r);
+        if (r.progress) on.progress(r.progress);
+      } catch (e) {
+        if (++failures > 5) { closed = true; on.lost(e as Error); return; }
+      }
+      poll = setTimeout(() => void tick(), 1000);
+    };
+    void tick();
+  };
+  if (typeof EventSource === 'undefined') { startPolling(); return { close: () => { closed = true; } }; }
+  es = new EventSource(rec.links.events);
+  es.addEventListener('status', (ev) => { const r = parse<JobRecord<R>>(ev as MessageEvent); if (r && !closed) { failures = 0; on.record(r); if (r.progress) on.progress(r.progress); } });
+  es.addEventListener('progress', (ev) => { const p = parse<Progress>(ev as MessageEvent); if (p && !closed) { failures = 0; on.progress(p); } });
+  es.addEventListener('end', (ev) => { const r = parse<JobRecord<R>>(ev as MessageEvent); if (r) finish(r); });
+  es.addEventListener('error', () => {
+    if (closed) return;
+    if (++failures >= 3 || es?.readyState === EventSource.CLOSED) { es?.close(); es = null; failures = 0; startPolling(); }
+  });
+  return { close: () => { closed = true; es?.close(); if (poll) clearTimeout(poll); } };
+}
