@@ -48,7 +48,7 @@ describe('gaussianBlur', () => {
 describe('medianBlur', () => {
   test("scipy 'reflect' (symmetric) indices", () => {
     assert.deepEqual([...symmetricIndices(4, 2, 2)], [1, 0, 0, 1, 2, 3, 3, 2]);
-    assert.deepEqual([...symmetricIndices(2, 3, 3)], [1, 1, 0, 0, 1, 1, 0, 0]); // (b a)(a b)(b a)(a b)
+    assert.deepEqual([...symmetricIndices(2, 3, 3)], [1, 1, 0, 0, 1, 1, 0, 0]); // b b a | a b | b a a
   });
 
   test('removes salt-and-pepper noise from a flat image; size 1 is the identity', () => {
