@@ -5,6 +5,8 @@ import { evaluateCommand as evaluate } from './evaluate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
 import { protect } from './protect.js';
+import { serve } from './serve.js';
+import { worker } from './worker.js';
 import { toolVersion } from './version.js';
 
 interface Command {
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, Command> = {
   evaluate,
   inspect,
   info,
+  serve,
+  worker,
 };
 
 function usage(): string {

@@ -1,0 +1,61 @@
+/** `immunize worker --redis URL`: runs the API's jobs from BullMQ, one at a time (one worker per GPU). */
+import { resolve } from 'node:path';
+import { parseModels } from '../server/models.js';
+import { startWorker } from '../server/redis-queue.js';
+import { Storage } from '../server/storage.js';
+import { checkDevice } from '../torch/device.js';
+import { parseCommandArgs, parseInteger, UsageError } from './args.js';
+import { onShutdown, parseDuration } from './serve.js';
+
+const HELP = `Usage: immunize worker --redis URL [options]
+
+Consumes the jobs that \`immunize serve --redis URL\` accepts, one at a time. Start one per GPU
+(--device cuda:N), on any number of machines; all must see the same --storage directory.
+
+Options:
+  --redis URL              the API's Redis (required)
+  --storage DIR            the storage directory shared with the API (default $IMMUNIZE_STORAGE
+                           or ./immunize-data)
+  --model [ID=]SPEC        the models the API offers, by the same ids (repeatable; paths may differ)
+  --device D               cpu (default) | cuda | cuda:N
+  --threads N              libtorch threads per job (default: all cores)
+  --max-pixels N           as the API's (default 16000000)
+  --retention T            keep finished jobs this long (default 24h; as the API's)
+  --lock-ms N              how long a dead worker's job waits before another takes it
+                           (BullMQ lock duration, default 30000)
+  --prefix P               Redis key prefix (default bull; as the API's)
+  -h, --help               this help`;
+
+export const worker = {
+  summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
+  async run(args: string[]): Promise<number> {
+    const { values } = parseCommandArgs({
+      args, strict: true, allowPositionals: false,
+      options: {
+        redis: { type: 'string' }, storage: { type: 'string' }, model: { type: 'string', multiple: true }, device: { type: 'string' }, threads: { type: 'string' },
+        'max-pixels': { type: 'string' }, retention: { type: 'string' }, 'lock-ms': { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    if (values.redis === undefined) throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
+    const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
+    const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
+    const w = startWorker(storage, {
+      redis: values.redis,
+      device: checkDevice(values.device ?? 'cpu'),
+      models: parseModels(values.model),
+      maxPixels: parseInteger('max-pixels', values['max-pixels'], { min: 1 }) ?? 16_000_000,
+      retentionMs: parseDuration('retention', values.retention, 86_400_000),
+      lockMs: parseInteger('lock-ms', values['lock-ms'], { min: 1000 }) ?? 30_000,
+      ...(values.prefix === undefined ? {} : { prefix: values.prefix }),
+      ...(threads === undefined ? {} : { threads }),
+    });
+    await w.worker.waitUntilReady();
+    console.log(JSON.stringify({ worker: 'ready', pid: process.pid, storage: storage.root }));
+    await onShutdown(() => w.close());
+    return 0;
+  },
+};

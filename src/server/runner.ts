@@ -1,0 +1,136 @@
+/**
+ * The job runner: a child process that runs one job and exits. Attacks are long synchronous
+ * libtorch loops; running them here keeps the API's (and the BullMQ worker's) event loop free for
+ * requests, SSE and queue-lock renewal, and lets a cancel or a crash take down only this process.
+ *
+ * An immunization is `immunize protect` itself, called in-process with the job's flags, so the PNG
+ * and sidecar are byte-for-byte what the command writes. Messages to the parent (IPC):
+ *   { type: 'progress', step, steps, loss }   { type: 'done', result }   { type: 'error', code, message }
+ *
+ * Started as: node runner.js STORAGE ID  with the job's settings in IMMUNIZE_RUNNER (JSON).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { ImmunizeError } from '../errors.js';
+import { setProgressListener } from '../io/progress.js';
+import { Storage, type JobRecord } from './storage.js';
+import type { ModelEntry } from './models.js';
+
+export interface RunnerSettings {
+  device: string;
+  maxPixels: number;
+  models: ModelEntry[];
+}
+
+export type RunnerMessage =
+  | { type: 'progress'; step: number; steps: number; loss: number | null }
+  | { type: 'done'; result: Record<string, unknown> }
+  | { type: 'error'; code: string; message: string };
+
+function send(m: RunnerMessage): Promise<void> {
+  return new Promise((res) => {
+    if (!process.connected) process.exit(3);
+    process.send!(m, () => res());
+  });
+}
+
+function modelSpec(settings: RunnerSettings, id: unknown): string {
+  const m = settings.models.find((e) => e.id === id);
+  if (m === undefined) throw new ImmunizeError('E_MODEL_UNAVAILABLE', `this worker does not offer the model '${String(id)}'`);
+  return m.spec;
+}
+
+async function immunize(storage: Storage, r: JobRecord, settings: RunnerSettings): Promise<Record<string, unknown>> {
+  const { protect } = await import('../cli/protect.js');
+  const args = [storage.file(r.id, r.input!.file), '-o', storage.file(r.id, 'result.png'), ...r.args];
+  if (r.options['model'] !== null) args.push('--model', modelSpec(settings, r.options['model']));
+  if (r.input!.mask !== null) args.push('--mask', storage.file(r.id, r.input!.mask));
+  args.push('--max-pixels', String(settings.maxPixels), '--device', settings.device);
+  const code = await protect.run(args);
+  if (code !== 0 || !existsSync(storage.file(r.id, 'result.json'))) throw new ImmunizeError('E_INTERNAL', `immunize protect exited with ${code}`);
+  const sidecar = JSON.parse(readFileSync(storage.file(r.id, 'result.json'), 'utf8')) as {
+    output: { width: number; height: number };
+    attack: { losses: number[]; finalLoss: number | null; stepsTaken: number; stoppedBy: string } | null;
+    results: { linf255: number; psnr: number; ssim: number | null; reconstruction: Record<string, number | string> | null };
+    timing: Record<string, number | null>;
+  };
+  const png = readFileSync(storage.file(r.id, 'result.png'));
+  const { createHash } = await import('node:crypto');
+  const rec = sidecar.results.reconstruction;
+  return {
+    width: sidecar.output.width,
+    height: sidecar.output.height,
+    bytes: png.length,
+    sha256: createHash('sha256').update(png).digest('hex'),
+    linf255: sidecar.results.linf255,
+    psnr: sidecar.results.psnr,
+    ssim: sidecar.results.ssim,
+    reconstruction: rec === null ? null : { ...rec, model: r.options['model'] },
+    attack: sidecar.attack === null ? null : { losses: sidecar.attack.losses, finalLoss: sidecar.attack.finalLoss, stepsTaken: sidecar.attack.stepsTaken, stoppedBy: sidecar.attack.stoppedBy },
+    timing: sidecar.timing,
+  };
+}
+
+async function check(storage: Storage, r: JobRecord, settings: RunnerSettings, onStep: (i: number, n: number) => void): Promise<Record<string, unknown>> {
+  const parent = storage.read(r.parent!);
+  if (parent === null || parent.status !== 'completed') throw new ImmunizeError('E_NOT_READY', 'the immunization is gone or not completed');
+  const { runCheck } = await import('./check.js');
+  return runCheck({
+    original: storage.file(parent.id, parent.input!.file),
+    immunized: storage.file(parent.id, 'result.png'),
+    size: typeof parent.options['size'] === 'number' ? parent.options['size'] : null,
+    modelId: String(parent.options['model']),
+    modelSpec: modelSpec(settings, parent.options['model']),
+    device: settings.device,
+    maxPixels: settings.maxPixels,
+    purifications: r.options['purifications'] as string[],
+    immunization: parent.id,
+    onStep,
+  });
+}
+
+/** Error messages name files by their own names, never by server paths. */
+function scrub(message: string, storage: Storage, id: string): string {
+  return message.split(`${storage.dir(id)}/`).join('').split(storage.root).join('<storage>');
+}
+
+async function main(): Promise<void> {
+  const [root, id] = process.argv.slice(2);
+  const settings = JSON.parse(process.env['IMMUNIZE_RUNNER'] ?? '{}') as RunnerSettings;
+  const storage = new Storage(root!);
+  const r = storage.read(id!);
+  if (r === null) {
+    await send({ type: 'error', code: 'E_NOT_FOUND', message: 'the job is gone' });
+    return;
+  }
+  let last = 0;
+  let pending: Promise<void> = Promise.resolve();
+  const progress = (step: number, steps: number, loss: number | null): void => {
+    // An orphan (its worker was killed) stops at the next step instead of computing for nobody.
+    if (!process.connected) process.exit(3);
+    const now = performance.now();
+    if (now - last < 100 && step < steps) return;
+    last = now;
+    pending = send({ type: 'progress', step, steps, loss });
+  };
+  setProgressListener((e) => {
+    if (e.unit !== 'step') return;
+    const m = /loss (-?[\d.e+-]+|NaN)/.exec(e.extra);
+    progress(e.done, e.total, m === null ? null : Number(m[1]));
+  });
+  try {
+    const result = r.kind === 'check'
+      ? await check(storage, r, settings, (i, n) => progress(i, n, null))
+      : await immunize(storage, r, settings);
+    await pending;
+    await send({ type: 'done', result });
+  } catch (e) {
+    const err = e as ImmunizeError;
+    const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
+    await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id) });
+  }
+}
+
+void main().then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
