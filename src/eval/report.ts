@@ -43,6 +43,12 @@ function num(v: number | null | undefined, digits: number): string {
   return v.toFixed(digits);
 }
 
+/** FID of near-identical sets is tiny (and can be −1e-12 from rounding): keep 3 significant digits there. */
+function fidText(v: number | null): string {
+  if (v === null) return '–';
+  return Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+}
+
 function digitsFor(metric: string): number {
   return metric === 'psnr' ? 2 : 3;
 }
@@ -111,7 +117,7 @@ th{background:#f9fafb}td.m,th.m{text-align:left}.pm{color:#6b7280;font-size:12px
 .item{margin:18px 0;border:1px solid #e5e7eb;padding:10px;border-radius:6px}.grid td{text-align:center;vertical-align:top;border:none;padding:4px}
 .grid img{width:160px;height:160px;object-fit:contain;image-rendering:auto;background:#f3f4f6;display:block;margin:auto}
 .grid .cap{font-size:11px;color:#4b5563;white-space:normal;max-width:170px}.grid th{background:none;border:none;text-align:center}
-details summary{cursor:pointer;color:#2563eb}code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
+details summary{cursor:pointer;color:#2563eb}.scroll{overflow-x:auto}code{background:#f3f4f6;padding:1px 4px;border-radius:3px}
 `;
 
 function renderReport(r: EvaluationResults, src: (file: string, sha: string) => string): string {
@@ -137,7 +143,7 @@ function renderReport(r: EvaluationResults, src: (file: string, sha: string) => 
     const cells = [
       `<td class="m"><span class="swatch" style="background:${colorOf(a.method, methods)}"></span>${esc(methodLabel(a.method))}${a.purification ? ` + <code>${esc(a.purification)}</code>` : ''}</td>`,
       `<td>${a.items}</td>`,
-      ...(hasFid ? [`<td>${num(a.fid, 2)}</td>`, `<td>${num(a.precision, 3)}</td>`] : []),
+      ...(hasFid ? [`<td>${fidText(a.fid)}</td>`, `<td>${num(a.precision, 3)}</td>`] : []),
       ...TABLE6.map((m) => `<td>${meanStd(a.metrics[m], digitsFor(m))}</td>`),
       ...(hasClip ? [`<td>${a.clip ? `${num(a.clip.median, 3)} <span class="pm">[${num(a.clip.q1, 3)}, ${num(a.clip.q3, 3)}]</span>` : '–'}</td>`] : []),
     ];
@@ -146,21 +152,21 @@ function renderReport(r: EvaluationResults, src: (file: string, sha: string) => 
   const head = `<tr><th class="m">method</th><th>n</th>${hasFid ? '<th>FID ↑</th><th>PR (precision) ↓</th>' : ''}${TABLE6.map((m) => `<th>${LABELS[m]} ↓</th>`).join('')}${hasClip ? '<th>CLIP sim. median [IQR]</th>' : ''}</tr>`;
   const ordered = r.variants.map((v) => r.aggregates[v.key]!).filter(Boolean);
   parts.push(`<section id="table6"><h2>Similarity of edits to the clean edit (Table 6 of Salman et al. 2023)</h2>`);
-  parts.push(`<table id="summary"><thead>${head}</thead><tbody>${ordered.map((a) => row(a, a.key === 'clean' ? 'ref' : '')).join('')}</tbody></table>`);
+  parts.push(`<div class="scroll"><table id="summary"><thead>${head}</thead><tbody>${ordered.map((a) => row(a, a.key === 'clean' ? 'ref' : '')).join('')}</tbody></table></div>`);
   parts.push(`<p class="meta">mean ± std (population) over items; the clean row compares the clean edit with itself (the ideal values). FID and precision compare each method's edits with the clean edits of the same items${hasFid ? '' : ' (not computed: see Notes)'}.</p></section>`);
 
   // ---- every metric ----
-  parts.push(`<section id="all-metrics"><h2>All full-reference metrics</h2><table id="metrics"><thead><tr><th class="m">method</th>${r.metrics.map((m) => `<th>${LABELS[m.name] ?? esc(m.name)} ${protectionArrow(m.better)}</th>`).join('')}</tr></thead><tbody>`);
+  parts.push(`<section id="all-metrics"><h2>All full-reference metrics</h2><div class="scroll"><table id="metrics"><thead><tr><th class="m">method</th>${r.metrics.map((m) => `<th>${LABELS[m.name] ?? esc(m.name)} ${protectionArrow(m.better)}</th>`).join('')}</tr></thead><tbody>`);
   for (const a of ordered) {
     parts.push(`<tr${a.key === 'clean' ? ' class="ref"' : ''}><td class="m">${esc(methodLabel(a.method))}${a.purification ? ` + <code>${esc(a.purification)}</code>` : ''}</td>${r.metrics.map((m) => `<td>${meanStd(a.metrics[m.name], digitsFor(m.name))}</td>`).join('')}</tr>`);
   }
-  parts.push(`</tbody></table><p class="meta">Arrows point to more protection (a less similar edit). piq conventions; PSNR of identical images is 80 dB (piq adds 1e-8 to the MSE).</p></section>`);
+  parts.push(`</tbody></table></div><p class="meta">Arrows point to more protection (a less similar edit). piq conventions; PSNR of identical images is 80 dB (piq adds 1e-8 to the MSE).</p></section>`);
 
   // ---- CLIP ----
   if (hasClip) {
     const groups = r.variants.filter((v) => v.purification === null && r.aggregates[v.key]?.clip).map((v) => {
       const c = r.aggregates[v.key]!.clip!;
-      return { label: methodLabel(v.method), color: colorOf(v.method, methods), median: c.median, q1: c.q1, q3: c.q3, mean: c.mean };
+      return { label: v.method, color: colorOf(v.method, methods), median: c.median, q1: c.q1, q3: c.q3, mean: c.mean };
     });
     parts.push(`<section id="clip"><h2>CLIP similarity between the edits and their prompts</h2><div class="charts">${iqrBars('CLIP image–prompt similarity (median, IQR)', 'cosine', groups)}</div>`);
     parts.push(`<p class="meta">A protected photo's edits should follow the prompt less well than the clean photo's edits.</p></section>`);
@@ -178,7 +184,7 @@ function renderReport(r: EvaluationResults, src: (file: string, sha: string) => 
       ];
       for (const yd of ys) {
         const series: Series[] = methods.map((m) => ({
-          label: methodLabel(m), color: colorOf(m, methods),
+          label: m, color: colorOf(m, methods),
           reference: m === 'clean' ? undefined : yd.get(r.aggregates[m]!)?.mean,
           points: fam.points.flatMap((p) => {
             const a = r.aggregates[`${m}@${p.spec}`];
@@ -197,13 +203,13 @@ function renderReport(r: EvaluationResults, src: (file: string, sha: string) => 
   parts.push(`<section id="distributions"><h2>Distributions over items</h2><div class="charts">`);
   const plain = r.variants.filter((v) => v.purification === null && v.method !== 'clean');
   for (const m of r.metrics) {
-    const groups = plain.map((v) => ({ label: methodLabel(v.method), color: colorOf(v.method, methods), values: r.items.map((it) => it.variants[v.key]?.metrics[m.name]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x)) }));
+    const groups = plain.map((v) => ({ label: v.method, color: colorOf(v.method, methods), values: r.items.map((it) => it.variants[v.key]?.metrics[m.name]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x)) }));
     if (groups.every((g) => g.values.length === 0)) continue;
     parts.push(boxPlot(`${LABELS[m.name] ?? m.name} to the clean edit ${protectionArrow(m.better)}`, LABELS[m.name] ?? m.name, groups));
   }
   if (hasClip) {
     const withClean = r.variants.filter((v) => v.purification === null);
-    parts.push(boxPlot('CLIP image–prompt similarity', 'cosine', withClean.map((v) => ({ label: methodLabel(v.method), color: colorOf(v.method, methods), values: r.items.map((it) => it.variants[v.key]?.clip).filter((x): x is number => typeof x === 'number') }))));
+    parts.push(boxPlot('CLIP image–prompt similarity', 'cosine', withClean.map((v) => ({ label: v.method, color: colorOf(v.method, methods), values: r.items.map((it) => it.variants[v.key]?.clip).filter((x): x is number => typeof x === 'number') }))));
   }
   parts.push(`</div></section>`);
 

@@ -24,7 +24,12 @@ export function niceTicks(lo: number, hi: number, n = 5): number[] {
   return out;
 }
 
-function fmt(v: number): string {
+function fmt(v: number, step?: number): string {
+  if (step !== undefined && step > 0) {
+    // Enough decimals to tell neighbouring ticks apart (0.9975, 0.9980, …).
+    const d = Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9) + (step / 10 ** Math.floor(Math.log10(step)) === 2.5 ? 1 : 0)));
+    return v.toFixed(d);
+  }
   const a = Math.abs(v);
   return a === 0 ? '0' : a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toPrecision(2);
 }
@@ -46,9 +51,10 @@ function yScale(f: Frame, lo: number, hi: number): (v: number) => number {
 function axes(f: Frame, ticks: number[], y: (v: number) => number, title: string, yLabel: string): string {
   const parts = [`<text x="${f.w / 2}" y="14" text-anchor="middle" class="t">${esc(title)}</text>`];
   parts.push(`<text transform="translate(11 ${(f.h - f.bottom + f.top) / 2}) rotate(-90)" text-anchor="middle" class="l">${esc(yLabel)}</text>`);
+  const step = ticks.length > 1 ? ticks[1]! - ticks[0]! : undefined;
   for (const t of ticks) {
     parts.push(`<line x1="${f.left}" x2="${f.w - f.right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" class="g"/>`);
-    parts.push(`<text x="${f.left - 4}" y="${(y(t) + 3).toFixed(1)}" text-anchor="end" class="k">${fmt(t)}</text>`);
+    parts.push(`<text x="${f.left - 4}" y="${(y(t) + 3).toFixed(1)}" text-anchor="end" class="k">${fmt(t, step)}</text>`);
   }
   parts.push(`<line x1="${f.left}" x2="${f.left}" y1="${f.top}" y2="${f.h - f.bottom}" class="a"/>`);
   parts.push(`<line x1="${f.left}" x2="${f.w - f.right}" y1="${f.h - f.bottom}" y2="${f.h - f.bottom}" class="a"/>`);
