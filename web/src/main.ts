@@ -114,7 +114,7 @@ async function init(): Promise<void> {
 function presetChanged(): void {
   const id = $<HTMLSelectElement>('preset').value;
   const p = config?.presets.find((x) => x.id === id);
-  $('preset-help').textContent = (PRESET_HELP[id] ?? '') + (p ? ` (${p.description})` : '');
+  $('preset-help').textContent = [PRESET_HELP[id], p ? `Exactly: ${p.description}.` : ''].filter(Boolean).join(' ');
   if (p) {
     setEps(Math.round(p.eps * 255));
     $<HTMLInputElement>('steps').placeholder = String(p.steps);
@@ -387,13 +387,21 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
 function updateGain(): void {
   diff.gain = Number($<HTMLInputElement>('diff-gain').value);
   $('diff-gain-out').textContent = `${diff.gain}×`;
+  $('diff-gain').setAttribute('aria-valuetext', `${diff.gain} times`);
   diff.render();
 }
 $('diff-gain').addEventListener('input', updateGain);
 $('diff-zoom').addEventListener('input', () => {
+  // Keep the point at the centre of the view where it is while zooming.
+  const box = $('diff-scroll');
+  const cx = (box.scrollLeft + box.clientWidth / 2) / Math.max(1, box.scrollWidth);
+  const cy = (box.scrollTop + box.clientHeight / 2) / Math.max(1, box.scrollHeight);
   diff.zoom = 2 ** Number($<HTMLInputElement>('diff-zoom').value);
   $('diff-zoom-out').textContent = `${diff.zoom}×`;
+  $('diff-zoom').setAttribute('aria-valuetext', `${diff.zoom} times`);
   diff.layout();
+  box.scrollLeft = cx * box.scrollWidth - box.clientWidth / 2;
+  box.scrollTop = cy * box.scrollHeight - box.clientHeight / 2;
 });
 window.addEventListener('resize', () => diff.layout());
 $('diff-gain-out').textContent = `${$<HTMLInputElement>('diff-gain').value}×`;
@@ -438,8 +446,12 @@ function showCheck(r: JobRecord<CheckResult>, q: number): void {
   const meter = $<HTMLMeterElement>('check-meter');
   meter.value = p.protectionRemaining;
   meter.textContent = `${pct}%`;
+  // protectionRemaining is relative to what the immunization achieved; when that is small (few
+  // steps, a small painted region) the percentage says little, and the page says so.
+  const gained = r.result.clean.reconstructionPsnr - r.result.immunized.reconstructionPsnr;
   $('check-summary').textContent = `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — ` +
-    (p.protected ? 'the photo is still protected against this model.' : 'not enough: the model sees the photo almost as if it had never been immunized.');
+    (p.protected ? 'the photo is still protected against this model.' : 'not enough: the model sees the photo almost as if it had never been immunized.') +
+    (gained < 2 ? ` Note: the immunization itself lowered the model's view of the photo by only ${gained.toFixed(1)} dB, so there was little protection to keep; more steps, a stronger intensity or a larger painted region give more.` : '');
   const rows: [string, string][] = [
     ['Model sees the original at', fmtDb(r.result.clean.reconstructionPsnr)],
     ['Model sees the immunized photo at', fmtDb(r.result.immunized.reconstructionPsnr)],

@@ -1,0 +1,223 @@
+// End-to-end: the page served by the real API, driven in Debian's Chromium through playwright-core.
+// Upload a real photo, paint a mask, immunize with TAEF2 in a few steps, follow the progress,
+// download the PNG and check it against the photo; the JPEG check; the non-image error; phone and
+// desktop screenshots in test-output/web/.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { sharedPath } from '../helpers/shared.js';
+import { CHROMIUM, CHROMIUM_FLAGS, OUT_DIR, ensureWebBuilt, missing, smallPhoto, tempDir } from './harness.js';
+import { startServer, type TestServer } from './server.js';
+
+// The callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has
+// no DOM lib, so these module-scoped declarations type the little of it they use.
+interface El { hidden: boolean; textContent: string | null; value: number }
+declare const document: { getElementById(id: string): El | null; documentElement: { scrollWidth: number } };
+declare const window: { innerWidth: number; progressLog?: string[] };
+declare class MutationObserver { constructor(cb: () => void); observe(el: El, o: object): void }
+
+const why = missing();
+const EPS255 = 16;
+const STEPS = 12;
+
+describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
+  let server: TestServer;
+  let context: BrowserContext;
+  let profile: { path: string; remove(): void };
+  let photo: string;
+  const offOrigin: string[] = [];
+
+  before(async () => {
+    ensureWebBuilt();
+    photo = await smallPhoto(96);
+    server = await startServer(sharedPath('models', 'taef2-hf')!);
+    profile = tempDir('immunize-chromium-');
+    context = await chromium.launchPersistentContext(profile.path, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, acceptDownloads: true,
+      viewport: { width: 1280, height: 900 }, offline: false,
+    });
+    // Nothing but the server may be reached (no CDN, no fonts): other requests are recorded and refused.
+    await context.route((url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'), (route) => {
+      offOrigin.push(route.request().url());
+      return route.abort();
+    });
+  });
+
+  after(async () => {
+    assert.deepEqual(offOrigin, [], 'the page requested other origins');
+    await context?.close();
+    profile?.remove();
+    await server?.close();
+  });
+
+  async function open(width: number, height: number): Promise<Page> {
+    const page = await context.newPage();
+    await page.setViewportSize({ width, height });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
+    (page as Page & { jsErrors: string[] }).jsErrors = errors;
+    await page.goto(server.url + '/');
+    await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
+    return page;
+  }
+
+  const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
+
+  /** Paints a rectangle-ish stroke over the middle of the photo; returns its bounds as fractions. */
+  async function paintMiddle(page: Page): Promise<void> {
+    await page.fill('#brush-size', '20');
+    await page.dispatchEvent('#brush-size', 'input');
+    const box = (await page.locator('#mask-canvas').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.35);
+    await page.mouse.down();
+    for (let i = 0; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.35 + 0.03 * i), box.y + box.height * (0.35 + 0.03 * i));
+    await page.mouse.move(box.x + box.width * 0.65, box.y + box.height * 0.35);
+    await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.65);
+    await page.mouse.up();
+  }
+
+  it('immunizes an uploaded photo with a painted mask and downloads a PNG within ε (desktop)', async () => {
+    const page = await open(1280, 900);
+    await shot(page, 'desktop-1-start');
+    assert.match(await page.textContent('#limits') ?? '', /up to 20 MB and 16 megapixels/);
+
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForSelector('#mask-section:not([hidden])');
+    assert.match(await page.textContent('#file-info') ?? '', /96 × 64 pixels/);
+    await paintMiddle(page);
+    assert.match(await page.textContent('#mask-state') ?? '', /Painted \d+% of the photo/);
+    // Undo and redo the stroke: undo must restore "nothing painted".
+    await page.click('#mask-undo');
+    assert.match(await page.textContent('#mask-state') ?? '', /Nothing painted/);
+    await paintMiddle(page);
+
+    await page.selectOption('#preset', 'fast');
+    assert.equal(await page.inputValue('#eps'), String(EPS255));
+    await page.selectOption('#model', 'taef2-hf');
+    await page.click('details.field > summary');
+    await page.fill('#steps', String(STEPS));
+    await page.fill('#seed', '7');
+    await shot(page, 'desktop-2-ready');
+
+    // Record every text the progress line shows: steps fly by faster than a poll could see them.
+    await page.evaluate(() => {
+      const el = document.getElementById('progress-text')!;
+      const log: string[] = [];
+      window.progressLog = log;
+      new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+    await page.click('#immunize');
+    await page.waitForFunction(() => /Step \d+ of/.test(document.getElementById('progress-text')?.textContent ?? '') || !document.getElementById('result-section')!.hidden, null, { timeout: 300_000 });
+    await shot(page, 'desktop-3-progress');
+    await page.waitForSelector('#result-section:not([hidden])', { timeout: 300_000 });
+    await page.waitForFunction(() => /Largest change/.test(document.getElementById('diff-note')?.textContent ?? ''));
+    const log = await page.evaluate(() => window.progressLog ?? []);
+    assert.ok(log.some((t) => new RegExp(`Step \\d+ of ${STEPS}`).test(t)), `no progress step was shown; the progress line showed: ${JSON.stringify(log)}`);
+    assert.match(log.at(-1) ?? '', new RegExp(`^Done: ${STEPS} steps`));
+    assert.equal(await page.evaluate(() => document.getElementById('progress')!.value), 1);
+    assert.match(await page.textContent('#metrics') ?? '', /PSNR of the change\s*\d+\.\d dB/);
+    assert.match(await page.textContent('#metrics') ?? '', /SSIM\s*0\.\d{3}/);
+    assert.ok(await page.isVisible('#jpeg-warning'));
+    await shot(page, 'desktop-4-result');
+    await page.fill('#diff-zoom', '3');
+    await page.dispatchEvent('#diff-zoom', 'input');
+    await page.locator('#diff-scroll').screenshot({ path: join(OUT_DIR, 'desktop-5-difference-zoom-8x.png') });
+
+    // Download: a PNG of the photo's size, changed, within ε, and unchanged outside the mask.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    assert.match(download.suggestedFilename(), /\.png$/);
+    const file = await download.path();
+    const png = readFileSync(file);
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the download is not a PNG');
+    const got = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const want = await sharp(photo).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([got.info.width, got.info.height], [want.info.width, want.info.height]);
+    let maxDiff = 0, changed = 0, changedOutside = 0;
+    const w = got.info.width, h = got.info.height;
+    for (let i = 0; i < got.data.length; i++) {
+      const d = Math.abs(got.data[i]! - want.data[i]!);
+      maxDiff = Math.max(maxDiff, d);
+      if (d > 0) {
+        changed++;
+        const p = Math.floor(i / 3), x = p % w, y = Math.floor(p / w);
+        // The brush (20 px on screen) covers the middle; the outer 15% of each side is never painted.
+        if (x < 0.15 * w || x > 0.85 * w || y < 0.15 * h || y > 0.85 * h) changedOutside++;
+      }
+    }
+    assert.ok(changed > 0, 'the immunized PNG equals the photo');
+    assert.ok(maxDiff <= EPS255, `a pixel changed by ${maxDiff}/255, more than ε = ${EPS255}/255`);
+    assert.equal(changedOutside, 0, `${changedOutside} channel values outside the painted region changed`);
+
+    // JPEG check through the API's purify-and-check.
+    await page.fill('#jpeg-quality', '50');
+    await page.dispatchEvent('#jpeg-quality', 'input');
+    await page.click('#check-run');
+    await page.waitForSelector('#check-result:not([hidden])', { timeout: 300_000 });
+    const remaining = await page.evaluate(() => document.getElementById('check-meter')!.value);
+    assert.ok(remaining >= 0 && remaining <= 1, `protection remaining ${remaining}`);
+    assert.match(await page.textContent('#check-summary') ?? '', /JPEG at quality 50, about \d+% of the protection remains/);
+    assert.ok(await page.isDisabled('#edit-run'), '"Test the protection" must be disabled: the API has no edit endpoint');
+    await shot(page, 'desktop-6-jpeg-check');
+    assert.deepEqual((page as Page & { jsErrors: string[] }).jsErrors, []);
+    await page.close();
+  });
+
+  it('works at phone width and by keyboard; cancel stops a running job', async () => {
+    const page = await open(390, 844);
+    await shot(page, 'phone-1-start');
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForSelector('#mask-section:not([hidden])');
+    // No horizontal scrolling at phone width.
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page scrolls sideways at 390 px');
+    // Keyboard painting: focus the photo, Space paints at the brush cursor, Ctrl+Z undoes.
+    await page.focus('#mask-canvas');
+    await page.keyboard.down(' ');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.up(' ');
+    assert.match(await page.textContent('#mask-state') ?? '', /Painted/);
+    await page.keyboard.press('Control+z');
+    assert.match(await page.textContent('#mask-state') ?? '', /Nothing painted/);
+    await page.fill('#eps', '32');
+    await page.dispatchEvent('#eps', 'input');
+    assert.equal(await page.textContent('#eps-out'), '32/255');
+    await shot(page, 'phone-2-ready');
+
+    // A long job, canceled once it runs.
+    await page.selectOption('#preset', 'paper');
+    await page.click('details.field > summary');
+    await page.fill('#steps', '1000');
+    await page.click('#immunize');
+    await page.waitForFunction(() => /Step \d+ of 1000/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 300_000 });
+    await shot(page, 'phone-3-progress');
+    await page.click('#cancel');
+    await page.waitForFunction(() => /Canceled/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 60_000 });
+    assert.ok(await page.isHidden('#result-section'));
+    assert.ok(await page.isEnabled('#immunize'));
+
+    // And a short one to show the result at phone width.
+    await page.fill('#steps', '4');
+    await page.click('#immunize');
+    await page.waitForSelector('#result-section:not([hidden])', { timeout: 300_000 });
+    await page.waitForFunction(() => /Largest change/.test(document.getElementById('diff-note')?.textContent ?? ''));
+    await shot(page, 'phone-4-result');
+    assert.deepEqual((page as Page & { jsErrors: string[] }).jsErrors, []);
+    await page.close();
+  });
+
+  it('says clearly that a non-image upload is not a photo', async () => {
+    for (const [name, width, height] of [['phone', 390, 844], ['desktop', 1280, 900]] as const) {
+      const page = await open(width, height);
+      await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are not pixels\n') });
+      await page.waitForSelector('#alert:not([hidden])');
+      const text = await page.textContent('#alert') ?? '';
+      assert.match(text, /“notes\.txt” is not an image this page can read \(it is text\/plain\)\. Choose a photo/);
+      assert.ok(await page.isHidden('#mask-section'), 'a rejected file must not open the next steps');
+      await shot(page, `${name}-error-not-an-image`);
+      await page.close();
+    }
+  });
+});
