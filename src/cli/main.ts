@@ -5,6 +5,7 @@ import { evaluateCommand as evaluate } from './evaluate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
 import { protect } from './protect.js';
+import { purify } from './purify.js';
 import { serve } from './serve.js';
 import { worker } from './worker.js';
 import { toolVersion } from './version.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   edit,
   evaluate,
   inspect,
+  purify,
   info,
   serve,
   worker,
