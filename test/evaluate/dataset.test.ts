@@ -39,6 +39,7 @@ test('dataset: defaults are photoguard\'s (guidance 7.5, 100 steps, η 1, streng
   assert.equal(ds.models.clip, null);
   assert.equal(ds.models.inception, null);
   // A bare array of items is a dataset too; overrides win over the file.
+  assert.equal(parseDataset({ immunize: { eps: '8/255' }, items: [{ image: 'a.png', prompt: 'p' }] }, { file: join(dir, 'x.json') }).immunize.eps, 8 / 255);
   const o = parseDataset([{ image: 'a.png', prompt: 'p' }], { file: join(dir, 'x.json') }, { size: 64, edit: { steps: 3 }, purify: ['jpeg:95,75'], immunize: { methods: ['noise'] } });
   assert.deepEqual([o.size, o.edit.steps, o.edit.guidance], [64, 3, 7.5]);
   assert.deepEqual(o.purify, ['jpeg:95', 'jpeg:75']);
