@@ -6,6 +6,7 @@
  * this function marks a record completed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
 import type { RunnerMessage, RunnerSettings } from './runner.js';
@@ -69,7 +70,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       if (c) hooks.onStatus?.(c);
       return 'canceled';
     }
-    const started = storage.update(id, (r) => ({ ...r, status: 'running', startedAt: new Date().toISOString(), attempts: r.attempts + 1, progress: null, error: null }));
+    const started = storage.update(id, (r) => ({ ...r, status: 'running', startedAt: new Date().toISOString(), attempts: r.attempts + 1, worker: `${hostname()}:${process.pid}`, progress: null, error: null }));
     if (started === null) return 'skipped';
     hooks.onStatus?.(started);
 

@@ -36,6 +36,8 @@ export interface JobRecord {
   finishedAt: string | null;
   expiresAt: string | null;
   attempts: number;
+  /** host:pid of the process that ran (or runs) the last attempt. */
+  worker?: string;
   /** How many times a worker marked it completed: exactly one for every completed job. */
   completions: number;
   /** Validated options, normalized for display (immunizations); { purifications } for checks. */

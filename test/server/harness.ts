@@ -1,0 +1,118 @@
+/** Test harness for the service: a real redis-server, `immunize serve`/`worker` processes, small photos. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'immunize.js');
+export const SHARED = process.env['IMMUNIZE_SHARED'] ?? join(ROOT, '..', 'shared');
+export const TAEF2 = join(SHARED, 'models', 'taef2-hf', 'taef2.safetensors');
+export const IMAGES = join(SHARED, 'images');
+export const REDIS = '/usr/bin/redis-server';
+/** Fixed date in the XMP label and sidecar, so the CLI and the service write the same bytes. */
+export const SOURCE_DATE_EPOCH = '1700000000';
+
+export const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+  ...process.env, OMP_WAIT_POLICY: 'passive', IMMUNIZE_NUM_THREADS: '1', IMMUNIZE_QUIET: '1', SOURCE_DATE_EPOCH, ...extra,
+});
+
+/** Why a service test cannot run here, or null. Without CI a missing redis-server skips; in CI it fails. */
+export function redisSkip(): string | false {
+  if (existsSync(REDIS)) return false;
+  if (process.env['CI']) throw new Error(`${REDIS} is missing but CI is set: install Debian's redis-server`);
+  return `${REDIS} is not installed (apt-get install redis-server); skipping the Redis tests`;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a !== null ? res(a.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `immunize-${name}-`));
+}
+
+/** Starts a process and resolves with the first stdout line that parses as JSON. */
+export function startJsonProcess(args: string[], env: NodeJS.ProcessEnv, log: string[] = []): Promise<{ proc: ChildProcess; hello: Record<string, unknown> }> {
+  return new Promise((res, rej) => {
+    const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    let done = false;
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (;;) {
+        const i = buf.indexOf('\n');
+        if (i < 0) break;
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        log.push(line);
+        if (!done && line.startsWith('{')) {
+          done = true;
+          res({ proc, hello: JSON.parse(line) as Record<string, unknown> });
+        }
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    proc.on('exit', (code) => {
+      if (!done) rej(new Error(`${args.slice(0, 2).join(' ')} exited with ${code} before it was ready:\n${log.join('').slice(-3000)}`));
+    });
+  });
+}
+
+export async function startRedis(dir: string): Promise<{ proc: ChildProcess; url: string }> {
+  const port = await freePort();
+  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
+    if (r.stdout?.trim() === 'PONG') return { proc, url };
+    if (r.error !== undefined && i > 20) break; // no redis-cli: fall back to waiting on the port below
+    await new Promise((r2) => setTimeout(r2, 50));
+  }
+  await new Promise((r2) => setTimeout(r2, 500));
+  return { proc, url };
+}
+
+export function stop(proc: ChildProcess | null | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    proc.once('exit', () => res());
+    proc.kill(signal);
+  });
+}
+
+/** Small test photos: 64×64 crops of the shared photos (different content each). */
+export async function makePhotos(dir: string, n: number, size = 64): Promise<string[]> {
+  const sources = readdirSync(IMAGES).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(IMAGES, f));
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const src = sources[i % sources.length]!;
+    const meta = await sharp(src).metadata();
+    const s = Math.min(meta.width!, meta.height!);
+    const k = Math.floor(i / sources.length);
+    const crop = Math.max(size, Math.floor(s / (2 + k)));
+    const left = Math.min(meta.width! - crop, k * 17);
+    const p = join(dir, `photo${String(i).padStart(2, '0')}.png`);
+    await sharp(src).extract({ left, top: 0, width: crop, height: crop }).resize(size, size).png().toFile(p);
+    out.push(p);
+  }
+  return out;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, tries = 2400, everyMs = 100): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await fn();
+    if (v !== null && v !== undefined && v !== false) return v;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

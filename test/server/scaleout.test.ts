@@ -1,0 +1,123 @@
+/**
+ * Fault and load test of the scale-out: a real redis-server on 127.0.0.1, one API and two
+ * workers; 30 jobs submitted at once (TAEF2 at 64², 3 steps, 3 seeds); a worker killed with
+ * SIGKILL in the middle of a job (a new one started) and the API killed and restarted during the
+ * run. Every job completes exactly once and its PNG is byte-identical to `immunize protect`.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { BIN, childEnv, makePhotos, redisSkip, startJsonProcess, startRedis, stop, tempDir, TAEF2, waitFor } from './harness.js';
+
+const skip = redisSkip() || (existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`);
+const SEEDS = [1, 2, 3];
+const STEPS = '3';
+const procs: ChildProcess[] = [];
+let dir = '';
+
+after(async () => {
+  for (const p of procs) await stop(p, 'SIGKILL');
+});
+
+test('30 jobs, two workers, a worker killed mid-job and the API restarted: each completes once, byte-identical to immunize protect', { skip }, async () => {
+  dir = tempDir('scaleout');
+  const storage = join(dir, 'storage');
+  const photosDir = join(dir, 'photos');
+  mkdirSync(photosDir);
+  const photos = await makePhotos(photosDir, 10);
+  const redis = await startRedis(dir);
+  procs.push(redis.proc);
+  const log: string[] = [];
+  const common = ['--redis', redis.url, '--storage', storage, '--model', `taef2=${TAEF2}`];
+  const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
+    const { proc, hello } = await startJsonProcess([BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'], childEnv(), log);
+    procs.push(proc);
+    return { proc, url: String(hello['listening']) };
+  };
+  const startWorkerProc = async (): Promise<ChildProcess> => {
+    const { proc } = await startJsonProcess([BIN, 'worker', ...common, '--lock-ms', '3000'], childEnv(), log);
+    procs.push(proc);
+    return proc;
+  };
+  let api = await startApi();
+  const workerA = await startWorkerProc();
+  await startWorkerProc();
+
+  // ---- 30 concurrent creates ----
+  const jobs: { photo: string; seed: number }[] = [];
+  for (const seed of SEEDS) for (const photo of photos) jobs.push({ photo, seed });
+  const created = await Promise.all(jobs.map(async (j) => {
+    const form = new FormData();
+    form.set('image', new Blob([readFileSync(j.photo)], { type: 'image/png' }), basename(j.photo));
+    form.set('steps', STEPS);
+    form.set('seed', String(j.seed));
+    form.set('preset', 'fast');
+    const res = await fetch(`${api.url}/v1/immunizations`, { method: 'POST', body: form });
+    assert.equal(res.status, 202, await res.clone().text());
+    return ((await res.json()) as { id: string }).id;
+  }));
+  assert.equal(new Set(created).size, 30);
+
+  // ---- progress flows back from the workers to the API's SSE ----
+  const sse = (async () => {
+    const res = await fetch(`${api.url}/v1/immunizations/${created[0]}/events`);
+    const text = await res.text();
+    return text;
+  })();
+
+  // ---- kill -9 worker A while it runs a job ----
+  const record = (id: string): Record<string, unknown> | null => {
+    try { return JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as Record<string, unknown>; } catch { return null; }
+  };
+  const victim = await waitFor('a job running on worker A', () => created.find((id) => {
+    const r = record(id);
+    return r !== null && r['status'] === 'running' && String(r['worker']).endsWith(`:${workerA.pid}`);
+  }));
+  await stop(workerA, 'SIGKILL');
+  await startWorkerProc();
+
+  const events = await sse;
+  assert.match(events, /event: progress\ndata: \{"id":"[0-9a-f]{32}","step":\d+,"steps":3/, 'SSE progress events from a worker');
+  assert.match(events, /event: end\ndata: \{[^\n]*"status":"completed"/, 'SSE end event');
+
+  // ---- restart the API mid-run ----
+  const doneBefore = created.filter((id) => record(id)?.['status'] === 'completed').length;
+  await stop(api.proc, 'SIGKILL');
+  api = await startApi();
+
+  const finals = await waitFor('all 30 jobs to finish', async () => {
+    const rs = await Promise.all(created.map(async (id) => (await fetch(`${api.url}/v1/immunizations/${id}`)).json() as Promise<{ status: string; attempts: number }>));
+    return rs.every((r) => ['completed', 'failed', 'canceled'].includes(r.status)) ? rs : null;
+  }, 3000, 200);
+  assert.deepEqual(finals.map((r) => r.status), created.map(() => 'completed'));
+  assert.ok(doneBefore < 30, `the API restart happened before the run ended (${doneBefore} done)`);
+
+  // Exactly once: one completion per job, the killed job took a second attempt, nothing extra stored.
+  for (const id of created) assert.equal(record(id)!['completions'], 1, `job ${id} completions`);
+  assert.ok(Number(record(victim)!['attempts']) >= 2, `the job on the killed worker was run again (attempts ${String(record(victim)!['attempts'])})`);
+  assert.deepEqual(readdirSync(join(storage, 'jobs')).sort(), [...created].sort());
+  const list = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as { items: { id: string }[] };
+  assert.equal(list.items.length, 30);
+
+  // ---- byte-identical to immunize protect with the same seed and options ----
+  for (const seed of SEEDS) {
+    const out = join(dir, `cli-${seed}`);
+    const r = spawnSync(process.execPath, [BIN, 'protect', photosDir, '-o', out, '--model', TAEF2, '--steps', STEPS, '--seed', String(seed), '--preset', 'fast', '--max-pixels', '16000000'], { env: childEnv(), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const [i, j] of jobs.entries()) {
+      if (j.seed !== seed) continue;
+      const cli = readFileSync(join(out, `${basename(j.photo, '.png')}.immunized.png`));
+      const res = await fetch(`${api.url}/v1/immunizations/${created[i]}/result.png`);
+      assert.equal(res.status, 200);
+      const served = Buffer.from(await res.arrayBuffer());
+      assert.ok(served.equals(cli), `job ${created[i]} (${basename(j.photo)}, seed ${seed}) differs from immunize protect`);
+    }
+  }
+  writeFileSync(join(dir, 'log.txt'), log.join('\n'));
+});
+
+before(() => {
+  if (skip) process.stderr.write(`# ${skip}\n`);
+});
