@@ -10,6 +10,7 @@ import { parseModels } from '../server/models.js';
 import { EmbeddedQueue, type JobQueue } from '../server/queue.js';
 import { RedisQueue } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
+import { DEFAULT_WEB_ROOT } from '../server/static-web.js';
 import { checkDevice } from '../torch/device.js';
 import { parseCommandArgs, parseInteger, UsageError } from './args.js';
 import { toolVersion } from './version.js';
@@ -40,7 +41,7 @@ Options:
   --max-queue N            queued + running jobs before 503 (default 1000)
   --retention T            keep finished jobs this long: 30m, 24h, 7d (default 24h)
   --cors-origin ORIGIN     allow this browser origin (repeatable; default: CORS off)
-  --web DIR                serve the web page from DIR at / (default: web/dist when built)
+  --web DIR                serve the web page from DIR at / (default: dist/web, npm run build:web)
   --prefix P               Redis key prefix (default bull)
   --new-key                print a new random API key and its hash line, and exit
   --hash-key               read a key from stdin, print its sha256:<hex>, and exit
@@ -119,7 +120,6 @@ export const serve = {
     const queue: JobQueue = values.redis !== undefined
       ? new RedisQueue(storage, values.redis, retentionMs, values.prefix)
       : new EmbeddedQueue(storage, { device, maxPixels, models, retentionMs, ...(threads === undefined ? {} : { threads }) });
-    const webDefault = resolve(new URL('../../../web/dist', import.meta.url).pathname);
     const { app } = await buildApi(storage, queue, {
       models, keys, maxPixels, retentionMs, version: toolVersion(),
       maxUploadBytes: parseInteger('max-upload-bytes', values['max-upload-bytes'], { min: 1 }) ?? 20_000_000,
@@ -128,7 +128,7 @@ export const serve = {
       rateRequests: parseInteger('rate-requests', values['rate-requests'], { min: 0 }) ?? 600,
       maxQueue: parseInteger('max-queue', values['max-queue'], { min: 1 }) ?? 1000,
       corsOrigins: values['cors-origin'] ?? [],
-      webRoot: values.web ?? webDefault,
+      webRoot: values.web ?? DEFAULT_WEB_ROOT,
     });
     await queue.start();
     const sweep = setInterval(() => storage.sweep(), Math.min(60_000, Math.max(1000, retentionMs / 10)));

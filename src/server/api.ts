@@ -4,8 +4,7 @@
  * The API never computes: jobs go to a queue (embedded or Redis) and run in runner processes.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, statSync, createReadStream } from 'node:fs';
-import { extname, join, resolve, sep } from 'node:path';
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
@@ -16,6 +15,7 @@ import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { Metrics } from './metrics.js';
 import type { ModelEntry } from './models.js';
 import { openApiDocument } from './openapi.js';
+import { registerWebPage } from './static-web.js';
 import { HttpError, validateOptions } from './options.js';
 import type { JobQueue } from './queue.js';
 import { ID_RE, Storage, TERMINAL, type JobKind, type JobProgress, type JobRecord } from './storage.js';
@@ -32,7 +32,7 @@ export interface ApiConfig {
   retentionMs: number;
   corsOrigins: string[];
   version: string;
-  /** A folder with the web page (index.html), served at `/`. */
+  /** A folder with the built web page (index.html), served at `/` by registerWebPage (docs/web.md); null: none. */
   webRoot?: string | null;
   /** fastify's logger (false in tests). */
   logger?: boolean;
@@ -477,20 +477,8 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     else onStatus(r);
   }
 
-  // ---- the web page (issue 9), when built ----
-  const webRoot = cfg.webRoot ?? null;
-  if (webRoot !== null && existsSync(join(webRoot, 'index.html'))) {
-    const root = realpathSync(webRoot);
-    const types: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json', '.woff2': 'font/woff2', '.ico': 'image/x-icon', '.webmanifest': 'application/manifest+json' };
-    app.get('/*', (req, reply) => {
-      const url = decodeURIComponent((req.raw.url ?? '/').split('?')[0]!);
-      const rel = url === '/' ? 'index.html' : url.slice(1);
-      if (rel.includes('\0') || rel.split('/').some((s) => s === '..' || s.startsWith('.'))) throw new HttpError(404, 'E_NOT_FOUND', 'not found');
-      const p = resolve(root, rel);
-      if (!p.startsWith(root + sep) || !existsSync(p) || !statSync(p).isFile() || realpathSync(p) !== p) throw new HttpError(404, 'E_NOT_FOUND', 'not found');
-      return reply.type(types[extname(p)] ?? 'application/octet-stream').send(createReadStream(p));
-    });
-  }
+  // ---- the web page (issue 9): dist/web, built by `npm run build:web` (docs/web.md) ----
+  if (cfg.webRoot !== null && cfg.webRoot !== undefined) registerWebPage(app, { root: cfg.webRoot });
 
   return { app, metrics };
 }

@@ -1,32 +1,39 @@
-// Starts the real API with the web page, in this process, on a free loopback port: the embedded
+// Starts a real `immunize serve` (the CLI, as a user runs it) on a free loopback port: embedded
 // queue, storage in a temporary folder, TAEF2 as the only model, no API keys (loopback), and the
-// page registered through registerWebPage (the seam documented in docs/web.md).
-import { buildApi } from '../../src/server/api.js';
-import { EmbeddedQueue } from '../../src/server/queue.js';
-import { Storage } from '../../src/server/storage.js';
-import { registerWebPage } from '../../src/server/static-web.js';
+// page from dist/web (registerWebPage, docs/web.md). It prints one JSON line with its address.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/shared.js';
 import { tempDir } from './harness.js';
 
 export interface TestServer { url: string; close(): Promise<void> }
 
 export async function startServer(modelPath: string): Promise<TestServer> {
   const dir = tempDir('immunize-web-');
-  const storage = new Storage(dir.path);
-  const models = [{ id: 'taef2-hf', spec: modelPath }];
-  const retentionMs = 3_600_000;
-  const queue = new EmbeddedQueue(storage, { device: 'cpu', maxPixels: 16_000_000, models, retentionMs, threads: 1 });
-  await queue.start();
-  const { app } = await buildApi(storage, queue, {
-    models, keys: [], maxUploadBytes: 20_000_000, maxPixels: 16_000_000, maxSteps: 1000, rateCreate: 1000,
-    rateRequests: 100_000, maxQueue: 100, retentionMs, corsOrigins: [], version: 'test', webRoot: null, logger: false,
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'immunize.js'), 'serve', '--port', '0', '--host', '127.0.0.1',
+    '--storage', dir.path, '--model', `taef2-hf=${modelPath}`, '--threads', '1', '--rate-create', '0', '--rate-requests', '0', '--retention', '1h'],
+  { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`immunize serve did not start in 60 s:\n${stderr}`)), 60_000);
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{') && l.includes('"listening"'));
+      if (line) { clearTimeout(timer); resolve((JSON.parse(line) as { listening: string }).listening); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`immunize serve exited with ${code}:\n${stderr}`)); });
   });
-  registerWebPage(app);
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
   return {
-    url: address,
+    url,
     close: async () => {
-      await app.close();
-      await queue.close();
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
       dir.remove();
     },
   };
