@@ -60,8 +60,8 @@ export class EmbeddedQueue implements JobQueue {
 
   cancel(id: string): Promise<void> {
     const i = this.pending.indexOf(id);
-    if (i >= 0) {
-      this.pending.splice(i, 1);
+    if (i >= 0) this.pending.splice(i, 1);
+    if (this.running?.id !== id) {
       const r = this.storage.update(id, (x) => (TERMINAL.has(x.status) ? null : { ...x, status: 'canceled', finishedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + this.options.retentionMs).toISOString() }));
       if (r) this.events.emit('status', r);
     }

@@ -1,0 +1,121 @@
+/** Bad requests get the right 4xx JSON error and the service keeps serving (embedded queue, no job runs). */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { crc32, deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import { buildApi, type Api } from '../../src/server/api.js';
+import { hashKey } from '../../src/server/auth.js';
+import type { JobQueue } from '../../src/server/queue.js';
+import { EmbeddedQueue } from '../../src/server/queue.js';
+import { Storage } from '../../src/server/storage.js';
+import { tempDir } from './harness.js';
+
+let api: Api;
+let storage: Storage;
+const KEY_A = 'imm_test_key_a';
+const KEY_B = 'imm_test_key_b';
+
+/** Holds jobs without running them: the tests here are about the API's checks. */
+class HoldQueue extends EmbeddedQueue {
+  override enqueue(): Promise<void> { return Promise.resolve(); }
+}
+
+before(async () => {
+  storage = new Storage(tempDir('api'));
+  const queue: JobQueue = new HoldQueue(storage, { device: 'cpu', maxPixels: 1_000_000, models: [{ id: 'tiny', spec: 'x' }], retentionMs: 60_000 });
+  const keys = [{ name: 'a', hash: Buffer.from(hashKey(KEY_A).slice(7), 'hex') }, { name: 'b', hash: Buffer.from(hashKey(KEY_B).slice(7), 'hex') }];
+  api = await buildApi(storage, queue, {
+    models: [{ id: 'tiny', spec: 'x' }], keys, maxUploadBytes: 50_000, maxPixels: 1_000_000, maxSteps: 100, rateCreate: 0, rateRequests: 0,
+    maxQueue: 100, retentionMs: 60_000, corsOrigins: [], version: 'test',
+  });
+});
+after(async () => { await api.app.close(); });
+
+function multipart(parts: { name: string; data: Buffer | string; filename?: string }[]): { payload: Buffer; headers: Record<string, string> } {
+  const b = 'xxBOUNDARYxx';
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    chunks.push(Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="${p.name}"${p.filename ? `; filename="${p.filename}"` : ''}\r\n${p.filename ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n`), Buffer.from(p.data), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${b}--\r\n`));
+  return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${b}`, authorization: `Bearer ${KEY_A}` } };
+}
+
+const png = (w: number, h: number): Promise<Buffer> => sharp({ create: { width: w, height: h, channels: 3, background: { r: 90, g: 120, b: 150 } } }).png().toBuffer();
+
+/** A PNG whose header declares 50,000 × 50,000 pixels (7.5 GB decoded) in a few dozen bytes. */
+function pixelBomb(): Buffer {
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(50_000, 0); ihdr.writeUInt32BE(50_000, 4); ihdr[8] = 8; ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(1000))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+async function create(parts: { name: string; data: Buffer | string; filename?: string }[], headers: Record<string, string> = {}): Promise<{ status: number; body: { error?: { code: string; field?: string; message: string }; id?: string } }> {
+  const m = multipart(parts);
+  const res = await api.app.inject({ method: 'POST', url: '/v1/immunizations', payload: m.payload, headers: { ...m.headers, ...headers } });
+  return { status: res.statusCode, body: res.json() };
+}
+
+test('bad requests: each gets its 4xx and code, and the service keeps serving', async () => {
+  const img = await png(32, 32);
+  const cases: [string, Promise<{ status: number; body: { error?: { code: string; message?: string } } }>, number, string][] = [
+    ['missing image', create([{ name: 'steps', data: '3' }]), 400, 'E_MISSING_FIELD'],
+    ['corrupt image', create([{ name: 'image', data: Buffer.concat([img.subarray(0, 60), Buffer.alloc(40)]), filename: 'x.png' }]), 422, 'E_IMAGE'],
+    ['not an image', create([{ name: 'image', data: 'hello, world', filename: 'x.png' }]), 422, 'E_IMAGE'],
+    ['pixel bomb', create([{ name: 'image', data: pixelBomb(), filename: 'bomb.png' }]), 413, 'E_IMAGE_TOO_LARGE'],
+    ['mask size mismatch', create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'mask', data: await png(16, 16), filename: 'm.png' }]), 422, 'E_IMAGE_SIZE'],
+    ['eps out of range', create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'eps', data: '2' }]), 400, 'E_VALIDATION'],
+    ['unknown option', create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'output', data: '/etc/passwd' }]), 400, 'E_VALIDATION'],
+    ['model path instead of id', create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'model', data: '/etc' }]), 400, 'E_VALIDATION'],
+    ['steps over the limit', create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'steps', data: '101' }]), 400, 'E_VALIDATION'],
+    ['oversize upload', create([{ name: 'image', data: Buffer.alloc(60_000, 1), filename: 'big.png' }]), 413, 'E_UPLOAD_TOO_LARGE'],
+    ['missing key', create([{ name: 'image', data: img, filename: 'x.png' }], { authorization: '' }), 401, 'E_UNAUTHORIZED'],
+    ['wrong key', create([{ name: 'image', data: img, filename: 'x.png' }], { authorization: 'Bearer nope' }), 401, 'E_UNAUTHORIZED'],
+  ];
+  for (const [name, p, status, code] of cases) {
+    const r = await p;
+    assert.equal(r.status, status, `${name}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error?.code, code, name);
+    assert.equal(typeof r.body.error?.message, 'string', name);
+  }
+  const notMultipart = await api.app.inject({ method: 'POST', url: '/v1/immunizations', payload: { image: 'x' }, headers: { authorization: `Bearer ${KEY_A}` } });
+  assert.equal(notMultipart.statusCode, 415);
+
+  // Still serving: a valid request is accepted; key B cannot see key A's job; a read token can.
+  const ok = await create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'eps', data: '8/255' }, { name: 'seed', data: '5' }]);
+  assert.equal(ok.status, 202, JSON.stringify(ok.body));
+  const id = ok.body.id!;
+  const asB = await api.app.inject({ method: 'GET', url: `/v1/immunizations/${id}`, headers: { 'x-api-key': KEY_B } });
+  assert.equal(asB.statusCode, 404);
+  assert.equal(asB.json().error.code, 'E_NOT_FOUND');
+  const asA = await api.app.inject({ method: 'GET', url: `/v1/immunizations/${id}`, headers: { 'x-api-key': KEY_A } });
+  assert.equal(asA.statusCode, 200);
+  assert.equal(asA.json().options.eps, 8 / 255);
+  const withToken = await api.app.inject({ method: 'GET', url: asA.json().links.self as string });
+  assert.equal(withToken.statusCode, 200);
+  const tokenForOther = await api.app.inject({ method: 'DELETE', url: `/v1/immunizations/${id}?token=${storage.token(id)}` });
+  assert.equal(tokenForOther.statusCode, 401, 'a read token cannot delete');
+  const notReady = await api.app.inject({ method: 'GET', url: `/v1/immunizations/${id}/result.png`, headers: { 'x-api-key': KEY_A } });
+  assert.equal(notReady.statusCode, 409);
+  const badId = await api.app.inject({ method: 'GET', url: '/v1/immunizations/..%2F..%2Fetc', headers: { 'x-api-key': KEY_A } });
+  assert.equal(badId.statusCode, 400);
+  const cancel = await api.app.inject({ method: 'POST', url: `/v1/immunizations/${id}/cancel`, headers: { 'x-api-key': KEY_A } });
+  assert.equal(cancel.json().status, 'canceled');
+  const del = await api.app.inject({ method: 'DELETE', url: `/v1/immunizations/${id}`, headers: { 'x-api-key': KEY_A } });
+  assert.equal(del.statusCode, 204);
+  assert.equal(storage.read(id), null);
+  assert.equal((await api.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  const metrics = await api.app.inject({ method: 'GET', url: '/metrics' });
+  assert.match(metrics.body, /immunize_http_requests_total\{route="\/v1\/immunizations",status="413"\} 2/);
+  const cors = await api.app.inject({ method: 'GET', url: '/v1/config', headers: { origin: 'https://evil.example' } });
+  assert.equal(cors.headers['access-control-allow-origin'], undefined, 'CORS is off by default');
+  const doc = (await api.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as { openapi: string; paths: Record<string, unknown> };
+  assert.equal(doc.openapi, '3.1.0');
+  assert.ok('/v1/immunizations/{id}/events' in doc.paths);
+});
