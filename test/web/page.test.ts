@@ -21,7 +21,7 @@ declare class MutationObserver { constructor(cb: () => void); observe(el: El, o:
 
 const why = missing();
 const EPS255 = 16;
-const STEPS = 12;
+const STEPS = 30;
 
 describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
   let server: TestServer;
@@ -65,11 +65,23 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     return page;
   }
 
+  /** Drops a file on the drop zone as a drag-and-drop from the desktop would. */
+  async function dropFile(page: Page, name: string, type: string, bytes: Buffer): Promise<void> {
+    await page.evaluate(`(() => {
+      const bin = atob('${bytes.toString('base64')}');
+      const buf = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+      const dt = new DataTransfer();
+      dt.items.add(new File([buf], ${JSON.stringify(name)}, { type: ${JSON.stringify(type)} }));
+      document.getElementById('drop-zone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    })()`);
+  }
+
   const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
 
   /** Paints a rectangle-ish stroke over the middle of the photo; returns its bounds as fractions. */
   async function paintMiddle(page: Page): Promise<void> {
-    await page.fill('#brush-size', '20');
+    await page.fill('#brush-size', '40');
     await page.dispatchEvent('#brush-size', 'input');
     const box = (await page.locator('#mask-canvas').boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.35);
@@ -144,7 +156,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       if (d > 0) {
         changed++;
         const p = Math.floor(i / 3), x = p % w, y = Math.floor(p / w);
-        // The brush (20 px on screen) covers the middle; the outer 15% of each side is never painted.
+        // The brush (40 px on screen) covers the middle; the outer 15% of each side is never painted.
         if (x < 0.15 * w || x > 0.85 * w || y < 0.15 * h || y > 0.85 * h) changedOutside++;
       }
     }
@@ -169,7 +181,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
   it('works at phone width and by keyboard; cancel stops a running job', async () => {
     const page = await open(390, 844);
     await shot(page, 'phone-1-start');
-    await page.setInputFiles('#file-input', photo);
+    await dropFile(page, 'photo.png', 'image/png', readFileSync(photo));
     await page.waitForSelector('#mask-section:not([hidden])');
     // No horizontal scrolling at phone width.
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page scrolls sideways at 390 px');
@@ -208,10 +220,12 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.close();
   });
 
-  it('says clearly that a non-image upload is not a photo', async () => {
+  it('says clearly that a non-image upload (picked or dropped) is not a photo', async () => {
     for (const [name, width, height] of [['phone', 390, 844], ['desktop', 1280, 900]] as const) {
       const page = await open(width, height);
-      await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are not pixels\n') });
+      const notes = Buffer.from('these are not pixels\n');
+      if (name === 'phone') await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
+      else await dropFile(page, 'notes.txt', 'text/plain', notes);
       await page.waitForSelector('#alert:not([hidden])');
       const text = await page.textContent('#alert') ?? '';
       assert.match(text, /“notes\.txt” is not an image this page can read \(it is text\/plain\)\. Choose a photo/);

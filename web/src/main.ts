@@ -364,7 +364,8 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
   const dlEl = $('metrics');
   dlEl.replaceChildren(...m.flatMap(([k, v]) => { const dt = document.createElement('dt'); dt.textContent = k; const dd = document.createElement('dd'); dd.textContent = v; return [dt, dd]; }));
   $('metrics-help').textContent = 'PSNR above about 30 dB and SSIM near 1 mean the change is hard to see.' +
-    (rec ? ` How well the model reconstructs the photo is the protection: ${fmtDb(rec.immunizedPsnr)} for the immunized photo against ${fmtDb(rec.cleanPsnr)} for the original — the lower, the less the model can see, and the worse its edits.` : '');
+    (rec ? ` How well the model reconstructs the photo is the protection: ${fmtDb(rec.immunizedPsnr)} for the immunized photo against ${fmtDb(rec.cleanPsnr)} for the original — the lower, the less the model can see, and the worse its edits.` : '') +
+    (rec && rec.cleanPsnr - rec.immunizedPsnr < 2 ? ' Here the difference is small: this is weak protection. More steps, a stronger intensity or a larger painted region give more.' : '');
   $('result-section').hidden = false;
   $('edit-section').hidden = false;
   $('check-section').hidden = false;
@@ -447,11 +448,14 @@ function showCheck(r: JobRecord<CheckResult>, q: number): void {
   meter.value = p.protectionRemaining;
   meter.textContent = `${pct}%`;
   // protectionRemaining is relative to what the immunization achieved; when that is small (few
-  // steps, a small painted region) the percentage says little, and the page says so.
+  // steps, a small painted region) the percentage says little, and the page says so instead.
   const gained = r.result.clean.reconstructionPsnr - r.result.immunized.reconstructionPsnr;
-  $('check-summary').textContent = `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — ` +
-    (p.protected ? 'the photo is still protected against this model.' : 'not enough: the model sees the photo almost as if it had never been immunized.') +
-    (gained < 2 ? ` Note: the immunization itself lowered the model's view of the photo by only ${gained.toFixed(1)} dB, so there was little protection to keep; more steps, a stronger intensity or a larger painted region give more.` : '');
+  $('check-summary').textContent = gained < 2
+    ? `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — but the immunization itself lowered how well ` +
+      `the model sees the photo by only ${gained.toFixed(1)} dB, so there was little protection to keep. More steps, a stronger intensity ` +
+      'or a larger painted region give more.'
+    : `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — ` +
+      (p.protected ? 'the photo is still protected against this model.' : 'not enough: the model sees the photo almost as if it had never been immunized.');
   const rows: [string, string][] = [
     ['Model sees the original at', fmtDb(r.result.clean.reconstructionPsnr)],
     ['Model sees the immunized photo at', fmtDb(r.result.immunized.reconstructionPsnr)],
