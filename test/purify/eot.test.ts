@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ArgumentError } from '../../src/errors.js';
 import { differentiableTransforms, DIFFERENTIABLE_TRANSFORM_KINDS, type DifferentiableTransformKind } from '../../src/purify/eot.js';
+import { parsePurification } from '../../src/purify/spec.js';
 import { Generator, grad, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
 function image(seed = 1, h = 32, w = 40): Tensor {
@@ -42,6 +43,8 @@ describe('differentiableTransforms', () => {
       if (d.kind === 'noise') assert.ok(v >= 0 && v <= 4 / 255 + 1e-6, d.spec);
     }
     for (const k of DIFFERENTIABLE_TRANSFORM_KINDS) assert.ok((seen.get(k) ?? 0) > 25, `${k} drawn ${seen.get(k) ?? 0} times in 200`);
+    // Every drawn spec is valid in the purification grammar (for logs and sidecars).
+    for (let i = 0; i < 20; i++) assert.doesNotThrow(() => parsePurification(s.draw(gen).spec));
   });
 
   for (const kind of DIFFERENTIABLE_TRANSFORM_KINDS) {
