@@ -231,6 +231,10 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       assert.match(text, /“notes\.txt” is not an image this page can read \(it is text\/plain\)\. Choose a photo/);
       assert.ok(await page.isHidden('#mask-section'), 'a rejected file must not open the next steps');
       await shot(page, `${name}-error-not-an-image`);
+      if (name === 'desktop') {
+        await page.emulateMedia({ colorScheme: 'dark' });
+        await shot(page, 'desktop-dark-error-not-an-image');
+      }
       await page.close();
     }
   });

@@ -241,10 +241,10 @@ function showProgress(p: Progress): void {
 function drawLoss(): void {
   const pts = losses.map((l, i) => [i, l] as const).filter(([, l]) => l !== undefined);
   if (pts.length < 2) { $('loss-line').setAttribute('points', ''); return; }
-  const n = Math.max(1, ...pts.map(([i]) => i));
+  const first = pts[0]![0], n = Math.max(1, pts[pts.length - 1]![0] - first);
   const hi = Math.max(...pts.map(([, l]) => l)), lo = Math.min(...pts.map(([, l]) => l));
   const span = hi - lo || 1;
-  $('loss-line').setAttribute('points', pts.map(([i, l]) => `${((i / n) * 200).toFixed(1)},${(38 - ((l - lo) / span) * 36).toFixed(1)}`).join(' '));
+  $('loss-line').setAttribute('points', pts.map(([i, l]) => `${(((i - first) / n) * 200).toFixed(1)},${(38 - ((l - lo) / span) * 36).toFixed(1)}`).join(' '));
 }
 
 function showRecord(r: JobRecord): void {
