@@ -12,7 +12,7 @@ import { ImmunizeError, describe } from '../errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { expandSweep } from './sweep.js';
 
-export const BUILTIN_METHODS = ['encoder', 'diffusion', 'noise'] as const;
+export const BUILTIN_METHODS = ['encoder', 'robust', 'diffusion', 'noise'] as const;
 export type BuiltinMethod = (typeof BUILTIN_METHODS)[number];
 
 /**

@@ -13,6 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { asEncoder, encoderAttack, type ImageEncoder } from '../attacks/encoder.js';
+import { differentiableTransforms } from '../purify/eot.js';
 import { diffusionAttack } from '../attacks/diffusion.js';
 import { randomNoise } from '../attacks/noise.js';
 import { PRESETS } from '../attacks/presets.js';
@@ -107,7 +108,10 @@ export interface EvaluationResults {
   timing: { totalMs: number };
 }
 
-const METHOD_ORDER = ['clean', 'noise', 'encoder', 'diffusion'];
+/** The robust method's expectation over transforms (part of its cache key). */
+const ROBUST_EOT = { kind: 'jpeg', samples: 1 } as const;
+
+const METHOD_ORDER = ['clean', 'noise', 'encoder', 'robust', 'diffusion'];
 
 export function variantKey(method: string, purification: string | null): string {
   return purification === null ? method : `${method}@${purification}`;
@@ -292,7 +296,7 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
     const im = ds.immunize;
     const preset = PRESETS[im.preset]!;
     const pgd = { ...preset.options, eps: im.eps, stepSize: im.stepSize, steps: im.steps, seed: im.seed };
-    for (const method of ['noise', 'encoder', 'diffusion'] as const) {
+    for (const method of ['noise', 'encoder', 'robust', 'diffusion'] as const) {
       if (!im.methods.includes(method)) continue;
       if (it.immunized[method] !== undefined) continue; // a pre-immunized file wins
       if (method === 'diffusion' && mask === null) {
@@ -302,8 +306,8 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
       const encoderFp = ctx.fp.encoder ?? (mode === 'img2img' ? ctx.fp.img2img : ctx.fp.inpaint);
       const parts = method === 'noise'
         ? { method, source: clean.sha256, eps: im.eps, seed: im.seed }
-        : method === 'encoder'
-          ? { method, source: clean.sha256, pgd, target: 'gray', model: encoderFp }
+        : method === 'encoder' || method === 'robust'
+          ? { method, source: clean.sha256, pgd, target: 'gray', model: encoderFp, ...(method === 'robust' ? { eot: ROBUST_EOT } : {}) }
           : { method, source: clean.sha256, mask: maskSha, pgd, diffusionSteps: im.diffusionSteps, gradReps: im.gradReps, model: ctx.fp.inpaint };
       const art = await imageArtifact(ctx, 'immunize', parts, `${label}: ${method} immunization`, async () => ({ image: await immunize(ctx, method, x, mask, mode, pgd, label) }));
       result.inputs[method] = { ...art, origin: 'computed', ...(await distanceTo(x, art.file)) };
@@ -352,11 +356,11 @@ async function distanceTo(x: Tensor, file: string): Promise<{ linf255: number; p
   return distance(y, x);
 }
 
-async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'diffusion', x: Tensor, mask: Tensor | null, mode: 'img2img' | 'inpaint', pgd: { eps: number; stepSize: number; steps: number; seed: number } & typeof PRESETS[string]['options'], label: string): Promise<Tensor> {
+async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diffusion', x: Tensor, mask: Tensor | null, mode: 'img2img' | 'inpaint', pgd: { eps: number; stepSize: number; steps: number; seed: number } & typeof PRESETS[string]['options'], label: string): Promise<Tensor> {
   const xd = x.to(ctx.device);
   try {
     if (method === 'noise') return randomNoise(x, { eps: pgd.eps, seed: pgd.seed });
-    if (method === 'encoder') {
+    if (method === 'encoder' || method === 'robust') {
       let enc: ImageEncoder;
       if (ctx.ds.models.encoder !== null) {
         ctx.encoderModel ??= await loadAutoencoder(ctx.ds.models.encoder, { device: ctx.device });
@@ -365,8 +369,10 @@ async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'diffusion', x: 
         // White-box, as the paper: the VAE of the pipeline that will edit the image.
         enc = asEncoder((await ctx.pipelines.get(mode)).vae);
       }
-      const bar = createProgress({ label: `${label} encoder attack`, total: pgd.steps, unit: 'step' });
-      const r = encoderAttack(enc, xd, { ...pgd, target: 'gray', onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`) });
+      const bar = createProgress({ label: `${label} ${method === 'robust' ? 'robust encoder' : 'encoder'} attack`, total: pgd.steps, unit: 'step' });
+      // robust: `immunize protect --robust jpeg` (EOT over differentiable JPEG, quality 50–95).
+      const eot = method === 'robust' ? { transform: differentiableTransforms(ROBUST_EOT.kind), samples: ROBUST_EOT.samples, includeIdentity: true } : undefined;
+      const r = encoderAttack(enc, xd, { ...pgd, target: 'gray', eot, onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`) });
       bar.done(`loss ${r.losses[0]?.toFixed(4)} → ${r.finalLoss.toFixed(4)}`);
       const out = noGrad(() => r.adv.to('cpu'));
       r.adv.dispose();

@@ -62,7 +62,7 @@ test('dataset: errors name the file, the item index and the key', () => {
     [{ items: [{ image: 'a.png', prompt: 'x', immunized: { encoder: 'missing.png' } }] }, /items\[0\]\.immunized\.encoder: file not found/],
     [{ size: 60, items: [{ image: 'a.png', prompt: 'x' }] }, /data\.json: size: must be a multiple of 8/],
     [{ edit: { steps: 0 }, items: [{ image: 'a.png', prompt: 'x' }] }, /edit\.steps: expected an integer ≥ 1 and ≤ 1000 but received 0/],
-    [{ immunize: { methods: ['encoder', 'pgd'] }, items: [{ image: 'a.png', prompt: 'x' }] }, /immunize\.methods\[1\]: expected one of encoder, diffusion, noise but received pgd/],
+    [{ immunize: { methods: ['encoder', 'pgd'] }, items: [{ image: 'a.png', prompt: 'x' }] }, /immunize\.methods\[1\]: expected one of encoder, robust, diffusion, noise but received pgd/],
     [{ immunize: { methods: ['diffusion'] }, items: [{ image: 'a.png', prompt: 'x' }] }, /'diffusion' .* needs items with a 'mask'/],
     [{ purify: ['jpeg:101'], items: [{ image: 'a.png', prompt: 'x' }] }, /data\.json: purify: invalid purification 'jpeg:101'.*quality/],
     [{ models: { clip: './no-such-clip' }, items: [{ image: 'a.png', prompt: 'x' }] }, /models\.clip: not found/],

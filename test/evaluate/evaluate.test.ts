@@ -66,7 +66,7 @@ test('evaluate: the whole protocol on 3 photos with the tiny pipelines; a second
   // A mask for the astronaut (white = repaint) and a "pre-immunized" file for chelsea (any 64×64 image will do).
   await sharp({ create: { width: 512, height: 512, channels: 3, background: '#000' } })
     .composite([{ input: Buffer.from('<svg width="512" height="512"><rect x="128" y="96" width="256" height="320" fill="#fff"/></svg>') }]).png().toFile(join(dir, 'mask.png'));
-  await sharp(chelsea).resize(64, 64).blur(0.6).png().toFile(join(dir, 'chelsea.robust.png'));
+  await sharp(chelsea).resize(64, 64).blur(0.6).png().toFile(join(dir, 'chelsea.external.png'));
   const inception = join(dir, 'inception.safetensors');
   randomInception(inception);
   const dataset = join(dir, 'tiny.json');
@@ -77,7 +77,7 @@ test('evaluate: the whole protocol on 3 photos with the tiny pipelines; a second
     immunize: { methods: ['encoder', 'diffusion', 'noise'], steps: 2, diffusionSteps: 2 },
     fid: { dims: 64 },
     items: [
-      { image: chelsea, prompt: 'a cat in the snow', seed: 1, immunized: { robust: 'chelsea.robust.png' } },
+      { image: chelsea, prompt: 'a cat in the snow', seed: 1, immunized: { external: 'chelsea.external.png' } },
       { image: astronaut, mask: 'mask.png', prompt: 'an astronaut on the moon', seed: 2 },
       { image: trevor, mask: trevorMask, prompt: 'two men in a wedding' },
     ],
@@ -92,11 +92,11 @@ test('evaluate: the whole protocol on 3 photos with the tiny pipelines; a second
   const results = JSON.parse(readFileSync(summary.results, 'utf8')) as EvaluationResults;
 
   // Structure: every method, every purification, every variant.
-  assert.deepEqual(results.methods, ['clean', 'noise', 'encoder', 'diffusion', 'robust']);
+  assert.deepEqual(results.methods, ['clean', 'noise', 'encoder', 'diffusion', 'external']);
   assert.deepEqual(results.purifications, ['jpeg:90', 'jpeg:50']);
   assert.equal(results.items.length, 3);
   assert.deepEqual(results.items.map((it) => it.mode), ['img2img', 'inpaint', 'inpaint']);
-  assert.deepEqual(Object.keys(results.items[0]!.inputs).sort(), ['clean', 'encoder', 'noise', 'robust']);
+  assert.deepEqual(Object.keys(results.items[0]!.inputs).sort(), ['clean', 'encoder', 'external', 'noise']);
   assert.match(results.items[0]!.skipped['diffusion']!, /needs a mask/);
   assert.deepEqual(Object.keys(results.items[2]!.inputs).sort(), ['clean', 'diffusion', 'encoder', 'noise']);
   const expectVariants = (it: EvaluationResults['items'][number]): string[] => Object.keys(it.inputs).flatMap((m) => [m, `${m}@jpeg:90`, `${m}@jpeg:50`]).sort();
@@ -131,14 +131,14 @@ test('evaluate: the whole protocol on 3 photos with the tiny pipelines; a second
     assert.ok(a.clip && a.clip.q1 <= a.clip.median && a.clip.median <= a.clip.q3, v.key);
   }
   assert.equal(results.aggregates['diffusion']!.items, 2);
-  assert.equal(results.aggregates['robust']!.items, 1);
+  assert.equal(results.aggregates['external']!.items, 1);
   for (const k of ['noise', 'encoder', 'encoder@jpeg:50']) {
     const a = results.aggregates[k]!;
     assert.ok(a.precision !== null && a.precision >= 0 && a.precision <= 1, `${k} precision ${a.precision}`);
     assert.ok(a.fid === null || Number.isFinite(a.fid), `${k} FID ${a.fid}`);
   }
-  assert.equal(results.aggregates['robust']!.fid, null, 'FID needs 2 items');
-  assert.ok(results.notes.some((n) => /FID\/PR for robust: needs at least 2 items/.test(n)));
+  assert.equal(results.aggregates['external']!.fid, null, 'FID needs 2 items');
+  assert.ok(results.notes.some((n) => /FID\/PR for external: needs at least 2 items/.test(n)));
   assert.ok(existsSync(summary.report));
   assert.ok(verifyReportAssets(summary.report).images >= 3 * 2 * 4);
 
@@ -200,7 +200,7 @@ test('evaluate: a bad dataset stops with one line naming the file, item and key;
   assert.match(r.stderr, /^immunize evaluate: .*bad\.json: items\[1\]: missing key 'prompt' \[E_DATASET\]$/);
   const u = await cli('evaluate', bad, '--methods', 'encoder,magic');
   assert.equal(u.status, 2);
-  assert.match(u.stderr, /--methods: expected a comma list of encoder, diffusion, noise but received 'magic'/);
+  assert.match(u.stderr, /--methods: expected a comma list of encoder, robust, diffusion, noise but received 'magic'/);
   const p = await cli('evaluate', bad, '--purify', 'jpeg:900');
   assert.match(p.stderr, /--purify: invalid purification 'jpeg:900'/);
   const o = await cli('evaluate', bad, '--no-such-option');
@@ -209,4 +209,25 @@ test('evaluate: a bad dataset stops with one line naming the file, item and key;
   assert.equal(h.status, 0);
   assert.match(h.stdout, /Usage: immunize evaluate DATASET\.json/);
   assert.match((await cli('--help')).stdout, /evaluate\s+run the paper's evaluation protocol/);
+});
+
+test('evaluate: the built-in robust method (EOT over differentiable JPEG) runs and differs from the plain encoder attack', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'immunize-evaluate-robust-'));
+  const dataset = join(dir, 'robust.json');
+  writeFileSync(dataset, JSON.stringify({
+    size: 64, models: { img2img: img2imgRepo, inpaint: inpaintRepo },
+    edit: { steps: 2 }, immunize: { methods: ['encoder', 'robust'], steps: 3 },
+    items: [{ image: photos[0], prompt: 'a cat in the snow', seed: 1 }],
+  }));
+  const r = immunize('evaluate', dataset, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /robust encoder attack/);
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { results: string };
+  const results = JSON.parse(readFileSync(summary.results, 'utf8')) as EvaluationResults;
+  assert.deepEqual(results.methods, ['clean', 'encoder', 'robust']);
+  const { encoder, robust } = results.items[0]!.inputs;
+  assert.ok(robust !== undefined && encoder !== undefined);
+  assert.equal(robust.origin, 'computed');
+  assert.ok(robust.linf255 > 0 && robust.linf255 <= 16 + 0.5, `L∞ ${robust.linf255}/255`);
+  assert.notEqual(robust.sha256, encoder.sha256, 'optimising through JPEG changes the perturbation');
 });
