@@ -8,6 +8,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 import { encodeImage, probeImage, readImage } from '../io/images.js';
+import type { Autoencoder } from '../models/load.js';
+import { loadAutoencoder } from '../models/resolve.js';
 import { parsePurification, PURIFICATION_NAMES, type Purification } from '../purify/spec.js';
 import { noGrad, scope, setNumThreads } from '../torch/index.js';
 import { parseCommandArgs, parseInteger, UsageError } from './args.js';
@@ -28,6 +30,8 @@ Options:
   --apply SPEC        the purification chain (required): steps joined by '+', see below
   -o, --output PATH   a .png file (one input) or a folder (default: next to each input,
                       NAME.purified.png; a folder is assumed for a path ending in '/')
+  --model ID|PATH     the autoencoder 'impress' steps purify against (a diffusers folder or
+                      repo id, a TAESD-family folder or .safetensors file); needed by them only
   --threads N         CPU threads (default: all cores)
   --json              print one JSON line per image (input, output, spec, PSNR to the input)
   -h, --help          this help
@@ -44,6 +48,8 @@ Purifications (numbers may be fractions, e.g. 8/255; docs/purify.md has the deta
   hflip, vflip               mirror
   crop:F                     keep the central fraction F of each side, scale back up
   noise:gaussian:SIGMA[:SEED], noise:uniform:A[:SEED]   add noise (seed default 0), clamp
+  impress[:STEPS][:ssim]     IMPRESS-style purifier: make the image consistent for --model's
+                             autoencoder, staying close (L2, or SSIM) to the input (50 steps)
   none                       copy (a baseline)`;
 
 export interface PurifyResult {
@@ -108,7 +114,7 @@ export const purify = {
     const { values, positionals } = parseCommandArgs({
       args, allowPositionals: true,
       options: {
-        apply: { type: 'string' }, output: { type: 'string', short: 'o' }, threads: { type: 'string' },
+        apply: { type: 'string' }, output: { type: 'string', short: 'o' }, threads: { type: 'string' }, model: { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -125,33 +131,44 @@ export const purify = {
       if (e instanceof ImmunizeError) throw new UsageError(`--apply: ${e.message}`);
       throw e;
     }
+    if (chain.needsAutoencoder && values.model === undefined) throw new UsageError(`--apply '${chain.spec}': 'impress' needs --model ID|PATH (the autoencoder to purify against, e.g. a TAESD-family folder)`);
+    if (!chain.needsAutoencoder && values.model !== undefined) throw new UsageError(`--model is used only by 'impress' steps, and --apply '${chain.spec}' has none`);
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     if (threads !== undefined) setNumThreads(threads);
     const inputs = expand(positionals);
     const outputs = outputsFor(inputs, values.output);
     // Every input must be a readable image before anything is written.
     for (const p of inputs) await probeImage(p);
-
-    for (let i = 0; i < inputs.length; i++) {
-      const input = inputs[i]!;
-      const img = await readImage(input);
-      let result: PurifyResult;
-      try {
-        const y = await chain.apply(img.tensor);
-        try {
-          const mse = noGrad(() => scope(() => y.sub(img.tensor).square().mean().item()));
-          const bytes = await encodeImage(y, { format: 'png' });
-          writeAllOrNothing([{ path: outputs[i]!, data: bytes }]);
-          result = { input: resolve(input), output: outputs[i]!, spec: chain.spec, width: img.width, height: img.height, psnrDb: mse === 0 ? Infinity : 10 * Math.log10(1 / mse) };
-        } finally {
-          y.dispose();
-        }
-      } finally {
-        img.tensor.dispose();
-      }
-      if (values.json) console.log(JSON.stringify({ ...result, psnrDb: Number.isFinite(result.psnrDb) ? Number(result.psnrDb.toFixed(3)) : null }));
-      else if (process.env['IMMUNIZE_QUIET'] !== '1') console.log(`${input} → ${result.output}  (${chain.spec}, PSNR ${Number.isFinite(result.psnrDb) ? result.psnrDb.toFixed(2) : '∞'} dB)`);
+    const autoencoder = values.model === undefined ? undefined : await loadAutoencoder(values.model);
+    try {
+      await purifyAll(chain, inputs, outputs, autoencoder, values.json === true);
+    } finally {
+      autoencoder?.dispose();
     }
     return 0;
   },
 };
+
+/** Purifies each input in turn; each output is written whole or not at all. */
+async function purifyAll(chain: Purification, inputs: readonly string[], outputs: readonly string[], autoencoder: Autoencoder | undefined, json: boolean): Promise<void> {
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    const img = await readImage(input);
+    let result: PurifyResult;
+    try {
+      const y = await chain.apply(img.tensor, autoencoder === undefined ? {} : { autoencoder });
+      try {
+        const mse = noGrad(() => scope(() => y.sub(img.tensor).square().mean().item()));
+        const bytes = await encodeImage(y, { format: 'png' });
+        writeAllOrNothing([{ path: outputs[i]!, data: bytes }]);
+        result = { input: resolve(input), output: outputs[i]!, spec: chain.spec, width: img.width, height: img.height, psnrDb: mse === 0 ? Infinity : 10 * Math.log10(1 / mse) };
+      } finally {
+        y.dispose();
+      }
+    } finally {
+      img.tensor.dispose();
+    }
+    if (json) console.log(JSON.stringify({ ...result, psnrDb: Number.isFinite(result.psnrDb) ? Number(result.psnrDb.toFixed(3)) : null }));
+    else if (process.env['IMMUNIZE_QUIET'] !== '1') console.log(`${input} → ${result.output}  (${chain.spec}, PSNR ${Number.isFinite(result.psnrDb) ? result.psnrDb.toFixed(2) : '∞'} dB)`);
+  }
+}

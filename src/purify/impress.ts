@@ -19,7 +19,7 @@ import { ArgumentError, describe, ImmunizeError } from '../errors.js';
 import { ssim } from '../metrics/ssim.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../models/autoencoder-tiny.js';
-import { noGrad, scope, type Tensor } from '../torch/index.js';
+import { F, noGrad, scope, type Tensor } from '../torch/index.js';
 import { checkImageBatch, checkNumber } from './common.js';
 
 /** An autoencoder as the purifier sees it: images in [0, 1] on both ends. */
@@ -27,6 +27,8 @@ export interface ImageAutoencoder {
   readonly name: string;
   encode01(x: Tensor): Tensor;
   decode01(z: Tensor): Tensor;
+  /** Side multiple the model needs (8 for SD's VAE); other sizes are padded by edge replication. */
+  readonly downscale?: number;
 }
 
 /**
@@ -37,19 +39,29 @@ export interface ImageAutoencoder {
 export function asAutoencoder(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder): ImageAutoencoder {
   if (model instanceof AutoencoderKL) {
     const enc = asEncoder(model);
-    return { name: 'AutoencoderKL', encode01: (x) => enc.encode01(x), decode01: (z) => scope(() => model.decode(z).add(1).div(2)) };
+    return { name: 'AutoencoderKL', downscale: model.downscale, encode01: (x) => enc.encode01(x), decode01: (z) => scope(() => model.decode(z).add(1).div(2)) };
   }
-  if (model instanceof AutoencoderTiny) return { name: 'AutoencoderTiny', encode01: (x) => model.encode(x), decode01: (z) => model.decode(z) };
+  if (model instanceof AutoencoderTiny) return { name: 'AutoencoderTiny', downscale: model.downscale, encode01: (x) => model.encode(x), decode01: (z) => model.decode(z) };
   if (model === null || typeof model !== 'object' || typeof model.encode01 !== 'function' || typeof model.decode01 !== 'function') {
     throw new ArgumentError(`expected an AutoencoderKL, an AutoencoderTiny or { encode01, decode01 } but received ${describe(model)}`);
   }
   return model;
 }
 
-/** D(E(x)) for images in [0, 1]. */
+/**
+ * D(E(x)) for images in [0, 1], at x's size: a side that is not a multiple of the model's
+ * `downscale` is padded by edge replication and the reconstruction cropped back (differentiable).
+ */
 export function reconstruct(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder, x: Tensor): Tensor {
   const ae = asAutoencoder(model);
-  return scope(() => ae.decode01(ae.encode01(x)));
+  const m = ae.downscale ?? 1;
+  const [h, w] = [x.shape[2]!, x.shape[3]!];
+  const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
+  return scope(() => {
+    if (ph === 0 && pw === 0) return ae.decode01(ae.encode01(x));
+    const y = ae.decode01(ae.encode01(F.pad(x, [0, pw, 0, ph], 'replicate')));
+    return y.narrow(2, 0, h).narrow(3, 0, w);
+  });
 }
 
 /** Mean squared reconstruction error ‖D(E(x)) − x‖² / #pixels (a number; no gradient). */
@@ -118,7 +130,7 @@ export function impress(model: AutoencoderKL | AutoencoderTiny | ImageAutoencode
       return d.numel === 1 ? d.reshape([]) : d.mean();
     });
     const lossFn = (x: Tensor): Tensor => scope(() => {
-      const consistency = ae.decode01(ae.encode01(x)).sub(x).square().mean();
+      const consistency = reconstruct(ae, x).sub(x).square().mean();
       const d = distance(x);
       return consistency.add(d.sub(margin).clamp(0, null).mul(weight));
     });

@@ -16,6 +16,7 @@
  *   crop:f                             keep the central fraction f of each side, scale back up
  *   noise:gaussian:σ[:seed]            add N(0, σ²), clamp (seed default 0)
  *   noise:uniform:a[:seed]             add U(−a, a), clamp
+ *   impress[:steps][:l2|ssim]          IMPRESS-style purifier (impress.ts) against ApplyOptions.autoencoder
  *   none                               identity (a baseline in sweeps)
  * Numbers may be written as fractions: 'noise:uniform:8/255'.
  */
@@ -26,14 +27,19 @@ import { checkImageBatch, PurificationSpecError } from './common.js';
 import { diffJpeg, type DiffRounding } from './diff-jpeg.js';
 import { gaussianBlur, medianBlur } from './filters.js';
 import { cropResize, hflip, resizeDownUp, rotate, vflip } from './geometry.js';
+import { impress, type ImageAutoencoder } from './impress.js';
 import { addNoise, type NoiseKind } from './noise.js';
+import type { AutoencoderKL } from '../models/autoencoder-kl.js';
+import type { AutoencoderTiny } from '../models/autoencoder-tiny.js';
 
-export const PURIFICATION_NAMES = ['jpeg', 'webp', 'diffjpeg', 'blur', 'median', 'resize', 'rotate', 'hflip', 'vflip', 'crop', 'noise', 'none'] as const;
+export const PURIFICATION_NAMES = ['jpeg', 'webp', 'diffjpeg', 'blur', 'median', 'resize', 'rotate', 'hflip', 'vflip', 'crop', 'noise', 'impress', 'none'] as const;
 export type PurificationName = (typeof PURIFICATION_NAMES)[number];
 
 export interface ApplyOptions {
   /** Random steps draw from this generator instead of a fresh one seeded by their own seed. */
   generator?: Generator;
+  /** The autoencoder `impress` steps purify against (required by them, unused by the others). */
+  autoencoder?: AutoencoderKL | AutoencoderTiny | ImageAutoencoder;
 }
 
 /** One parsed step. `run` returns a new tensor (a Promise for the real codecs). */
@@ -48,6 +54,8 @@ export interface PurificationStep {
   readonly stochastic: boolean;
   /** It runs asynchronously (sharp); `applySync` refuses it. */
   readonly async: boolean;
+  /** It needs `ApplyOptions.autoencoder` (impress). */
+  readonly needsAutoencoder: boolean;
   run(x: Tensor, o?: ApplyOptions): Tensor | Promise<Tensor>;
 }
 
@@ -57,6 +65,7 @@ export interface Purification {
   readonly differentiable: boolean;
   readonly stochastic: boolean;
   readonly async: boolean;
+  readonly needsAutoencoder: boolean;
   /** Applies every step in order; the input is not modified, the result is new. */
   apply(x: Tensor, o?: ApplyOptions): Promise<Tensor>;
   /** Synchronous (and differentiable where every step is); throws E_PURIFY_ASYNC for jpeg/webp. */
@@ -107,8 +116,8 @@ function distance(a: string, b: string): number {
 
 type Parsed = Omit<PurificationStep, 'name'>;
 
-function step(spec: string, params: Record<string, number | string>, run: PurificationStep['run'], o: { differentiable?: boolean; stochastic?: boolean; async?: boolean } = {}): Parsed {
-  return { spec, params, run, differentiable: o.differentiable ?? true, stochastic: o.stochastic ?? false, async: o.async ?? false };
+function step(spec: string, params: Record<string, number | string>, run: PurificationStep['run'], o: { differentiable?: boolean; stochastic?: boolean; async?: boolean; needsAutoencoder?: boolean } = {}): Parsed {
+  return { spec, params, run, differentiable: o.differentiable ?? true, stochastic: o.stochastic ?? false, async: o.async ?? false, needsAutoencoder: o.needsAutoencoder ?? false };
 }
 
 /** Chroma and encoder flags of jpeg/diffjpeg, in any order. */
@@ -124,6 +133,16 @@ function flags(c: Ctx, args: string[], allowed: Record<string, string>, usage: s
 }
 
 const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
+  impress: (c, a) => {
+    const usage = 'impress[:<steps>][:l2|ssim]';
+    const steps = a[0] === undefined ? 50 : num(c, 'steps', a[0], { min: 1, max: 10000, integer: true });
+    const f = flags(c, a.slice(1), { l2: 'closeness', ssim: 'closeness' }, usage);
+    const closeness = (f.get('closeness') ?? 'l2') as 'l2' | 'ssim';
+    return step(closeness === 'l2' ? `impress:${steps}` : `impress:${steps}:ssim`, { steps, closeness }, (x, o) => {
+      if (o?.autoencoder === undefined) throw new ImmunizeError('E_PURIFY_MODEL', `'impress' purifies against an autoencoder: pass ApplyOptions.autoencoder (on the command line: --model ID|PATH)`);
+      return impress(o.autoencoder, x, { steps, closeness }).purified;
+    }, { differentiable: false, needsAutoencoder: true });
+  },
   none: (c, a) => {
     noMore(c, a, 0, 'none');
     return step('none', {}, (x) => x.clone());
@@ -232,6 +251,7 @@ export function chain(steps: readonly PurificationStep[]): Purification {
     differentiable: steps.every((s) => s.differentiable),
     stochastic: steps.some((s) => s.stochastic),
     async: asyncStep !== undefined,
+    needsAutoencoder: steps.some((s) => s.needsAutoencoder),
     async apply(x: Tensor, o: ApplyOptions = {}): Promise<Tensor> {
       checkImageBatch(x, 'purify');
       let cur = x;

@@ -11,7 +11,7 @@ import { run } from '../../src/cli/main.js';
 import { readImage } from '../../src/io/images.js';
 import { purify } from '../../src/purify/spec.js';
 import { noGrad, scope } from '../../src/torch/index.js';
-import { repoRoot } from '../helpers/shared.js';
+import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 
 const bin = join(repoRoot, 'bin', 'immunize.js');
 function immunize(...args: string[]) {
@@ -125,8 +125,28 @@ test('bad specs, files and outputs: one clear line, exit code, nothing written',
   assert.deepEqual(readdirSync(d).sort(), ['broken.png', 'good.png']);
 });
 
+test("impress with --model (TAEF2): runs on a size the model does not divide; --model is required by it only", async (t) => {
+  const model = sharedPath('models', 'taef2-hf');
+  if (model === null) return t.skip(skipReason('models', 'taef2-hf'));
+  const d = tmp();
+  const input = await photo(join(d, 'a.png'), 5, 40, 36);
+  const r = await inProcess('purify', input, '--apply', 'impress:3', '--model', model, '-o', join(d, 'imp.png'), '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const line = JSON.parse(r.stdout) as { spec: string; psnrDb: number; width: number; height: number };
+  assert.equal(line.spec, 'impress:3');
+  assert.deepEqual([line.width, line.height], [40, 36]);
+  assert.ok(line.psnrDb > 30 && Number.isFinite(line.psnrDb), `PSNR to the input ${line.psnrDb}: changed, but little`);
+  const noModel = await inProcess('purify', input, '--apply', 'impress', '-o', join(d, 'x.png'));
+  assert.equal(noModel.status, 2);
+  assert.match(noModel.stderr, /'impress' needs --model/);
+  const stray = await inProcess('purify', input, '--apply', 'jpeg:75', '--model', model, '-o', join(d, 'y.png'));
+  assert.equal(stray.status, 2);
+  assert.match(stray.stderr, /--model is used only by 'impress'/);
+  assert.ok(!existsSync(join(d, 'x.png')) && !existsSync(join(d, 'y.png')));
+});
+
 test('--help documents the spec grammar', async () => {
   const r = await inProcess('purify', '--help');
   assert.equal(r.status, 0);
-  for (const name of ['jpeg:Q', 'webp:Q', 'blur:SIGMA', 'median:K', 'resize:S', 'rotate:DEG', 'hflip', 'crop:F', 'noise:gaussian', 'mozjpeg', '444']) assert.ok(r.stdout.includes(name), name);
+  for (const name of ['jpeg:Q', 'webp:Q', 'blur:SIGMA', 'median:K', 'resize:S', 'rotate:DEG', 'hflip', 'crop:F', 'noise:gaussian', 'mozjpeg', '444', 'impress', '--model']) assert.ok(r.stdout.includes(name), name);
 });

@@ -6,9 +6,10 @@ import { jpeg } from '../../src/purify/codecs.js';
 import { PurificationSpecError } from '../../src/purify/common.js';
 import { gaussianBlur } from '../../src/purify/filters.js';
 import { hflip } from '../../src/purify/geometry.js';
+import { reconstructionError, type ImageAutoencoder } from '../../src/purify/impress.js';
 import { addNoise } from '../../src/purify/noise.js';
 import { expandPurificationSweep, parseNumber, parsePurification, purify, PURIFICATION_NAMES } from '../../src/purify/spec.js';
-import { full, Generator, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
+import { F, full, Generator, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
 const img = (seed = 1, shape = [1, 3, 24, 24]): Tensor => noGrad(() => rand(shape, { generator: new Generator({ seed }) }).mul(0.8).add(0.1));
 const maxDiff = (a: Tensor, b: Tensor): number => noGrad(() => scope(() => a.sub(b).abs().max().item()));
@@ -21,6 +22,7 @@ describe('parsing', () => {
       'resize:0.5': 'resize:0.5:bicubic', 'resize:1/2:lanczos': 'resize:0.5:lanczos', 'rotate:-15': 'rotate:-15',
       hflip: 'hflip', vflip: 'vflip', 'crop:0.9': 'crop:0.9', 'noise:gaussian:0.02': 'noise:gaussian:0.02:0',
       'noise:uniform:8/255:7': `noise:uniform:${8 / 255}:7`, none: 'none', ' jpeg:75 + blur:1 ': 'jpeg:75+blur:1',
+      impress: 'impress:50', 'impress:20:ssim': 'impress:20:ssim', 'impress:20:l2': 'impress:20',
     };
     const names = new Set<string>();
     for (const [input, canonical] of Object.entries(examples)) {
@@ -102,6 +104,21 @@ describe('applying', () => {
     const y = parsePurification('diffjpeg:70+blur:0.8+resize:0.75:bilinear').applySync(x);
     assert.ok(y.requiresGrad);
     assert.throws(() => parsePurification('blur:1+jpeg:70').applySync(x), (e: Error & { code?: string }) => e.code === 'E_PURIFY_ASYNC' && /diffjpeg:70/.test(e.message));
+  });
+
+  test("'impress' needs an autoencoder and runs the purifier against it", async () => {
+    const p = parsePurification('blur:0.8+impress:5');
+    assert.equal(p.needsAutoencoder, true);
+    assert.equal(parsePurification('jpeg:75').needsAutoencoder, false);
+    const x = img(5, [1, 3, 10, 14]);
+    await assert.rejects(p.apply(x), (e: Error & { code?: string }) => e.code === 'E_PURIFY_MODEL' && /--model/.test(e.message));
+    // A toy autoencoder that keeps 4×4 means (downscale 4: 10×14 is padded to 12×16 and cropped back).
+    const blocky: ImageAutoencoder = { name: 'blocky', downscale: 4, encode01: (t) => F.avgPool2d(t, 4), decode01: (z) => F.interpolate(z, { scaleFactor: 4, mode: 'nearest' }) };
+    const blurred = gaussianBlur(x, 0.8);
+    const y = await p.apply(x, { autoencoder: blocky });
+    assert.deepEqual(y.shape, x.shape);
+    assert.ok(reconstructionError(blocky, y) < reconstructionError(blocky, blurred), 'more consistent for the autoencoder than its input');
+    assert.ok(maxDiff(y, blurred) > 0 && maxDiff(y, blurred) < 0.05);
   });
 
   test("'none' copies; the input is never modified", async () => {
