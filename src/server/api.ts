@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import { PRESETS } from '../attacks/presets.js';
 import { probeImage, type ImageProbe } from '../io/images.js';
 import { parsePurification } from '../purify/index.js';
+import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
 import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { Metrics } from './metrics.js';
 import type { ModelEntry } from './models.js';
@@ -38,7 +39,8 @@ export interface ApiConfig {
   logger?: boolean;
 }
 
-export const DEFAULT_PURIFICATIONS = ['jpeg:75', 'jpeg:90', 'webp:80', 'blur:1', 'median:3', 'resize:0.5', 'noise:gaussian:0.02:0'];
+/** The default of a check: the suite of `immunize protect --check`, so both report the same rows. */
+export const DEFAULT_PURIFICATIONS: readonly string[] = DEFAULT_CHECK_SUITE;
 
 const FORMAT_EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', tiff: 'tif', gif: 'gif', avif: 'avif', heif: 'heif', jp2: 'jp2' };
 

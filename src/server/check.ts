@@ -1,15 +1,16 @@
 /**
- * Purify and check: applies an adversary's purifications (src/purify) to an immunized photo and
- * measures how much protection survives, through the autoencoder the photo was protected against.
- * The measure is the one `immunize protect` reports: PSNR of the model's reconstruction D(E(x))
- * against the original photo. Immunization drives it down; a purification that removes the
- * protection brings it back up towards the clean photo's value.
+ * Purify and check: how much of a finished immunization survives what an adversary does before
+ * editing. The measurement is checkProtection (src/robustness/check.ts), the one `immunize protect
+ * --check` writes, so the API and the CLI report the same numbers for the same photo and suite;
+ * this file only reads the job's files, pads like the attack, and shapes the API's JSON
+ * (docs/api.md), which predates --check and which the web page reads.
  */
-import { parsePurification, purify, reconstruct } from '../purify/index.js';
+import { parsePurification, reconstruct } from '../purify/index.js';
 import { readImage } from '../io/images.js';
 import { psnr } from '../metrics/psnr.js';
 import { loadAutoencoder } from '../models/resolve.js';
-import { F, noGrad, scope, checkDevice, type Tensor } from '../torch/index.js';
+import { checkProtection, verdict, type Verdict } from '../robustness/check.js';
+import { F, Generator, noGrad, scope, checkDevice, type Tensor } from '../torch/index.js';
 import { ImmunizeError } from '../errors.js';
 
 export interface CheckInput {
@@ -27,17 +28,23 @@ export interface CheckInput {
 
 export interface PurificationReport {
   spec: string;
+  /** PSNR(P(x + δ), x): what the purification costs the photo itself. */
   psnr: number;
+  /** PSNR(D(E(P(x))), P(x)): the model on the purified clean photo. */
+  cleanReconstructionPsnr: number;
+  /** PSNR(D(E(P(x + δ))), P(x)): the model on the purified immunized photo (low = protected). */
   reconstructionPsnr: number;
+  /** cleanReconstructionPsnr − reconstructionPsnr. */
+  gapDb: number;
+  /** gapDb / the gap with no purification, clipped to [0, 1] (checkProtection's `remaining`). */
   protectionRemaining: number;
   protected: boolean;
+  verdict: Verdict;
 }
 
-/** (clean − purified) / (clean − immunized) reconstruction PSNR, in [0, 1]. */
-export function protectionRemaining(clean: number, immunized: number, purified: number): number {
-  const gap = clean - immunized;
-  if (!(gap > 0)) return 0;
-  return Math.min(1, Math.max(0, (clean - purified) / gap));
+/** A share of the protection, clipped to [0, 1] for display (checkProtection leaves it unclipped). */
+export function clip01(x: number): number {
+  return Math.min(1, Math.max(0, x));
 }
 
 export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> {
@@ -55,33 +62,34 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
     const ph = (m - (h % m)) % m;
     const pw = (m - (w % m)) % m;
     // Padded like the attack (edge replication), reconstructed, cropped back, on the CPU.
-    const recPsnr = (x: Tensor): number => noGrad(() => scope(() => {
+    const rec = (x: Tensor): Tensor => noGrad(() => scope(() => {
       const xp = ph === 0 && pw === 0 ? x.to(device) : F.pad(x.to(device), [0, pw, 0, ph], 'replicate');
-      const rec = reconstruct(model, xp).clamp(0, 1).narrow(2, 0, h).narrow(3, 0, w).to('cpu').contiguous();
-      return psnr(rec, orig.tensor);
+      return reconstruct(model, xp).clamp(0, 1).narrow(2, 0, h).narrow(3, 0, w).to('cpu').contiguous();
     }));
-    const total = specs.length + 2;
-    const clean = recPsnr(orig.tensor);
-    c.onStep?.(1, total);
-    const immunized = recPsnr(imm.tensor);
-    c.onStep?.(2, total);
+    const total = specs.length + 1;
+    const check = await checkProtection(rec, orig.tensor, imm.tensor, { model: c.modelId, suite: specs, onProgress: (done) => c.onStep?.(done, total) });
     const reports: PurificationReport[] = [];
-    for (const [i, spec] of specs.entries()) {
-      const purified = await purify(imm.tensor, spec);
+    for (const row of check.rows) {
+      // The purified photo's own PSNR: the same draws as inside checkProtection (generator seeded 0).
+      const purified = await parsePurification(row.purification).apply(imm.tensor, { generator: new Generator({ seed: 0 }) });
+      let p: number;
       try {
-        const rp = recPsnr(purified);
-        const remaining = protectionRemaining(clean, immunized, rp);
-        reports.push({ spec, psnr: psnr(purified, orig.tensor), reconstructionPsnr: rp, protectionRemaining: remaining, protected: remaining >= 0.5 });
+        p = psnr(purified, orig.tensor);
       } finally {
         purified.dispose();
       }
-      c.onStep?.(i + 3, total);
+      reports.push({
+        spec: row.purification, psnr: p, cleanReconstructionPsnr: row.cleanPsnr, reconstructionPsnr: row.immunizedPsnr, gapDb: row.gapDb,
+        protectionRemaining: clip01(row.remaining), protected: verdict(row.remaining) === 'holds', verdict: row.verdict,
+      });
     }
+    c.onStep?.(total, total);
     return {
       immunization: c.immunization,
       model: c.modelId,
-      clean: { reconstructionPsnr: clean },
-      immunized: { psnr: psnr(imm.tensor, orig.tensor), reconstructionPsnr: immunized },
+      metric: check.metric,
+      clean: { reconstructionPsnr: check.none.cleanPsnr },
+      immunized: { psnr: psnr(imm.tensor, orig.tensor), reconstructionPsnr: check.none.immunizedPsnr, gapDb: check.none.gapDb },
       purifications: reports,
     };
   } finally {

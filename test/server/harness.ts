@@ -1,6 +1,6 @@
 /** Test harness for the service: a real redis-server, `immunize serve`/`worker` processes, small photos. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,4 +115,39 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Pids of the processes whose parent is `pid` (from /proc; empty where /proc is absent). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so parse after the last ')'.
+      const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(n));
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+/** Whether a process exists (and is not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
