@@ -58,7 +58,8 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.setViewportSize({ width, height });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
+    page.on('console', (m) => { // HTTP errors the page handles (a 400 it shows) are logged by Chromium too; they are not page errors.
+      if (m.type() === 'error' && !/favicon|Failed to load resource: the server responded with a status of 4/.test(m.text())) errors.push(m.text()); });
     (page as Page & { jsErrors: string[] }).jsErrors = errors;
     await page.goto(server.url + '/');
     await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
@@ -237,5 +238,32 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       }
       await page.close();
     }
+  });
+
+  it('shows the server\'s refusals and failed jobs in plain words', async () => {
+    const page = await open(1280, 900);
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForSelector('#mask-section:not([hidden])');
+    // A 400 from the API (steps over the server's maximum; the field's max is bypassed on purpose).
+    await page.click('details.field > summary');
+    await page.fill('#steps', '5000');
+    await page.click('#immunize');
+    await page.waitForSelector('#alert:not([hidden])');
+    assert.match(await page.textContent('#alert') ?? '', /^The service refused a setting — steps: /);
+    assert.ok(await page.isEnabled('#immunize'), 'the form must be usable again after a refusal');
+    await shot(page, 'desktop-error-refused-option');
+    // A job accepted and then failed: the diffusion method needs an inpainting pipeline, TAEF2 is not one.
+    await page.fill('#steps', '2');
+    await page.selectOption('#method', 'diffusion');
+    await page.click('#immunize');
+    await page.waitForFunction(() => /painted region/.test(document.getElementById('alert')?.textContent ?? ''));
+    await paintMiddle(page);
+    await page.click('#immunize');
+    await page.waitForFunction(() => /Immunization failed: /.test(document.getElementById('alert')?.textContent ?? ''), null, { timeout: 300_000 });
+    assert.equal(await page.textContent('#progress-text'), 'Failed.');
+    assert.ok(await page.isHidden('#result-section'));
+    await shot(page, 'desktop-error-job-failed');
+    assert.deepEqual((page as Page & { jsErrors: string[] }).jsErrors, []);
+    await page.close();
   });
 });

@@ -54,6 +54,7 @@ function clearAlert(): void { const a = $('alert'); a.hidden = true; a.textConte
 function errorText(e: unknown): string {
   if (e instanceof ApiError) {
     switch (e.code) {
+      case 'E_VALIDATION': case 'E_MISSING_FIELD': return `The service refused a setting — ${e.message}`;
       case 'E_IMAGE': return `The service could not read the photo: ${e.message}`;
       case 'E_IMAGE_TOO_LARGE': case 'E_UPLOAD_TOO_LARGE': return `The photo is too large for this service: ${e.message}`;
       case 'E_UNAUTHORIZED': return `The API key was refused: ${e.message}`;
