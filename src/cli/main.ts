@@ -1,13 +1,8 @@
-/** The `immunize` command line: dispatches to one module per command. */
+/**
+ * The `immunize` command line: dispatches to one module per command. Modules load on demand, so
+ * a command does not pay for the others' imports (the service, the evaluation, sharp pipelines).
+ */
 import { ImmunizeError } from '../errors.js';
-import { edit } from './edit.js';
-import { evaluateCommand as evaluate } from './evaluate.js';
-import { info } from './info.js';
-import { inspect } from './inspect.js';
-import { protect } from './protect.js';
-import { purify } from './purify.js';
-import { serve } from './serve.js';
-import { worker } from './worker.js';
 import { toolVersion } from './version.js';
 
 interface Command {
@@ -15,16 +10,28 @@ interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
-  protect,
-  edit,
-  evaluate,
-  inspect,
-  purify,
-  info,
-  serve,
-  worker,
+interface LazyCommand {
+  summary: string;
+  load(): Promise<Command>;
+}
+
+// Summaries are repeated here (and checked against the modules by test/cli/cli.test.ts) so that
+// `immunize --help` loads nothing.
+const COMMANDS: Record<string, LazyCommand> = {
+  protect: { summary: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)', load: async () => (await import('./protect.js')).protect },
+  edit: { summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would', load: async () => (await import('./edit.js')).edit },
+  evaluate: { summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report", load: async () => (await import('./evaluate.js')).evaluateCommand },
+  inspect: { summary: 'tell whether an image carries the "immunized" label and what it records', load: async () => (await import('./inspect.js')).inspect },
+  purify: { summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG", load: async () => (await import('./purify.js')).purify },
+  info: { summary: 'show the tensor engine: libtorch version, threads, CUDA devices', load: async () => (await import('./info.js')).info },
+  serve: { summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)', load: async () => (await import('./serve.js')).serve },
+  worker: { summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)', load: async () => (await import('./worker.js')).worker },
 };
+
+/** The command modules, loaded (for tests that compare summaries). */
+export async function loadCommands(): Promise<Record<string, Command>> {
+  return Object.fromEntries(await Promise.all(Object.entries(COMMANDS).map(async ([k, c]) => [k, await c.load()] as const)));
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
@@ -61,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await cmd.run(rest);
+    return await (await cmd.load()).run(rest);
   } catch (e) {
     // One line, never a stack trace (IMMUNIZE_DEBUG=1 adds it, for bug reports).
     if (process.env['IMMUNIZE_DEBUG'] === '1') console.error((e as Error).stack ?? e);

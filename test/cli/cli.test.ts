@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { loadCommands } from '../../src/cli/main.js';
 
 const tempDirs: string[] = [];
 function made(dir: string): string {
@@ -109,6 +110,15 @@ describe('immunize', () => {
     assert.match(h.stdout, /Usage: immunize <command>/);
     for (const c of ['protect', 'inspect', 'info']) assert.match(h.stdout, new RegExp(`\\n  ${c} `));
     assert.equal(immunize().status, 2);
+  });
+
+  test('the help lists every command with its module\'s own summary', async () => {
+    const h = immunize('--help');
+    const modules = await loadCommands();
+    assert.ok(Object.keys(modules).length >= 8);
+    for (const [name, c] of Object.entries(modules)) {
+      assert.ok(h.stdout.includes(`  ${name.padEnd(8)}  ${c.summary}`), `${name}: '${c.summary}' in\n${h.stdout}`);
+    }
   });
 
   test('--version prints package.json version', () => {
