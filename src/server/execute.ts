@@ -1,6 +1,7 @@
 /**
- * Runs one job to its end on this machine: marks it running, forks the runner (runner.ts), relays
- * progress, honours cancel requests, and writes the final record. Shared by the embedded queue and
+ * Runs one job to its end on this machine: marks it running, hands it to a runner process
+ * (runner.ts; kept between jobs, replaced when it is killed or crashes), relays progress, honours
+ * cancel requests (by killing the runner), and writes the final record. Shared by the embedded queue and
  * the Redis worker. Exactly once: a job whose record is already terminal is never run again (a
  * redelivered job after a worker died between finishing and acknowledging is a no-op), and only
  * this function marks a record completed.
@@ -9,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
-import type { RunnerMessage, RunnerSettings } from './runner.js';
+import type { RunnerMessage, RunnerSettings, RunRequest } from './runner.js';
 
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
@@ -45,6 +46,59 @@ export interface Execution {
   stop(): void;
 }
 
+/** Jobs one runner process runs before a fresh one replaces it (bounds what a leak could grow to). */
+export const RUNNER_JOBS = 50;
+
+interface Runner {
+  proc: ChildProcess;
+  key: string;
+  jobs: number;
+  /** True once the runner listens for jobs, false if it exited first. */
+  ready: Promise<boolean>;
+}
+
+/** At most one idle runner per settings: a queue or a worker runs one job at a time. */
+const idleRunners = new Map<string, Runner>();
+
+function takeRunner(key: string, env: () => NodeJS.ProcessEnv): Runner {
+  const r = idleRunners.get(key);
+  idleRunners.delete(key);
+  if (r !== undefined && r.proc.connected && r.proc.exitCode === null && r.proc.signalCode === null) {
+    r.proc.ref();
+    r.proc.channel?.ref();
+    return r;
+  }
+  r?.proc.kill('SIGKILL');
+  const proc = fork(RUNNER, [], { env: env(), stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+  const ready = new Promise<boolean>((res) => {
+    const onMessage = (m: RunnerMessage): void => {
+      if (m.type !== 'ready') return;
+      proc.off('message', onMessage);
+      res(true);
+    };
+    proc.on('message', onMessage);
+    proc.once('exit', () => res(false));
+  });
+  return { proc, key, jobs: 0, ready };
+}
+
+/** Keeps a runner that finished its job for the next one; idle, it does not keep this process alive. */
+function releaseRunner(r: Runner): void {
+  if (r.jobs >= RUNNER_JOBS || !r.proc.connected || idleRunners.has(r.key)) {
+    r.proc.kill('SIGKILL');
+    return;
+  }
+  r.proc.unref();
+  r.proc.channel?.unref();
+  idleRunners.set(r.key, r);
+}
+
+/** Stops the idle runners (a shutdown). A runner whose parent dies exits by itself. */
+export function closeRunners(): void {
+  for (const r of idleRunners.values()) r.proc.kill('SIGKILL');
+  idleRunners.clear();
+}
+
 function finish(r: JobRecord, status: 'completed' | 'failed' | 'canceled', retentionMs: number): JobRecord {
   const now = Date.now();
   return { ...r, status, finishedAt: new Date(now).toISOString(), expiresAt: new Date(now + retentionMs).toISOString() };
@@ -74,22 +128,21 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
     if (started === null) return 'skipped';
     hooks.onStatus?.(started);
 
-    const env: NodeJS.ProcessEnv = { ...process.env, IMMUNIZE_RUNNER: JSON.stringify({ device: o.device, maxPixels: o.maxPixels, models: o.models } satisfies RunnerSettings), IMMUNIZE_QUIET: '1' };
-    if (o.threads !== undefined) env['IMMUNIZE_NUM_THREADS'] = String(o.threads);
-    const c = fork(RUNNER, [storage.root, id], { env, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    const settings = JSON.stringify({ device: o.device, maxPixels: o.maxPixels, models: o.models } satisfies RunnerSettings);
+    const runner = takeRunner(`${settings}|${o.threads ?? ''}`, () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, IMMUNIZE_RUNNER: settings, IMMUNIZE_QUIET: '1' };
+      if (o.threads !== undefined) env['IMMUNIZE_NUM_THREADS'] = String(o.threads);
+      return env;
+    });
+    const c = runner.proc;
     child = c;
     if (killed || stopping) c.kill('SIGKILL');
     const t0 = performance.now();
     let lastWrite = 0;
-    let final: RunnerMessage | null = null;
     const poll = setInterval(() => {
       if (storage.cancelRequested(id)) kill();
     }, o.cancelPollMs ?? 250);
-    c.on('message', (m: RunnerMessage) => {
-      if (m.type !== 'progress') {
-        final = m;
-        return;
-      }
+    const onProgress = (m: Extract<RunnerMessage, { type: 'progress' }>): void => {
       const fraction = m.steps > 0 ? Math.min(1, m.step / m.steps) : 0;
       const elapsed = performance.now() - t0;
       const p: JobProgress = { step: m.step, steps: m.steps, loss: m.loss, fraction, etaMs: m.step > 0 && m.step < m.steps ? Math.round((elapsed / m.step) * (m.steps - m.step)) : m.step >= m.steps ? 0 : null };
@@ -99,11 +152,36 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
         lastWrite = now;
         storage.update(id, (r) => (r.status === 'running' ? { ...r, progress: p } : null));
       }
+    };
+    // The job's end: its final message, or the runner's exit without one.
+    let exit = '';
+    const final = await new Promise<RunnerMessage | null>((res) => {
+      const onMessage = (m: RunnerMessage): void => {
+        if (m.type === 'progress') onProgress(m);
+        else if (m.type === 'done' || m.type === 'error') end(m);
+      };
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+        exit = String(code ?? signal);
+        end(null);
+      };
+      const end = (m: RunnerMessage | null): void => {
+        c.off('message', onMessage);
+        c.off('exit', onExit);
+        res(m);
+      };
+      c.on('message', onMessage);
+      c.on('exit', onExit);
+      if (c.exitCode !== null || c.signalCode !== null) onExit(c.exitCode, c.signalCode);
+      void runner.ready.then((ok) => {
+        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id } satisfies RunRequest);
+      });
     });
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => c.on('exit', (code, signal) => res({ code, signal })));
     clearInterval(poll);
     child = null;
-    const msg = final as RunnerMessage | null;
+    runner.jobs++;
+    if (final !== null && !killed && !stopping) releaseRunner(runner);
+    else c.kill('SIGKILL');
+    const msg = final;
     if (stopping) throw new RunnerCrash(`job ${id} stopped by a shutdown`);
     if (killed || storage.cancelRequested(id)) {
       const rec = storage.update(id, (r) => (TERMINAL.has(r.status) ? null : finish({ ...r }, 'canceled', o.retentionMs)));
@@ -120,7 +198,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       if (rec) hooks.onStatus?.(rec);
       return 'failed';
     }
-    throw new RunnerCrash(`the runner for job ${id} ended without a result (exit ${exit.code ?? exit.signal})`);
+    throw new RunnerCrash(`the runner for job ${id} ended without a result (exit ${exit})`);
   })();
   return { done, kill, stop };
 }

@@ -6,7 +6,7 @@
  * Both emit 'status' (a record, on every status change) and 'progress' (id, progress).
  */
 import { EventEmitter } from 'node:events';
-import { execute, failCrashed, requeue, RunnerCrash, type Execution, type ExecuteOptions } from './execute.js';
+import { closeRunners, execute, failCrashed, requeue, RunnerCrash, type Execution, type ExecuteOptions } from './execute.js';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
 
 export interface QueueCounts {
@@ -87,6 +87,7 @@ export class EmbeddedQueue implements JobQueue {
     this.pending = [];
     this.running?.exec.stop();
     await this.idle;
+    closeRunners();
   }
 
   private pump(): void {

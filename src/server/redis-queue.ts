@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { execute, failCrashed, requeue, RunnerCrash, type ExecuteOptions } from './execute.js';
+import { closeRunners, execute, failCrashed, requeue, RunnerCrash, type ExecuteOptions } from './execute.js';
 import type { JobQueue, QueueCounts } from './queue.js';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
 
@@ -141,5 +141,5 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
     ...(o.prefix ? { prefix: o.prefix } : {}),
   });
   worker.on('error', (e) => log(`worker: ${e.message}`));
-  return { worker, close: () => worker.close() };
+  return { worker, close: async () => { await worker.close(); closeRunners(); } };
 }

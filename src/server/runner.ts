@@ -1,13 +1,17 @@
 /**
- * The job runner: a child process that runs one job and exits. Attacks are long synchronous
+ * The job runner: a child process that runs jobs one after another. Attacks are long synchronous
  * libtorch loops; running them here keeps the API's (and the BullMQ worker's) event loop free for
  * requests, SSE and queue-lock renewal, and lets a cancel or a crash take down only this process.
+ * A runner that finished a job waits for the next (execute.ts keeps it): loading the code and
+ * libtorch costs about as much CPU as a small job, so a fresh process per job would double it.
  *
  * An immunization is `immunize protect` itself, called in-process with the job's flags, so the PNG
- * and sidecar are byte-for-byte what the command writes. Messages to the parent (IPC):
- *   { type: 'progress', step, steps, loss }   { type: 'done', result }   { type: 'error', code, message }
+ * and sidecar are byte-for-byte what the command writes. Messages (IPC):
+ *   parent → runner  { type: 'run', root, id }
+ *   runner → parent  { type: 'ready' } once, then per job { type: 'progress', step, steps, loss }…   { type: 'done', result }   { type: 'error', code, message }
+ * The runner exits when its parent goes away (an orphan stops at its next attack step).
  *
- * Started as: node runner.js STORAGE ID  with the job's settings in IMMUNIZE_RUNNER (JSON).
+ * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
@@ -22,6 +26,7 @@ export interface RunnerSettings {
 }
 
 export type RunnerMessage =
+  | { type: 'ready' }
   | { type: 'progress'; step: number; steps: number; loss: number | null }
   | { type: 'done'; result: Record<string, unknown> }
   | { type: 'error'; code: string; message: string };
@@ -93,18 +98,24 @@ function scrub(message: string, storage: Storage, id: string): string {
   return message.split(`${storage.dir(id)}/`).join('').split(storage.root).join('<storage>');
 }
 
-async function main(): Promise<void> {
-  const [root, id] = process.argv.slice(2);
-  const settings = JSON.parse(process.env['IMMUNIZE_RUNNER'] ?? '{}') as RunnerSettings;
-  const storage = new Storage(root!);
-  const r = storage.read(id!);
+export interface RunRequest {
+  type: 'run';
+  root: string;
+  id: string;
+}
+
+let progress: ((step: number, steps: number, loss: number | null) => void) | null = null;
+
+async function runJob(root: string, id: string, settings: RunnerSettings): Promise<void> {
+  const storage = new Storage(root);
+  const r = storage.read(id);
   if (r === null) {
     await send({ type: 'error', code: 'E_NOT_FOUND', message: 'the job is gone' });
     return;
   }
   let last = 0;
   let pending: Promise<void> = Promise.resolve();
-  const progress = (step: number, steps: number, loss: number | null): void => {
+  progress = (step, steps, loss) => {
     // An orphan (its worker was killed) stops at the next step instead of computing for nobody.
     if (!process.connected) process.exit(3);
     const now = performance.now();
@@ -112,25 +123,40 @@ async function main(): Promise<void> {
     last = now;
     pending = send({ type: 'progress', step, steps, loss });
   };
-  setProgressListener((e) => {
-    if (e.unit !== 'step') return;
-    const m = /loss (-?[\d.e+-]+|NaN)/.exec(e.extra);
-    progress(e.done, e.total, m === null ? null : Number(m[1]));
-  });
   try {
     const result = r.kind === 'check'
-      ? await check(storage, r, settings, (i, n) => progress(i, n, null))
+      ? await check(storage, r, settings, (i, n) => progress?.(i, n, null))
       : await immunize(storage, r, settings);
     await pending;
+    progress = null;
     await send({ type: 'done', result });
   } catch (e) {
+    progress = null;
     const err = e as ImmunizeError;
     const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
     await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id) });
   }
 }
 
-void main().then(() => process.exit(0), (e: unknown) => {
-  process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
-  process.exit(1);
-});
+function main(): void {
+  const settings = JSON.parse(process.env['IMMUNIZE_RUNNER'] ?? '{}') as RunnerSettings;
+  setProgressListener((e) => {
+    if (e.unit !== 'step' || progress === null) return;
+    const m = /loss (-?[\d.e+-]+|NaN)/.exec(e.extra);
+    progress(e.done, e.total, m === null ? null : Number(m[1]));
+  });
+  let queue: Promise<void> = Promise.resolve();
+  process.on('message', (msg: unknown) => {
+    const m = msg as RunRequest | null;
+    if (m?.type !== 'run') return;
+    queue = queue.then(() => runJob(m.root, m.id, settings)).catch((e: unknown) => {
+      process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    });
+  });
+  process.on('disconnect', () => process.exit(3));
+  // Messages that arrive before a listener exists are dropped: the parent waits for this one.
+  void send({ type: 'ready' });
+}
+
+main();
