@@ -46,8 +46,14 @@ export interface Execution {
   stop(): void;
 }
 
-/** Jobs one runner process runs before a fresh one replaces it (bounds what a leak could grow to). */
-export const RUNNER_JOBS = 50;
+/**
+ * Jobs one runner process runs before a fresh one replaces it (bounds what a leak could grow to).
+ * $IMMUNIZE_RUNNER_MAX_JOBS overrides it; 1 starts a fresh process per job (the benchmark compares).
+ */
+export const RUNNER_JOBS = ((): number => {
+  const v = Number(process.env['IMMUNIZE_RUNNER_MAX_JOBS']);
+  return Number.isSafeInteger(v) && v >= 1 ? v : 50;
+})();
 
 interface Runner {
   proc: ChildProcess;
