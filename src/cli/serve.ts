@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { buildApi } from '../server/api.js';
 import { hashKey, loadKeys, newKey } from '../server/auth.js';
+import { parseEditing } from '../server/edits.js';
 import { parseModels } from '../server/models.js';
 import { EmbeddedQueue, type JobQueue } from '../server/queue.js';
 import { RedisQueue } from '../server/redis-queue.js';
@@ -29,6 +30,12 @@ Options:
                            with \`immunize worker --redis URL\` (this process runs none)
   --model [ID=]SPEC        a model clients may choose (repeatable; the first is the default;
                            SPEC as immunize protect --model; default: protect's default)
+  --edit-model [ID=]SPEC   an img2img pipeline (diffusers folder or hub id) for "test the protection":
+                           POST /v1/immunizations/ID/edits edits the original and the immunized photo
+                           with the same prompt and seed (embedded mode; docs/api.md)
+  --inpaint-model [ID=]SPEC an inpainting pipeline for the same, mode inpaint (repaints what the
+                           immunization's mask did not protect)
+  --max-edit-steps N       largest steps an edit request may ask (default 100)
   --device D               cpu (default) | cuda | cuda:N (embedded mode)
   --threads N              libtorch threads per job (default: all cores)
   --keys-file PATH         API keys: lines 'NAME sha256:<hex>' (also $IMMUNIZE_API_KEYS:
@@ -88,6 +95,7 @@ export const serve = {
         port: { type: 'string' }, host: { type: 'string' }, storage: { type: 'string' }, redis: { type: 'string' }, model: { type: 'string', multiple: true },
         device: { type: 'string' }, threads: { type: 'string' }, 'keys-file': { type: 'string' }, 'max-upload-bytes': { type: 'string' }, 'max-pixels': { type: 'string' },
         'max-steps': { type: 'string' }, 'rate-create': { type: 'string' }, 'rate-requests': { type: 'string' }, 'max-queue': { type: 'string' }, retention: { type: 'string' },
+        'edit-model': { type: 'string' }, 'inpaint-model': { type: 'string' }, 'max-edit-steps': { type: 'string' },
         'cors-origin': { type: 'string', multiple: true }, web: { type: 'string' }, prefix: { type: 'string' }, 'new-key': { type: 'boolean' }, 'hash-key': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -111,6 +119,8 @@ export const serve = {
     const keys = loadKeys({ env: process.env['IMMUNIZE_API_KEYS'], file: values['keys-file'] });
     if (keys.length === 0 && !isLoopback(host)) throw new UsageError(`refusing to listen on ${host} without API keys: give --keys-file or $IMMUNIZE_API_KEYS (immunize serve --new-key makes one), or listen on 127.0.0.1`);
     const models = parseModels(values.model);
+    const editing = parseEditing({ editModel: values['edit-model'], inpaintModel: values['inpaint-model'], maxSteps: parseInteger('max-edit-steps', values['max-edit-steps'], { min: 1, max: 1000 }) });
+    if (editing !== null && values.redis !== undefined) process.stderr.write('immunize serve: --edit-model is ignored with --redis (edits run only with the embedded queue; POST …/edits answers 501)\n');
     const device = checkDevice(values.device ?? 'cpu');
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     const maxPixels = parseInteger('max-pixels', values['max-pixels'], { min: 1 }) ?? 16_000_000;
@@ -119,9 +129,9 @@ export const serve = {
     const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
     const queue: JobQueue = values.redis !== undefined
       ? new RedisQueue(storage, values.redis, retentionMs, values.prefix)
-      : new EmbeddedQueue(storage, { device, maxPixels, models, retentionMs, ...(threads === undefined ? {} : { threads }) });
+      : new EmbeddedQueue(storage, { device, maxPixels, models, retentionMs, ...(editing === null ? {} : { editing: { img2img: editing.img2img, inpaint: editing.inpaint } }), ...(threads === undefined ? {} : { threads }) });
     const { app } = await buildApi(storage, queue, {
-      models, keys, maxPixels, retentionMs, version: toolVersion(),
+      models, keys, maxPixels, retentionMs, version: toolVersion(), editing,
       maxUploadBytes: parseInteger('max-upload-bytes', values['max-upload-bytes'], { min: 1 }) ?? 20_000_000,
       maxSteps: parseInteger('max-steps', values['max-steps'], { min: 1 }) ?? 1000,
       rateCreate: parseInteger('rate-create', values['rate-create'], { min: 0 }) ?? 30,

@@ -13,6 +13,7 @@ import { probeImage, type ImageProbe } from '../io/images.js';
 import { parsePurification } from '../purify/index.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
 import { authenticate, RateLimiter, type ApiKey } from './auth.js';
+import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
 import type { ModelEntry } from './models.js';
 import { openApiDocument } from './openapi.js';
@@ -35,6 +36,8 @@ export interface ApiConfig {
   version: string;
   /** A folder with the built web page (index.html), served at `/` by registerWebPage (docs/web.md); null: none. */
   webRoot?: string | null;
+  /** Editing pipelines for "test the protection" (edits.ts, `--edit-model`); null or absent: none. */
+  editing?: EditingConfig | null;
   /** fastify's logger (false in tests). */
   logger?: boolean;
 }
@@ -173,7 +176,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return r;
   };
 
-  const base = (r: JobRecord): string => (r.kind === 'check' ? `/v1/checks/${r.id}` : `/v1/immunizations/${r.id}`);
+  const base = (r: JobRecord): string => (r.kind === 'check' ? `/v1/checks/${r.id}` : r.kind === 'edit' ? `/v1/edits/${r.id}` : `/v1/immunizations/${r.id}`);
 
   const publicRecord = (r: JobRecord): Record<string, unknown> => {
     const t = `?token=${storage.token(r.id)}`;
@@ -183,6 +186,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       links['sidecar'] = `${base(r)}/sidecar.json${t}`;
       links['checks'] = `${base(r)}/checks`;
     } else links['immunization'] = `/v1/immunizations/${r.parent}`;
+    if (r.kind === 'edit') Object.assign(links, editLinks(base(r), t));
     return {
       id: r.id, kind: r.kind, status: r.status, createdAt: r.createdAt, startedAt: r.startedAt, finishedAt: r.finishedAt, expiresAt: r.expiresAt,
       attempts: r.attempts, queuePosition: r.status === 'queued' ? queue.position(r.id) : null, options: r.options,
@@ -254,6 +258,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     defaults: { method: 'encoder', preset: 'paper', target: 'gray', seed: 0 },
     purifications: DEFAULT_PURIFICATIONS,
     checkAvailable: true,
+    editing: editingInfo(cfg.editing, queue.kind),
   }));
 
   // ---- create ----
@@ -338,8 +343,8 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   });
 
   // ---- per job: both kinds ----
-  for (const kind of ['immunization', 'check'] as const) {
-    const prefix = kind === 'immunization' ? '/v1/immunizations' : '/v1/checks';
+  for (const kind of ['immunization', 'check', 'edit'] as const) {
+    const prefix = kind === 'immunization' ? '/v1/immunizations' : kind === 'check' ? '/v1/checks' : '/v1/edits';
     type P = { Params: { id: string } };
 
     app.get<P>(`${prefix}/:id`, (req) => {
@@ -438,6 +443,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     r.options = { purifications: specs };
     return accept(r, [], reply);
   });
+
+  // ---- "test the protection": edits of the original and the immunized photo (edits.ts) ----
+  registerEditRoutes(app, { storage, queueKind: queue.kind, editing: cfg.editing ?? null, identify, ownJob, takeCreate, capacity, newRecord, accept });
 
   // ---- SSE ----
   function streamEvents(id: string, req: FastifyRequest, reply: FastifyReply): void {

@@ -134,7 +134,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
     if (started === null) return 'skipped';
     hooks.onStatus?.(started);
 
-    const settings = JSON.stringify({ device: o.device, maxPixels: o.maxPixels, models: o.models } satisfies RunnerSettings);
+    const settings = JSON.stringify({ device: o.device, maxPixels: o.maxPixels, models: o.models, ...(o.editing === undefined ? {} : { editing: o.editing }) } satisfies RunnerSettings);
     const runner = takeRunner(`${settings}|${o.threads ?? ''}`, () => {
       const env: NodeJS.ProcessEnv = { ...process.env, IMMUNIZE_RUNNER: settings, IMMUNIZE_QUIET: '1' };
       if (o.threads !== undefined) env['IMMUNIZE_NUM_THREADS'] = String(o.threads);

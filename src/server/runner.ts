@@ -18,11 +18,15 @@ import { ImmunizeError } from '../errors.js';
 import { setProgressListener } from '../io/progress.js';
 import { Storage, type JobRecord } from './storage.js';
 import type { ModelEntry } from './models.js';
+import { scrubMessage } from './scrub.js';
+import type { EditingModels } from './edits.js';
 
 export interface RunnerSettings {
   device: string;
   maxPixels: number;
   models: ModelEntry[];
+  /** Editing pipelines for edit jobs (edit-job.ts); absent: none. */
+  editing?: EditingModels;
 }
 
 export type RunnerMessage =
@@ -93,9 +97,10 @@ async function check(storage: Storage, r: JobRecord, settings: RunnerSettings, o
   });
 }
 
-/** Error messages name files by their own names, never by server paths. */
-function scrub(message: string, storage: Storage, id: string): string {
-  return message.split(`${storage.dir(id)}/`).join('').split(storage.root).join('<storage>');
+/** Error messages name files by their own names and models by their ids, never by server paths (scrub.ts). */
+function scrub(message: string, storage: Storage, id: string, settings: RunnerSettings): string {
+  const editing = [settings.editing?.img2img, settings.editing?.inpaint].filter((m): m is ModelEntry => m !== null && m !== undefined);
+  return scrubMessage(message, { storageRoot: storage.root, jobDir: storage.dir(id), models: [...(settings.models ?? []), ...editing] });
 }
 
 export interface RunRequest {
@@ -124,7 +129,9 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
     pending = send({ type: 'progress', step, steps, loss });
   };
   try {
-    const result = r.kind === 'check'
+    const result = r.kind === 'edit'
+      ? await (await import('./edit-job.js')).runEdit(storage, r, settings.editing, settings.device, settings.maxPixels, (i, n) => progress?.(i, n, null))
+      : r.kind === 'check'
       ? await check(storage, r, settings, (i, n) => progress?.(i, n, null))
       : await immunize(storage, r, settings);
     await pending;
@@ -134,7 +141,7 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
     progress = null;
     const err = e as ImmunizeError;
     const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
-    await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id) });
+    await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id, settings) });
   }
 }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 export const ID_RE = /^[0-9a-f]{32}$/;
 
-export type JobKind = 'immunization' | 'check';
+export type JobKind = 'immunization' | 'check' | 'edit';
 export type JobStatus = 'queued' | 'running' | 'completed' | 'failed' | 'canceled';
 export const TERMINAL: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'canceled']);
 
