@@ -15,7 +15,7 @@ import { randomNoise } from '../attacks/noise.js';
 import { loadStableDiffusion, type StableDiffusion } from '../pipelines/components.js';
 import { prepareMask } from '../pipelines/generate.js';
 import { DEFAULT_INPAINT_MODEL } from './edit.js';
-import { PRESETS } from '../attacks/presets.js';
+import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
 import { differentiableTransforms } from '../purify/eot.js';
 import { parsePurification } from '../purify/spec.js';
 import { checkProtection, DEFAULT_CHECK_SUITE, formatCheck, type ProtectionCheck } from '../robustness/check.js';
@@ -69,7 +69,7 @@ Options:
                            folder, a .safetensors file, or TAESD-family weights
                            (default: ${DEFAULT_MODEL}, its vae/ only)
   --preset P               ${Object.entries(PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('\n                           ')}
-                           (default: paper; docs/attacks.md lists the sources)
+                           (default: ${DEFAULT_PRESET}; docs/attacks.md lists the sources)
   --eps E                  L∞ budget on [0,1] pixels, 0 < E ≤ 1, e.g. 16/255 (overrides the preset)
   --step-size S            step size, e.g. 2/255
   --steps N                iterations
@@ -286,7 +286,7 @@ export const protect = {
     }
     const diffusionSteps = parseInteger('diffusion-steps', values['diffusion-steps'], { min: 1, max: 1000 }) ?? 4;
     const gradReps = parseInteger('grad-reps', values['grad-reps'], { min: 1, max: 1000 }) ?? 1;
-    const presetName = values.preset ?? 'paper';
+    const presetName = values.preset ?? DEFAULT_PRESET;
     const preset = PRESETS[presetName];
     if (preset === undefined) throw new UsageError(`--preset: expected one of ${Object.keys(PRESETS).join(', ')} but received '${presetName}'`);
     const device = checkDevice(values.device ?? 'cpu');

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
-import { PRESETS } from '../attacks/presets.js';
+import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
 import { probeImage, type ImageProbe } from '../io/images.js';
 import { parsePurification } from '../purify/index.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
@@ -255,7 +255,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     methods: ['encoder', 'noise', 'diffusion'],
     models: cfg.models.map((m, i) => ({ id: m.id, default: i === 0 })),
     presets: Object.entries(PRESETS).map(([id, p]) => ({ id, description: p.description, eps: p.options.eps, stepSize: p.options.stepSize, steps: p.options.steps, optimizer: p.options.optimizer ?? 'sign', schedule: p.options.schedule ?? 'constant' })),
-    defaults: { method: 'encoder', preset: 'paper', target: 'gray', seed: 0 },
+    defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
     purifications: DEFAULT_PURIFICATIONS,
     checkAvailable: true,
     editing: editingInfo(cfg.editing, queue.kind),

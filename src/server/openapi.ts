@@ -55,7 +55,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
                   type: 'object', required: ['image'],
                   properties: {
                     image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary' }, invertMask: { enum: ['true', 'false'] },
-                    method: { enum: ['encoder', 'noise', 'diffusion'] }, model: text('a model id from /v1/config'), preset: text('paper | photoguard-demo | fast'),
+                    method: { enum: ['encoder', 'noise', 'diffusion'] }, model: text('a model id from /v1/config'), preset: text('default | paper | photoguard-demo | fast'),
                     eps: text('0 < eps ≤ 1, number or fraction (16/255)'), stepSize: text('0 < s ≤ 1'), steps: text('integer 1…maxSteps'),
                     optimizer: { enum: ['sign', 'momentum', 'adam'] }, schedule: { enum: ['constant', 'linear-decay'] }, target: { enum: ['gray', 'zeros'] },
                     size: text('integer 8…65536'), seed: text('integer ≥ 0'), diffusionSteps: text('integer 1…1000'), gradReps: text('integer 1…1000'),

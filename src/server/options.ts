@@ -4,7 +4,7 @@
  * values exactly as received, so the command parses them itself and the result is the command's)
  * and a normalized copy for display.
  */
-import { PRESETS } from '../attacks/presets.js';
+import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
 import { ImmunizeError } from '../errors.js';
 import type { ModelEntry } from './models.js';
 
@@ -56,7 +56,7 @@ export function validateOptions(fields: Record<string, string>, o: { models: rea
   const f = fields as Partial<Record<OptionField, string>>;
   const method = f.method === undefined ? 'encoder' : choice('method', f.method, ['encoder', 'noise', 'diffusion'] as const);
   if (method === 'diffusion' && !o.hasMask) throw new HttpError(400, 'E_VALIDATION', 'method diffusion needs a mask: white where the photo must be protected, black where an editor would repaint', 'mask');
-  const presetName = f.preset === undefined ? 'paper' : choice('preset', f.preset, Object.keys(PRESETS));
+  const presetName = f.preset === undefined ? DEFAULT_PRESET : choice('preset', f.preset, Object.keys(PRESETS));
   const preset = PRESETS[presetName]!.options;
   const eps = f.eps === undefined ? preset.eps : number('eps', f.eps, { gt: 0, max: 1 });
   const stepSize = f.stepSize === undefined ? preset.stepSize : number('stepSize', f.stepSize, { gt: 0, max: 1 });

@@ -144,7 +144,7 @@ describe('immunize', () => {
   test('protect --help documents the options', () => {
     const r = immunize('protect', '--help');
     assert.equal(r.status, 0);
-    for (const o of ['--threads', '--max-pixels', '--force', '--size', '--tile', '--mask', '--preset', 'paper', 'fast']) assert.ok(r.stdout.includes(o), o);
+    for (const o of ['--threads', '--max-pixels', '--force', '--size', '--tile', '--mask', '--preset', 'default', 'paper', 'fast']) assert.ok(r.stdout.includes(o), o);
   });
 });
 

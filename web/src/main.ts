@@ -6,6 +6,7 @@
 import { Api, ApiError, watchJob } from './api.js';
 import type { CheckResult, ImmunizationResult, JobRecord, Progress, ServiceConfig, Watch } from './api.js';
 import { DiffView } from './diff.js';
+import { EditPanel } from './edit.js';
 import { fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
 import { MaskEditor } from './mask.js';
 import { EpsPreview } from './preview.js';
@@ -18,7 +19,8 @@ function $<T extends HTMLElement = HTMLElement>(id: string): T {
 
 /** Plain-language explanations of the presets, models and methods the server may offer. */
 const PRESET_HELP: Record<string, string> = {
-  paper: 'The published attack (Salman et al. 2023): strongest of the three, 200 steps. Slow on a CPU for large photos.',
+  default: 'The recommended protection: the published attack\'s strength with a faster optimiser (momentum), 200 steps. Slow on a CPU for large photos.',
+  paper: 'Exactly the published attack (Salman et al. 2023): sign steps, 200 steps, for comparisons with the paper. Slow on a CPU for large photos.',
   'photoguard-demo': 'The settings of photoguard\'s online demo: a little weaker change (about 15/255), 200 steps.',
   fast: 'A quick protection in 40 steps, good for trying things out; somewhat weaker than the paper\'s.',
 };
@@ -43,6 +45,8 @@ let job: JobRecord<ImmunizationResult> | null = null;
 let watch: Watch | null = null;
 let checkWatch: Watch | null = null;
 const diff = new DiffView($<HTMLCanvasElement>('diff-canvas'), $('diff-scroll'));
+// Section 6, "Test the protection" (edit.ts); errorText is a function declaration, so it exists here.
+const editPanel = new EditPanel(api, () => job, (e) => errorText(e));
 
 function showAlert(msg: string): void {
   const a = $('alert');
@@ -88,7 +92,7 @@ async function init(): Promise<void> {
     (c.limits.retentionMs ? ` Results are deleted after ${fmtDuration(c.limits.retentionMs)}.` : '');
 
   const preset = $<HTMLSelectElement>('preset');
-  for (const p of c.presets) preset.add(new Option(p.id, p.id, false, p.id === (c.defaults.preset ?? 'paper')));
+  for (const p of c.presets) preset.add(new Option(p.id, p.id, false, p.id === (c.defaults.preset ?? 'default')));
   const model = $<HTMLSelectElement>('model');
   for (const m of c.models) model.add(new Option(m.id, m.id, false, m.default === true));
   const method = $<HTMLSelectElement>('method');
@@ -106,10 +110,7 @@ async function init(): Promise<void> {
     $<HTMLButtonElement>('check-run').disabled = true;
     $('check-status').textContent = 'This server does not run protection checks.';
   }
-  // docs/api.md v1 offers no editing endpoint, so the side-by-side edit cannot run from the page.
-  $('edit-note').textContent = 'This service does not offer an editing model through its API, so the page cannot edit both photos here. ' +
-    'To see the effect yourself, edit the original and the downloaded PNG with the same prompt and seed, for example with ' +
-    '`immunize edit photo.png --prompt "…" --seed 9209` on a machine with Stable Diffusion: the immunized photo\'s edit should come out unrealistic.';
+  editPanel.configure(c);
 }
 
 function presetChanged(): void {
@@ -209,6 +210,7 @@ $('mask-clear').addEventListener('click', () => mask?.clear());
 function resetJob(): void {
   watch?.close(); watch = null;
   checkWatch?.close(); checkWatch = null;
+  editPanel.reset();
   job = null;
   for (const id of ['result-section', 'edit-section', 'check-section', 'progress-box', 'check-result']) $(id).hidden = true;
   $('cancel').hidden = true;
