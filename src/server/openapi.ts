@@ -33,7 +33,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           type: 'object',
           required: ['id', 'kind', 'status', 'createdAt', 'links'],
           properties: {
-            id: { type: 'string' }, kind: { enum: ['immunization', 'check'] }, status: { enum: ['queued', 'running', 'completed', 'failed', 'canceled'] },
+            id: { type: 'string' }, kind: { enum: ['immunization', 'check', 'edit'] }, status: { enum: ['queued', 'running', 'completed', 'failed', 'canceled'] },
             createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: ['string', 'null'] }, finishedAt: { type: ['string', 'null'] }, expiresAt: { type: ['string', 'null'] },
             attempts: { type: 'integer' }, queuePosition: { type: ['integer', 'null'] }, options: { type: 'object' }, input: { type: ['object', 'null'] },
             progress: { $ref: '#/components/schemas/Progress' }, error: { type: ['object', 'null'] }, result: { type: ['object', 'null'] }, links: { type: 'object', additionalProperties: { type: 'string' } },
@@ -83,6 +83,23 @@ export function openApiDocument(version: string): Record<string, unknown> {
         },
       },
       ...jobPaths('/v1/checks', 'check'),
+      '/v1/immunizations/{id}/edits': {
+        post: {
+          summary: 'test the protection: edit the original and the immunized photo with the same prompt and seed (GET /v1/config editing)',
+          parameters: [idParam],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { type: 'object', required: ['prompt'], additionalProperties: false, properties: {
+              prompt: { type: 'string', minLength: 1, maxLength: 500 }, negativePrompt: { type: 'string', maxLength: 500 }, seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
+              steps: { type: 'integer', minimum: 1 }, strength: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, guidance: { type: 'number', minimum: 0, maximum: 30 }, mode: { enum: ['img2img', 'inpaint'] },
+            } } } },
+          },
+          responses: { 202: record, 400: err('invalid field'), 404: err('no such immunization for this key'), 409: err('immunization not completed'), 501: err('no editing model, or Redis mode') },
+        },
+      },
+      ...jobPaths('/v1/edits', 'edit'),
+      '/v1/edits/{id}/original.png': { get: { summary: 'the edit of the original photo', parameters: [idParam, tokenParam], responses: { 200: { description: 'PNG', content: { 'image/png': {} } }, 409: err('not completed') } } },
+      '/v1/edits/{id}/immunized.png': { get: { summary: 'the edit of the immunized photo', parameters: [idParam, tokenParam], responses: { 200: { description: 'PNG', content: { 'image/png': {} } }, 409: err('not completed') } } },
       '/healthz': { get: { summary: 'liveness', security: [], responses: { 200: { description: 'ok' } } } },
       '/readyz': { get: { summary: 'readiness', security: [], responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'text format 0.0.4' } } } },

@@ -173,7 +173,8 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     const remaining = await page.evaluate(() => document.getElementById('check-meter')!.value);
     assert.ok(remaining >= 0 && remaining <= 1, `protection remaining ${remaining}`);
     assert.match(await page.textContent('#check-summary') ?? '', /JPEG at quality 50, about \d+% of the protection remains/);
-    assert.ok(await page.isDisabled('#edit-run'), '"Test the protection" must be disabled: the API has no edit endpoint');
+    assert.ok(await page.isDisabled('#edit-run'), '"Test the protection" must be disabled: this server has no editing model (test/web/edit.test.ts runs one with --edit-model)');
+    assert.match(await page.textContent('#edit-note') ?? '', /does not offer an editing model/);
     await shot(page, 'desktop-6-jpeg-check');
     assert.deepEqual((page as Page & { jsErrors: string[] }).jsErrors, []);
     await page.close();

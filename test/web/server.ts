@@ -8,10 +8,11 @@ import { tempDir } from './harness.js';
 
 export interface TestServer { url: string; close(): Promise<void> }
 
-export async function startServer(modelPath: string): Promise<TestServer> {
+/** `extraArgs`: more `immunize serve` flags (e.g. `--edit-model` for the edit test). */
+export async function startServer(modelPath: string, extraArgs: string[] = []): Promise<TestServer> {
   const dir = tempDir('immunize-web-');
   const child = spawn(process.execPath, [join(repoRoot, 'bin', 'immunize.js'), 'serve', '--port', '0', '--host', '127.0.0.1',
-    '--storage', dir.path, '--model', `taef2-hf=${modelPath}`, '--threads', '1', '--rate-create', '0', '--rate-requests', '0', '--retention', '1h'],
+    '--storage', dir.path, '--model', `taef2-hf=${modelPath}`, '--threads', '1', '--rate-create', '0', '--rate-requests', '0', '--retention', '1h', ...extraArgs],
   { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });

@@ -1,11 +1,11 @@
 /**
  * A small typed client for the v1 HTTP API (docs/api.md): config, create, job records, the SSE
- * progress stream, cancel, and purify-and-check. Same origin only; the API key (when the server
+ * progress stream, cancel, purify-and-check and edits. Same origin only; the API key (when the server
  * asks for one) goes in a header, and the read tokens in the record's `links` serve
  * `EventSource` and `<img>`, which cannot send headers.
  */
 export { ApiError, Api, watchJob };
-export type { ServiceConfig, Preset, JobRecord, Progress, ImmunizationResult, CheckResult, Watch, WatchHandlers };
+export type { ServiceConfig, Preset, JobRecord, Progress, ImmunizationResult, CheckResult, EditingInfo, EditRequest, EditResult, Watch, WatchHandlers };
 
 interface Preset { id: string; description: string; eps: number; stepSize: number; steps: number; optimizer?: string; schedule?: string }
 
@@ -19,6 +19,26 @@ interface ServiceConfig {
   defaults: { method?: string; preset?: string; target?: string; seed?: number };
   purifications?: string[];
   checkAvailable?: boolean;
+  /** "Test the protection": absent on servers older than the edits endpoint. */
+  editing?: EditingInfo;
+}
+
+interface EditingInfo {
+  available: boolean;
+  reason?: string;
+  modes?: string[];
+  models?: { img2img: string | null; inpaint: string | null };
+  defaults?: { mode?: string; strength?: number; steps?: number; guidance?: number; seed?: number };
+  limits?: { maxSteps: number; maxPromptChars: number; maxSeed: number };
+}
+
+interface EditRequest { prompt: string; seed?: number; steps?: number; strength?: number; guidance?: number; mode?: string }
+
+interface EditResult {
+  immunization: string; mode: string; model: string; prompt: string; seed: number; steps: number; stepsRun: number;
+  width: number; height: number; resized: boolean;
+  between: { psnr: number; ssim: number };
+  inputs: { psnr: number; ssim: number };
 }
 
 interface Progress { step: number; steps: number; loss: number | null; fraction: number; etaMs: number | null }
@@ -41,7 +61,7 @@ interface CheckResult {
 
 interface JobRecord<R = unknown> {
   id: string;
-  kind: 'immunization' | 'check';
+  kind: 'immunization' | 'check' | 'edit';
   status: 'queued' | 'running' | 'completed' | 'failed' | 'canceled';
   queuePosition?: number | null;
   progress: Progress | null;
@@ -49,7 +69,7 @@ interface JobRecord<R = unknown> {
   result: R | null;
   options?: Record<string, unknown>;
   input?: { width: number; height: number; format: string; bytes: number };
-  links: { self: string; events: string; result?: string };
+  links: { self: string; events: string; result?: string; original?: string; immunized?: string };
 }
 
 /** An HTTP error from the API, with its stable code (`E_IMAGE`, `E_VALIDATION`, …). */
@@ -103,6 +123,12 @@ class Api {
 
   cancel(id: string): Promise<JobRecord> {
     return this.call(`/v1/immunizations/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  }
+
+  edit(id: string, body: EditRequest): Promise<JobRecord<EditResult>> {
+    return this.call(`/v1/immunizations/${encodeURIComponent(id)}/edits`, {
+      method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' },
+    });
   }
 
   check(id: string, purifications: string[]): Promise<JobRecord<CheckResult>> {

@@ -1,0 +1,116 @@
+// End-to-end: "Test the protection" against a real `immunize serve --edit-model` (the tiny img2img
+// repository of the conformance cases), in Debian's Chromium through playwright-core. Immunize a
+// small real photo with TAEF2, then edit the original and the immunized photo with the same prompt
+// and seed from the page: progress, both edits side by side, PSNR/SSIM between them and a reading.
+// Screenshots in test-output/web/ (desktop-7-edit-*, phone-5-edits).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { sharedPath } from '../helpers/shared.js';
+import { CHROMIUM, CHROMIUM_FLAGS, OUT_DIR, ensureWebBuilt, missing, smallPhoto, tempDir } from './harness.js';
+import { startServer, type TestServer } from './server.js';
+
+// Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
+interface El { hidden: boolean; textContent: string | null; value: number; complete: boolean; naturalWidth: number; naturalHeight: number; disabled: boolean }
+declare const document: { getElementById(id: string): El | null };
+
+const IMG2IMG = sharedPath('golden', 'pipeline_img2img');
+const why = missing() ?? (IMG2IMG === null ? 'the tiny img2img repository ../shared/golden/pipeline_img2img is missing' : null);
+
+describe('web page: test the protection (edits) in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
+  let server: TestServer;
+  let context: BrowserContext;
+  let profile: { path: string; remove(): void };
+  let photo: string;
+  const offOrigin: string[] = [];
+
+  before(async () => {
+    ensureWebBuilt();
+    photo = await smallPhoto(96);
+    server = await startServer(sharedPath('models', 'taef2-hf')!, ['--edit-model', `tiny-img2img=${IMG2IMG!}`, '--max-edit-steps', '8']);
+    profile = tempDir('immunize-chromium-');
+    context = await chromium.launchPersistentContext(profile.path, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 900 },
+    });
+    await context.route((url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'), (route) => {
+      offOrigin.push(route.request().url());
+      return route.abort();
+    });
+  });
+
+  after(async () => {
+    assert.deepEqual(offOrigin, [], 'the page requested other origins');
+    await context?.close();
+    profile?.remove();
+    await server?.close();
+  });
+
+  const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
+
+  async function immunize(width: number, height: number): Promise<{ page: Page; errors: string[] }> {
+    const page = await context.newPage();
+    await page.setViewportSize({ width, height });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
+    await page.goto(server.url + '/');
+    await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForSelector('#mask-section:not([hidden])');
+    await page.selectOption('#preset', 'fast');
+    await page.click('details.field > summary');
+    await page.fill('#steps', '4');
+    await page.click('#immunize');
+    await page.waitForSelector('#result-section:not([hidden])', { timeout: 300_000 });
+    return { page, errors };
+  }
+
+  async function editBoth(page: Page, prompt: string, seed: number, steps: number): Promise<void> {
+    await page.fill('#edit-prompt', prompt);
+    await page.fill('#edit-seed', String(seed));
+    await page.fill('#edit-steps', String(steps));
+    await page.click('#edit-run');
+    await page.waitForSelector('#edit-result:not([hidden])', { timeout: 300_000 });
+    // Both edits loaded (through the read-token links) at the photo's size.
+    await page.waitForFunction(() => ['edit-original-img', 'edit-immunized-img'].every((id) => { const i = document.getElementById(id)!; return i.complete && i.naturalWidth > 0; }));
+  }
+
+  it('edits the original and the immunized photo side by side, with PSNR/SSIM and a reading (desktop)', async () => {
+    const { page, errors } = await immunize(1280, 900);
+    assert.ok(await page.isEnabled('#edit-run'), 'the server has an editing model: "Test the protection" must be enabled');
+    assert.match(await page.textContent('#edit-note') ?? '', /same prompt and the same seed, using tiny-img2img/);
+    await page.locator('#edit-section').scrollIntoViewIfNeeded();
+    await shot(page, 'desktop-7-edit-ready');
+    // A refused setting (steps over the server's maximum of 8) is said plainly, and the form stays usable.
+    await page.fill('#edit-prompt', 'two men in a wedding');
+    await page.fill('#edit-steps', '50');
+    await page.click('#edit-run');
+    await page.waitForFunction(() => /The edit could not start: The service refused a setting — steps: /.test(document.getElementById('edit-status')?.textContent ?? ''));
+    assert.ok(await page.isEnabled('#edit-run'));
+
+    await editBoth(page, 'two men in a wedding', 9209, 4);
+    const sizes = await page.evaluate(() => ['edit-original-img', 'edit-immunized-img'].map((id) => { const i = document.getElementById(id)!; return [i.naturalWidth, i.naturalHeight]; }));
+    assert.deepEqual(sizes, [[96, 64], [96, 64]]);
+    assert.match(await page.textContent('#edit-status') ?? '', /^Done: both photos edited with “two men in a wedding”, seed 9209, 2 steps each\./);
+    assert.equal(await page.evaluate(() => document.getElementById('edit-progress')!.value), 1);
+    const metrics = await page.textContent('#edit-metrics') ?? '';
+    assert.match(metrics, /PSNR between the two edits\s*(\d+\.\d dB|∞ dB)/);
+    assert.match(metrics, /SSIM between the two edits\s*-?\d\.\d{3}/);
+    assert.match(await page.textContent('#edit-reading') ?? '', /^The (two edits are nearly the same|edits differ noticeably|edits are very different)/);
+    await page.locator('#edit-section').scrollIntoViewIfNeeded();
+    await shot(page, 'desktop-8-edits');
+    await page.locator('#edit-section').screenshot({ path: join(OUT_DIR, 'desktop-8-edits-section.png') });
+    assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
+    await page.close();
+  });
+
+  it('shows the edits at phone width', async () => {
+    const { page, errors } = await immunize(390, 844);
+    await editBoth(page, 'a plane in the sky', 3, 2);
+    await page.locator('#edit-section').scrollIntoViewIfNeeded();
+    await page.locator('#edit-section').screenshot({ path: join(OUT_DIR, 'phone-5-edits.png') });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
