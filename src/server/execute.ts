@@ -76,6 +76,7 @@ function takeRunner(key: string, env: () => NodeJS.ProcessEnv): Runner {
   }
   r?.proc.kill('SIGKILL');
   const proc = fork(RUNNER, [], { env: env(), stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+  proc.on('error', () => { /* a failed kill or send; its exit ends the job */ });
   const ready = new Promise<boolean>((res) => {
     const onMessage = (m: RunnerMessage): void => {
       if (m.type !== 'ready') return;
@@ -179,7 +180,8 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       c.on('exit', onExit);
       if (c.exitCode !== null || c.signalCode !== null) onExit(c.exitCode, c.signalCode);
       void runner.ready.then((ok) => {
-        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id } satisfies RunRequest);
+        // With a callback, a runner that died meanwhile is an error here, not an unhandled 'error' event.
+        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id } satisfies RunRequest, (e) => { if (e) c.kill('SIGKILL'); });
       });
     });
     clearInterval(poll);
