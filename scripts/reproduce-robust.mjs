@@ -9,6 +9,9 @@
 //   eot:Q1-Q2[:samples][:ste|cubic][:noid]   EOT over differentiable JPEG, quality uniform in
 //                                 [Q1, Q2], `samples` draws per step (default 1), identity
 //                                 averaged in unless :noid
+//   set:Q,Q,...[:noid]            every step averages the differentiable JPEG at each listed
+//                                 quality (straight-through), plus the identity unless :noid —
+//                                 the issue's "crude" variant used real JPEG at 95,75,65 this way
 //   robust:jpeg[:samples] | robust:all[:samples]   what `immunize protect --robust` uses
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +27,8 @@ import { noGrad, rand, scope } from '../dist/src/torch/index.js';
 
 const shared = resolve(process.env.IMMUNIZE_SHARED ?? join(import.meta.dirname, '..', '..', 'shared'));
 const steps = Number(process.env.STEPS ?? 200);
+const stepScale = Number(process.env.STEP_SCALE ?? 1); // multiplies the preset's step size (experiments)
+const optimizer = process.env.OPTIMIZER ?? PRESETS.paper.options.optimizer; // sign (the paper preset) unless set
 const model = loadAutoencoderFromPath(join(shared, 'models', 'taef2-hf'));
 const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), { width: 256, height: 256, kernel: 'lanczos3' });
 const rec = (img) => noGrad(() => scope(() => psnr(model.decode(model.encode(img)), x)));
@@ -43,6 +48,12 @@ async function measure(adv) {
 }
 
 function transformFor(spec) {
+  if (spec.startsWith('set:')) {
+    const [, list, noid] = spec.split(':');
+    const qs = list.split(',').map(Number);
+    let k = 0;
+    return { transform: (t) => diffJpeg(t, { quality: qs[k++ % qs.length], rounding: 'ste' }), samples: qs.length, includeIdentity: noid !== 'noid' };
+  }
   const [kind, range, samples = '1', rounding = 'ste', noid] = spec.split(':');
   if (kind === 'robust') return null;
   const [q1, q2] = range.split('-').map(Number);
@@ -54,7 +65,7 @@ function transformFor(spec) {
   return { transform, samples: Number(samples), includeIdentity: noid !== 'noid' };
 }
 
-const out = { image: 'trevor_5.jpg @256² (lanczos3)', steps, clean: await measure(x) };
+const out = { image: 'trevor_5.jpg @256² (lanczos3)', steps, optimizer, stepScale, clean: await measure(x) };
 const noise = randomNoise(x, { eps: 16 / 255, seed: 0 });
 out.noise = await measure(noise);
 noise.dispose();
@@ -68,7 +79,7 @@ for (const spec of process.argv.slice(2)) {
     eot = { transform: robustTransforms.differentiableTransforms(kind), samples: Number(samples), includeIdentity: true };
   } else eot = spec === 'plain' ? undefined : transformFor(spec);
   const t0 = performance.now();
-  const r = encoderAttack(tinyEncoder(model), x, { ...PRESETS.paper.options, steps, seed: 0, eot });
+  const r = encoderAttack(tinyEncoder(model), x, { ...PRESETS.paper.options, stepSize: PRESETS.paper.options.stepSize * stepScale, optimizer, steps, seed: 0, eot });
   const msPerStep = (performance.now() - t0) / steps;
   out[spec] = { ...(await measure(r.adv)), msPerStep: Math.round(msPerStep) };
   r.adv.dispose();
