@@ -74,9 +74,9 @@ let robustTransforms = null;
 for (const spec of process.argv.slice(2)) {
   let eot;
   if (spec.startsWith('robust:')) {
-    robustTransforms ??= await import('../dist/src/purify/eot.js');
+    robustTransforms ??= await import('../dist/src/robustness/robust.js');
     const [, kind, samples = '1'] = spec.split(':');
-    eot = { transform: robustTransforms.differentiableTransforms(kind), samples: Number(samples), includeIdentity: true };
+    eot = robustTransforms.robustEot(kind, Number(samples));
   } else eot = spec === 'plain' ? undefined : transformFor(spec);
   const t0 = performance.now();
   const r = encoderAttack(tinyEncoder(model), x, { ...PRESETS.paper.options, stepSize: PRESETS.paper.options.stepSize * stepScale, optimizer, steps, seed: 0, eot });

@@ -16,7 +16,7 @@ import { loadStableDiffusion, type StableDiffusion } from '../pipelines/componen
 import { prepareMask } from '../pipelines/generate.js';
 import { DEFAULT_INPAINT_MODEL } from './edit.js';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
-import { differentiableTransforms } from '../purify/eot.js';
+import { robustEot } from '../robustness/robust.js';
 import { parsePurification } from '../purify/spec.js';
 import { checkProtection, DEFAULT_CHECK_SUITE, formatCheck, type ProtectionCheck } from '../robustness/check.js';
 import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
@@ -55,9 +55,10 @@ Options:
                            needs --mask, white = the region to protect; default model
                            ${DEFAULT_INPAINT_MODEL})
   --robust K               jpeg | all: robust immunization (expectation over transforms): every
-                           step also optimises through a random differentiable JPEG (quality
-                           50–95), or JPEG/resize/blur/noise (all); costs about 2× per step
-  --robust-samples N       random transforms averaged per step (default 1)
+                           step optimises through a random differentiable JPEG (quality 50–95),
+                           or JPEG/resize/blur/noise (all), so that re-saving the photo as JPEG
+                           does not remove the protection; same cost per step as without
+  --robust-samples N       random transforms averaged per step (default 1; N× the cost)
   --check                  after immunizing, purify the result (JPEG 95…50, WebP, blur, median,
                            resize, rotation, flip, noise) and write NAME.immunized.check.json:
                            how much protection survives each (reconstruction PSNR through the
@@ -302,7 +303,7 @@ export const protect = {
       optimizer: parseChoice<Optimizer>('optimizer', values.optimizer, ['sign', 'momentum', 'adam']) ?? preset.options.optimizer,
       schedule: parseChoice<StepSchedule>('schedule', values.schedule, ['constant', 'linear-decay']) ?? preset.options.schedule,
       seed: parseInteger('seed', values.seed, { min: 0, max: Number.MAX_SAFE_INTEGER }) ?? 0,
-      ...(robustKind === 'none' ? {} : { eot: { transform: differentiableTransforms(robustKind), samples: robustSamples, includeIdentity: true } }),
+      ...(robustKind === 'none' ? {} : { eot: robustEot(robustKind, robustSamples) }),
     };
     const size = parseInteger('size', values.size, { min: 8, max: 65_536 });
     const tile = parseInteger('tile', values.tile, { min: 32, max: 65_536 });

@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { asEncoder, encoderAttack, type ImageEncoder } from '../attacks/encoder.js';
-import { differentiableTransforms } from '../purify/eot.js';
+import { robustEot } from '../robustness/robust.js';
 import { diffusionAttack } from '../attacks/diffusion.js';
 import { randomNoise } from '../attacks/noise.js';
 import { PRESETS } from '../attacks/presets.js';
@@ -109,7 +109,7 @@ export interface EvaluationResults {
 }
 
 /** The robust method's expectation over transforms (part of its cache key). */
-const ROBUST_EOT = { kind: 'jpeg', samples: 1 } as const;
+const ROBUST_EOT = { kind: 'jpeg', samples: 1, rounding: 'cubic', identity: false } as const;
 
 const METHOD_ORDER = ['clean', 'noise', 'encoder', 'robust', 'diffusion'];
 
@@ -371,7 +371,7 @@ async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diff
       }
       const bar = createProgress({ label: `${label} ${method === 'robust' ? 'robust encoder' : 'encoder'} attack`, total: pgd.steps, unit: 'step' });
       // robust: `immunize protect --robust jpeg` (EOT over differentiable JPEG, quality 50–95).
-      const eot = method === 'robust' ? { transform: differentiableTransforms(ROBUST_EOT.kind), samples: ROBUST_EOT.samples, includeIdentity: true } : undefined;
+      const eot = method === 'robust' ? robustEot(ROBUST_EOT.kind, ROBUST_EOT.samples) : undefined;
       const r = encoderAttack(enc, xd, { ...pgd, target: 'gray', eot, onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`) });
       bar.done(`loss ${r.losses[0]?.toFixed(4)} → ${r.finalLoss.toFixed(4)}`);
       const out = noGrad(() => r.adv.to('cpu'));
