@@ -182,7 +182,7 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
       ['eps not a number', [good, '--eps', 'lots'], /--eps: expected a number or a fraction/],
       ['unknown model (path)', [good, '--model', join(dir, 'no-model')], /model not found: .*no-model/],
       ['unknown model (repo id, offline)', [good, '--model', 'nobody/no-such-model'], /nobody\/no-such-model/],
-      ['diffusion method', [good, '--method', 'diffusion'], /--method diffusion is not available in `immunize protect` yet/],
+      ['diffusion method without a mask', [good, '--method', 'diffusion'], /--method diffusion needs --mask/],
       ['unknown option', [good, '--frobnicate'], /Unknown option '--frobnicate'/],
       ['folder without images', [emptyDir], /nothing: the folder has no images/],
       ['glob matching nothing', [join(dir, '*.webp')], /no files match/],
