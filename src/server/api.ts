@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
+import { gpuMemory } from './gpu.js';
 import { probeImage, type ImageProbe } from '../io/images.js';
 import { parsePurification } from '../purify/index.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
@@ -240,7 +241,10 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   app.get('/metrics', async (_req, reply) => {
     const c = await queue.counts().catch(() => null);
     const mem = process.memoryUsage();
+    const gpus = await gpuMemory();
     const text = metrics.render([
+      { name: 'immunize_gpu_memory_used_bytes', help: 'GPU memory in use (nvidia-smi; all processes on the GPU)', values: gpus.map((g) => [{ gpu: String(g.index) }, g.usedBytes]) },
+      { name: 'immunize_gpu_memory_total_bytes', help: 'GPU memory in all (nvidia-smi)', values: gpus.map((g) => [{ gpu: String(g.index) }, g.totalBytes]) },
       { name: 'immunize_queue_depth', help: 'Jobs waiting and running', values: c === null ? [] : [[{ state: 'queued' }, c.queued], [{ state: 'running' }, c.running]] },
       { name: 'immunize_process_resident_memory_bytes', help: 'Resident memory of this API process', values: [[{}, mem.rss]] },
       { name: 'immunize_process_heap_used_bytes', help: 'V8 heap in use in this API process', values: [[{}, mem.heapUsed]] },

@@ -113,6 +113,7 @@ test('bad requests: each gets its 4xx and code, and the service keeps serving', 
   assert.equal((await api.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
   const metrics = await api.app.inject({ method: 'GET', url: '/metrics' });
   assert.match(metrics.body, /immunize_http_requests_total\{route="\/v1\/immunizations",status="413"\} 2/);
+  assert.match(metrics.body, /# TYPE immunize_gpu_memory_used_bytes gauge/);
   const cors = await api.app.inject({ method: 'GET', url: '/v1/config', headers: { origin: 'https://evil.example' } });
   assert.equal(cors.headers['access-control-allow-origin'], undefined, 'CORS is off by default');
   const doc = (await api.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as { openapi: string; paths: Record<string, unknown> };
