@@ -65,13 +65,7 @@ export interface VariantResult extends VariantInfo {
   clip: number | null;
 }
 
-export interface ItemResult {
-  id: string;
-  image: string;
-  mask: string | null;
-  prompt: string;
-  negativePrompt: string;
-  seed: number;
+export interface ItemResult extends Pick<DatasetItem, 'id' | 'image' | 'mask' | 'prompt' | 'negativePrompt' | 'seed'> {
   mode: 'img2img' | 'inpaint';
   /** The images before editing: 'clean' (the resized source) and each immunization, with their distance to the source. */
   inputs: Record<string, { file: string; sha256: string; origin: 'source' | 'computed' | 'file'; linf255: number; psnr: number }>;

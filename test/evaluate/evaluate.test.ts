@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { saveSafetensors } from '../../src/io/tensors.js';
-import { FIDInceptionV3 } from '../../src/models/inception.js';
-import { manualSeed, rand, randn, type Tensor } from '../../src/torch/index.js';
 import type { EvaluationResults } from '../../src/eval/protocol.js';
+import { randomInceptionWeights } from '../helpers/inception.js';
 import { verifyReportAssets } from '../../src/eval/report.js';
 import { run as runCli } from '../../src/cli/main.js';
 import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
@@ -35,17 +34,9 @@ const skip = missing ? skipReason('golden', 'pipeline_img2img, pipeline_inpaint,
 
 /** A seeded random FID Inception saved as safetensors (pytorch-fid's key names; the values do not matter here). */
 function randomInception(path: string): void {
-  const m = new FIDInceptionV3();
-  manualSeed(4);
-  const sd = new Map<string, Tensor>();
-  for (const [k, s] of m.stateShapes()) {
-    if (k.endsWith('running_var') || k.endsWith('bn.weight')) sd.set(k, rand(s).add(0.5));
-    else if (k.endsWith('running_mean') || k.endsWith('bn.bias')) sd.set(k, randn(s).mul(0.1));
-    else sd.set(k, randn(s).mul(Math.sqrt(2 / s.slice(1).reduce((a, b) => a * b, 1))));
-  }
+  const sd = randomInceptionWeights();
   saveSafetensors(path, sd);
   for (const t of sd.values()) t.dispose();
-  m.dispose();
 }
 
 /** The golden CLIP has no tokenizer files beside it: a folder of links to both (nothing is copied). */

@@ -7,6 +7,7 @@ import { saveSafetensors } from '../../src/io/tensors.js';
 import { activationStatistics, fid, fidFromFeatures, frechetDistance, inceptionFeatures } from '../../src/metrics/fid.js';
 import { precisionRecall } from '../../src/metrics/precision-recall.js';
 import { FIDInceptionV3, inceptionKeyRename, loadFIDInception } from '../../src/models/inception.js';
+import { randomInceptionWeights } from '../helpers/inception.js';
 import { manualSeed, noGrad, rand, randn, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
 const f64 = (rows: number[][]) => tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], { dtype: 'float64' });
@@ -123,13 +124,7 @@ test('precisionRecall (piq PR): identical sets 1/1, far-apart sets 0/0, half cov
 
 function randomInception(): FIDInceptionV3 {
   const m = new FIDInceptionV3();
-  manualSeed(4);
-  const sd = new Map<string, Tensor>();
-  for (const [k, s] of m.stateShapes()) {
-    if (k.endsWith('running_var') || k.endsWith('bn.weight')) sd.set(k, rand(s).add(0.5));
-    else if (k.endsWith('running_mean') || k.endsWith('bn.bias')) sd.set(k, randn(s).mul(0.1));
-    else sd.set(k, randn(s).mul(Math.sqrt(2 / s.slice(1).reduce((a, b) => a * b, 1))));
-  }
+  const sd = randomInceptionWeights();
   m.loadStateDict(sd);
   for (const t of sd.values()) t.dispose();
   return m;

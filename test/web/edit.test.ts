@@ -6,9 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
-import { CHROMIUM, CHROMIUM_FLAGS, OUT_DIR, ensureWebBuilt, missing, smallPhoto, tempDir } from './harness.js';
+import { OUT_DIR, ensureWebBuilt, launchLockedDown, missing, smallPhoto } from './harness.js';
 import { startServer, type TestServer } from './server.js';
 
 // Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
@@ -21,28 +21,20 @@ const why = missing() ?? (IMG2IMG === null ? 'the tiny img2img repository ../sha
 describe('web page: test the protection (edits) in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
   let server: TestServer;
   let context: BrowserContext;
-  let profile: { path: string; remove(): void };
+  let browser: Awaited<ReturnType<typeof launchLockedDown>> | undefined;
   let photo: string;
-  const offOrigin: string[] = [];
 
   before(async () => {
     ensureWebBuilt();
     photo = await smallPhoto(96);
     server = await startServer(sharedPath('models', 'taef2-hf')!, ['--edit-model', `tiny-img2img=${IMG2IMG!}`, '--max-edit-steps', '8']);
-    profile = tempDir('immunize-chromium-');
-    context = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 900 },
-    });
-    await context.route((url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'), (route) => {
-      offOrigin.push(route.request().url());
-      return route.abort();
-    });
+    browser = await launchLockedDown(server.url);
+    context = browser.context;
   });
 
   after(async () => {
-    assert.deepEqual(offOrigin, [], 'the page requested other origins');
-    await context?.close();
-    profile?.remove();
+    assert.deepEqual(browser?.offOrigin ?? [], [], 'the page requested other origins');
+    await browser?.close();
     await server?.close();
   });
 

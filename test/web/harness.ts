@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, readdirSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { chromium, type BrowserContext } from 'playwright-core';
 import { repoRoot, sharedPath } from '../helpers/shared.js';
 
 export const CHROMIUM = process.env['IMMUNIZE_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -52,4 +53,21 @@ export async function smallPhoto(size = 96): Promise<string> {
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * Debian's Chromium with a fresh profile, where nothing but `origin` (and blob:/data:) may be
+ * reached: other requests are refused and recorded in `offOrigin` (the tests assert it stays empty).
+ */
+export async function launchLockedDown(origin: string, o: { acceptDownloads?: boolean } = {}): Promise<{ context: BrowserContext; offOrigin: string[]; close(): Promise<void> }> {
+  const profile = tempDir('immunize-chromium-');
+  const context = await chromium.launchPersistentContext(profile.path, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 900 }, ...(o.acceptDownloads ? { acceptDownloads: true } : {}),
+  });
+  const offOrigin: string[] = [];
+  await context.route((url) => !url.href.startsWith(origin) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'), (route) => {
+    offOrigin.push(route.request().url());
+    return route.abort();
+  });
+  return { context, offOrigin, close: async () => { await context.close(); profile.remove(); } };
 }

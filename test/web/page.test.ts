@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
-import { CHROMIUM, CHROMIUM_FLAGS, OUT_DIR, ensureWebBuilt, missing, smallPhoto, tempDir } from './harness.js';
+import { OUT_DIR, ensureWebBuilt, launchLockedDown, missing, smallPhoto } from './harness.js';
 import { startServer, type TestServer } from './server.js';
 
 // The callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has
@@ -26,30 +26,21 @@ const STEPS = 30;
 describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
   let server: TestServer;
   let context: BrowserContext;
-  let profile: { path: string; remove(): void };
+  let browser: Awaited<ReturnType<typeof launchLockedDown>> | undefined;
   let photo: string;
-  const offOrigin: string[] = [];
 
   before(async () => {
     ensureWebBuilt();
     photo = await smallPhoto(96);
     server = await startServer(sharedPath('models', 'taef2-hf')!);
-    profile = tempDir('immunize-chromium-');
-    context = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, acceptDownloads: true,
-      viewport: { width: 1280, height: 900 }, offline: false,
-    });
     // Nothing but the server may be reached (no CDN, no fonts): other requests are recorded and refused.
-    await context.route((url) => !url.href.startsWith(server.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'), (route) => {
-      offOrigin.push(route.request().url());
-      return route.abort();
-    });
+    browser = await launchLockedDown(server.url, { acceptDownloads: true });
+    context = browser.context;
   });
 
   after(async () => {
-    assert.deepEqual(offOrigin, [], 'the page requested other origins');
-    await context?.close();
-    profile?.remove();
+    assert.deepEqual(browser?.offOrigin ?? [], [], 'the page requested other origins');
+    await browser?.close();
     await server?.close();
   });
 
