@@ -13,7 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { asEncoder, encoderAttack, type ImageEncoder } from '../attacks/encoder.js';
-import { robustEot } from '../robustness/robust.js';
+import { robustEot, ROBUST_SETTINGS } from '../robustness/robust.js';
 import { diffusionAttack } from '../attacks/diffusion.js';
 import { randomNoise } from '../attacks/noise.js';
 import { PRESETS } from '../attacks/presets.js';
@@ -103,7 +103,7 @@ export interface EvaluationResults {
 }
 
 /** The robust method's expectation over transforms (part of its cache key). */
-const ROBUST_EOT = { kind: 'jpeg', samples: 1, rounding: 'cubic', identity: false } as const;
+const ROBUST_EOT = { kind: 'jpeg', samples: 1, ...ROBUST_SETTINGS } as const;
 
 const METHOD_ORDER = ['clean', 'noise', 'encoder', 'robust', 'diffusion'];
 

@@ -13,6 +13,9 @@ import { differentiableTransforms } from '../purify/eot.js';
 
 export type RobustKind = 'jpeg' | 'all';
 
+/** The choices above, as data (evaluate's cache keys include them, so a change here recomputes). */
+export const ROBUST_SETTINGS = { rounding: 'cubic', includeIdentity: false } as const;
+
 export function robustEot(kind: RobustKind, samples = 1): EotOptions {
-  return { transform: differentiableTransforms(kind, { rounding: 'cubic' }), samples, includeIdentity: false };
+  return { transform: differentiableTransforms(kind, { rounding: ROBUST_SETTINGS.rounding }), samples, includeIdentity: ROBUST_SETTINGS.includeIdentity };
 }
