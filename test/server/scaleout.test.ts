@@ -42,10 +42,8 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
     return proc;
   };
   let api = await startApi();
-  const workerA = await startWorkerProc();
-  await startWorkerProc();
 
-  // ---- 30 concurrent creates ----
+  // ---- 30 concurrent creates, queued before any worker runs ----
   const jobs: { photo: string; seed: number }[] = [];
   for (const seed of SEEDS) for (const photo of photos) jobs.push({ photo, seed });
   const created = await Promise.all(jobs.map(async (j) => {
@@ -60,32 +58,40 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
   }));
   assert.equal(new Set(created).size, 30);
 
-  // ---- progress flows back from the workers to the API's SSE ----
-  const sse = (async () => {
-    const res = await fetch(`${api.url}/v1/immunizations/${created[0]}/events`);
-    const text = await res.text();
-    return text;
-  })();
+  // ---- an SSE stream per job on this API, open before the workers start ----
+  const streams = await Promise.all(created.map((id) => openStream(`${api.url}/v1/immunizations/${id}/events`)));
+  const workerA = await startWorkerProc();
+  await startWorkerProc();
 
-  // ---- kill -9 worker A while it runs a job ----
   const record = (id: string): Record<string, unknown> | null => {
     try { return JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as Record<string, unknown>; } catch { return null; }
   };
-  const victim = await waitFor('a job running on worker A', () => created.find((id) => {
+  const runningOnA = (id: string): boolean => {
     const r = record(id);
     return r !== null && r['status'] === 'running' && String(r['worker']).endsWith(`:${workerA.pid}`);
-  }));
+  };
+  const ended = (s: Stream): boolean => /event: end\ndata: \{[^\n]*"status":"completed"/.test(s.text);
+
+  // ---- kill -9 worker A in the middle of a job, once a job has ended on the SSE ----
+  // SIGSTOP first, then check the job is still running on A: a job A finished in between is not a victim.
+  let victim: string | undefined;
+  while (victim === undefined) {
+    const candidate = await waitFor('a job running on worker A after a completed one', () => streams.some(ended) && created.find(runningOnA), 1500, 20);
+    workerA.kill('SIGSTOP');
+    if (runningOnA(candidate)) victim = candidate;
+    else workerA.kill('SIGCONT');
+  }
   await stop(workerA, 'SIGKILL');
-  await startWorkerProc();
 
-  const events = await sse;
-  assert.match(events, new RegExp(`event: progress\ndata: \\{"id":"[0-9a-f]{32}","step":\\d+,"steps":${STEPS}`), 'SSE progress events from a worker');
-  assert.match(events, /event: end\ndata: \{[^\n]*"status":"completed"/, 'SSE end event');
-
-  // ---- restart the API mid-run ----
+  // ---- restart the API at once: the victim cannot be finished yet (worker B waits out A's lock) ----
   const doneBefore = created.filter((id) => record(id)?.['status'] === 'completed').length;
   await stop(api.proc, 'SIGKILL');
+  await startWorkerProc();
   api = await startApi();
+
+  const sse = streams.find(ended)!.text;
+  assert.match(sse, new RegExp(`event: progress\ndata: \\{"id":"[0-9a-f]{32}","step":\\d+,"steps":${STEPS}`), 'SSE progress events from a worker');
+  assert.ok(doneBefore < 30, `the API restart happened before the run ended (${doneBefore} done)`);
 
   // One list request per poll (not 30 status requests): the API shares the two cores with the workers.
   const finals = await waitFor('all 30 jobs to finish', async () => {
@@ -95,7 +101,6 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
     return rs.every((r) => r !== undefined && ['completed', 'failed', 'canceled'].includes(r.status)) ? rs as { id: string; status: string }[] : null;
   }, 1200, 500);
   assert.deepEqual(finals.map((r) => r.status), created.map(() => 'completed'));
-  assert.ok(doneBefore < 30, `the API restart happened before the run ended (${doneBefore} done)`);
 
   // Exactly once: one completion per job, the killed job took a second attempt, nothing extra stored.
   for (const id of created) assert.equal(record(id)!['completions'], 1, `job ${id} completions`);
@@ -120,6 +125,22 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
   }
   writeFileSync(join(dir, 'log.txt'), log.join('\n'));
 });
+
+interface Stream { text: string }
+
+/** Reads an SSE response into `text` until it ends or its server dies (then it just stops growing). */
+async function openStream(url: string): Promise<Stream> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, url);
+  const stream: Stream = { text: '' };
+  const decoder = new TextDecoder();
+  void (async () => {
+    try {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) stream.text += decoder.decode(chunk, { stream: true });
+    } catch { /* the API was killed */ }
+  })();
+  return stream;
+}
 
 before(() => {
   if (skip) process.stderr.write(`# ${skip}\n`);
