@@ -53,6 +53,13 @@ async function finished(id: string, path = `/v1/immunizations/${id}`): Promise<R
   }, 3000, 200);
 }
 
+/** Sends `sig` to each pid, skipping those that have already gone. */
+function signal(pids: number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try { process.kill(pid, sig); } catch { /* exited meanwhile */ }
+  }
+}
+
 before(() => {
   if (skip) process.stderr.write(`# ${skip}\n`);
 });
@@ -88,12 +95,23 @@ test('embedded: SIGKILL while a job runs and others wait, restart on the same st
   // ---- SIGKILL in the middle of the attack of a job, with the later ones still queued ----
   // One of the first two, so at least two jobs are still waiting (the record's progress is written
   // at the first attack step, then about once a second and at the last step).
-  const victim = await waitFor('one of the first two jobs in the middle of its attack', () => jobs.slice(0, 2).find((j) => {
+  // The server and its runners are stopped (SIGSTOP) before the check that decides: a job that
+  // finished between the poll and the kill is not a victim.
+  const midAttack = (j: { id: string }): boolean => {
     const r = record(j.id);
     return r?.status === 'running' && r.progress !== null && r.progress.step < r.progress.steps;
-  }), 6000, 20);
-  const runners = childPids(server!.pid!);
+  };
+  let victim: (typeof jobs)[number] | undefined;
+  let runners: number[] = [];
+  while (victim === undefined) {
+    const candidate = await waitFor('one of the first two jobs in the middle of its attack', () => jobs.slice(0, 2).find(midAttack), 6000, 20);
+    runners = childPids(server!.pid!);
+    signal([server!.pid!, ...runners], 'SIGSTOP');
+    if (midAttack(candidate)) victim = candidate;
+    else signal([server!.pid!, ...runners], 'SIGCONT');
+  }
   await stop(server, 'SIGKILL');
+  signal(runners, 'SIGCONT');
   const at = jobs.map((j) => record(j.id)!);
   assert.equal(at.find((r) => r.id === victim.id)!.status, 'running');
   const queuedAtKill = at.filter((r) => r.status === 'queued').length;
