@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'no
 import { basename, join } from 'node:path';
 import { parsePurification } from '../../src/purify/index.js';
 import { DEFAULT_CHECK_SUITE } from '../../src/robustness/check.js';
-import { alive, BIN, childEnv, childPids, makePhotos, startJsonProcess, stop, tempDir, TAEF2, waitFor } from './harness.js';
+import { alive, BIN, childEnv, childPids, freezeWhen, makePhotos, signalAll, startJsonProcess, stop, tempDir, TAEF2, waitFor } from './harness.js';
 
 const skip = existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`;
 const STEPS = 6;
@@ -51,13 +51,6 @@ async function finished(id: string, path = `/v1/immunizations/${id}`): Promise<R
     const r = (await json<Rec>(path)).body;
     return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
   }, 3000, 200);
-}
-
-/** Sends `sig` to each pid, skipping those that have already gone. */
-function signal(pids: number[], sig: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try { process.kill(pid, sig); } catch { /* exited meanwhile */ }
-  }
 }
 
 before(() => {
@@ -101,17 +94,10 @@ test('embedded: SIGKILL while a job runs and others wait, restart on the same st
     const r = record(j.id);
     return r?.status === 'running' && r.progress !== null && r.progress.step < r.progress.steps;
   };
-  let victim: (typeof jobs)[number] | undefined;
-  let runners: number[] = [];
-  while (victim === undefined) {
-    const candidate = await waitFor('one of the first two jobs in the middle of its attack', () => jobs.slice(0, 2).find(midAttack), 6000, 20);
-    runners = childPids(server!.pid!);
-    signal([server!.pid!, ...runners], 'SIGSTOP');
-    if (midAttack(candidate)) victim = candidate;
-    else signal([server!.pid!, ...runners], 'SIGCONT');
-  }
+  const { found: victim, frozen } = await freezeWhen('one of the first two jobs in the middle of its attack', () => jobs.slice(0, 2).find(midAttack), midAttack, () => [server!.pid!, ...childPids(server!.pid!)]);
+  const runners = frozen.slice(1);
   await stop(server, 'SIGKILL');
-  signal(runners, 'SIGCONT');
+  signalAll(runners, 'SIGCONT');
   const at = jobs.map((j) => record(j.id)!);
   assert.equal(at.find((r) => r.id === victim.id)!.status, 'running');
   const queuedAtKill = at.filter((r) => r.status === 'queued').length;

@@ -117,6 +117,28 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Sends `sig` to each pid, skipping those that have already gone. */
+export function signalAll(pids: readonly number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try { process.kill(pid, sig); } catch { /* exited meanwhile */ }
+  }
+}
+
+/**
+ * Waits until `find` names something, freezes the processes `pids()` (SIGSTOP) and keeps it only
+ * if `holds` is still true of it; otherwise thaws them and waits again. What was seen then cannot
+ * change before the caller acts on the frozen processes (a SIGKILL "in the middle of a job").
+ */
+export async function freezeWhen<T>(what: string, find: () => T | null | undefined | false, holds: (found: T) => boolean, pids: () => number[]): Promise<{ found: T; frozen: number[] }> {
+  for (;;) {
+    const found = await waitFor(what, find, 6000, 20);
+    const frozen = pids();
+    signalAll(frozen, 'SIGSTOP');
+    if (holds(found)) return { found, frozen };
+    signalAll(frozen, 'SIGCONT');
+  }
+}
+
 /** Pids of the processes whose parent is `pid` (from /proc; empty where /proc is absent). */
 export function childPids(pid: number): number[] {
   const out: number[] = [];

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { BIN, childEnv, makePhotos, redisSkip, startJsonProcess, startRedis, stop, tempDir, TAEF2, waitFor } from './harness.js';
+import { BIN, childEnv, freezeWhen, makePhotos, redisSkip, startJsonProcess, startRedis, stop, tempDir, TAEF2, waitFor } from './harness.js';
 
 const skip = redisSkip() || (existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`);
 const SEEDS = [1, 2, 3];
@@ -74,13 +74,7 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
 
   // ---- kill -9 worker A in the middle of a job, once a job has ended on the SSE ----
   // SIGSTOP first, then check the job is still running on A: a job A finished in between is not a victim.
-  let victim: string | undefined;
-  while (victim === undefined) {
-    const candidate = await waitFor('a job running on worker A after a completed one', () => streams.some(ended) && created.find(runningOnA), 1500, 20);
-    workerA.kill('SIGSTOP');
-    if (runningOnA(candidate)) victim = candidate;
-    else workerA.kill('SIGCONT');
-  }
+  const { found: victim } = await freezeWhen('a job running on worker A after a completed one', () => streams.some(ended) && created.find(runningOnA), runningOnA, () => [workerA.pid!]);
   await stop(workerA, 'SIGKILL');
 
   // ---- restart the API at once: the victim cannot be finished yet (worker B waits out A's lock) ----
