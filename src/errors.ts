@@ -21,11 +21,25 @@ export class TorchError extends ImmunizeError {
   }
 }
 
-/** Bad argument detected in TypeScript before anything reaches native code. */
+/**
+ * Bad argument detected in TypeScript before anything reaches native code. `field` names the
+ * parameter at fault when there is one (protect's parameters: the CLI shows it as --flag, the API
+ * as the request field).
+ */
 export class ArgumentError extends ImmunizeError {
-  constructor(message: string) {
+  readonly field: string | undefined;
+  constructor(message: string, options?: { field?: string }) {
     super('E_ARGUMENT', message);
     this.name = 'ArgumentError';
+    this.field = options?.field;
+  }
+}
+
+/** A command line that cannot be run as written (exit code 2). */
+export class UsageError extends ImmunizeError {
+  constructor(message: string) {
+    super('E_USAGE', message);
+    this.name = 'UsageError';
   }
 }
 

@@ -9,23 +9,14 @@ import { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../models/autoencoder-tiny.js';
 import { full, noGrad, scope, zeros, keep, type Tensor } from '../torch/index.js';
 import { tiled, type TileOptions } from '../models/tiling.js';
+import { asImageAutoencoder, type ImageEncoder } from '../models/image-autoencoder.js';
 import { pgd, type PgdOptions, type PgdResult } from './pgd.js';
 
-/** An image encoder as the attack sees it: image in [0, 1] → latent. */
-export interface ImageEncoder {
-  readonly name: string;
-  encode01(x: Tensor): Tensor;
-}
+export type { ImageEncoder } from '../models/image-autoencoder.js';
 
-/** SD's VAE: photoguard attacks the posterior mean, unscaled (no 0.18215), of 2x − 1. */
+/** SD's VAE as an encoder: photoguard attacks the posterior mean, unscaled (no 0.18215), of 2x − 1. */
 export function klEncoder(vae: AutoencoderKL, name = 'AutoencoderKL'): ImageEncoder {
-  return {
-    name,
-    encode01: (x) => scope(() => {
-      using d = vae.encode(x.mul(2).sub(1));
-      return d.mean.alias();
-    }),
-  };
+  return { name, encode01: asImageAutoencoder(vae).encode01 };
 }
 
 /** TAESD family: images are already in [0, 1]. */

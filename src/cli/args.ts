@@ -1,21 +1,13 @@
-/** Parsing helpers shared by commands: numbers like `16/255`, integers, choices, with clear errors. */
+/** Parsing helpers for the commands' own flags: numbers like `16/255`, integers, choices, with clear errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ImmunizeError } from '../errors.js';
-
-export class UsageError extends ImmunizeError {
-  constructor(message: string) {
-    super('E_USAGE', message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from '../errors.js';
+import { parseNumberText } from '../numbers.js';
 
 /** A number or a fraction `a/b` (budgets are usually written as 16/255). */
 export function parseNumber(flag: string, v: string | undefined, o: { min?: number; max?: number } = {}): number | undefined {
   if (v === undefined) return undefined;
-  const m = /^\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(?:\/\s*(\d+(?:\.\d+)?))?\s*$/i.exec(v);
-  if (m === null) throw new UsageError(`--${flag}: expected a number or a fraction like 16/255 but received '${v}'`);
-  const n = Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2]));
-  if (!Number.isFinite(n)) throw new UsageError(`--${flag}: '${v}' is not a finite number`);
+  const n = parseNumberText(v);
+  if (n === null) throw new UsageError(`--${flag}: expected a number or a fraction like 16/255 but received '${v}'`);
   if (o.min !== undefined && n < o.min) throw new UsageError(`--${flag}: must be at least ${o.min} but received ${v}`);
   if (o.max !== undefined && n > o.max) throw new UsageError(`--${flag}: must be at most ${o.max} but received ${v}`);
   return n;

@@ -1,5 +1,6 @@
 /** `immunize edit`: what the adversary does — edit a photo with Stable Diffusion (img2img, or inpainting with --mask). */
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeImage, readImage, readMask } from '../io/images.js';
@@ -9,10 +10,10 @@ import { img2img, inpaint } from '../pipelines/generate.js';
 import { seededNoise } from '../pipelines/noise.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { checkDevice, torchInfo } from '../torch/index.js';
-import { parseChoice, parseInteger, parseNumber, UsageError } from './args.js';
+import { parseChoice, parseInteger, parseNumber } from './args.js';
+import { UsageError } from '../errors.js';
 
-export const DEFAULT_IMG2IMG_MODEL = 'stable-diffusion-v1-5/stable-diffusion-v1-5';
-export const DEFAULT_INPAINT_MODEL = 'stable-diffusion-v1-5/stable-diffusion-inpainting';
+import { DEFAULT_IMG2IMG_MODEL, DEFAULT_INPAINT_MODEL } from '../models/defaults.js';
 
 const HELP = `Usage: immunize edit IMAGE --prompt TEXT [options]
 
@@ -88,22 +89,15 @@ export const edit = {
     mask?.dispose();
     const bytes = await encodeImage(r.image, { format: 'png' });
     r.image.dispose();
-    mkdirSync(dirname(out), { recursive: true });
     const sidecar = out.replace(/\.[^.]+$/, '') + '.json';
-    try {
-      writeFileSync(out + '.tmp', bytes);
-      renameSync(out + '.tmp', out);
-    } catch (e) {
-      rmSync(out + '.tmp', { force: true });
-      throw e;
-    }
+    writeFileAtomic(out, bytes);
     const result = {
       input: resolve(input), output: out, sidecar, mode: inpainting ? 'inpaint' : 'img2img', model: modelSpec, prompt: values.prompt,
       negativePrompt: values.negative ?? '', mask: values.mask ?? null, strength: inpainting ? null : strength, steps, stepsRun: r.steps, guidance, eta,
       scheduler: sd.scheduler.className, seed, width: photo.width, height: photo.height, durationMs: Math.round(performance.now() - t0),
       device, libtorch: torchInfo().torchVersion,
     };
-    writeFileSync(sidecar, JSON.stringify(result, null, 2) + '\n');
+    writeFileAtomic(sidecar, JSON.stringify(result, null, 2) + '\n');
     if (values.json) console.log(JSON.stringify(result));
     else console.log(`${input} → ${out}  (${result.mode}, ${r.steps} steps, ${(result.durationMs / 1000).toFixed(1)} s)`);
     return 0;

@@ -4,9 +4,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BUILTIN_METHODS, DEFAULT_EVAL_SIZE, DEFAULT_MODELS, PHOTOGUARD_EDIT, loadDataset, type BuiltinMethod, type DatasetOverrides } from '../eval/dataset.js';
 import { evaluate } from '../eval/protocol.js';
 import { writeReport } from '../eval/report.js';
-import { writeAtomic } from '../eval/cache.js';
+import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { checkDevice, setNumThreads } from '../torch/index.js';
-import { parseCommandArgs, parseInteger, parseNumber, UsageError } from './args.js';
+import { parseCommandArgs, parseInteger, parseNumber } from './args.js';
+import { UsageError } from '../errors.js';
 
 const HELP = `Usage: immunize evaluate DATASET.json [options]
 

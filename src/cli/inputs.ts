@@ -9,7 +9,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
-import { UsageError } from './args.js';
+import { UsageError } from '../errors.js';
 
 /** Extensions sharp decodes that hold photos. */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.webp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.gif'];

@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
 import { parseImmunizeXmp, type ImmunizeMarker } from '../io/xmp.js';
-import { parseCommandArgs, UsageError } from './args.js';
+import { parseCommandArgs } from './args.js';
+import { UsageError } from '../errors.js';
 
 const HELP = `Usage: immunize inspect IMAGE [--json]
 

@@ -3,7 +3,7 @@
  * a command does not pay for the others' imports (the service, the evaluation, sharp pipelines).
  */
 import { ImmunizeError } from '../errors.js';
-import { toolVersion } from './version.js';
+import { toolVersion } from '../version.js';
 
 interface Command {
   summary: string;

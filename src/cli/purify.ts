@@ -12,9 +12,10 @@ import type { Autoencoder } from '../models/load.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { parsePurification, PURIFICATION_NAMES, type Purification } from '../purify/spec.js';
 import { noGrad, scope, setNumThreads } from '../torch/index.js';
-import { parseCommandArgs, parseInteger, UsageError } from './args.js';
+import { parseCommandArgs, parseInteger } from './args.js';
+import { UsageError } from '../errors.js';
 import { expandGlob, hasGlobMagic, isImageName } from './inputs.js';
-import { writeAllOrNothing } from './output.js';
+import { writeAllOrNothing } from '../io/atomic.js';
 
 const HELP = `Usage: immunize purify IMAGE... --apply SPEC [-o OUT] [options]
 

@@ -13,8 +13,9 @@ import { RedisQueue } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { DEFAULT_WEB_ROOT } from '../server/static-web.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommandArgs, parseInteger, UsageError } from './args.js';
-import { toolVersion } from './version.js';
+import { parseCommandArgs, parseInteger } from './args.js';
+import { UsageError } from '../errors.js';
+import { toolVersion } from '../version.js';
 
 const HELP = `Usage: immunize serve [options]
 

@@ -4,7 +4,8 @@ import { parseModels } from '../server/models.js';
 import { startWorker } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommandArgs, parseInteger, UsageError } from './args.js';
+import { parseCommandArgs, parseInteger } from './args.js';
+import { UsageError } from '../errors.js';
 import { onShutdown, parseDuration } from './serve.js';
 
 const HELP = `Usage: immunize worker --redis URL [options]

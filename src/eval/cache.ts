@@ -6,6 +6,7 @@
  * Images are PNG (lossless, 8-bit as anyone would save them); each has a JSON companion written
  * after it, whose presence marks the artifact complete.
  */
+import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -98,15 +99,4 @@ export class WorkDir {
   }
 }
 
-/** Writes to a temporary name and renames into place: a reader never sees a half-written file. */
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* not written */ }
-    throw e;
-  }
-}
+

@@ -5,6 +5,7 @@
  * the key (`data.json: items[2].prompt: expected a non-empty string but received 42 of type number`),
  * before any model is loaded.
  */
+import { DEFAULT_IMG2IMG_MODEL, DEFAULT_INPAINT_MODEL } from '../models/defaults.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { PRESETS } from '../attacks/presets.js';
@@ -92,8 +93,8 @@ export interface Dataset {
 }
 
 export const DEFAULT_MODELS: ModelSettings = {
-  img2img: 'stable-diffusion-v1-5/stable-diffusion-v1-5',
-  inpaint: 'stable-diffusion-v1-5/stable-diffusion-inpainting',
+  img2img: DEFAULT_IMG2IMG_MODEL,
+  inpaint: DEFAULT_INPAINT_MODEL,
   encoder: null,
   clip: null,
   inception: null,

@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
-import { writeAtomic } from './cache.js';
+import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import type { EvaluationResults, ItemResult, VariantAggregate } from './protocol.js';
 import type { Summary } from './stats.js';
 import { boxPlot, esc, iqrBars, lineChart, type Series } from './svg.js';

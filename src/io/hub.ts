@@ -15,6 +15,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -220,11 +221,7 @@ function readListingCache(ctx: Ctx, commit: string): RepoFile[] | null {
 }
 
 function writeListingCache(ctx: Ctx, commit: string, files: RepoFile[]): void {
-  const path = listingCachePath(ctx, commit);
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(files));
-  renameSync(tmp, path);
+  writeFileAtomic(listingCachePath(ctx, commit), JSON.stringify(files));
 }
 
 function safePath(p: string): boolean {

@@ -7,8 +7,6 @@ import { join } from 'node:path';
 import { isRepoId, listRepoFiles, snapshot, type HubOptions } from '../io/hub.js';
 import { loadAutoencoderFromPath, type Autoencoder, type LoadModelOptions } from './load.js';
 
-/** The default model the paper attacks: Stable Diffusion v1.5's VAE. */
-export const DEFAULT_MODEL = 'stable-diffusion-v1-5/stable-diffusion-v1-5';
 
 export async function loadAutoencoder(spec: string, o: LoadModelOptions & { hub?: HubOptions } = {}): Promise<Autoencoder> {
   if (existsSync(spec) || !isRepoId(spec)) return loadAutoencoderFromPath(spec, o);

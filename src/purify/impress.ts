@@ -13,59 +13,18 @@
  * over pixels, so λ does not depend on the image size. The optimiser is Adam on x (the PGD
  * engine in src/attacks/pgd.ts with optimizer 'adam', which also projects onto [0, 1] and ε).
  */
-import { asEncoder } from '../attacks/encoder.js';
 import { pgd, type PgdStep } from '../attacks/pgd.js';
 import { ArgumentError, describe, ImmunizeError } from '../errors.js';
 import { ssim } from '../metrics/ssim.js';
-import { AutoencoderKL } from '../models/autoencoder-kl.js';
-import { AutoencoderTiny } from '../models/autoencoder-tiny.js';
+import { asImageAutoencoder as asAutoencoder, reconstruct, type AnyAutoencoder } from '../models/image-autoencoder.js';
 import { F, noGrad, scope, type Tensor } from '../torch/index.js';
 import { checkImageBatch, checkNumber } from './common.js';
 
-/** An autoencoder as the purifier sees it: images in [0, 1] on both ends. */
-export interface ImageAutoencoder {
-  readonly name: string;
-  encode01(x: Tensor): Tensor;
-  decode01(z: Tensor): Tensor;
-  /** Side multiple the model needs (8 for SD's VAE); other sizes are padded by edge replication. */
-  readonly downscale?: number;
-}
-
-/**
- * SD's VAE: the posterior mean of 2x − 1 (as the encoder attack uses), decoded and mapped back
- * by (y + 1)/2 without clamping. TAESD family: [0, 1] already; the decoder clamps to [0, 1] as
- * taesd's output is used.
- */
-export function asAutoencoder(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder): ImageAutoencoder {
-  if (model instanceof AutoencoderKL) {
-    const enc = asEncoder(model);
-    return { name: 'AutoencoderKL', downscale: model.downscale, encode01: (x) => enc.encode01(x), decode01: (z) => scope(() => model.decode(z).add(1).div(2)) };
-  }
-  if (model instanceof AutoencoderTiny) return { name: 'AutoencoderTiny', downscale: model.downscale, encode01: (x) => model.encode(x), decode01: (z) => model.decode(z) };
-  if (model === null || typeof model !== 'object' || typeof model.encode01 !== 'function' || typeof model.decode01 !== 'function') {
-    throw new ArgumentError(`expected an AutoencoderKL, an AutoencoderTiny or { encode01, decode01 } but received ${describe(model)}`);
-  }
-  return model;
-}
-
-/**
- * D(E(x)) for images in [0, 1], at x's size: a side that is not a multiple of the model's
- * `downscale` is padded by edge replication and the reconstruction cropped back (differentiable).
- */
-export function reconstruct(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder, x: Tensor): Tensor {
-  const ae = asAutoencoder(model);
-  const m = ae.downscale ?? 1;
-  const [h, w] = [x.shape[2]!, x.shape[3]!];
-  const [ph, pw] = [(m - (h % m)) % m, (m - (w % m)) % m];
-  return scope(() => {
-    if (ph === 0 && pw === 0) return ae.decode01(ae.encode01(x));
-    const y = ae.decode01(ae.encode01(F.pad(x, [0, pw, 0, ph], 'replicate')));
-    return y.narrow(2, 0, h).narrow(3, 0, w);
-  });
-}
+/** The purifier's autoencoders: the adapter's (src/models/image-autoencoder.ts). */
+export { asImageAutoencoder as asAutoencoder, reconstruct, type ImageAutoencoder } from '../models/image-autoencoder.js';
 
 /** Mean squared reconstruction error ‖D(E(x)) − x‖² / #pixels (a number; no gradient). */
-export function reconstructionError(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder, x: Tensor): number {
+export function reconstructionError(model: AnyAutoencoder, x: Tensor): number {
   return noGrad(() => scope(() => reconstruct(model, x).sub(x).square().mean().item()));
 }
 
@@ -108,7 +67,7 @@ export interface ImpressResult {
 }
 
 /** Purifies `protectedImage` (NCHW in [0, 1]) against `model` (see the module comment). */
-export function impress(model: AutoencoderKL | AutoencoderTiny | ImageAutoencoder, protectedImage: Tensor, o: ImpressOptions = {}): ImpressResult {
+export function impress(model: AnyAutoencoder, protectedImage: Tensor, o: ImpressOptions = {}): ImpressResult {
   checkImageBatch(protectedImage, 'impress');
   const ae = asAutoencoder(model);
   const closeness = o.closeness ?? 'l2';

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../cli/args.js';
+import { UsageError } from '../errors.js';
 
 export interface ApiKey {
   name: string;

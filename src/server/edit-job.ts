@@ -6,7 +6,7 @@
  * difference between them comes from the perturbation alone.
  */
 import { createHash } from 'node:crypto';
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { ImmunizeError } from '../errors.js';
 import { encodeImage, readImage, readMask, type LoadedImage } from '../io/images.js';
 import { psnr } from '../metrics/psnr.js';
@@ -20,10 +20,6 @@ import type { JobRecord, Storage } from './storage.js';
 
 export { runEdit };
 
-function writeAtomic(path: string, data: Buffer): void {
-  writeFileSync(`${path}.tmp`, data);
-  renameSync(`${path}.tmp`, path);
-}
 
 async function runEdit(storage: Storage, r: JobRecord, editing: EditingModels | undefined, device: string, maxPixels: number, onStep: (step: number, steps: number) => void): Promise<Record<string, unknown>> {
   const parent = r.parent === null ? null : storage.read(r.parent);

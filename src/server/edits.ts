@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UsageError } from '../cli/args.js';
+import { UsageError } from '../errors.js';
 import { parseModelEntry, type ModelEntry } from './models.js';
 import { HttpError } from './options.js';
 import type { JobKind, JobRecord, Storage } from './storage.js';

@@ -4,8 +4,8 @@
  * elsewhere as long as they use the same ids.
  */
 import { basename } from 'node:path';
-import { DEFAULT_MODEL } from '../models/resolve.js';
-import { UsageError } from '../cli/args.js';
+import { DEFAULT_MODEL } from '../models/defaults.js';
+import { UsageError } from '../errors.js';
 
 export interface ModelEntry {
   id: string;

@@ -6,6 +6,7 @@
  * (write a temporary, rename), so readers on other processes or machines (a shared mount) see
  * either the old or the new record, never half of one.
  */
+import { writeFileAtomic } from '../io/atomic.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, accessSync, constants, openSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,10 +107,7 @@ export class Storage {
   }
 
   write(record: JobRecord): void {
-    const p = this.file(record.id, 'record.json');
-    const tmp = `${p}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    writeFileSync(tmp, JSON.stringify(record, null, 2) + '\n');
-    renameSync(tmp, p);
+    writeFileAtomic(this.file(record.id, 'record.json'), JSON.stringify(record, null, 2) + '\n');
   }
 
   read(id: string): JobRecord | null {

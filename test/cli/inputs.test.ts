@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { expandGlob, expandInputs, isImageName, isImmunizeOutput, segmentRegExp } from '../../src/cli/inputs.js';
-import { UsageError } from '../../src/cli/args.js';
+import { UsageError } from '../../src/errors.js';
 
 const tempDirs: string[] = [];
 function made(dir: string): string {

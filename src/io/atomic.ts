@@ -1,8 +1,10 @@
 /**
- * All-or-nothing output: every file of one result is written to a hidden temporary name in its
- * final folder and renamed into place only when all of them were written, so an interrupted or
- * failed run never leaves a half-written image or a sidecar without its image. On failure the
- * temporaries (and folders this call created) are removed.
+ * Atomic file output, the one home of "write a temporary, rename": a reader (another process, a
+ * resumable batch, a shared mount) sees the old file or the new one, never half of one.
+ * `writeAllOrNothing` extends it to the files of one result: each is written to a hidden temporary
+ * name in its final folder and renamed into place only when all of them were written, so an
+ * interrupted or failed run never leaves a half-written image or a sidecar without its image. On
+ * failure the temporaries (and folders this call created) are removed.
  */
 import { mkdirSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -13,8 +15,24 @@ export interface OutputFile {
   data: string | Uint8Array;
 }
 
+let counter = 0;
+
+/** Hidden, next to the target (same filesystem, so the rename is atomic), unique per process and call. */
 function tmpName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${++counter}.tmp`);
+}
+
+/** Writes one file atomically, creating its folder; the temporary is removed when writing fails. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpName(path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* not written */ }
+    throw e;
+  }
 }
 
 /** Creates `dir` and its missing parents; returns the folders it created (deepest last). */

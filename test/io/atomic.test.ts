@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { writeAllOrNothing } from '../../src/cli/output.js';
+import { writeAllOrNothing } from '../../src/io/atomic.js';
 import { ImmunizeError } from '../../src/errors.js';
 
 const tempDirs: string[] = [];

@@ -1,0 +1,206 @@
+/**
+ * Resolving a protect request: raw values from any door (command-line text, multipart form text,
+ * JSON values) checked against the schema (schema.ts), defaults and the preset applied, and the
+ * rules between parameters enforced. Every refusal is an ArgumentError whose `field` names the
+ * parameter, so the CLI can say `--step-size: …` and the API `{ field: 'stepSize' }`.
+ */
+import type { ImmunizeMethod } from '../attacks/immunize.js';
+import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
+import { PRESETS } from '../attacks/presets.js';
+import { ArgumentError } from '../errors.js';
+import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
+import { parseNumberText } from '../numbers.js';
+import { parsePurification } from '../purify/spec.js';
+import type { RobustKind } from '../robustness/robust.js';
+import { checkDevice } from '../torch/index.js';
+import { PROTECT_PARAMETERS, type Door, type ParameterSpec } from './schema.js';
+
+/** A resolved protect request: every parameter with its value, ready for protectImage. */
+export interface ProtectRequest {
+  method: ImmunizeMethod;
+  /** A repo id, folder or file (the API: its model id until the runner maps it); null: none (noise without a model). */
+  model: string | null;
+  preset: string;
+  eps: number;
+  stepSize: number;
+  steps: number;
+  optimizer: Optimizer;
+  schedule: StepSchedule;
+  /** From the preset (photoguard's random start); not a user parameter. */
+  randomStart: boolean;
+  /** 'gray', 'zeros', or the path of a target image (command line only). */
+  target: string;
+  invertMask: boolean;
+  robust: 'none' | RobustKind;
+  robustSamples: number;
+  diffusionSteps: number;
+  gradReps: number;
+  size: number | null;
+  tile: number | null;
+  seed: number;
+  check: boolean;
+  checkSuite: string[];
+  maxPixels: number;
+  device: string;
+  fp16: boolean;
+}
+
+export interface ResolveContext {
+  /** Which door the request came through: values of parameters it does not offer are refused. Default 'cli'. */
+  door?: Door;
+  /** Whether a mask comes with the request (the diffusion attack and invertMask need one). */
+  hasMask?: boolean;
+  /** The most steps this door allows (the service's --max-steps). */
+  maxSteps?: number;
+  /** The models this door offers, by id (the service); the first is the default. */
+  models?: readonly string[];
+}
+
+/**
+ * A refusal whose text names parameters as `{name}`, so each door says it in its own words:
+ * `--step-size` on the command line, `stepSize` in the API (`render`).
+ */
+export class ParameterError extends ArgumentError {
+  constructor(field: string, readonly template: string) {
+    super(ParameterError.fill(template, (n) => n), { field });
+    this.name = 'ParameterError';
+  }
+  static fill(template: string, nameOf: (name: string) => string): string {
+    return template.replace(/\{(\w+)\}/g, (_, n: string) => nameOf(n));
+  }
+  render(nameOf: (name: string) => string): string {
+    return ParameterError.fill(this.template, nameOf);
+  }
+}
+
+/** `{field}: message` (the message may name other parameters as `{name}`). */
+const fail = (field: string, message: string): ParameterError => new ParameterError(field, `{${field}}: ${message}`);
+/** A rule between parameters, in its own words. */
+const rule = (field: string, template: string): ParameterError => new ParameterError(field, template);
+
+function shown(v: unknown): string {
+  return typeof v === 'string' ? `'${v.slice(0, 80)}'` : String(v);
+}
+
+function rangeText(p: { min?: number; max?: number; above?: number }): string {
+  const lo = p.above !== undefined ? `greater than ${p.above}` : p.min !== undefined ? `at least ${p.min}` : null;
+  const hi = p.max !== undefined ? `at most ${p.max}` : null;
+  return [lo, hi].filter((s) => s !== null).join(' and ');
+}
+
+/** One value, checked against its declaration. */
+function parseValue(p: ParameterSpec, raw: unknown, maxOverride?: number): unknown {
+  switch (p.type) {
+    case 'number':
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseNumberText(raw) : null;
+      const expected = p.type === 'integer' ? 'an integer' : p.fraction ? 'a number or a fraction like 16/255' : 'a number';
+      if (n === null || !Number.isFinite(n)) throw fail(p.name, `expected ${expected} but received ${shown(raw)}`);
+      if (p.type === 'integer' && !Number.isSafeInteger(n)) throw fail(p.name, `expected an integer but received ${shown(raw)}`);
+      const max = maxOverride ?? p.max;
+      const bounds = { ...p, max };
+      if ((p.above !== undefined && !(n > p.above)) || (p.min !== undefined && n < p.min) || (max !== undefined && n > max)) {
+        throw fail(p.name, `must be ${rangeText(bounds)} but received ${typeof raw === 'string' ? raw : n}`);
+      }
+      return n;
+    }
+    case 'choice': {
+      if (typeof raw !== 'string') throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
+      if (!p.choices.includes(raw) && !p.cliPath) throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
+      return raw;
+    }
+    case 'boolean':
+      if (raw === true || raw === 'true') return true;
+      if (raw === false || raw === 'false') return false;
+      throw fail(p.name, `expected true or false but received ${shown(raw)}`);
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') throw fail(p.name, `expected a non-empty text but received ${shown(raw)}`);
+      if (p.maxLength !== undefined && raw.length > p.maxLength) throw fail(p.name, `longer than ${p.maxLength} characters`);
+      return raw;
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+      if (items === null || !items.every((s) => typeof s === 'string')) throw fail(p.name, `expected comma-separated text but received ${shown(raw)}`);
+      return items.map((s: string) => s.trim()).filter((s: string) => s !== '');
+    }
+  }
+}
+
+/**
+ * Resolves `request` (field → raw value; absent or undefined = default). Throws an ArgumentError
+ * naming the field for an unknown field, a value out of its range or type, or a rule between
+ * parameters that does not hold.
+ */
+export function resolveProtectParameters(request: Readonly<Record<string, unknown>>, ctx: ResolveContext = {}): ProtectRequest {
+  const door = ctx.door ?? 'cli';
+  const offered = PROTECT_PARAMETERS.filter((p) => p.doors.includes(door));
+  for (const k of Object.keys(request)) {
+    if (request[k] === undefined) continue;
+    if (!offered.some((p) => p.name === k)) throw fail(k.slice(0, 40), `unknown parameter (expected ${offered.map((p) => p.name).join(', ')})`);
+  }
+  const given: Record<string, unknown> = {};
+  for (const p of offered) {
+    const raw = request[p.name];
+    if (raw === undefined) continue;
+    given[p.name] = parseValue(p, raw, p.name === 'steps' ? ctx.maxSteps : undefined);
+  }
+  const value = <T>(name: string, fallback: T): T => (given[name] === undefined ? fallback : (given[name] as T));
+  const fixed = (name: string): unknown => {
+    const p = PROTECT_PARAMETERS.find((s) => s.name === name)!;
+    return p.default === 'preset' ? undefined : p.default;
+  };
+
+  const method = value<ImmunizeMethod>('method', fixed('method') as ImmunizeMethod);
+  const presetName = value<string>('preset', fixed('preset') as string);
+  const preset = PRESETS[presetName]!.options;
+  const hasMask = ctx.hasMask === true;
+  if (method === 'diffusion' && !hasMask) throw rule('mask', '{method} diffusion needs {mask}: white where the photo must be protected (the region an editor would keep), black where it would be repainted');
+  const invertMask = value('invertMask', false);
+  if (invertMask && !hasMask) throw rule('invertMask', '{invertMask} needs {mask}');
+
+  const robust = value<ProtectRequest['robust']>('robust', 'none');
+  if (robust !== 'none' && method !== 'encoder') throw rule('robust', '{robust} works with {method} encoder (the diffusion attack\'s gradient is computed step by step, without transforms; the noise baseline has none)');
+  if (given['robustSamples'] !== undefined && robust === 'none') throw rule('robustSamples', '{robustSamples} needs {robust} jpeg|all');
+  const check = value('check', false);
+  if (given['checkSuite'] !== undefined && !check) throw rule('checkSuite', '{checkSuite} needs {check}');
+  const checkSuite = value<string[]>('checkSuite', [...(fixed('checkSuite') as readonly string[])]);
+  if (check) {
+    for (const spec of checkSuite) {
+      try {
+        parsePurification(spec);
+      } catch (e) {
+        throw fail('checkSuite', (e as Error).message);
+      }
+    }
+  }
+  const target = value<string>('target', 'gray');
+  if (method === 'diffusion' && target === 'zeros') throw rule('target', '{target} zeros is a latent target, for {method} encoder; the diffusion attack aims its edit at an image: gray (default) or an image path');
+
+  let model: string | null = value<string | null>('model', null);
+  if (ctx.models !== undefined) {
+    if (model !== null && !ctx.models.includes(model)) throw fail('model', `expected one of ${ctx.models.join(', ')} but received ${shown(model)}`);
+    if (model === null && method !== 'noise') model = ctx.models[0] ?? null;
+  } else if (model === null) {
+    model = method === 'encoder' ? DEFAULT_MODEL : method === 'diffusion' ? DEFAULT_INPAINT_MODEL : null;
+  }
+  const device = value('device', 'cpu');
+  try {
+    checkDevice(device);
+  } catch (e) {
+    throw fail('device', (e as Error).message);
+  }
+  if (check && method === 'noise' && model === null) throw rule('model', '{check} with {method} noise needs {model}: the protection is measured through a model (e.g. ../shared/models/taef2-hf)');
+
+  return {
+    method, model, preset: presetName,
+    eps: value('eps', preset.eps), stepSize: value('stepSize', preset.stepSize), steps: value('steps', preset.steps),
+    optimizer: value('optimizer', preset.optimizer ?? 'sign'), schedule: value('schedule', preset.schedule ?? 'constant'), randomStart: preset.randomStart === true,
+    target, invertMask, robust, robustSamples: value('robustSamples', 1), diffusionSteps: value('diffusionSteps', 4), gradReps: value('gradReps', 1),
+    size: value<number | null>('size', null), tile: value<number | null>('tile', null), seed: value('seed', 0),
+    check, checkSuite, maxPixels: value('maxPixels', fixed('maxPixels') as number), device, fp16: value('fp16', false),
+  };
+}
+
+/** The PGD options of a request (the attack's state stays on the [0, 1] scale). */
+export function pgdOptionsOf(r: ProtectRequest): Omit<PgdOptions, 'mask' | 'onStep'> {
+  return { eps: r.eps, stepSize: r.stepSize, steps: r.steps, norm: 'linf', schedule: r.schedule, randomStart: r.randomStart, optimizer: r.optimizer, seed: r.seed };
+}

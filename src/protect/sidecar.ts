@@ -1,0 +1,94 @@
+/**
+ * The sidecar: the JSON record written next to every immunized photo — every parameter that
+ * decided its pixels, what the attack did, and the measurements of the file as written. A photo
+ * whose sidecar holds the same parameters is already done (resumable batches).
+ */
+import type { AttackRecord } from '../attacks/immunize.js';
+import type { ImageFormat } from '../io/images.js';
+import type { ProtectionCheck } from '../robustness/check.js';
+import type { Device } from '../torch/index.js';
+import type { ProtectRequest } from './parameters.js';
+
+/** Everything that decides the output's pixels; a sidecar with the same values means "done". */
+export interface ProtectParameters {
+  method: ProtectRequest['method'];
+  model: string | null;
+  fp16: boolean;
+  diffusionSteps?: number;
+  gradReps?: number;
+  robust?: { kind: 'jpeg' | 'all'; samples: number };
+  preset: string | null;
+  eps: number;
+  norm: 'linf';
+  stepSize: number | null;
+  steps: number | null;
+  schedule: ProtectRequest['schedule'] | null;
+  optimizer: ProtectRequest['optimizer'] | null;
+  randomStart: boolean | null;
+  seed: number;
+  target: 'gray' | 'zeros' | { path: string; sha256: string } | null;
+  mask: { path: string; sha256: string; inverted: boolean } | null;
+  size: number | null;
+  tile: number | null;
+  device: Device;
+  format: ImageFormat;
+  quality: number | null;
+  inputSha256: string;
+}
+
+export interface ProtectSidecar {
+  tool: { name: 'immunize'; version: string };
+  createdAt: string;
+  input: { path: string; width: number; height: number; format: string; orientation: number; resizedTo: [number, number] | null; alphaFlattened: boolean };
+  output: { path: string; sidecar: string; format: ImageFormat; width: number; height: number; xmp: true };
+  parameters: ProtectParameters;
+  attack: (AttackRecord & { paddedTo: [number, number] | null }) | null;
+  /** Measured on the file as written (8-bit, and after JPEG/WebP compression when chosen) against the photo as read. */
+  results: {
+    linf: number;
+    linf255: number;
+    l2: number;
+    psnr: number;
+    ssim: number | null;
+    /** The model's own reconstruction decode(encode(·)): clean photo, immunized photo; PSNR in dB. */
+    reconstruction: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr: number } | null;
+  };
+  timing: { totalMs: number; attackMs: number; msPerStep: number | null };
+  environment: { device: Device; threads: number; libtorch: string; generator: 'cpu'; node: string };
+  /** Only in the command's --json output (the file is NAME.immunized.check.json). */
+  check?: ProtectionCheck;
+}
+
+/** The files a request was made of, by content: what, besides the request, decides the pixels. */
+export interface InputFingerprints {
+  inputSha256: string;
+  mask: { path: string; sha256: string } | null;
+  target: { path: string; sha256: string } | null;
+  /** The model as recorded: a resolved local path, or the repo id. */
+  model: string | null;
+}
+
+/** The sidecar's `parameters` for a request (null where the method does not use a parameter). */
+export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, format: ImageFormat): ProtectParameters {
+  const attacking = r.method !== 'noise';
+  return {
+    method: r.method, model: files.model, fp16: r.fp16, preset: attacking ? r.preset : null,
+    ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),
+    ...(r.robust === 'none' ? {} : { robust: { kind: r.robust, samples: r.robustSamples } }),
+    eps: r.eps, norm: 'linf',
+    stepSize: attacking ? r.stepSize : null, steps: attacking ? r.steps : null,
+    schedule: attacking ? r.schedule : null, optimizer: attacking ? r.optimizer : null,
+    randomStart: attacking ? r.randomStart : null, seed: r.seed,
+    target: !attacking ? null : files.target === null ? (r.target as 'gray' | 'zeros') : files.target,
+    mask: files.mask === null ? null : { ...files.mask, inverted: r.invertMask },
+    size: r.size, tile: r.tile, device: r.device as Device, format, quality: format === 'png' ? null : 95,
+    inputSha256: files.inputSha256,
+  };
+}
+
+/** JSON with sorted keys: parameters compare equal however they were written. */
+export function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
