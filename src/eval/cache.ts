@@ -8,8 +8,8 @@
  */
 import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 
 /** JSON with sorted keys, so equal parameters hash equally however they were written. */
 export function canonicalJson(v: unknown): string {

@@ -12,10 +12,10 @@
  * (4) Inception features, FID and precision/recall; (5) aggregates. A fully cached run loads no model.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { asEncoder, encoderAttack, type ImageEncoder } from '../attacks/encoder.js';
+import { asEncoder, type ImageEncoder } from '../attacks/encoder.js';
 import { robustEot, ROBUST_SETTINGS } from '../robustness/robust.js';
-import { diffusionAttack } from '../attacks/diffusion.js';
-import { randomNoise } from '../attacks/noise.js';
+import { immunize as runAttack, type ImmunizeResult } from '../attacks/immunize.js';
+import type { PgdStep } from '../attacks/pgd.js';
 import { PRESETS } from '../attacks/presets.js';
 import { ImmunizeError } from '../errors.js';
 import { encodeImage, readImage, readMask } from '../io/images.js';
@@ -28,7 +28,7 @@ import { loadFIDInception, type FIDInceptionV3 } from '../models/inception.js';
 import type { Autoencoder } from '../models/load.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { loadStableDiffusion, type StableDiffusion } from '../pipelines/components.js';
-import { img2img, inpaint, prepareMask } from '../pipelines/generate.js';
+import { img2img, inpaint } from '../pipelines/generate.js';
 import { seededNoise } from '../pipelines/noise.js';
 import { parsePurification } from '../purify/spec.js';
 import { noGrad, scope, tensor, torchInfo, type Device, type Tensor } from '../torch/index.js';
@@ -351,9 +351,12 @@ async function distanceTo(x: Tensor, file: string): Promise<{ linf255: number; p
 }
 
 async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diffusion', x: Tensor, mask: Tensor | null, mode: 'img2img' | 'inpaint', pgd: { eps: number; stepSize: number; steps: number; seed: number } & typeof PRESETS[string]['options'], label: string): Promise<Tensor> {
+  if (method === 'noise') return runAttack(x, { method: 'noise', pgd }).adv;
   const xd = x.to(ctx.device);
   try {
-    if (method === 'noise') return randomNoise(x, { eps: pgd.eps, seed: pgd.seed });
+    const bar = createProgress({ label: `${label} ${method === 'robust' ? 'robust encoder' : method} attack`, total: pgd.steps, unit: 'step' });
+    const onStep = (s: PgdStep): void => bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
+    let r: ImmunizeResult;
     if (method === 'encoder' || method === 'robust') {
       let enc: ImageEncoder;
       if (ctx.ds.models.encoder !== null) {
@@ -363,30 +366,25 @@ async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diff
         // White-box, as the paper: the VAE of the pipeline that will edit the image.
         enc = asEncoder((await ctx.pipelines.get(mode)).vae);
       }
-      const bar = createProgress({ label: `${label} ${method === 'robust' ? 'robust encoder' : 'encoder'} attack`, total: pgd.steps, unit: 'step' });
       // robust: `immunize protect --robust jpeg` (EOT over differentiable JPEG, quality 50–95).
       const eot = method === 'robust' ? robustEot(ROBUST_EOT.kind, ROBUST_EOT.samples) : undefined;
-      const r = encoderAttack(enc, xd, { ...pgd, target: 'gray', eot, onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`) });
-      bar.done(`loss ${r.losses[0]?.toFixed(4)} → ${r.finalLoss.toFixed(4)}`);
-      const out = noGrad(() => r.adv.to('cpu'));
-      r.adv.dispose();
-      return out;
-    }
-    // The diffusion attack, as `immunize protect --method diffusion`: the dataset's mask is the
-    // region the editor repaints; the kept region is perturbed, on photoguard's [-1, 1] scale
-    // (budget and step doubled), through the inpainting pipeline with an empty prompt.
-    const sd = await ctx.pipelines.get('inpaint');
-    return scope(() => {
-      const repaint = mask!.to(ctx.device);
-      const masked = noGrad(() => prepareMask(xd, repaint).masked);
-      const bar = createProgress({ label: `${label} diffusion attack`, total: pgd.steps, unit: 'step' });
-      const r = diffusionAttack(sd, masked, repaint, {
-        ...pgd, eps: 2 * pgd.eps, stepSize: 2 * pgd.stepSize, randomStart: false, denoiseSteps: ctx.ds.immunize.diffusionSteps, gradReps: ctx.ds.immunize.gradReps,
-        guidance: 7.5, eta: 1, prompt: '', onStep: (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)}`),
-      });
+      r = runAttack(xd, { method: 'encoder', pgd: { ...pgd, eot }, encoder: enc, target: 'gray', onStep });
+      bar.done(`loss ${r.attack!.losses[0]?.toFixed(4)} → ${r.attack!.finalLoss?.toFixed(4)}`);
+    } else {
+      // The diffusion attack, as `immunize protect --method diffusion`: the dataset's mask is the
+      // region the editor repaints, so the perturbation goes where it is black.
+      const sd = await ctx.pipelines.get('inpaint');
+      const keep = noGrad(() => scope(() => mask!.to(ctx.device).lt(0.5).to('float32')));
+      try {
+        r = runAttack(xd, { method: 'diffusion', pgd, mask: keep, diffusion: { pipeline: sd, denoiseSteps: ctx.ds.immunize.diffusionSteps, gradReps: ctx.ds.immunize.gradReps, name: 'inpaint' }, onStep });
+      } finally {
+        keep.dispose();
+      }
       bar.done();
-      return noGrad(() => xd.where(repaint.gt(0.5), r.adv.div(2).add(0.5).clamp(0, 1)).to('cpu'));
-    });
+    }
+    const out = noGrad(() => r.adv.to('cpu'));
+    r.adv.dispose();
+    return out;
   } finally {
     if (xd !== x) xd.dispose();
   }

@@ -89,7 +89,7 @@ function rangeText(p: { min?: number; max?: number; above?: number }): string {
 }
 
 /** One value, checked against its declaration. */
-function parseValue(p: ParameterSpec, raw: unknown, maxOverride?: number): unknown {
+function parseValue(p: ParameterSpec, raw: unknown, door: Door, maxOverride?: number): unknown {
   switch (p.type) {
     case 'number':
     case 'integer': {
@@ -106,7 +106,7 @@ function parseValue(p: ParameterSpec, raw: unknown, maxOverride?: number): unkno
     }
     case 'choice': {
       if (typeof raw !== 'string') throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
-      if (!p.choices.includes(raw) && !p.cliPath) throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
+      if (!p.choices.includes(raw) && !(p.cliPath && door === 'cli')) throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
       return raw;
     }
     case 'boolean':
@@ -141,7 +141,7 @@ export function resolveProtectParameters(request: Readonly<Record<string, unknow
   for (const p of offered) {
     const raw = request[p.name];
     if (raw === undefined) continue;
-    given[p.name] = parseValue(p, raw, p.name === 'steps' ? ctx.maxSteps : undefined);
+    given[p.name] = parseValue(p, raw, door, p.name === 'steps' ? ctx.maxSteps : undefined);
   }
   const value = <T>(name: string, fallback: T): T => (given[name] === undefined ? fallback : (given[name] as T));
   const fixed = (name: string): unknown => {

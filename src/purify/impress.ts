@@ -17,7 +17,7 @@ import { pgd, type PgdStep } from '../attacks/pgd.js';
 import { ArgumentError, describe, ImmunizeError } from '../errors.js';
 import { ssim } from '../metrics/ssim.js';
 import { asImageAutoencoder as asAutoencoder, reconstruct, type AnyAutoencoder } from '../models/image-autoencoder.js';
-import { F, noGrad, scope, type Tensor } from '../torch/index.js';
+import { noGrad, scope, type Tensor } from '../torch/index.js';
 import { checkImageBatch, checkNumber } from './common.js';
 
 /** The purifier's autoencoders: the adapter's (src/models/image-autoencoder.ts). */

@@ -227,7 +227,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
 
   const newRecord = (kind: JobKind, owner: string): JobRecord => ({
     id: Storage.newId(), kind, owner, status: 'queued', createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, expiresAt: null,
-    attempts: 0, completions: 0, options: {}, args: [], input: null, parent: null, progress: null, error: null, result: null,
+    attempts: 0, completions: 0, options: {}, input: null, parent: null, progress: null, error: null, result: null,
   });
 
   // ---- health, metrics, docs ----
@@ -302,7 +302,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     const inputFile = `input.${FORMAT_EXT[probe.format] ?? 'img'}`;
     const maskFile = maskProbe === null ? null : `mask.${FORMAT_EXT[maskProbe.format] ?? 'img'}`;
     r.options = v.options;
-    r.args = v.args;
+    r.parameters = v.parameters;
     r.input = { width: probe.width, height: probe.height, format: probe.format, bytes: image.length, sha256: createHash('sha256').update(image).digest('hex'), file: inputFile, mask: maskFile };
     const out = [{ name: inputFile, data: image }];
     if (maskFile !== null) out.push({ name: maskFile, data: files.mask! });

@@ -5,12 +5,13 @@
  * this file only reads the job's files, pads like the attack, and shapes the API's JSON
  * (docs/api.md), which predates --check and which the web page reads.
  */
-import { parsePurification, reconstruct } from '../purify/index.js';
+import { parsePurification } from '../purify/index.js';
+import { reconstructForMeasure } from '../models/image-autoencoder.js';
 import { readImage } from '../io/images.js';
 import { psnr } from '../metrics/psnr.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { checkProtection, verdict, type Verdict } from '../robustness/check.js';
-import { F, Generator, noGrad, scope, checkDevice, type Tensor } from '../torch/index.js';
+import { Generator, checkDevice, type Tensor } from '../torch/index.js';
 import { ImmunizeError } from '../errors.js';
 
 export interface CheckInput {
@@ -57,15 +58,8 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
   const model = await loadAutoencoder(c.modelSpec, { device });
   try {
     if (orig.width !== imm.width || orig.height !== imm.height) throw new ImmunizeError('E_IMAGE_SIZE', `the result is ${imm.width}×${imm.height} but the photo is ${orig.width}×${orig.height}`);
-    const m = model.downscale;
-    const [h, w] = [orig.height, orig.width];
-    const ph = (m - (h % m)) % m;
-    const pw = (m - (w % m)) % m;
     // Padded like the attack (edge replication), reconstructed, cropped back, on the CPU.
-    const rec = (x: Tensor): Tensor => noGrad(() => scope(() => {
-      const xp = ph === 0 && pw === 0 ? x.to(device) : F.pad(x.to(device), [0, pw, 0, ph], 'replicate');
-      return reconstruct(model, xp).clamp(0, 1).narrow(2, 0, h).narrow(3, 0, w).to('cpu').contiguous();
-    }));
+    const rec = (x: Tensor): Tensor => reconstructForMeasure(model, x, { device });
     const total = specs.length + 1;
     const check = await checkProtection(rec, orig.tensor, imm.tensor, { model: c.modelId, suite: specs, onProgress: (done) => c.onStep?.(done, total) });
     const reports: PurificationReport[] = [];

@@ -152,7 +152,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
     const onProgress = (m: Extract<RunnerMessage, { type: 'progress' }>): void => {
       const fraction = m.steps > 0 ? Math.min(1, m.step / m.steps) : 0;
       const elapsed = performance.now() - t0;
-      const p: JobProgress = { step: m.step, steps: m.steps, loss: m.loss, fraction, etaMs: m.step > 0 && m.step < m.steps ? Math.round((elapsed / m.step) * (m.steps - m.step)) : m.step >= m.steps ? 0 : null };
+      const p: JobProgress = { step: m.step, steps: m.steps, loss: m.loss, fraction, etaMs: m.etaMs !== undefined ? m.etaMs : m.step > 0 && m.step < m.steps ? Math.round((elapsed / m.step) * (m.steps - m.step)) : m.step >= m.steps ? 0 : null };
       hooks.onProgress?.(id, p);
       const now = performance.now();
       if (now - lastWrite > 1000 || m.step >= m.steps) {
@@ -181,7 +181,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       if (c.exitCode !== null || c.signalCode !== null) onExit(c.exitCode, c.signalCode);
       void runner.ready.then((ok) => {
         // With a callback, a runner that died meanwhile is an error here, not an unhandled 'error' event.
-        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id } satisfies RunRequest, (e) => { if (e) c.kill('SIGKILL'); });
+        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id, ...(started.parameters === undefined ? {} : { parameters: started.parameters }) } satisfies RunRequest, (e) => { if (e) c.kill('SIGKILL'); });
       });
     });
     clearInterval(poll);

@@ -5,17 +5,21 @@
  * A runner that finished a job waits for the next (execute.ts keeps it): loading the code and
  * libtorch costs about as much CPU as a small job, so a fresh process per job would double it.
  *
- * An immunization is `immunize protect` itself, called in-process with the job's flags, so the PNG
- * and sidecar are byte-for-byte what the command writes. Messages (IPC):
- *   parent → runner  { type: 'run', root, id }
- *   runner → parent  { type: 'ready' } once, then per job { type: 'progress', step, steps, loss }…   { type: 'done', result }   { type: 'error', code, message }
+ * An immunization runs the protect library (src/protect) with the resolved request the API stored
+ * — the same functions `immunize protect` calls, so the PNG and sidecar are byte-for-byte what the
+ * command writes. No argv is built and nothing is parsed out of text. Messages (IPC, typed below):
+ *   parent → runner  { type: 'run', root, id, parameters? }   (parameters: an immunization's resolved request)
+ *   runner → parent  { type: 'ready' } once, then per job { type: 'progress', step, steps, loss, etaMs }…   { type: 'done', result }   { type: 'error', code, message }
  * The runner exits when its parent goes away (an orphan stops at its next attack step).
  *
  * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
-import { setProgressListener } from '../io/progress.js';
+import { probeImage } from '../io/images.js';
+import { loadProtectModels, preflightPhoto, protectImage, readProtectInputs, sha256File, sidecarParameters, writeProtected, type ProtectRequest, type ProtectStep } from '../protect/index.js';
 import { Storage, type JobRecord } from './storage.js';
 import type { ModelEntry } from './models.js';
 import { scrubMessage } from './scrub.js';
@@ -31,7 +35,7 @@ export interface RunnerSettings {
 
 export type RunnerMessage =
   | { type: 'ready' }
-  | { type: 'progress'; step: number; steps: number; loss: number | null }
+  | { type: 'progress'; step: number; steps: number; loss: number | null; etaMs?: number | null }
   | { type: 'done'; result: Record<string, unknown> }
   | { type: 'error'; code: string; message: string };
 
@@ -48,32 +52,35 @@ function modelSpec(settings: RunnerSettings, id: unknown): string {
   return m.spec;
 }
 
-async function immunize(storage: Storage, r: JobRecord, settings: RunnerSettings): Promise<Record<string, unknown>> {
-  const { protect } = await import('../cli/protect.js');
-  const args = [storage.file(r.id, r.input!.file), '-o', storage.file(r.id, 'result.png'), ...r.args];
-  if (r.options['model'] !== null) args.push('--model', modelSpec(settings, r.options['model']));
-  if (r.input!.mask !== null) args.push('--mask', storage.file(r.id, r.input!.mask));
-  args.push('--max-pixels', String(settings.maxPixels), '--device', settings.device);
-  const code = await protect.run(args);
-  if (code !== 0 || !existsSync(storage.file(r.id, 'result.json'))) throw new ImmunizeError('E_INTERNAL', `immunize protect exited with ${code}`);
-  const sidecar = JSON.parse(readFileSync(storage.file(r.id, 'result.json'), 'utf8')) as {
-    output: { width: number; height: number };
-    attack: { losses: number[]; finalLoss: number | null; stepsTaken: number; stoppedBy: string } | null;
-    results: { linf255: number; psnr: number; ssim: number | null; reconstruction: Record<string, number | string> | null };
-    timing: Record<string, number | null>;
-  };
-  const png = readFileSync(storage.file(r.id, 'result.png'));
-  const { createHash } = await import('node:crypto');
+/** The job's resolved request on this worker: its model id mapped to the worker's model, the worker's device and limit. */
+function requestOnThisWorker(p: ProtectRequest | undefined, settings: RunnerSettings): ProtectRequest {
+  if (p === undefined) throw new ImmunizeError('E_INTERNAL', 'the job has no resolved parameters (its record was made by an older version); submit it again');
+  return { ...p, model: p.model === null ? null : modelSpec(settings, p.model), device: settings.device, maxPixels: settings.maxPixels };
+}
+
+async function immunize(storage: Storage, r: JobRecord, parameters: ProtectRequest | undefined, settings: RunnerSettings, onStep: (s: ProtectStep) => void): Promise<Record<string, unknown>> {
+  const req = requestOnThisWorker(parameters, settings);
+  const image = storage.file(r.id, r.input!.file);
+  const mask = r.input!.mask === null ? null : storage.file(r.id, r.input!.mask);
+  const probe = await preflightPhoto(image, req, mask === null ? null : await probeImage(mask), mask ?? undefined);
+  using models = await loadProtectModels(req);
+  using inputs = await readProtectInputs({ image, mask }, req, probe);
+  const sidecarParams = sidecarParameters(req, {
+    inputSha256: sha256File(image), mask: mask === null ? null : { path: resolve(mask), sha256: sha256File(mask) }, target: null,
+    model: req.model === null ? null : existsSync(req.model) ? resolve(req.model) : req.model,
+  }, 'png');
+  const result = await protectImage(inputs, models, req, { parameters: sidecarParams, inputPath: resolve(image), onStep });
+  const sidecar = writeProtected(result, storage.file(r.id, 'result.png'));
   const rec = sidecar.results.reconstruction;
   return {
     width: sidecar.output.width,
     height: sidecar.output.height,
-    bytes: png.length,
-    sha256: createHash('sha256').update(png).digest('hex'),
+    bytes: result.bytes.length,
+    sha256: createHash('sha256').update(result.bytes).digest('hex'),
     linf255: sidecar.results.linf255,
     psnr: sidecar.results.psnr,
     ssim: sidecar.results.ssim,
-    reconstruction: rec === null ? null : { ...rec, model: r.options['model'] },
+    reconstruction: rec === null ? null : { ...rec, model: parameters!.model },
     attack: sidecar.attack === null ? null : { losses: sidecar.attack.losses, finalLoss: sidecar.attack.finalLoss, stepsTaken: sidecar.attack.stepsTaken, stoppedBy: sidecar.attack.stoppedBy },
     timing: sidecar.timing,
   };
@@ -107,11 +114,13 @@ export interface RunRequest {
   type: 'run';
   root: string;
   id: string;
+  /** An immunization's resolved request (its model as the id; the runner maps it to this worker's model). */
+  parameters?: ProtectRequest;
 }
 
-let progress: ((step: number, steps: number, loss: number | null) => void) | null = null;
+let progress: ((step: number, steps: number, loss: number | null, etaMs?: number | null) => void) | null = null;
 
-async function runJob(root: string, id: string, settings: RunnerSettings): Promise<void> {
+async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSettings): Promise<void> {
   const storage = new Storage(root);
   const r = storage.read(id);
   if (r === null) {
@@ -120,20 +129,20 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
   }
   let last = 0;
   let pending: Promise<void> = Promise.resolve();
-  progress = (step, steps, loss) => {
+  progress = (step, steps, loss, etaMs) => {
     // An orphan (its worker was killed) stops at the next step instead of computing for nobody.
     if (!process.connected) process.exit(3);
     const now = performance.now();
     if (now - last < 100 && step < steps) return;
     last = now;
-    pending = send({ type: 'progress', step, steps, loss });
+    pending = send({ type: 'progress', step, steps, loss, ...(etaMs === undefined ? {} : { etaMs }) });
   };
   try {
     const result = r.kind === 'edit'
       ? await (await import('./edit-job.js')).runEdit(storage, r, settings.editing, settings.device, settings.maxPixels, (i, n) => progress?.(i, n, null))
       : r.kind === 'check'
       ? await check(storage, r, settings, (i, n) => progress?.(i, n, null))
-      : await immunize(storage, r, settings);
+      : await immunize(storage, r, parameters, settings, (s) => progress?.(s.step, s.steps, s.loss, s.etaMs));
     await pending;
     progress = null;
     await send({ type: 'done', result });
@@ -147,16 +156,11 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
 
 function main(): void {
   const settings = JSON.parse(process.env['IMMUNIZE_RUNNER'] ?? '{}') as RunnerSettings;
-  setProgressListener((e) => {
-    if (e.unit !== 'step' || progress === null) return;
-    const m = /loss (-?[\d.e+-]+|NaN)/.exec(e.extra);
-    progress(e.done, e.total, m === null ? null : Number(m[1]));
-  });
   let queue: Promise<void> = Promise.resolve();
   process.on('message', (msg: unknown) => {
     const m = msg as RunRequest | null;
     if (m?.type !== 'run') return;
-    queue = queue.then(() => runJob(m.root, m.id, settings)).catch((e: unknown) => {
+    queue = queue.then(() => runJob(m, settings)).catch((e: unknown) => {
       process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
       process.exit(1);
     });
