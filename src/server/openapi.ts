@@ -1,4 +1,5 @@
 /** The OpenAPI 3.1 document of the v1 API (docs/api.md is the prose version). */
+import { jsonSchemaOf, parametersFor } from '../protect/index.js';
 
 const err = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } };
@@ -18,7 +19,6 @@ function jobPaths(prefix: string, kind: string): Record<string, unknown> {
 }
 
 export function openApiDocument(version: string): Record<string, unknown> {
-  const text = (description: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'string', description, ...extra });
   return {
     openapi: '3.1.0',
     info: { title: 'Immunize API', version, description: 'Immunize photos against AI editing (Salman et al. 2023). Contract: docs/api.md.' },
@@ -53,12 +53,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
               'multipart/form-data': {
                 schema: {
                   type: 'object', required: ['image'],
+                  additionalProperties: false,
+                  // The protect parameters the API offers, from the one schema (src/protect/schema.ts).
                   properties: {
-                    image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary' }, invertMask: { enum: ['true', 'false'] },
-                    method: { enum: ['encoder', 'noise', 'diffusion'] }, model: text('a model id from /v1/config'), preset: text('default | paper | photoguard-demo | fast'),
-                    eps: text('0 < eps ≤ 1, number or fraction (16/255)'), stepSize: text('0 < s ≤ 1'), steps: text('integer 1…maxSteps'),
-                    optimizer: { enum: ['sign', 'momentum', 'adam'] }, schedule: { enum: ['constant', 'linear-decay'] }, target: { enum: ['gray', 'zeros'] },
-                    size: text('integer 8…65536'), seed: text('integer ≥ 0'), diffusionSteps: text('integer 1…1000'), gradReps: text('integer 1…1000'),
+                    image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary', description: 'white where the perturbation may go; same size as the image' },
+                    ...Object.fromEntries(parametersFor('api').map((p) => [p.name, p.name === 'model' ? { ...jsonSchemaOf(p), description: 'a model id from /v1/config' } : jsonSchemaOf(p)])),
                   },
                 },
               },

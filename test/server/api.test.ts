@@ -120,3 +120,28 @@ test('bad requests: each gets its 4xx and code, and the service keeps serving', 
   assert.equal(doc.openapi, '3.1.0');
   assert.ok('/v1/immunizations/{id}/events' in doc.paths);
 });
+
+test('the OpenAPI document and the create route agree on the fields: each documented field is accepted, its documented enum is enforced, an undocumented one refused', async () => {
+  const doc = (await api.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as { paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { properties: Record<string, { enum?: string[]; default?: string; format?: string }> } }> } } }> };
+  const props = doc.paths['/v1/immunizations']!.post!.requestBody.content['multipart/form-data']!.schema.properties;
+  const img = await png(32, 32);
+  const examples: Record<string, string> = { model: 'tiny', eps: '8/255', stepSize: '1/255', steps: '3', size: '16', seed: '4', robustSamples: '2', diffusionSteps: '2', gradReps: '2' };
+  const fields = Object.keys(props).filter((k) => props[k]!.format !== 'binary');
+  assert.ok(fields.length >= 14, `documented fields: ${fields.join(', ')}`);
+  for (const k of fields) {
+    const p = props[k]!;
+    const good = p.enum?.find((e) => e !== p.default) ?? examples[k];
+    assert.ok(good !== undefined, `no example for the documented field ${k}`);
+    const extra = k === 'robustSamples' ? [{ name: 'robust', data: 'jpeg' }] : k === 'invertMask' || (k === 'method' && good === 'diffusion') ? [{ name: 'mask', data: img, filename: 'm.png' }] : [];
+    const ok = await create([{ name: 'image', data: img, filename: 'x.png' }, { name: k, data: good }, ...extra]);
+    assert.equal(ok.status, 202, `${k}=${good} is documented, so accepted: ${JSON.stringify(ok.body)}`);
+    if (p.enum !== undefined) {
+      const bad = await create([{ name: 'image', data: img, filename: 'x.png' }, { name: k, data: 'not-in-the-enum' }]);
+      assert.equal(bad.status, 400, `${k}: a value outside the documented enum`);
+      assert.equal(bad.body.error?.field, k);
+    }
+  }
+  const undocumented = await create([{ name: 'image', data: img, filename: 'x.png' }, { name: 'tile', data: '64' }]);
+  assert.equal(undocumented.status, 400, 'tile is a command-line parameter, not documented for the API');
+  assert.equal(undocumented.body.error?.field, 'tile');
+});
