@@ -1,6 +1,8 @@
 /**
  * Loads the libtorch addon (build/Release/immunize_torch.node) and types its surface.
- * Handles are opaque native objects; only src/torch touches them.
+ * Handles are opaque native objects; only src/torch touches them. Every function throws a JS
+ * Error (code E_TORCH, `op` naming the function or operator) for any failure, wrong argument
+ * types included; integers are refused unless they are integral numbers within int64.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,7 +30,10 @@ export interface NativeTorch {
   fromFile(path: string, offset: number, byteLength: number, shape: readonly number[], dtype: number): Handle;
   liveTensors(): number;
   // operators
+  /** The operator's id; the same schema always gets the same id. */
   op(name: string, overload: string): number;
+  /** How many distinct operators have been looked up. */
+  opCount(): number;
   call(id: number, ...args: unknown[]): unknown;
   schema(id: number): string;
   // autograd
