@@ -415,10 +415,10 @@ export class Tensor implements Disposable {
   }
   /** Variance with Bessel's correction by default (correction=1), as torch.var. */
   var(dims?: Dims, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return wrapResult(O.varCorr(this.handle, dimList(dims) ?? null, checkInt(correction, 'correction'), keepdim));
+    return wrapResult(O.varCorr(this.handle, dimList(dims) ?? null, correction, keepdim));
   }
   std(dims?: Dims, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return wrapResult(O.stdCorr(this.handle, dimList(dims) ?? null, checkInt(correction, 'correction'), keepdim));
+    return wrapResult(O.stdCorr(this.handle, dimList(dims) ?? null, correction, keepdim));
   }
   /** Without `dim`: the global max. With `dim`: [values, indices]. */
   max(): Tensor;
