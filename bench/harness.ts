@@ -9,9 +9,9 @@
  */
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { getNumThreads, torchInfo } from '../src/torch/index.js';
+import { repoRoot } from '../src/torch/root.js';
 
 export const quick = process.env['IMMUNIZE_BENCH_QUICK'] === '1';
 
@@ -31,15 +31,7 @@ export interface BenchCase {
 }
 
 /** Repository root (works from bench/ sources and their compiled copies in dist/bench/). */
-export const repoRoot: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-})();
+export { repoRoot };
 
 /** $IMMUNIZE_SHARED, else ../shared next to the repository. */
 export function sharedDir(): string {

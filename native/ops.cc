@@ -9,6 +9,9 @@
 #include <ATen/core/stack.h>
 
 #include <cmath>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace immunize {
@@ -20,47 +23,41 @@ struct OpEntry {
   std::string label;  // "aten::conv2d" or "aten::add.Tensor", for messages
 };
 
-std::vector<OpEntry>& registry() {
-  static std::vector<OpEntry> ops;
-  return ops;
-}
-
-struct ArgError : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
+// One entry per operator ever looked up, found again by label: looking up the same schema twice
+// returns the same id. A deque keeps entries in place while others are added; the mutex covers
+// lookups from worker threads, which share this addon's statics.
+struct Registry {
+  std::mutex mutex;
+  std::deque<OpEntry> entries;
+  std::unordered_map<std::string, size_t> ids;
 };
 
-const char* jsTypeName(const Napi::Value& v) {
-  if (v.IsNull()) return "null";
-  if (v.IsUndefined()) return "undefined";
-  if (v.IsBoolean()) return "boolean";
-  if (v.IsNumber()) return "number";
-  if (v.IsString()) return "string";
-  if (v.IsArray()) return "array";
-  if (v.IsExternal()) return "generator";
-  return "object";
+Registry& registry() {
+  static Registry r;
+  return r;
 }
 
+const OpEntry& entryAt(const Napi::Value& id) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.entries[static_cast<size_t>(intArg(id, "argument 'id'", 0, static_cast<int64_t>(r.entries.size()) - 1))];
+}
+
+std::string argName(const c10::Argument& arg) { return "argument '" + arg.name() + "'"; }
+
+// (qualified: unqualified lookup from here would find this overload and recurse)
 [[noreturn]] void badArg(const c10::Argument& arg, const char* expected, const Napi::Value& got) {
-  throw ArgError("argument '" + arg.name() + "' expected " + expected + " but received " + jsTypeName(got));
+  immunize::badArg(argName(arg), expected, got);
 }
 
-int64_t toInt(const c10::Argument& arg, const Napi::Value& v) {
-  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
-  if (!v.IsNumber()) badArg(arg, "an integer", v);
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d) throw ArgError("argument '" + arg.name() + "' expected an integer but received " + std::to_string(d));
-  return static_cast<int64_t>(d);
-}
+int64_t toInt(const c10::Argument& arg, const Napi::Value& v) { return intArg(v, argName(arg)); }
 
 double toDouble(const c10::Argument& arg, const Napi::Value& v) {
   if (!v.IsNumber()) badArg(arg, "a number", v);
   return v.As<Napi::Number>().DoubleValue();
 }
 
-bool toBool(const c10::Argument& arg, const Napi::Value& v) {
-  if (!v.IsBoolean()) badArg(arg, "a boolean", v);
-  return v.As<Napi::Boolean>().Value();
-}
+bool toBool(const c10::Argument& arg, const Napi::Value& v) { return boolArg(v, argName(arg)); }
 
 // A JS number is an integer Scalar when it has no fraction, so `x.add(1)` keeps an integer
 // tensor integral as Python's `x + 1` does (JS cannot tell 1 from 1.0).
@@ -134,10 +131,14 @@ c10::IValue toIValue(const c10::Argument& arg, const c10::TypePtr& type, const N
       return toIValue(arg, type->expectRef<c10::OptionalType>().getElementType(), v);
     case TypeKind::IntType:
     case TypeKind::SymIntType:
-    case TypeKind::ScalarTypeType:
-    case TypeKind::LayoutType:
-    case TypeKind::MemoryFormatType:
       return c10::IValue(toInt(arg, v));
+    // Enum codes: refused outside the enum before libtorch casts them.
+    case TypeKind::ScalarTypeType:
+      return c10::IValue(intArg(v, argName(arg), 0, static_cast<int64_t>(c10::ScalarType::NumOptions) - 1));
+    case TypeKind::LayoutType:
+      return c10::IValue(intArg(v, argName(arg), 0, static_cast<int64_t>(c10::Layout::NumOptions) - 1));
+    case TypeKind::MemoryFormatType:
+      return c10::IValue(intArg(v, argName(arg), 0, static_cast<int64_t>(c10::MemoryFormat::NumOptions) - 1));
     case TypeKind::FloatType:
       return c10::IValue(toDouble(arg, v));
     case TypeKind::BoolType:
@@ -145,8 +146,7 @@ c10::IValue toIValue(const c10::Argument& arg, const c10::TypePtr& type, const N
     case TypeKind::NumberType:
       return toScalar(arg, v);
     case TypeKind::StringType:
-      if (!v.IsString()) badArg(arg, "a string", v);
-      return c10::IValue(v.As<Napi::String>().Utf8Value());
+      return c10::IValue(stringArg(v, argName(arg)));
     case TypeKind::DeviceObjType:
       if (!v.IsString()) badArg(arg, "a device string", v);
       return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));
@@ -197,26 +197,36 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
 
 // op(name, overload) -> integer id; resolved once per operator by the TypeScript wrappers.
 Napi::Value LookupOp(const Napi::CallbackInfo& info) {
-  return guarded(info, "op", [&](Napi::Env env) -> Napi::Value {
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  const std::string name = stringArg(info[0], "argument 'name'");
+  const std::string overload = info[1].IsUndefined() ? "" : stringArg(info[1], "argument 'overload'");
+  const std::string label = name + (overload.empty() ? "" : "." + overload);
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto found = r.ids.find(label);
+  if (found == r.ids.end()) {
     auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
-    if (!handle.has_value()) throw std::invalid_argument("no operator " + name + (overload.empty() ? "" : "." + overload) + " in this libtorch");
-    registry().push_back({*handle, name + (overload.empty() ? "" : "." + overload)});
-    return Napi::Number::New(env, static_cast<double>(registry().size() - 1));
-  });
+    if (!handle.has_value()) throw ArgError("no operator " + label + " in this libtorch");
+    r.entries.push_back({*handle, label});
+    found = r.ids.emplace(label, r.entries.size() - 1).first;
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(found->second));
 }
 
-// call(id, ...args): missing or undefined trailing arguments take the schema's defaults.
+// How many operators have been looked up (each schema counts once).
+Napi::Value OpCount(const Napi::CallbackInfo& info) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return Napi::Number::New(info.Env(), static_cast<double>(r.entries.size()));
+}
+
+// call(id, ...args): missing or undefined trailing arguments take the schema's defaults. Errors
+// past the id name the operator, not "call".
 Napi::Value Call(const Napi::CallbackInfo& info) {
+  const OpEntry& op = entryAt(info[0]);
   Napi::Env env = info.Env();
-  const auto& ops = registry();
-  const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  if (id >= ops.size()) throwJs(env, "call", "bad operator id " + std::to_string(id));
-  const OpEntry& op = ops[id];
-  try {
+  return guarded(env, op.label, [&]() -> Napi::Value {
     const auto& args = op.handle.schema().arguments();
-    const size_t given = info.Length() - 1;
+    const size_t given = info.Length() == 0 ? 0 : info.Length() - 1;
     if (given > args.size()) throw ArgError("takes " + std::to_string(args.size()) + " arguments but received " + std::to_string(given));
     torch::jit::Stack stack;
     stack.reserve(args.size());
@@ -235,29 +245,22 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
     Napi::Array out = Napi::Array::New(env, stack.size());
     for (size_t i = 0; i < stack.size(); i++) out[i] = fromIValue(env, stack[i]);
     return out;
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throwJs(env, op.label, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throwJs(env, op.label, e.what());
-  }
-}
-
-Napi::Value Schema(const Napi::CallbackInfo& info) {
-  return guarded(info, "schema", [&](Napi::Env env) -> Napi::Value {
-    const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-    if (id >= registry().size()) throw std::invalid_argument("bad operator id");
-    return Napi::String::New(env, c10::toString(registry()[id].handle.schema()));
   });
 }
 
+Napi::Value Schema(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), c10::toString(entryAt(info[0]).handle.schema()));
+}
+
+const EntryPoint kEntryPoints[] = {
+    {"op", LookupOp},
+    {"opCount", OpCount},
+    {"call", Call},
+    {"schema", Schema},
+};
+
 }  // namespace
 
-void initOps(Napi::Env env, Napi::Object exports) {
-  exports.Set("op", Napi::Function::New(env, LookupOp));
-  exports.Set("call", Napi::Function::New(env, Call));
-  exports.Set("schema", Napi::Function::New(env, Schema));
-}
+void initOps(Napi::Env env, Napi::Object exports) { exportEntryPoints(env, exports, kEntryPoints); }
 
 }  // namespace immunize

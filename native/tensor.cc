@@ -11,36 +11,53 @@ namespace immunize {
 
 namespace {
 
+// The raw napi call, whose status is ignored: node-addon-api's wrapper throws on failure, and
+// the accounting is advisory.
+void adjustExternal(napi_env env, int64_t delta) noexcept {
+  if (delta == 0) return;
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, delta, &ignored);
+}
+
 int64_t hostBytes(const at::Tensor& t) {
   if (!t.defined() || !t.device().is_cpu()) return 0;
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
-void release(Napi::Env env, TensorHolder* h) {
+// Never throws: it also runs in the GC finalizer, where an exception would abort the process.
+void release(napi_env env, TensorHolder* h) noexcept {
   if (!h->t.defined()) return;
   h->t = at::Tensor();
   gLiveTensors--;
-  if (h->reportedBytes != 0) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -h->reportedBytes);
-    h->reportedBytes = 0;
-  }
+  adjustExternal(env, -h->reportedBytes);
+  h->reportedBytes = 0;
 }
 
-std::vector<int64_t> shapeArg(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw std::invalid_argument(std::string(what) + " must be an array of integers");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a[i];
-    if (!e.IsNumber()) throw std::invalid_argument(std::string(what) + " must be an array of integers");
-    out[i] = e.As<Napi::Number>().Int64Value();
+std::vector<int64_t> shapeArg(const Napi::Value& v) {
+  std::vector<int64_t> shape = intListArg(v, "argument 'shape'");
+  for (int64_t d : shape) {
+    if (d < 0) throw ArgError("argument 'shape' expected non-negative sizes but received " + c10::str(c10::IntArrayRef(shape)));
   }
-  return out;
+  return shape;
 }
 
+// A c10::ScalarType code (the numbers src/torch/dtype.ts lists); others are refused before the cast.
 at::ScalarType dtypeArg(const Napi::Value& v) {
-  if (!v.IsNumber()) throw std::invalid_argument("dtype code must be a number");
-  return static_cast<at::ScalarType>(v.As<Napi::Number>().Int32Value());
+  return static_cast<at::ScalarType>(intArg(v, "argument 'dtype'", 0, static_cast<int64_t>(at::ScalarType::NumOptions) - 1));
+}
+
+// The tensor that `shape` and `dtype` describe, with its size in bytes.
+at::Tensor emptyFor(const Napi::Value& shape, const Napi::Value& dtype) {
+  return at::empty(shapeArg(shape), at::TensorOptions().dtype(dtypeArg(dtype)));
+}
+
+size_t byteSize(const at::Tensor& t) { return static_cast<size_t>(t.numel()) * t.element_size(); }
+
+// A metadata list (sizes, strides) as a JS array.
+Napi::Value intList(Napi::Env env, c10::IntArrayRef list) {
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) out[i] = Napi::Number::New(env, static_cast<double>(list[i]));
+  return out;
 }
 
 // (typed array | ArrayBuffer) -> pointer + length, without copying.
@@ -58,14 +75,14 @@ std::pair<const uint8_t*, size_t> bytesOf(const Napi::Value& v) {
     Napi::DataView dv = v.As<Napi::DataView>();
     return {static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset(), dv.ByteLength()};
   }
-  throw std::invalid_argument("data must be a TypedArray, DataView or ArrayBuffer");
+  badArg("argument 'data'", "a TypedArray, DataView or ArrayBuffer", v);
 }
 
 }  // namespace
 
-void finalizeTensor(napi_env env, void* data, void* /*hint*/) {
+void finalizeTensor(napi_env env, void* data, void* /*hint*/) noexcept {
   auto* h = static_cast<TensorHolder*>(data);
-  release(Napi::Env(env), h);
+  release(env, h);
   delete h;
 }
 
@@ -75,29 +92,27 @@ void finalizeTensor(napi_env env, void* data, void* /*hint*/) {
 // synchronous attack loop accumulate one record per temporary tensor.
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  auto* h = new TensorHolder{std::move(t), 0};
-  h->reportedBytes = hostBytes(h->t);
-  gLiveTensors++;
-  if (h->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes);
+  // Tag first, wrap last: once napi_wrap succeeds the finalizer owns the holder, so no failure
+  // path may delete it after that.
   napi_value obj;
   napi_status st = napi_create_object(env, &obj);
-  if (st == napi_ok) st = napi_wrap(env, obj, h, finalizeTensor, nullptr, nullptr);
   if (st == napi_ok) st = napi_type_tag_object(env, obj, &kTensorTag);
-  if (st != napi_ok) {
-    release(env, h);
+  if (st != napi_ok) throw std::runtime_error("could not create a tensor handle");
+  auto* h = new TensorHolder{std::move(t), 0};
+  if (napi_wrap(env, obj, h, finalizeTensor, nullptr, nullptr) != napi_ok) {
     delete h;
     throw std::runtime_error("could not create a tensor handle");
   }
+  h->reportedBytes = hostBytes(h->t);
+  gLiveTensors++;
+  adjustExternal(env, h->reportedBytes);
   return Napi::Value(env, obj);
 }
 
 TensorHolder* tensorHolder(const Napi::Value& v, const char* what) {
   bool tagged = false;
   if (v.IsObject()) napi_check_object_type_tag(v.Env(), v, &kTensorTag, &tagged);
-  if (!tagged) {
-    const char* got = v.IsNull() ? "null" : v.IsUndefined() ? "undefined" : v.IsNumber() ? "number" : v.IsString() ? "string" : v.IsArray() ? "array" : "object";
-    throw std::invalid_argument(std::string("argument '") + what + "' expected a Tensor but received " + got);
-  }
+  if (!tagged) badArg(std::string("argument '") + what + "'", "a Tensor", v);
   void* data = nullptr;
   if (napi_unwrap(v.Env(), v, &data) != napi_ok) return nullptr;  // the wrap was removed: disposed
   return static_cast<TensorHolder*>(data);
@@ -105,162 +120,122 @@ TensorHolder* tensorHolder(const Napi::Value& v, const char* what) {
 
 at::Tensor& unwrapTensor(const Napi::Value& v, const char* what) {
   TensorHolder* h = tensorHolder(v, what);
-  if (h == nullptr || !h->t.defined()) throw std::invalid_argument(std::string(what) + " was disposed");
+  if (h == nullptr || !h->t.defined()) throw ArgError(std::string("argument '") + what + "' is a Tensor that was disposed");
   return h->t;
 }
 
 namespace {
 
+const at::Tensor& self(const Napi::CallbackInfo& info) { return unwrapTensor(info[0], "tensor"); }
+
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  return guarded(info, "dispose", [&](Napi::Env env) -> Napi::Value {
-    if (tensorHolder(info[0], "tensor") == nullptr) return env.Undefined();  // idempotent
-    void* data = nullptr;
-    if (napi_remove_wrap(env, info[0], &data) == napi_ok && data != nullptr) {
-      auto* h = static_cast<TensorHolder*>(data);
-      release(env, h);
-      delete h;
-    }
-    return env.Undefined();
-  });
+  Napi::Env env = info.Env();
+  if (tensorHolder(info[0], "tensor") == nullptr) return env.Undefined();  // idempotent
+  void* data = nullptr;
+  if (napi_remove_wrap(env, info[0], &data) == napi_ok && data != nullptr) {
+    auto* h = static_cast<TensorHolder*>(data);
+    release(env, h);
+    delete h;
+  }
+  return env.Undefined();
 }
 
-Napi::Value Shape(const Napi::CallbackInfo& info) {
-  return guarded(info, "shape", [&](Napi::Env env) -> Napi::Value {
-    const at::Tensor& t = unwrapTensor(info[0], "tensor");
-    auto sizes = t.sizes();
-    Napi::Array out = Napi::Array::New(env, sizes.size());
-    for (size_t i = 0; i < sizes.size(); i++) out[i] = Napi::Number::New(env, static_cast<double>(sizes[i]));
-    return out;
-  });
-}
-
-Napi::Value Strides(const Napi::CallbackInfo& info) {
-  return guarded(info, "strides", [&](Napi::Env env) -> Napi::Value {
-    const at::Tensor& t = unwrapTensor(info[0], "tensor");
-    auto st = t.strides();
-    Napi::Array out = Napi::Array::New(env, st.size());
-    for (size_t i = 0; i < st.size(); i++) out[i] = Napi::Number::New(env, static_cast<double>(st[i]));
-    return out;
-  });
-}
+Napi::Value Shape(const Napi::CallbackInfo& info) { return intList(info.Env(), self(info).sizes()); }
+Napi::Value Strides(const Napi::CallbackInfo& info) { return intList(info.Env(), self(info).strides()); }
 
 Napi::Value DType(const Napi::CallbackInfo& info) {
-  return guarded(info, "dtype", [&](Napi::Env env) -> Napi::Value {
-    return Napi::Number::New(env, static_cast<int>(unwrapTensor(info[0], "tensor").scalar_type()));
-  });
+  return Napi::Number::New(info.Env(), static_cast<int>(self(info).scalar_type()));
 }
-
-Napi::Value Device(const Napi::CallbackInfo& info) {
-  return guarded(info, "device", [&](Napi::Env env) -> Napi::Value {
-    return Napi::String::New(env, unwrapTensor(info[0], "tensor").device().str());
-  });
-}
-
-Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
-  return guarded(info, "requiresGrad", [&](Napi::Env env) -> Napi::Value {
-    return Napi::Boolean::New(env, unwrapTensor(info[0], "tensor").requires_grad());
-  });
-}
-
-Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
-  return guarded(info, "isLeaf", [&](Napi::Env env) -> Napi::Value {
-    return Napi::Boolean::New(env, unwrapTensor(info[0], "tensor").is_leaf());
-  });
-}
+Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), self(info).device().str()); }
+Napi::Value RequiresGrad(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), self(info).requires_grad()); }
+Napi::Value IsLeaf(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), self(info).is_leaf()); }
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  return guarded(info, "isDisposed", [&](Napi::Env env) -> Napi::Value {
-    TensorHolder* h = tensorHolder(info[0], "tensor");
-    return Napi::Boolean::New(env, h == nullptr || !h->t.defined());
-  });
+  TensorHolder* h = tensorHolder(info[0], "tensor");
+  return Napi::Boolean::New(info.Env(), h == nullptr || !h->t.defined());
 }
 
 // Same storage and offset: the JS side uses it to know an in-place op returned `self`.
 Napi::Value SameTensor(const Napi::CallbackInfo& info) {
-  return guarded(info, "sameTensor", [&](Napi::Env env) -> Napi::Value {
-    return Napi::Boolean::New(env, unwrapTensor(info[0], "a").is_same(unwrapTensor(info[1], "b")));
-  });
+  return Napi::Boolean::New(info.Env(), unwrapTensor(info[0], "a").is_same(unwrapTensor(info[1], "b")));
 }
 
 // fromBytes(data, shape, dtypeCode): copies the bytes into a new CPU tensor.
 Napi::Value FromBytes(const Napi::CallbackInfo& info) {
-  return guarded(info, "fromBytes", [&](Napi::Env env) -> Napi::Value {
-    auto [ptr, len] = bytesOf(info[0]);
-    std::vector<int64_t> shape = shapeArg(info[1], "shape");
-    at::ScalarType dtype = dtypeArg(info[2]);
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    size_t want = static_cast<size_t>(t.numel()) * t.element_size();
-    if (want != len) {
-      throw std::invalid_argument("data has " + std::to_string(len) + " bytes but shape " + c10::str(t.sizes()) + " of " +
-                                  c10::toString(dtype) + " needs " + std::to_string(want));
-    }
-    if (len) std::memcpy(t.data_ptr(), ptr, len);
-    return wrapTensor(env, std::move(t));
-  });
+  auto [ptr, len] = bytesOf(info[0]);
+  at::Tensor t = emptyFor(info[1], info[2]);
+  const size_t want = byteSize(t);
+  if (want != len) {
+    throw ArgError("data has " + std::to_string(len) + " bytes but shape " + c10::str(t.sizes()) + " of " +
+                   c10::toString(t.scalar_type()) + " needs " + std::to_string(want));
+  }
+  if (len) std::memcpy(t.data_ptr(), ptr, len);
+  return wrapTensor(info.Env(), std::move(t));
 }
 
 // toBytes(t): a fresh ArrayBuffer holding the tensor's values, contiguous, on the CPU.
 Napi::Value ToBytes(const Napi::CallbackInfo& info) {
-  return guarded(info, "toBytes", [&](Napi::Env env) -> Napi::Value {
-    at::Tensor t = unwrapTensor(info[0], "tensor").detach().to(at::kCPU).contiguous();
-    size_t len = static_cast<size_t>(t.numel()) * t.element_size();
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, len);
-    if (len) std::memcpy(ab.Data(), t.data_ptr(), len);
-    return ab;
-  });
+  at::Tensor t = self(info).detach().to(at::kCPU).contiguous();
+  const size_t len = byteSize(t);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), len);
+  if (len) std::memcpy(ab.Data(), t.data_ptr(), len);
+  return ab;
 }
+
+// Closes the descriptor on every path out of FromFile, exceptions included.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 // fromFile(path, offset, byteLength, shape, dtypeCode): reads a byte range straight into tensor
 // memory, so loading weights never holds them in the JS heap.
 Napi::Value FromFile(const Napi::CallbackInfo& info) {
-  return guarded(info, "fromFile", [&](Napi::Env env) -> Napi::Value {
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    int64_t offset = info[1].As<Napi::Number>().Int64Value();
-    int64_t length = info[2].As<Napi::Number>().Int64Value();
-    std::vector<int64_t> shape = shapeArg(info[3], "shape");
-    at::ScalarType dtype = dtypeArg(info[4]);
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    int64_t want = t.numel() * static_cast<int64_t>(t.element_size());
-    if (want != length) throw std::invalid_argument(path + ": byte length " + std::to_string(length) + " does not match shape (" + std::to_string(want) + " bytes)");
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
-    char* dst = static_cast<char*>(t.data_ptr());
-    int64_t done = 0;
-    while (done < length) {
-      ssize_t n = ::pread(fd, dst + done, static_cast<size_t>(length - done), offset + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        int err = errno;
-        ::close(fd);
-        throw std::runtime_error(path + ": read failed at byte " + std::to_string(offset + done) + (n == 0 ? ": unexpected end of file" : std::string(": ") + std::strerror(err)));
-      }
-      done += n;
+  const std::string path = stringArg(info[0], "argument 'path'");
+  const int64_t offset = intArg(info[1], "argument 'offset'", 0, INT64_MAX);
+  const int64_t length = intArg(info[2], "argument 'byteLength'", 0, INT64_MAX);
+  at::Tensor t = emptyFor(info[3], info[4]);
+  const int64_t want = static_cast<int64_t>(byteSize(t));
+  if (want != length) throw ArgError(path + ": byte length " + std::to_string(length) + " does not match shape (" + std::to_string(want) + " bytes)");
+  Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  char* dst = static_cast<char*>(t.data_ptr());
+  int64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(file.fd, dst + done, static_cast<size_t>(length - done), offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw std::runtime_error(path + ": read failed at byte " + std::to_string(offset + done) + (n == 0 ? ": unexpected end of file" : std::string(": ") + std::strerror(errno)));
     }
-    ::close(fd);
-    return wrapTensor(env, std::move(t));
-  });
+    done += n;
+  }
+  return wrapTensor(info.Env(), std::move(t));
 }
 
 Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(gLiveTensors.load()));
 }
 
+const EntryPoint kEntryPoints[] = {
+    {"dispose", Dispose},
+    {"shape", Shape},
+    {"strides", Strides},
+    {"dtype", DType},
+    {"device", Device},
+    {"requiresGrad", RequiresGrad},
+    {"isLeaf", IsLeaf},
+    {"isDisposed", IsDisposed},
+    {"sameTensor", SameTensor},
+    {"fromBytes", FromBytes},
+    {"toBytes", ToBytes},
+    {"fromFile", FromFile},
+    {"liveTensors", LiveTensors},
+};
+
 }  // namespace
 
-void initTensor(Napi::Env env, Napi::Object exports) {
-  exports.Set("dispose", Napi::Function::New(env, Dispose));
-  exports.Set("shape", Napi::Function::New(env, Shape));
-  exports.Set("strides", Napi::Function::New(env, Strides));
-  exports.Set("dtype", Napi::Function::New(env, DType));
-  exports.Set("device", Napi::Function::New(env, Device));
-  exports.Set("requiresGrad", Napi::Function::New(env, RequiresGrad));
-  exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));
-  exports.Set("isDisposed", Napi::Function::New(env, IsDisposed));
-  exports.Set("sameTensor", Napi::Function::New(env, SameTensor));
-  exports.Set("fromBytes", Napi::Function::New(env, FromBytes));
-  exports.Set("toBytes", Napi::Function::New(env, ToBytes));
-  exports.Set("fromFile", Napi::Function::New(env, FromFile));
-  exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
-}
+void initTensor(Napi::Env env, Napi::Object exports) { exportEntryPoints(env, exports, kEntryPoints); }
 
 }  // namespace immunize

@@ -1,5 +1,6 @@
 /** Tensor creation: from typed arrays and numbers, constants, ranges and random draws. */
-import { ArgumentError, describe } from '../errors.js';
+import { ArgumentError } from '../errors.js';
+import { checkInt, checkInts, isInt } from './check.js';
 import { checkDevice, type Device } from './device.js';
 import { dtypeCode, dtypeOfArray, ITEM_SIZE, type AnyTypedArray, type DType } from './dtype.js';
 import { native } from './native.js';
@@ -30,11 +31,9 @@ const O = {
   requiresGrad_: op('aten::requires_grad_'),
 };
 
+/** A shape: non-negative integers (see check.ts). */
 export function checkShape(shape: unknown, what = 'shape'): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new ArgumentError(`Expected ${what} to be an array of non-negative integers but received ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
-  }
-  return shape as number[];
+  return checkInts(shape, what, { min: 0 });
 }
 
 function finish(t: Tensor, opts: CreateOptions): Tensor {
@@ -121,9 +120,9 @@ export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
 }
 /** Integers uniform on [low, high) (torch.randint(low, high, size)); int64 unless dtype says. */
 export function randint(low: number, high: number, shape: Shape, opts: RandomOptions = {}): Tensor {
-  if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low) {
-    throw new ArgumentError(`randint(): expected integers low < high but received low=${low}, high=${high}`);
-  }
+  checkInt(low, 'low');
+  checkInt(high, 'high');
+  if (high <= low) throw new ArgumentError(`randint(): expected low < high but received low=${low}, high=${high}`);
   const s = checkShape([...shape]);
   const d = dt({ dtype: 'int64', ...opts });
   const r = opts.generator === undefined ? O.randint(low, high, s, d, undefined, dev(opts)) : O.randintGen(low, high, s, opts.generator.handle, d, undefined, dev(opts));
@@ -140,13 +139,13 @@ export function randLike(t: Tensor, opts: CreateOptions = {}): Tensor {
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
   if (end === undefined) { end = start; start = 0; }
   if (step === 0) throw new ArgumentError('arange(): step must be non-zero');
-  const allInt = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
+  const allInt = isInt(start) && isInt(end) && isInt(step);
   const d = opts.dtype ?? (allInt ? 'int64' : 'float32');
   return finish(wrapResult(O.arange(start, end, step, dtypeCode(d), undefined, dev(opts))), opts);
 }
 export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
-  return finish(wrapResult(O.linspace(start, end, steps, dt(opts), undefined, dev(opts))), opts);
+  return finish(wrapResult(O.linspace(start, end, checkInt(steps, 'steps', { min: 0 }), dt(opts), undefined, dev(opts))), opts);
 }
 export function eye(n: number, opts: CreateOptions = {}): Tensor {
-  return finish(wrapResult(O.eye(n, dt(opts), undefined, dev(opts))), opts);
+  return finish(wrapResult(O.eye(checkInt(n, 'n', { min: 0 }), dt(opts), undefined, dev(opts))), opts);
 }

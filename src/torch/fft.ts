@@ -1,4 +1,5 @@
 /** Discrete Fourier transforms (torch.fft), as the frequency-domain metrics need them. */
+import { checkInt, checkInts, checkOptInt } from './check.js';
 import { op } from './ops.js';
 import { Tensor, internal } from './tensor.js';
 
@@ -15,9 +16,9 @@ const O = {
 };
 
 const nd = (f: (...a: unknown[]) => unknown, def: number[] | null) => (x: Tensor, o: FftOptions = {}): Tensor =>
-  wrapResult(f(x.handle, o.s ? [...o.s] : null, o.dim ? [...o.dim] : def, o.norm ?? null));
+  wrapResult(f(x.handle, o.s ? checkInts(o.s, 's') : null, o.dim ? checkInts(o.dim, 'dim') : def, o.norm ?? null));
 const one = (f: (...a: unknown[]) => unknown) => (x: Tensor, o: Fft1Options = {}): Tensor =>
-  wrapResult(f(x.handle, o.n ?? null, o.dim ?? -1, o.norm ?? null));
+  wrapResult(f(x.handle, checkOptInt(o.n, 'n', { min: 1 }), checkInt(o.dim ?? -1, 'dim'), o.norm ?? null));
 
 export const fft = one(O.fft);
 export const ifft = one(O.ifft);
@@ -29,5 +30,5 @@ export const rfft2 = nd(O.rfft2, [-2, -1]);
 export const irfft2 = nd(O.irfft2, [-2, -1]);
 export const fftn = nd(O.fftn, null);
 export const ifftn = nd(O.ifftn, null);
-export function fftshift(x: Tensor, dim?: readonly number[]): Tensor { return wrapResult(O.fftshift(x.handle, dim ? [...dim] : null)); }
-export function ifftshift(x: Tensor, dim?: readonly number[]): Tensor { return wrapResult(O.ifftshift(x.handle, dim ? [...dim] : null)); }
+export function fftshift(x: Tensor, dim?: readonly number[]): Tensor { return wrapResult(O.fftshift(x.handle, dim ? checkInts(dim, 'dim') : null)); }
+export function ifftshift(x: Tensor, dim?: readonly number[]): Tensor { return wrapResult(O.ifftshift(x.handle, dim ? checkInts(dim, 'dim') : null)); }

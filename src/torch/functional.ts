@@ -3,6 +3,7 @@
  * PyTorch's defaults; validation happens here so native code gets only well-formed calls.
  */
 import { ArgumentError, describe } from '../errors.js';
+import { checkInt, checkInts, checkOptInt, isInt } from './check.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { hasOp, op, schemaOf } from './ops.js';
 import { Tensor, internal } from './tensor.js';
@@ -26,7 +27,7 @@ const O = {
 
 function pair(v: Pair, what: string): [number, number] {
   const p: readonly number[] = typeof v === 'number' ? [v, v] : v;
-  if (p.length !== 2 || !p.every((x) => Number.isSafeInteger(x))) throw new ArgumentError(`Expected ${what} to be an integer or a pair of integers but received ${describe(v)}`);
+  if (p.length !== 2 || !p.every(isInt)) throw new ArgumentError(`Expected an integer or a pair of integers for ${what} but received ${describe(v)}`);
   return [p[0]!, p[1]!];
 }
 
@@ -38,7 +39,7 @@ export interface Conv2dOptions { stride?: Pair; padding?: Pair | 'same' | 'valid
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
   const stride = pair(o.stride ?? 1, 'stride');
   const dilation = pair(o.dilation ?? 1, 'dilation');
-  const groups = o.groups ?? 1;
+  const groups = checkInt(o.groups ?? 1, 'groups', { min: 1 });
   const b = bias?.handle ?? null;
   if (typeof o.padding === 'string') return wrapResult(O.conv2dPad(x.handle, weight.handle, b, stride, o.padding, dilation, groups));
   return wrapResult(O.conv2d(x.handle, weight.handle, b, stride, pair(o.padding ?? 0, 'padding'), dilation, groups));
@@ -47,7 +48,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
 export interface ConvTranspose2dOptions { stride?: Pair; padding?: Pair; outputPadding?: Pair; groups?: number; dilation?: Pair }
 export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvTranspose2dOptions = {}): Tensor {
   return wrapResult(O.convT2d(x.handle, weight.handle, bias?.handle ?? null, pair(o.stride ?? 1, 'stride'), pair(o.padding ?? 0, 'padding'),
-    pair(o.outputPadding ?? 0, 'outputPadding'), o.groups ?? 1, pair(o.dilation ?? 1, 'dilation')));
+    pair(o.outputPadding ?? 0, 'outputPadding'), checkInt(o.groups ?? 1, 'groups', { min: 1 }), pair(o.dilation ?? 1, 'dilation')));
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -56,14 +57,14 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
 
 export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
   const c = x.shape[1];
-  if (c === undefined || !Number.isSafeInteger(numGroups) || numGroups < 1 || c % numGroups !== 0) {
+  if (c === undefined || !isInt(numGroups) || numGroups < 1 || c % numGroups !== 0) {
     throw new ArgumentError(`groupNorm: ${c ?? 'no'} channels cannot be split into ${describe(numGroups)} groups`);
   }
   return wrapResult(O.groupNorm(x.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps, true));
 }
 
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return wrapResult(O.layerNorm(x.handle, [...normalizedShape], weight?.handle ?? null, bias?.handle ?? null, eps, true));
+  return wrapResult(O.layerNorm(x.handle, checkInts(normalizedShape, 'normalizedShape'), weight?.handle ?? null, bias?.handle ?? null, eps, true));
 }
 
 export interface BatchNormOptions { weight?: Tensor | null; bias?: Tensor | null; training?: boolean; momentum?: number; eps?: number }
@@ -118,7 +119,7 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
 export type PadMode = 'constant' | 'reflect' | 'replicate';
 /** F.pad: `pads` lists (left, right, top, bottom, ...) from the last dim backwards. */
 export function pad(x: Tensor, pads: readonly number[], mode: PadMode = 'constant', value = 0): Tensor {
-  if (pads.length % 2 !== 0 || !pads.every((p) => Number.isSafeInteger(p))) throw new ArgumentError(`pad: expected an even number of integers but received [${pads.join(', ')}]`);
+  if (pads.length % 2 !== 0 || !pads.every(isInt)) throw new ArgumentError(`pad: expected an even number of integers but received [${pads.join(', ')}]`);
   if (mode === 'constant') return wrapResult(O.constantPad(x.handle, [...pads], value));
   if (value !== 0) throw new ArgumentError(`pad: value only applies to mode 'constant', not '${mode}'`);
   const nd = x.ndim;
@@ -130,7 +131,7 @@ export function pad(x: Tensor, pads: readonly number[], mode: PadMode = 'constan
 export interface Pool2dOptions { stride?: Pair; padding?: Pair; ceilMode?: boolean }
 export function avgPool2d(x: Tensor, kernel: Pair, o: Pool2dOptions & { countIncludePad?: boolean; divisorOverride?: number } = {}): Tensor {
   const k = pair(kernel, 'kernel');
-  return wrapResult(O.avgPool2d(x.handle, k, pair(o.stride ?? k, 'stride'), pair(o.padding ?? 0, 'padding'), o.ceilMode ?? false, o.countIncludePad ?? true, o.divisorOverride ?? null));
+  return wrapResult(O.avgPool2d(x.handle, k, pair(o.stride ?? k, 'stride'), pair(o.padding ?? 0, 'padding'), o.ceilMode ?? false, o.countIncludePad ?? true, checkOptInt(o.divisorOverride, 'divisorOverride')));
 }
 export function maxPool2d(x: Tensor, kernel: Pair, o: Pool2dOptions & { dilation?: Pair } = {}): Tensor {
   const k = pair(kernel, 'kernel');
@@ -139,8 +140,8 @@ export function maxPool2d(x: Tensor, kernel: Pair, o: Pool2dOptions & { dilation
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
   return wrapResult(O.adaptiveAvgPool2d(x.handle, pair(outputSize, 'outputSize')));
 }
-export function pixelShuffle(x: Tensor, factor: number): Tensor { return wrapResult(O.pixelShuffle(x.handle, factor)); }
-export function pixelUnshuffle(x: Tensor, factor: number): Tensor { return wrapResult(O.pixelUnshuffle(x.handle, factor)); }
+export function pixelShuffle(x: Tensor, factor: number): Tensor { return wrapResult(O.pixelShuffle(x.handle, checkInt(factor, 'factor', { min: 1 }))); }
+export function pixelUnshuffle(x: Tensor, factor: number): Tensor { return wrapResult(O.pixelUnshuffle(x.handle, checkInt(factor, 'factor', { min: 1 }))); }
 /** im2col (F.unfold): [N, C*kh*kw, L]. */
 export function unfold(x: Tensor, kernel: Pair, o: { dilation?: Pair; padding?: Pair; stride?: Pair } = {}): Tensor {
   return wrapResult(O.unfold(x.handle, pair(kernel, 'kernel'), pair(o.dilation ?? 1, 'dilation'), pair(o.padding ?? 0, 'padding'), pair(o.stride ?? 1, 'stride')));
@@ -155,7 +156,7 @@ export function l1Loss(input: Tensor, target: Tensor, reduction: Reduction = 'me
   return wrapResult(O.l1Loss(input.handle, target.handle, REDUCTION[reduction]));
 }
 export function cosineSimilarity(a: Tensor, b: Tensor, dim = 1, eps = 1e-8): Tensor {
-  return wrapResult(O.cosineSimilarity(a.handle, b.handle, dim, eps));
+  return wrapResult(O.cosineSimilarity(a.handle, b.handle, checkInt(dim, 'dim'), eps));
 }
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {
   return wrapResult(O.dropout(x.handle, p, training));

@@ -1,12 +1,14 @@
 /**
  * Loads the libtorch addon (build/Release/immunize_torch.node) and types its surface.
- * Handles are opaque native objects; only src/torch touches them.
+ * Handles are opaque native objects; only src/torch touches them. Every function throws a JS
+ * Error (code E_TORCH, `op` naming the function or operator) for any failure, wrong argument
+ * types included; integers are refused unless they are integral numbers within int64.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ImmunizeError } from '../errors.js';
+import { repoRoot } from './root.js';
 
 /** An opaque native handle (a tagged napi External). */
 export type Handle = object & { readonly __handle: unique symbol };
@@ -28,7 +30,10 @@ export interface NativeTorch {
   fromFile(path: string, offset: number, byteLength: number, shape: readonly number[], dtype: number): Handle;
   liveTensors(): number;
   // operators
+  /** The operator's id; the same schema always gets the same id. */
   op(name: string, overload: string): number;
+  /** How many distinct operators have been looked up. */
+  opCount(): number;
   call(id: number, ...args: unknown[]): unknown;
   schema(id: number): string;
   // autograd
@@ -53,19 +58,8 @@ export interface NativeTorch {
   info(): { torchVersion: string; parallelInfo: string; hasCuda: boolean };
 }
 
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('immunize: package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
-
 function load(): NativeTorch {
-  const root = findRoot();
-  const path = process.env['IMMUNIZE_NATIVE'] ?? join(root, 'build', 'Release', 'immunize_torch.node');
+  const path = process.env['IMMUNIZE_NATIVE'] ?? join(repoRoot, 'build', 'Release', 'immunize_torch.node');
   if (!existsSync(path)) {
     throw new ImmunizeError('E_NATIVE_MISSING', `the native tensor engine is not built (${path} is missing). ` +
       'Run `npm install` (it builds against libtorch; on Debian first `sudo apt-get install -y libtorch-dev`).');

@@ -38,6 +38,11 @@ export function op(name: string, overload = ''): OpCaller {
   };
 }
 
+/** How many distinct operators native code has looked up: repeated lookups do not add to it. */
+export function registeredOpCount(): number {
+  return native.opCount();
+}
+
 /** True when this libtorch has the operator (e.g. scaled_dot_product_attention is 2.x only). */
 export function hasOp(name: string, overload = ''): boolean {
   try {

@@ -4,6 +4,7 @@
  * seed, as in PyTorch; results say which generator they used.
  */
 import { ArgumentError, describe } from '../errors.js';
+import { isInt } from './check.js';
 import { checkDevice, type Device } from './device.js';
 import { native, type GeneratorHandle } from './native.js';
 import { torchError } from './ops.js';
@@ -11,9 +12,7 @@ import { Tensor } from './tensor.js';
 
 function checkSeed(seed: unknown): number | bigint {
   if (typeof seed === 'bigint') return seed;
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
-    throw new ArgumentError(`Expected seed to be a safe integer or a bigint but received ${describe(seed)}`);
-  }
+  if (!isInt(seed)) throw new ArgumentError(`Expected an integer or a bigint for seed but received ${describe(seed)}`);
   return seed;
 }
 

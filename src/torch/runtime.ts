@@ -1,12 +1,12 @@
 /** Process-wide settings: threads, memory statistics, build information. */
 import { availableParallelism } from 'node:os';
-import { ArgumentError, describe } from '../errors.js';
+import { ArgumentError } from '../errors.js';
+import { checkInt, isInt } from './check.js';
 import { native } from './native.js';
 
 /** Sets libtorch's intra-op thread count (at::set_num_threads). */
 export function setNumThreads(n: number): void {
-  if (!Number.isSafeInteger(n) || n < 1) throw new ArgumentError(`Expected threads to be a positive integer but received ${describe(n)}`);
-  native.setNumThreads(n);
+  native.setNumThreads(checkInt(n, 'threads', { min: 1, max: 2 ** 31 - 1 }));
 }
 export function getNumThreads(): number {
   return native.getNumThreads();
@@ -26,7 +26,7 @@ export function defaultThreads(): number {
   const env = process.env['IMMUNIZE_NUM_THREADS'];
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isSafeInteger(n) || n < 1) throw new ArgumentError(`IMMUNIZE_NUM_THREADS must be a positive integer but is '${env}'`);
+    if (!isInt(n) || n < 1) throw new ArgumentError(`IMMUNIZE_NUM_THREADS must be a positive integer but is '${env}'`);
     return n;
   }
   return availableParallelism();

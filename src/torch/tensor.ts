@@ -7,6 +7,7 @@ import { inspect } from 'node:util';
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
 import { checkDevice, type Device } from './device.js';
 import { dtypeCode, dtypeFromCode, isComplex, type DType } from './dtype.js';
+import { checkInt, checkInts, checkOptInt } from './check.js';
 import { native, type Handle } from './native.js';
 import { op, torchError } from './ops.js';
 import { registerTensorClass, track } from './scope.js';
@@ -83,9 +84,19 @@ function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
 }
 
-function dimList(dims: Dims | undefined): number[] | undefined {
+/** A dim argument, checked (see check.ts). */
+function checkDim(d: unknown, what = 'dim'): number {
+  return checkInt(d, what);
+}
+
+/** One dim or a list of them, as the int[] that reductions take; undefined stays undefined. */
+function dimList(dims: Dims | undefined, what = 'dims'): number[] | undefined {
   if (dims === undefined) return undefined;
-  return typeof dims === 'number' ? [dims] : [...dims];
+  return typeof dims === 'number' ? [checkDim(dims, what)] : checkInts(dims, what);
+}
+
+function optDtype(dtype: DType | undefined): number | undefined {
+  return dtype === undefined ? undefined : dtypeCode(dtype);
 }
 
 function wrapResult(r: unknown): Tensor {
@@ -138,7 +149,8 @@ export class Tensor implements Disposable {
   size(d?: number): number | number[] {
     const s = this.shape;
     if (d === undefined) return s;
-    const i = d < 0 ? d + s.length : d;
+    const k = checkDim(d);
+    const i = k < 0 ? k + s.length : k;
     if (i < 0 || i >= s.length) throw new ArgumentError(`size(${d}): dimension out of range for a ${s.length}-d tensor`);
     return s[i]!;
   }
@@ -236,7 +248,7 @@ export class Tensor implements Disposable {
   half(): Tensor { return this.to('float16'); }
   long(): Tensor { return this.to('int64'); }
   cpu(): Tensor { return this.to('cpu'); }
-  cuda(index = 0): Tensor { return this.to(`cuda:${index}`); }
+  cuda(index = 0): Tensor { return this.to(`cuda:${checkInt(index, 'index', { min: 0 })}`); }
   /** Another handle on the same tensor (same storage, same autograd history). */
   alias(): Tensor { return wrapResult(O.alias(this.handle)); }
   clone(): Tensor { return wrapResult(O.clone(this.handle)); }
@@ -306,7 +318,7 @@ export class Tensor implements Disposable {
   ceil(): Tensor { return wrapResult(O.ceil(this.handle)); }
   /** Round half to even, as torch.round; `decimals` as torch.round(x, decimals=n). */
   round(decimals?: number): Tensor {
-    return wrapResult(decimals === undefined ? O.round(this.handle) : O.roundDec(this.handle, decimals));
+    return wrapResult(decimals === undefined ? O.round(this.handle) : O.roundDec(this.handle, checkInt(decimals, 'decimals')));
   }
   trunc(): Tensor { return wrapResult(O.trunc(this.handle)); }
   frac(): Tensor { return wrapResult(O.frac(this.handle)); }
@@ -325,10 +337,10 @@ export class Tensor implements Disposable {
   /** approximate: 'none' (exact erf form) or 'tanh', as torch.nn.functional.gelu. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return wrapResult(O.gelu(this.handle, approximate)); }
   softmax(dim: number, dtype?: DType): Tensor {
-    return wrapResult(O.softmax(this.handle, dim, dtype === undefined ? undefined : dtypeCode(dtype)));
+    return wrapResult(O.softmax(this.handle, checkDim(dim), optDtype(dtype)));
   }
   logSoftmax(dim: number, dtype?: DType): Tensor {
-    return wrapResult(O.logSoftmax(this.handle, dim, dtype === undefined ? undefined : dtypeCode(dtype)));
+    return wrapResult(O.logSoftmax(this.handle, checkDim(dim), optDtype(dtype)));
   }
   clamp(min?: number | Tensor | null, max?: number | Tensor | null): Tensor {
     if (isTensor(min) || isTensor(max)) {
@@ -391,15 +403,15 @@ export class Tensor implements Disposable {
 
   // ---- reductions -------------------------------------------------------------------------
   sum(dims?: Dims, keepdim = false, dtype?: DType): Tensor {
-    const dt = dtype === undefined ? undefined : dtypeCode(dtype);
+    const dt = optDtype(dtype);
     return wrapResult(dims === undefined ? O.sumAll(this.handle, dt) : O.sumDim(this.handle, dimList(dims), keepdim, dt));
   }
   mean(dims?: Dims, keepdim = false, dtype?: DType): Tensor {
-    const dt = dtype === undefined ? undefined : dtypeCode(dtype);
+    const dt = optDtype(dtype);
     return wrapResult(dims === undefined ? O.meanAll(this.handle, dt) : O.meanDim(this.handle, dimList(dims), keepdim, dt));
   }
   prod(dim?: number, keepdim = false): Tensor {
-    return wrapResult(dim === undefined ? O.prodAll(this.handle) : O.prodDim(this.handle, dim, keepdim));
+    return wrapResult(dim === undefined ? O.prodAll(this.handle) : O.prodDim(this.handle, checkDim(dim), keepdim));
   }
   /** Variance with Bessel's correction by default (correction=1), as torch.var. */
   var(dims?: Dims, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
@@ -412,47 +424,47 @@ export class Tensor implements Disposable {
   max(): Tensor;
   max(dim: number, keepdim?: boolean): [Tensor, Tensor];
   max(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
-    return dim === undefined ? wrapResult(O.maxAll(this.handle)) : wrapPair(O.maxDim(this.handle, dim, keepdim));
+    return dim === undefined ? wrapResult(O.maxAll(this.handle)) : wrapPair(O.maxDim(this.handle, checkDim(dim), keepdim));
   }
   min(): Tensor;
   min(dim: number, keepdim?: boolean): [Tensor, Tensor];
   min(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
-    return dim === undefined ? wrapResult(O.minAll(this.handle)) : wrapPair(O.minDim(this.handle, dim, keepdim));
+    return dim === undefined ? wrapResult(O.minAll(this.handle)) : wrapPair(O.minDim(this.handle, checkDim(dim), keepdim));
   }
   amax(dims: Dims = [], keepdim = false): Tensor { return wrapResult(O.amax(this.handle, dimList(dims), keepdim)); }
   amin(dims: Dims = [], keepdim = false): Tensor { return wrapResult(O.amin(this.handle, dimList(dims), keepdim)); }
-  argmax(dim?: number, keepdim = false): Tensor { return wrapResult(O.argmax(this.handle, dim ?? null, keepdim)); }
-  argmin(dim?: number, keepdim = false): Tensor { return wrapResult(O.argmin(this.handle, dim ?? null, keepdim)); }
+  argmax(dim?: number, keepdim = false): Tensor { return wrapResult(O.argmax(this.handle, checkOptInt(dim, 'dim'), keepdim)); }
+  argmin(dim?: number, keepdim = false): Tensor { return wrapResult(O.argmin(this.handle, checkOptInt(dim, 'dim'), keepdim)); }
   /** Vector p-norm over dims (all by default), as torch.linalg.vector_norm / Tensor.norm. */
   norm(p: number = 2, dims?: Dims, keepdim = false): Tensor {
     return wrapResult(O.vectorNorm(this.handle, p, dimList(dims) ?? null, keepdim));
   }
   logsumexp(dims: Dims, keepdim = false): Tensor { return wrapResult(O.logsumexp(this.handle, dimList(dims), keepdim)); }
   all(dim?: number, keepdim = false): Tensor {
-    return wrapResult(dim === undefined ? O.all(this.handle) : O.allDim(this.handle, dim, keepdim));
+    return wrapResult(dim === undefined ? O.all(this.handle) : O.allDim(this.handle, checkDim(dim), keepdim));
   }
   any(dim?: number, keepdim = false): Tensor {
-    return wrapResult(dim === undefined ? O.any(this.handle) : O.anyDim(this.handle, dim, keepdim));
+    return wrapResult(dim === undefined ? O.any(this.handle) : O.anyDim(this.handle, checkDim(dim), keepdim));
   }
-  cumsum(dim: number, dtype?: DType): Tensor { return wrapResult(O.cumsum(this.handle, dim, dtype === undefined ? undefined : dtypeCode(dtype))); }
-  cumprod(dim: number): Tensor { return wrapResult(O.cumprod(this.handle, dim)); }
+  cumsum(dim: number, dtype?: DType): Tensor { return wrapResult(O.cumsum(this.handle, checkDim(dim), optDtype(dtype))); }
+  cumprod(dim: number): Tensor { return wrapResult(O.cumprod(this.handle, checkDim(dim))); }
   /** [values, indices]; `stable` keeps the order of equal elements. */
   sort(dim = -1, descending = false, stable = false): [Tensor, Tensor] {
-    return wrapPair(stable ? O.sortStable(this.handle, true, dim, descending) : O.sort(this.handle, dim, descending));
+    return wrapPair(stable ? O.sortStable(this.handle, true, checkDim(dim), descending) : O.sort(this.handle, checkDim(dim), descending));
   }
-  argsort(dim = -1, descending = false): Tensor { return wrapResult(O.argsort(this.handle, dim, descending)); }
+  argsort(dim = -1, descending = false): Tensor { return wrapResult(O.argsort(this.handle, checkDim(dim), descending)); }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
-    return wrapPair(O.topk(this.handle, k, dim, largest, sorted));
+    return wrapPair(O.topk(this.handle, checkInt(k, 'k'), checkDim(dim), largest, sorted));
   }
-  kthvalue(k: number, dim = -1, keepdim = false): [Tensor, Tensor] { return wrapPair(O.kthvalue(this.handle, k, dim, keepdim)); }
+  kthvalue(k: number, dim = -1, keepdim = false): [Tensor, Tensor] { return wrapPair(O.kthvalue(this.handle, checkInt(k, 'k'), checkDim(dim), keepdim)); }
   median(): Tensor;
   median(dim: number, keepdim?: boolean): [Tensor, Tensor];
   median(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
-    return dim === undefined ? wrapResult(O.median(this.handle)) : wrapPair(O.medianDim(this.handle, dim, keepdim));
+    return dim === undefined ? wrapResult(O.median(this.handle)) : wrapPair(O.medianDim(this.handle, checkDim(dim), keepdim));
   }
   quantile(q: number | Tensor, dim?: number, keepdim = false, interpolation: 'linear' | 'lower' | 'higher' | 'midpoint' | 'nearest' = 'linear'): Tensor {
-    return wrapResult(isTensor(q) ? O.quantile(this.handle, q.handle, dim ?? null, keepdim, interpolation)
-      : O.quantileS(this.handle, q, dim ?? null, keepdim, interpolation));
+    const d = checkOptInt(dim, 'dim');
+    return wrapResult(isTensor(q) ? O.quantile(this.handle, q.handle, d, keepdim, interpolation) : O.quantileS(this.handle, q, d, keepdim, interpolation));
   }
 
   // ---- linear algebra ---------------------------------------------------------------------
@@ -467,40 +479,32 @@ export class Tensor implements Disposable {
    * is computed as alpha * bmm(b1, b2) instead.
    */
   baddbmm(batch1: Tensor, batch2: Tensor, { beta = 1, alpha = 1 }: { beta?: number; alpha?: number } = {}): Tensor {
-    if (beta === 0) {
-      const p = wrapResult(O.bmm(batch1.handle, batch2.handle));
-      if (alpha === 1) return p;
-      using _p = p;
-      return p.mul(alpha);
-    }
+    if (beta === 0) return scaled(wrapResult(O.bmm(batch1.handle, batch2.handle)), alpha);
     return wrapResult(O.baddbmm(this.handle, batch1.handle, batch2.handle, beta, alpha));
   }
   /** beta * this + alpha * (m1 @ m2), with the same beta = 0 guard as baddbmm. */
   addmm(m1: Tensor, m2: Tensor, { beta = 1, alpha = 1 }: { beta?: number; alpha?: number } = {}): Tensor {
-    if (beta === 0) {
-      const p = wrapResult(O.mm(m1.handle, m2.handle));
-      if (alpha === 1) return p;
-      using _p = p;
-      return p.mul(alpha);
-    }
+    if (beta === 0) return scaled(wrapResult(O.mm(m1.handle, m2.handle)), alpha);
     return wrapResult(O.addmm(this.handle, m1.handle, m2.handle, beta, alpha));
   }
 
   // ---- shape and views --------------------------------------------------------------------
-  reshape(...shape: number[] | [Shape]): Tensor { return wrapResult(O.reshape(this.handle, shapeArgs(shape))); }
-  view(...shape: number[] | [Shape]): Tensor { return wrapResult(O.view(this.handle, shapeArgs(shape))); }
+  reshape(...shape: number[] | [Shape]): Tensor { return wrapResult(O.reshape(this.handle, shapeArgs(shape, 'shape'))); }
+  view(...shape: number[] | [Shape]): Tensor { return wrapResult(O.view(this.handle, shapeArgs(shape, 'shape'))); }
   /** Reinterprets the bytes as another dtype of the same size (Tensor.view(dtype)). */
   viewAs(dtype: DType): Tensor { return wrapResult(O.viewDtype(this.handle, dtypeCode(dtype))); }
-  permute(...dims: number[] | [Shape]): Tensor { return wrapResult(O.permute(this.handle, shapeArgs(dims))); }
-  transpose(dim0: number, dim1: number): Tensor { return wrapResult(O.transpose(this.handle, dim0, dim1)); }
+  permute(...dims: number[] | [Shape]): Tensor { return wrapResult(O.permute(this.handle, shapeArgs(dims, 'dims'))); }
+  transpose(dim0: number, dim1: number): Tensor { return wrapResult(O.transpose(this.handle, checkDim(dim0, 'dim0'), checkDim(dim1, 'dim1'))); }
   /** Transpose of the last two dims (`x.mT`). */
   get mT(): Tensor { return this.transpose(-2, -1); }
-  narrow(dim: number, start: number, length: number): Tensor { return wrapResult(O.narrow(this.handle, dim, start, length)); }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return wrapResult(O.narrow(this.handle, checkDim(dim), checkInt(start, 'start'), checkInt(length, 'length')));
+  }
   /** x[..., start:end:step, ...] along `dim`; end defaults to the end, negatives count from it. */
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
-    return wrapResult(O.slice(this.handle, dim, start ?? null, end ?? null, step));
+    return wrapResult(O.slice(this.handle, checkDim(dim), checkOptInt(start, 'start'), checkOptInt(end, 'end'), checkInt(step, 'step')));
   }
-  select(dim: number, index: number): Tensor { return wrapResult(O.select(this.handle, dim, index)); }
+  select(dim: number, index: number): Tensor { return wrapResult(O.select(this.handle, checkDim(dim), checkInt(index, 'index'))); }
   /** Advanced indexing x[i0, i1, ...] with index tensors (null keeps a dim whole). */
   index(indices: readonly (Tensor | null)[]): Tensor {
     return wrapResult(O.index(this.handle, indices.map((t) => (t === null ? null : t.handle))));
@@ -510,28 +514,31 @@ export class Tensor implements Disposable {
     this.#inplace(O.indexPut_(this.handle, indices.map((t) => (t === null ? null : t.handle)), values.handle, accumulate));
     return this;
   }
-  indexSelect(dim: number, index: Tensor): Tensor { return wrapResult(O.indexSelect(this.handle, dim, index.handle)); }
-  gather(dim: number, index: Tensor): Tensor { return wrapResult(O.gather(this.handle, dim, index.handle)); }
-  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrapResult(O.scatter(this.handle, dim, index.handle, src.handle)); }
-  chunk(chunks: number, dim = 0): Tensor[] { return wrapList(O.chunk(this.handle, chunks, dim)); }
+  indexSelect(dim: number, index: Tensor): Tensor { return wrapResult(O.indexSelect(this.handle, checkDim(dim), index.handle)); }
+  gather(dim: number, index: Tensor): Tensor { return wrapResult(O.gather(this.handle, checkDim(dim), index.handle)); }
+  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrapResult(O.scatter(this.handle, checkDim(dim), index.handle, src.handle)); }
+  chunk(chunks: number, dim = 0): Tensor[] { return wrapList(O.chunk(this.handle, checkInt(chunks, 'chunks'), checkDim(dim))); }
   /** Python's split: an int is a chunk size, an array lists the sizes. */
   split(sizes: number | readonly number[], dim = 0): Tensor[] {
-    return wrapList(typeof sizes === 'number' ? O.splitSize(this.handle, sizes, dim) : O.splitSizes(this.handle, [...sizes], dim));
+    const d = checkDim(dim);
+    return wrapList(typeof sizes === 'number' ? O.splitSize(this.handle, checkInt(sizes, 'sizes'), d) : O.splitSizes(this.handle, checkInts(sizes, 'sizes'), d));
   }
-  expand(...shape: number[] | [Shape]): Tensor { return wrapResult(O.expand(this.handle, shapeArgs(shape))); }
+  expand(...shape: number[] | [Shape]): Tensor { return wrapResult(O.expand(this.handle, shapeArgs(shape, 'shape'))); }
   expandAs(other: Tensor): Tensor { return wrapResult(O.expandAs(this.handle, other.handle)); }
-  repeat(...repeats: number[] | [Shape]): Tensor { return wrapResult(O.repeat(this.handle, shapeArgs(repeats))); }
-  repeatInterleave(repeats: number, dim?: number): Tensor { return wrapResult(O.repeatInterleave(this.handle, repeats, dim ?? null)); }
-  flatten(startDim = 0, endDim = -1): Tensor { return wrapResult(O.flatten(this.handle, startDim, endDim)); }
-  unflatten(dim: number, sizes: Shape): Tensor { return wrapResult(O.unflatten(this.handle, dim, [...sizes])); }
-  squeeze(dim?: number): Tensor { return wrapResult(dim === undefined ? O.squeezeAll(this.handle) : O.squeezeDim(this.handle, dim)); }
-  unsqueeze(dim: number): Tensor { return wrapResult(O.unsqueeze(this.handle, dim)); }
+  repeat(...repeats: number[] | [Shape]): Tensor { return wrapResult(O.repeat(this.handle, shapeArgs(repeats, 'repeats'))); }
+  repeatInterleave(repeats: number, dim?: number): Tensor {
+    return wrapResult(O.repeatInterleave(this.handle, checkInt(repeats, 'repeats'), checkOptInt(dim, 'dim')));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor { return wrapResult(O.flatten(this.handle, checkDim(startDim, 'startDim'), checkDim(endDim, 'endDim'))); }
+  unflatten(dim: number, sizes: Shape): Tensor { return wrapResult(O.unflatten(this.handle, checkDim(dim), checkInts(sizes, 'sizes'))); }
+  squeeze(dim?: number): Tensor { return wrapResult(dim === undefined ? O.squeezeAll(this.handle) : O.squeezeDim(this.handle, checkDim(dim))); }
+  unsqueeze(dim: number): Tensor { return wrapResult(O.unsqueeze(this.handle, checkDim(dim))); }
   flip(dims: Dims): Tensor { return wrapResult(O.flip(this.handle, dimList(dims))); }
   roll(shifts: number | readonly number[], dims: Dims): Tensor {
-    return wrapResult(O.roll(this.handle, typeof shifts === 'number' ? [shifts] : [...shifts], dimList(dims)));
+    return wrapResult(O.roll(this.handle, dimList(shifts, 'shifts'), dimList(dims)));
   }
-  tril(diagonal = 0): Tensor { return wrapResult(O.tril(this.handle, diagonal)); }
-  triu(diagonal = 0): Tensor { return wrapResult(O.triu(this.handle, diagonal)); }
+  tril(diagonal = 0): Tensor { return wrapResult(O.tril(this.handle, checkInt(diagonal, 'diagonal'))); }
+  triu(diagonal = 0): Tensor { return wrapResult(O.triu(this.handle, checkInt(diagonal, 'diagonal'))); }
 
   // ---- complex ----------------------------------------------------------------------------
   real(): Tensor { return wrapResult(O.real(this.handle)); }
@@ -566,15 +573,22 @@ export class Tensor implements Disposable {
 
 registerTensorClass((v) => v instanceof Tensor);
 
+/** alpha * p, consuming p (the beta = 0 path of baddbmm/addmm). */
+function scaled(p: Tensor, alpha: number): Tensor {
+  if (alpha === 1) return p;
+  using _p = p;
+  return p.mul(alpha);
+}
+
 function handleOrNull(v: number | Tensor | null | undefined): Handle | null {
   if (v === null || v === undefined) return null;
   if (isTensor(v)) return v.handle;
   throw new ArgumentError('clamp: mix of tensor and number bounds; pass both as tensors');
 }
 
-function shapeArgs(args: readonly (number | Shape)[]): number[] {
-  if (args.length === 1 && Array.isArray(args[0])) return [...(args[0] as Shape)];
-  return args as number[];
+/** `f(2, 3)` or `f([2, 3])`, checked as integers. */
+function shapeArgs(args: readonly (number | Shape)[], what: string): number[] {
+  return checkInts(args.length === 1 && Array.isArray(args[0]) ? args[0] : args, what);
 }
 
 // ---- free functions that combine tensors -------------------------------------------------
@@ -590,10 +604,10 @@ function handlesOf(tensors: readonly Tensor[], fn: string): Handle[] {
   });
 }
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrapResult(catOp(handlesOf(tensors, 'cat'), dim));
+  return wrapResult(catOp(handlesOf(tensors, 'cat'), checkDim(dim)));
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrapResult(stackOp(handlesOf(tensors, 'stack'), dim));
+  return wrapResult(stackOp(handlesOf(tensors, 'stack'), checkDim(dim)));
 }
 /** where(condition, x, y): x where condition is true, else y (either may be a number). */
 export function where(condition: Tensor, x: Tensor | Scalar, y: Tensor | Scalar): Tensor {
@@ -604,5 +618,5 @@ export function where(condition: Tensor, x: Tensor | Scalar, y: Tensor | Scalar)
 }
 
 /** Library helpers for other modules of src/torch. */
-export const internal = { wrapResult, wrapList, wrapPair, isTensor };
+export const internal = { wrapResult, wrapList, wrapPair, isTensor, optDtype };
 export { isTensor };

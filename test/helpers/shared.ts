@@ -1,19 +1,11 @@
 // Where the read-only reference data lives: $IMMUNIZE_SHARED, else ../shared next to the repo.
 // Nothing in it is copied into the repository; tests that need it skip with a reason when absent.
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { repoRoot } from '../../src/torch/root.js';
 
 /** Repository root (works from both test/ sources and their compiled copies in dist/test/). */
-export const repoRoot: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-})();
+export { repoRoot };
 
 export function sharedDir(): string | null {
   const dir = process.env['IMMUNIZE_SHARED'] ? resolve(process.env['IMMUNIZE_SHARED']) : resolve(repoRoot, '..', 'shared');
