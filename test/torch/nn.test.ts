@@ -5,41 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
 import { F, Tensor, arange, fft, full, ones, tensor, zeros } from '../../src/torch/index.js';
+import { assertClose, assertShape, assertValues, f64, jsRandom } from '../helpers/values.js';
 
 // ---- helpers --------------------------------------------------------------------------------
 
-function jsRandom(n: number, seed: number, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out.push(lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return out;
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-6, rtol = 1e-5): void {
-  assert.equal(actual.length, expected.length, `${what}: got ${actual.length} values, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (Object.is(a, e)) continue;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e} (|diff| ${Math.abs(a - e)})`);
-  }
-}
-
-function assertValues(t: Tensor, expected: ArrayLike<number>, what: string, atol = 1e-6, rtol = 1e-5): void {
-  assertClose(t.toArray(), expected, what, atol, rtol);
-}
-
-function assertShape(t: Tensor, shape: readonly number[], what: string): void {
-  assert.deepEqual(t.shape, [...shape], `${what}: shape [${t.shape.join(', ')}] but expected [${shape.join(', ')}]`);
-}
-
-const f64 = (values: readonly number[], shape: readonly number[]): Tensor => tensor(new Float64Array(values), shape);
 const isArgErr = (re?: RegExp) => (e: unknown): boolean => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && (re === undefined || re.test(e.message));
 
 /** 4-d row-major accessor. */

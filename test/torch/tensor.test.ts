@@ -8,47 +8,9 @@ import {
   F, Tensor, arange, cat, checkDevice, cudaDeviceCount, empty, eye, full, linspace, ones, stack, tensor, where, zeros,
   type DType,
 } from '../../src/torch/index.js';
+import { assertShape, assertValues, f64, jsRandom } from '../helpers/values.js';
 
 // ---- helpers --------------------------------------------------------------------------------
-
-/** Deterministic uniform numbers in [lo, hi) (mulberry32), so expected values are reproducible. */
-function jsRandom(n: number, seed: number, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out.push(lo + (hi - lo) * u);
-  }
-  return out;
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-6, rtol = 1e-5): void {
-  assert.equal(actual.length, expected.length, `${what}: got ${actual.length} values, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e))) continue;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
-      assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e} (|diff| ${Math.abs(a - e)})`);
-    }
-  }
-}
-
-function assertValues(t: Tensor, expected: ArrayLike<number>, what: string, atol = 1e-6, rtol = 1e-5): void {
-  assertClose(t.toArray(), expected, what, atol, rtol);
-}
-
-function assertShape(t: Tensor, shape: readonly number[], what: string): void {
-  assert.deepEqual(t.shape, [...shape], `${what}: shape [${t.shape.join(', ')}] but expected [${shape.join(', ')}]`);
-}
-
-function f64(values: readonly number[], shape: readonly number[]): Tensor {
-  return tensor(new Float64Array(values), shape);
-}
 
 function i64(values: readonly number[], shape?: readonly number[]): Tensor {
   return tensor(BigInt64Array.from(values, (v) => BigInt(v)), shape ?? [values.length]);
