@@ -6,11 +6,9 @@
  * a 77×768 context. Each case runs in its own process (scripts/bench.mjs), so peakRssMB is its
  * own: ~3.4 GB of weights plus the activations.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { UNet2DConditionModel } from '../src/models/unet/index.js';
 import { manualSeed, noGrad, randn, scope } from '../src/torch/index.js';
-import { seededWeights } from '../test/golden/kinds/seeded_forward.js';
+import { seededModel } from '../test/helpers/seeded-weights.js';
 import { quick, runBench, sharedFile, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
 
 function unetForwardCase(name: string, latent: number, batch: number): BenchCase {
@@ -20,11 +18,8 @@ function unetForwardCase(name: string, latent: number, batch: number): BenchCase
       const dir = sharedFile('golden', 'manifest_sd15_unet');
       if ('skipped' in dir) return dir;
       const t0 = Date.now();
-      const config = JSON.parse(readFileSync(join(dir.path, 'config.json'), 'utf8')) as Record<string, unknown>;
-      const manifest = JSON.parse(readFileSync(join(dir.path, 'manifest.json'), 'utf8')) as { keys: [string, number[], string][] };
-      const unet = new UNet2DConditionModel(config);
+      const unet = seededModel(dir.path, (config) => new UNet2DConditionModel(config));
       try {
-        unet.loadStateDict(seededWeights(manifest.keys));
         const loadS = (Date.now() - t0) / 1000;
         manualSeed(4321);
         const sample = randn([batch, 4, latent, latent]);

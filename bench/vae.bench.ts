@@ -7,36 +7,13 @@
  *   - TAEF2 with its real weights from ../shared/models.
  * Each case runs in its own process (scripts/bench.mjs), so peakRssMB is that case's peak.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { klEncoder, tinyEncoder, targetLatent, type ImageEncoder } from '../src/attacks/encoder.js';
 import { AutoencoderKL } from '../src/models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../src/models/autoencoder-tiny.js';
 import { loadAutoencoderFromPath } from '../src/models/load.js';
-import type { WeightSource } from '../src/nn/module.js';
-import { grad, keep, manualSeed, ones, rand, randn, scope, zeros, type Tensor } from '../src/torch/index.js';
+import { grad, keep, manualSeed, rand, scope, type Tensor } from '../src/torch/index.js';
+import { seededModel } from '../test/helpers/seeded-weights.js';
 import { quick, runBench, sharedFile, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
-
-/**
- * The seeded rule (golden case seeded_sd15_vae_encoder, weights_rule): entry i of the manifest's
- * keys gets manual_seed(i); ≥2-d → randn·0.02, '.bias' → zeros, other 1-d → ones. Same as
- * test/golden/kinds/seeded_forward.ts.
- */
-function seededWeights(keys: [string, number[], string][]): WeightSource {
-  const index = new Map(keys.map(([k, s], i) => [k, { i, s }]));
-  return {
-    keys: () => index.keys(),
-    shape: (k) => index.get(k)!.s,
-    read: (k) => {
-      const { i, s } = index.get(k)!;
-      if (s.length >= 2) {
-        manualSeed(i);
-        return scope(() => randn(s).mul(0.02));
-      }
-      return k.endsWith('.bias') ? zeros(s) : ones(s);
-    },
-  };
-}
 
 interface Loaded { enc: ImageEncoder; dispose: () => void; loadS: number }
 
@@ -44,10 +21,7 @@ function sd15(): Loaded | { skipped: string } {
   const dir = sharedFile('golden', 'manifest_sd15_vae');
   if ('skipped' in dir) return dir;
   const t0 = Date.now();
-  const config = JSON.parse(readFileSync(join(dir.path, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const manifest = JSON.parse(readFileSync(join(dir.path, 'manifest.json'), 'utf8')) as { keys: [string, number[], string][] };
-  const vae = new AutoencoderKL(config);
-  vae.loadStateDict(seededWeights(manifest.keys));
+  const vae = seededModel(dir.path, (config) => new AutoencoderKL(config));
   return { enc: klEncoder(vae, 'SD1.5 AutoencoderKL (seeded)'), dispose: () => vae.dispose(), loadS: (Date.now() - t0) / 1000 };
 }
 

@@ -55,95 +55,84 @@ export function parseAutoencoderKLConfig(raw: Record<string, unknown>, label = '
 
 const EPS = 1e-6; // diffusers' VAE blocks use resnet_eps=1e-6 everywhere
 
-class DownEncoderBlock2D extends Module {
+/**
+ * DownEncoderBlock2D / UpDecoderBlock2D: resnets, then (in every block but the last) one
+ * resampler, registered as diffusers names it: `downsamplers.0` or `upsamplers.0`.
+ */
+class VaeBlock2D extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly downsamplers: ModuleList<Downsample2D> | null;
-  constructor(inC: number, outC: number, layers: number, groups: number, addDownsample: boolean, act: string) {
+  readonly resampler: Downsample2D | Upsample2D | null;
+  constructor(inC: number, outC: number, o: { layers: number; groups: number; act: string }, resampler: ['downsamplers', Downsample2D] | ['upsamplers', Upsample2D] | null) {
     super();
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups, eps: EPS, act }))));
-    this.downsamplers = addDownsample ? this.child('downsamplers', new ModuleList([new Downsample2D(outC, outC, 0)])) : null;
+    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: o.layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups: o.groups, eps: EPS, act: o.act }))));
+    this.resampler = resampler === null ? null : this.child(resampler[0], new ModuleList<Downsample2D | Upsample2D>([resampler[1]])).at(0);
   }
   forward(x: Tensor): Tensor {
     return scope(() => {
       let h = x;
       for (const r of this.resnets.items) h = r.forward(h);
-      if (this.downsamplers) h = this.downsamplers.at(0).forward(h);
-      return h;
+      return this.resampler ? this.resampler.forward(h) : h;
     });
   }
 }
 
-class UpDecoderBlock2D extends Module {
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly upsamplers: ModuleList<Upsample2D> | null;
-  constructor(inC: number, outC: number, layers: number, groups: number, addUpsample: boolean, act: string) {
-    super();
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups, eps: EPS, act }))));
-    this.upsamplers = addUpsample ? this.child('upsamplers', new ModuleList([new Upsample2D(outC, outC)])) : null;
-  }
-  forward(x: Tensor): Tensor {
-    return scope(() => {
-      let h = x;
-      for (const r of this.resnets.items) h = r.forward(h);
-      if (this.upsamplers) h = this.upsamplers.at(0).forward(h);
-      return h;
-    });
-  }
+interface CoderLayout {
+  inChannels: number;
+  outChannels: number;
+  /** `down_blocks` (run before mid_block: the encoder) or `up_blocks` (after it: the decoder). */
+  blocks: ['down_blocks' | 'up_blocks', VaeBlock2D[]];
+  /** Widths of conv_in's output, of mid_block (the widest) and of conv_norm_out. */
+  stemChannels: number;
+  midChannels: number;
+  normChannels: number;
 }
 
-export class Encoder extends Module {
+/** diffusers' VAE Encoder and Decoder share one layout: conv_in, blocks and mid_block, conv_norm_out → act → conv_out. */
+class VaeCoder extends Module {
   readonly convIn: Conv2d;
-  readonly downBlocks: ModuleList<DownEncoderBlock2D>;
+  readonly blocks: ModuleList<VaeBlock2D>;
   readonly midBlock: UNetMidBlock2D;
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
   readonly #act: (x: Tensor) => Tensor;
-  constructor(c: AutoencoderKLConfig) {
+  readonly #stages: { forward(x: Tensor): Tensor }[];
+  constructor(c: AutoencoderKLConfig, o: CoderLayout) {
     super();
-    const ch = c.block_out_channels;
     const g = c.norm_num_groups;
-    this.convIn = this.child('conv_in', new Conv2d(c.in_channels, ch[0]!, { kernelSize: 3, padding: 1 }));
-    this.downBlocks = this.child('down_blocks', new ModuleList(ch.map((out, i) => new DownEncoderBlock2D(i === 0 ? ch[0]! : ch[i - 1]!, out, c.layers_per_block, g, i !== ch.length - 1, c.act_fn))));
-    this.midBlock = this.child('mid_block', new UNetMidBlock2D(ch[ch.length - 1]!, { groups: g, eps: EPS, addAttention: c.mid_block_add_attention }));
-    this.convNormOut = this.child('conv_norm_out', new GroupNorm(g, ch[ch.length - 1]!, EPS));
-    this.convOut = this.child('conv_out', new Conv2d(ch[ch.length - 1]!, 2 * c.latent_channels, { kernelSize: 3, padding: 1 }));
+    this.convIn = this.child('conv_in', new Conv2d(o.inChannels, o.stemChannels, { kernelSize: 3, padding: 1 }));
+    this.blocks = this.child(o.blocks[0], new ModuleList(o.blocks[1]));
+    this.midBlock = this.child('mid_block', new UNetMidBlock2D(o.midChannels, { groups: g, eps: EPS, addAttention: c.mid_block_add_attention }));
+    this.convNormOut = this.child('conv_norm_out', new GroupNorm(g, o.normChannels, EPS));
+    this.convOut = this.child('conv_out', new Conv2d(o.normChannels, o.outChannels, { kernelSize: 3, padding: 1 }));
     this.#act = activation(c.act_fn);
+    this.#stages = o.blocks[0] === 'down_blocks' ? [...this.blocks.items, this.midBlock] : [this.midBlock, ...this.blocks.items];
   }
   forward(x: Tensor): Tensor {
     return scope(() => {
       let h = this.convIn.forward(x);
-      for (const b of this.downBlocks.items) h = b.forward(h);
-      h = this.midBlock.forward(h);
+      for (const stage of this.#stages) h = stage.forward(h);
       return this.convOut.forward(this.#act(this.convNormOut.forward(h)));
     });
   }
 }
 
-export class Decoder extends Module {
-  readonly convIn: Conv2d;
-  readonly upBlocks: ModuleList<UpDecoderBlock2D>;
-  readonly midBlock: UNetMidBlock2D;
-  readonly convNormOut: GroupNorm;
-  readonly convOut: Conv2d;
-  readonly #act: (x: Tensor) => Tensor;
+/** Image → 2·latent_channels moments: down blocks (each but the last halves the size), then mid_block. */
+export class Encoder extends VaeCoder {
   constructor(c: AutoencoderKLConfig) {
-    super();
-    const rev = [...c.block_out_channels].reverse();
-    const g = c.norm_num_groups;
-    this.convIn = this.child('conv_in', new Conv2d(c.latent_channels, rev[0]!, { kernelSize: 3, padding: 1 }));
-    this.upBlocks = this.child('up_blocks', new ModuleList(rev.map((out, i) => new UpDecoderBlock2D(i === 0 ? rev[0]! : rev[i - 1]!, out, c.layers_per_block + 1, g, i !== rev.length - 1, c.act_fn))));
-    this.midBlock = this.child('mid_block', new UNetMidBlock2D(rev[0]!, { groups: g, eps: EPS, addAttention: c.mid_block_add_attention }));
-    this.convNormOut = this.child('conv_norm_out', new GroupNorm(g, c.block_out_channels[0]!, EPS));
-    this.convOut = this.child('conv_out', new Conv2d(c.block_out_channels[0]!, c.out_channels, { kernelSize: 3, padding: 1 }));
-    this.#act = activation(c.act_fn);
+    const ch = c.block_out_channels;
+    const o = { layers: c.layers_per_block, groups: c.norm_num_groups, act: c.act_fn };
+    const blocks = ch.map((out, i) => new VaeBlock2D(i === 0 ? ch[0]! : ch[i - 1]!, out, o, i !== ch.length - 1 ? ['downsamplers', new Downsample2D(out, out, 0)] : null));
+    super(c, { inChannels: c.in_channels, outChannels: 2 * c.latent_channels, blocks: ['down_blocks', blocks], stemChannels: ch[0]!, midChannels: ch.at(-1)!, normChannels: ch.at(-1)! });
   }
-  forward(z: Tensor): Tensor {
-    return scope(() => {
-      let h = this.convIn.forward(z);
-      h = this.midBlock.forward(h);
-      for (const b of this.upBlocks.items) h = b.forward(h);
-      return this.convOut.forward(this.#act(this.convNormOut.forward(h)));
-    });
+}
+
+/** Latent → image: mid_block, then up blocks over the channels reversed (one resnet more each than the encoder's). */
+export class Decoder extends VaeCoder {
+  constructor(c: AutoencoderKLConfig) {
+    const rev = [...c.block_out_channels].reverse();
+    const o = { layers: c.layers_per_block + 1, groups: c.norm_num_groups, act: c.act_fn };
+    const blocks = rev.map((out, i) => new VaeBlock2D(i === 0 ? rev[0]! : rev[i - 1]!, out, o, i !== rev.length - 1 ? ['upsamplers', new Upsample2D(out, out)] : null));
+    super(c, { inChannels: c.latent_channels, outChannels: c.out_channels, blocks: ['up_blocks', blocks], stemChannels: rev[0]!, midChannels: rev[0]!, normChannels: rev.at(-1)! });
   }
 }
 

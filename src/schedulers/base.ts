@@ -8,6 +8,8 @@ import { checkInferenceSteps, checkStrength, ConfigReader, mergeConfig, Schedule
 import { computeAlphasCumprod, computeBetas, f32, npInterpUnitGrid, sqrt32, type BetaSpec } from './numerics.js';
 import type { Img2ImgTimesteps, Scheduler, SchedulerClassName, StepOptions, StepOutput } from './types.js';
 
+export type AlphaPredictionType = 'epsilon' | 'sample' | 'v_prediction';
+
 /** Reads a given config against a class's defaults. */
 export function readConfig(className: SchedulerClassName, defaults: RawConfig, given: RawConfig): ConfigReader {
   if (given === null || typeof given !== 'object' || Array.isArray(given)) {
@@ -129,9 +131,33 @@ function perBatch(values: number[], like: Tensor): Tensor {
   return tensor(Float32Array.from(values), shape, { dtype: like.dtype, device: like.device });
 }
 
-/** The base for the alpha-based classes (DDIM, PNDM, DDPM, DPM-Solver): add_noise and an identity scale_model_input. */
+/**
+ * The base for the alpha-based classes (DDIM, PNDM, DDPM, DPM-Solver): integer timesteps, add_noise,
+ * an identity scale_model_input, and x̂0 from the model's prediction.
+ */
 export abstract class AlphaScheduler extends SchedulerBase {
+  readonly timestepsDtype = 'int64' as const;
   readonly initNoiseSigma: number = 1;
+
+  /** ⌊T/N⌋: the spacing of N evenly strided timesteps (N defaults to the inference steps set). */
+  protected stepRatio(n = this.numInferenceSteps!): number {
+    return Math.floor(this.numTrainTimesteps / n);
+  }
+
+  /**
+   * x̂0 for x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε from each prediction type, in 0.14's float32 order;
+   * `a` = √ᾱ_t, `s` = √(1−ᾱ_t).
+   */
+  protected predictX0(modelOutput: Tensor, sample: Tensor, a: number, s: number, predictionType: AlphaPredictionType): Tensor {
+    switch (predictionType) {
+      case 'epsilon':
+        return scope(() => sample.sub(modelOutput.mul(s)).div(a));
+      case 'sample':
+        return modelOutput.alias();
+      case 'v_prediction':
+        return scope(() => sample.mul(a).sub(modelOutput.mul(s)));
+    }
+  }
 
   /** Returns a new handle on the same values (these classes do not scale the model input). */
   scaleModelInput(sample: Tensor, timestep: number | Tensor): Tensor {
@@ -219,6 +245,35 @@ export abstract class SigmaScheduler extends SchedulerBase {
       default: // 'sample' / 'original_sample'
         return modelOutput.alias();
     }
+  }
+}
+
+/**
+ * DDIM and PNDM: timesteps arange(N)·⌊T/N⌋ shifted by steps_offset, and set_alpha_to_one's choice
+ * of the ᾱ that stands "previous" to the last step.
+ */
+export abstract class OffsetAlphaScheduler extends AlphaScheduler {
+  readonly setAlphaToOne: boolean;
+  readonly stepsOffset: number;
+  /** ᾱ used as "previous" at the last step: 1, or ᾱ_0 (SD's configs). */
+  readonly finalAlphaCumprod: number;
+
+  protected constructor(reader: ConfigReader) {
+    super(reader, reader.betas());
+    this.setAlphaToOne = reader.bool('set_alpha_to_one');
+    this.stepsOffset = reader.int('steps_offset', 0, this.numTrainTimesteps - 1);
+    this.finalAlphaCumprod = this.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
+  }
+
+  /** arange(n)·⌊T/n⌋ + steps_offset, ascending. */
+  protected offsetTimesteps(n: number): number[] {
+    const ratio = this.stepRatio(n);
+    return Array.from({ length: n }, (_, i) => i * ratio + this.stepsOffset);
+  }
+
+  /** ᾱ at the previous timestep: finalAlphaCumprod once the steps have gone below 0. */
+  protected alphaPrev(prevT: number): number {
+    return prevT >= 0 ? this.alphaAt(prevT) : this.finalAlphaCumprod;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { ArgumentError, describe } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
-import { AlphaScheduler, readConfig, stepNoise } from './base.js';
+import { OffsetAlphaScheduler, readConfig, stepNoise, type AlphaPredictionType } from './base.js';
 import type { RawConfig } from './config.js';
 import { f32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
@@ -16,55 +16,35 @@ export const DDIM_DEFAULTS: RawConfig = Object.freeze({
   clip_sample: true, set_alpha_to_one: true, steps_offset: 0, prediction_type: 'epsilon',
 });
 
-export type AlphaPredictionType = 'epsilon' | 'sample' | 'v_prediction';
-
-export class DDIMScheduler extends AlphaScheduler {
+export class DDIMScheduler extends OffsetAlphaScheduler {
   readonly className = 'DDIMScheduler' as const;
-  readonly timestepsDtype = 'int64' as const;
   readonly clipSample: boolean;
-  readonly setAlphaToOne: boolean;
-  readonly stepsOffset: number;
   readonly predictionType: AlphaPredictionType;
-  /** ᾱ used as "previous" at the last step. */
-  readonly finalAlphaCumprod: number;
 
   constructor(config: RawConfig = {}) {
     const r = readConfig('DDIMScheduler', DDIM_DEFAULTS, config);
-    const spec = r.betas();
-    super(r, spec);
+    super(r);
     this.clipSample = r.bool('clip_sample');
-    this.setAlphaToOne = r.bool('set_alpha_to_one');
-    this.stepsOffset = r.int('steps_offset', 0, spec.numTrainTimesteps - 1);
     this.predictionType = r.oneOf('prediction_type', ['epsilon', 'sample', 'v_prediction']);
-    this.finalAlphaCumprod = this.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
   }
 
   protected computeTimesteps(n: number): number[] {
-    const ratio = Math.floor(this.numTrainTimesteps / n);
-    return Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio + this.stepsOffset);
+    return this.offsetTimesteps(n).reverse();
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
     const t = this.checkStep(modelOutput, timestep, sample, options, ['eta', 'generator', 'noise', 'useClippedModelOutput']);
     const eta = options.eta ?? 0;
     if (typeof eta !== 'number' || !Number.isFinite(eta) || eta < 0) throw new ArgumentError(`DDIMScheduler.step(): expected eta to be a number ≥ 0 but received ${describe(eta)}`);
-    const prevT = t - Math.floor(this.numTrainTimesteps / this.numInferenceSteps!);
+    const prevT = t - this.stepRatio();
     const at = this.alphaAt(t);
-    const ap = prevT >= 0 ? this.alphaAt(prevT) : this.finalAlphaCumprod;
+    const ap = this.alphaPrev(prevT);
     const bt = f32(1 - at);
     const sa = sqrt32(at);
     const sb = sqrt32(bt);
     return scope(() => {
-      let eps = modelOutput;
-      let x0: Tensor;
-      if (this.predictionType === 'epsilon') {
-        x0 = sample.sub(modelOutput.mul(sb)).div(sa);
-      } else if (this.predictionType === 'sample') {
-        x0 = modelOutput.alias();
-      } else {
-        x0 = sample.mul(sa).sub(modelOutput.mul(sb));
-        eps = modelOutput.mul(sa).add(sample.mul(sb));
-      }
+      let x0 = this.predictX0(modelOutput, sample, sa, sb, this.predictionType);
+      let eps = this.predictionType === 'v_prediction' ? modelOutput.mul(sa).add(sample.mul(sb)) : modelOutput;
       if (this.clipSample) x0 = x0.clamp(-1, 1);
       // σ_t(η) of DDIM eq. 16: η·√((1−ᾱ_prev)/(1−ᾱ_t) · (1 − ᾱ_t/ᾱ_prev)).
       const variance = f32(f32(f32(1 - ap) / bt) * f32(1 - f32(at / ap)));

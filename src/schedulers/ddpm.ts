@@ -5,9 +5,8 @@
  */
 import { ArgumentError } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
-import { AlphaScheduler, readConfig, stepNoise } from './base.js';
+import { AlphaScheduler, readConfig, stepNoise, type AlphaPredictionType } from './base.js';
 import type { RawConfig } from './config.js';
-import type { AlphaPredictionType } from './ddim.js';
 import { exp32, f32, log32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
@@ -22,7 +21,6 @@ export type DDPMVarianceType = 'fixed_small' | 'fixed_small_log' | 'fixed_large'
 
 export class DDPMScheduler extends AlphaScheduler {
   readonly className = 'DDPMScheduler' as const;
-  readonly timestepsDtype = 'int64' as const;
   readonly varianceType: DDPMVarianceType;
   readonly clipSample: boolean;
   readonly clipSampleRange: number;
@@ -38,14 +36,14 @@ export class DDPMScheduler extends AlphaScheduler {
   }
 
   protected computeTimesteps(n: number): number[] {
-    const ratio = Math.floor(this.numTrainTimesteps / n);
+    const ratio = this.stepRatio(n);
     return Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio);
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
     const t = this.checkStep(modelOutput, timestep, sample, options, ['generator', 'noise']);
     if (!Number.isInteger(t)) throw new ArgumentError(`DDPMScheduler.step(): expected an integer timestep but received ${t}`);
-    const prevT = t - Math.floor(this.numTrainTimesteps / this.numInferenceSteps!);
+    const prevT = t - this.stepRatio();
     const at = this.alphaAt(t);
     const ap = prevT >= 0 ? this.alphaAt(prevT) : 1;
     const bt = f32(1 - at);
@@ -53,10 +51,7 @@ export class DDPMScheduler extends AlphaScheduler {
     const curAlpha = f32(at / ap);
     const curBeta = f32(1 - curAlpha);
     return scope(() => {
-      let x0: Tensor;
-      if (this.predictionType === 'epsilon') x0 = sample.sub(modelOutput.mul(sqrt32(bt))).div(sqrt32(at));
-      else if (this.predictionType === 'sample') x0 = modelOutput.alias();
-      else x0 = sample.mul(sqrt32(at)).sub(modelOutput.mul(sqrt32(bt)));
+      let x0 = this.predictX0(modelOutput, sample, sqrt32(at), sqrt32(bt), this.predictionType);
       if (this.clipSample) x0 = x0.clamp(-this.clipSampleRange, this.clipSampleRange);
       // Posterior mean μ̃_t (DDPM eq. 7).
       const x0Coeff = f32(f32(sqrt32(ap) * curBeta) / bt);

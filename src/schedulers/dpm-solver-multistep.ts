@@ -7,9 +7,8 @@
  */
 import { ArgumentError } from '../errors.js';
 import { full, scope, type Tensor } from '../torch/index.js';
-import { AlphaScheduler, hold, readConfig } from './base.js';
+import { AlphaScheduler, hold, readConfig, type AlphaPredictionType } from './base.js';
 import type { RawConfig } from './config.js';
-import type { AlphaPredictionType } from './ddim.js';
 import { exp32 as expf, f32, mapFloat32, npLinspace, npRound, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
@@ -22,7 +21,6 @@ export const DPM_SOLVER_MULTISTEP_DEFAULTS: RawConfig = Object.freeze({
 
 export class DPMSolverMultistepScheduler extends AlphaScheduler {
   readonly className = 'DPMSolverMultistepScheduler' as const;
-  readonly timestepsDtype = 'int64' as const;
   readonly solverOrder: 1 | 2 | 3;
   readonly predictionType: AlphaPredictionType;
   readonly thresholding: boolean;
@@ -104,10 +102,7 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
     const a = this.alphaT[t]!;
     const s = this.sigmaT[t]!;
     if (this.algorithmType === 'dpmsolver++') {
-      let x0: Tensor;
-      if (this.predictionType === 'epsilon') x0 = sample.sub(modelOutput.mul(s)).div(a);
-      else if (this.predictionType === 'sample') x0 = modelOutput.alias();
-      else x0 = sample.mul(a).sub(modelOutput.mul(s));
+      let x0 = this.predictX0(modelOutput, sample, a, s, this.predictionType);
       if (this.thresholding) x0 = this.#threshold(x0);
       return x0;
     }

@@ -8,7 +8,7 @@
  */
 import { ArgumentError } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
-import { AlphaScheduler, hold, readConfig } from './base.js';
+import { OffsetAlphaScheduler, hold, readConfig } from './base.js';
 import type { RawConfig } from './config.js';
 import { f32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
@@ -21,14 +21,10 @@ export const PNDM_DEFAULTS: RawConfig = Object.freeze({
 
 const PNDM_ORDER = 4;
 
-export class PNDMScheduler extends AlphaScheduler {
+export class PNDMScheduler extends OffsetAlphaScheduler {
   readonly className = 'PNDMScheduler' as const;
-  readonly timestepsDtype = 'int64' as const;
   readonly skipPrkSteps: boolean;
-  readonly setAlphaToOne: boolean;
-  readonly stepsOffset: number;
   readonly predictionType: 'epsilon' | 'v_prediction';
-  readonly finalAlphaCumprod: number;
   /** The pseudo Runge–Kutta timesteps (empty with skip_prk_steps), then the PLMS ones. */
   prkTimesteps: number[] = [];
   plmsTimesteps: number[] = [];
@@ -39,21 +35,16 @@ export class PNDMScheduler extends AlphaScheduler {
 
   constructor(config: RawConfig = {}) {
     const r = readConfig('PNDMScheduler', PNDM_DEFAULTS, config);
-    const spec = r.betas();
-    super(r, spec);
+    super(r);
     this.skipPrkSteps = r.bool('skip_prk_steps');
-    this.setAlphaToOne = r.bool('set_alpha_to_one');
-    this.stepsOffset = r.int('steps_offset', 0, spec.numTrainTimesteps - 1);
     this.predictionType = r.oneOf('prediction_type', ['epsilon', 'v_prediction']);
-    this.finalAlphaCumprod = this.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
   }
 
   /** How many step() calls have been made since setTimesteps(). */
   get counter(): number { return this.#counter; }
 
   protected computeTimesteps(n: number): number[] {
-    const ratio = Math.floor(this.numTrainTimesteps / n);
-    const base = Array.from({ length: n }, (_, i) => i * ratio + this.stepsOffset); // ascending
+    const base = this.offsetTimesteps(n); // ascending
     if (this.skipPrkSteps) {
       // [t_0, …, t_{N-2}, t_{N-2}, t_{N-1}] reversed: the largest timestep twice.
       this.prkTimesteps = [];
@@ -61,7 +52,7 @@ export class PNDMScheduler extends AlphaScheduler {
     } else {
       // The last 4 timesteps, each with its half step: t, t + ⌊ratio/2⌋; then diffusers'
       // prk[:-1].repeat(2)[1:-1] reversed (12 entries: each RK step evaluates t, t−h/2, t−h/2, t−h).
-      const half = Math.floor(ratio / 2);
+      const half = Math.floor(this.stepRatio(n) / 2);
       const last = base.slice(-PNDM_ORDER);
       const prk = last.flatMap((t) => [t, t + half]);
       const rep = prk.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1);
@@ -89,8 +80,7 @@ export class PNDMScheduler extends AlphaScheduler {
   }
 
   #stepPrk(modelOutput: Tensor, t: number, sample: Tensor): Tensor {
-    const ratio = Math.floor(this.numTrainTimesteps / this.numInferenceSteps!);
-    const diffToPrev = this.#counter % 2 ? 0 : Math.floor(ratio / 2);
+    const diffToPrev = this.#counter % 2 ? 0 : Math.floor(this.stepRatio() / 2);
     const prevT = t - diffToPrev;
     const tBase = this.prkTimesteps[Math.floor(this.#counter / 4) * 4]!;
     const c = this.#counter % 4;
@@ -123,7 +113,7 @@ export class PNDMScheduler extends AlphaScheduler {
     if (!this.skipPrkSteps && this.#ets.length < 3) {
       throw new ArgumentError('PNDMScheduler: PLMS steps can only run after the 12 pseudo Runge–Kutta steps (run every entry of .timesteps in order)');
     }
-    const ratio = Math.floor(this.numTrainTimesteps / this.numInferenceSteps!);
+    const ratio = this.stepRatio();
     let prevT = t - ratio;
     let curT = t;
     if (this.#counter !== 1) {
@@ -169,7 +159,7 @@ export class PNDMScheduler extends AlphaScheduler {
   /** PNDM eq. 9, the transfer φ(x_t, ε_t, t, t−δ), in 0.14's float32 order. */
   #prevSample(sample: Tensor, t: number, prevT: number, modelOutput: Tensor): Tensor {
     const at = this.alphaAt(t);
-    const ap = prevT >= 0 ? this.alphaAt(prevT) : this.finalAlphaCumprod;
+    const ap = this.alphaPrev(prevT);
     const bt = f32(1 - at);
     const bp = f32(1 - ap);
     return scope(() => {

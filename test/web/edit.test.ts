@@ -3,13 +3,14 @@
 // small real photo with TAEF2, then edit the original and the immunized photo with the same prompt
 // and seed from the page: progress, both edits side by side, PSNR/SSIM between them and a reading.
 // Screenshots in test-output/web/ (desktop-7-edit-*, phone-5-edits).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
-import { OUT_DIR, ensureWebBuilt, launchLockedDown, missing, smallPhoto } from './harness.js';
-import { startServer, type TestServer } from './server.js';
+import { OUT_DIR, missing } from './harness.js';
+import { startServer } from './server.js';
+import { shot, webSession } from './session.js';
 
 // Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
 interface El { hidden: boolean; textContent: string | null; value: number; complete: boolean; naturalWidth: number; naturalHeight: number; disabled: boolean }
@@ -19,36 +20,11 @@ const IMG2IMG = sharedPath('golden', 'pipeline_img2img');
 const why = missing() ?? (IMG2IMG === null ? 'the tiny img2img repository ../shared/golden/pipeline_img2img is missing' : null);
 
 describe('web page: test the protection (edits) in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
-  let server: TestServer;
-  let context: BrowserContext;
-  let browser: Awaited<ReturnType<typeof launchLockedDown>> | undefined;
-  let photo: string;
-
-  before(async () => {
-    ensureWebBuilt();
-    photo = await smallPhoto(96);
-    server = await startServer(sharedPath('models', 'taef2-hf')!, ['--edit-model', `tiny-img2img=${IMG2IMG!}`, '--max-edit-steps', '8']);
-    browser = await launchLockedDown(server.url);
-    context = browser.context;
-  });
-
-  after(async () => {
-    assert.deepEqual(browser?.offOrigin ?? [], [], 'the page requested other origins');
-    await browser?.close();
-    await server?.close();
-  });
-
-  const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
+  const web = webSession(() => startServer(sharedPath('models', 'taef2-hf')!, ['--edit-model', `tiny-img2img=${IMG2IMG!}`, '--max-edit-steps', '8']));
 
   async function immunize(width: number, height: number): Promise<{ page: Page; errors: string[] }> {
-    const page = await context.newPage();
-    await page.setViewportSize({ width, height });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.text())) errors.push(m.text()); });
-    await page.goto(server.url + '/');
-    await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
-    await page.setInputFiles('#file-input', photo);
+    const { page, errors } = await web.open(width, height, /favicon/);
+    await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
     await page.selectOption('#preset', 'fast');
     await page.click('details.field > summary');

@@ -2,15 +2,16 @@
 // Upload a real photo, paint a mask, immunize with TAEF2 in a few steps, follow the progress,
 // download the PNG and check it against the photo; the JPEG check; the non-image error; phone and
 // desktop screenshots in test-output/web/.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
-import { OUT_DIR, ensureWebBuilt, launchLockedDown, missing, smallPhoto } from './harness.js';
-import { startServer, type TestServer } from './server.js';
+import { OUT_DIR, missing } from './harness.js';
+import { startServer } from './server.js';
+import { shot, webSession } from './session.js';
 
 // The callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has
 // no DOM lib, so these module-scoped declarations type the little of it they use.
@@ -24,36 +25,12 @@ const EPS255 = 16;
 const STEPS = 30;
 
 describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
-  let server: TestServer;
-  let context: BrowserContext;
-  let browser: Awaited<ReturnType<typeof launchLockedDown>> | undefined;
-  let photo: string;
-
-  before(async () => {
-    ensureWebBuilt();
-    photo = await smallPhoto(96);
-    server = await startServer(sharedPath('models', 'taef2-hf')!);
-    // Nothing but the server may be reached (no CDN, no fonts): other requests are recorded and refused.
-    browser = await launchLockedDown(server.url, { acceptDownloads: true });
-    context = browser.context;
-  });
-
-  after(async () => {
-    assert.deepEqual(browser?.offOrigin ?? [], [], 'the page requested other origins');
-    await browser?.close();
-    await server?.close();
-  });
+  const web = webSession(() => startServer(sharedPath('models', 'taef2-hf')!), { acceptDownloads: true });
 
   async function open(width: number, height: number): Promise<Page> {
-    const page = await context.newPage();
-    await page.setViewportSize({ width, height });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { // HTTP errors the page handles (a 400 it shows) are logged by Chromium too; they are not page errors.
-      if (m.type() === 'error' && !/favicon|Failed to load resource: the server responded with a status of 4/.test(m.text())) errors.push(m.text()); });
+    // HTTP errors the page handles (a 400 it shows) are logged by Chromium too; they are not page errors.
+    const { page, errors } = await web.open(width, height, /favicon|Failed to load resource: the server responded with a status of 4/);
     (page as Page & { jsErrors: string[] }).jsErrors = errors;
-    await page.goto(server.url + '/');
-    await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
     return page;
   }
 
@@ -69,7 +46,6 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     })()`);
   }
 
-  const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
 
   /** Paints a rectangle-ish stroke over the middle of the photo; returns its bounds as fractions. */
   async function paintMiddle(page: Page): Promise<void> {
@@ -89,7 +65,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await shot(page, 'desktop-1-start');
     assert.match(await page.textContent('#limits') ?? '', /up to 20 MB and 16 megapixels/);
 
-    await page.setInputFiles('#file-input', photo);
+    await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
     assert.match(await page.textContent('#file-info') ?? '', /96 × 64 pixels/);
     await paintMiddle(page);
@@ -138,7 +114,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     const png = readFileSync(file);
     assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the download is not a PNG');
     const got = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const want = await sharp(photo).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const want = await sharp(web.photo).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([got.info.width, got.info.height], [want.info.width, want.info.height]);
     let maxDiff = 0, changed = 0, changedOutside = 0;
     const w = got.info.width, h = got.info.height;
@@ -174,7 +150,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
   it('works at phone width and by keyboard; cancel stops a running job', async () => {
     const page = await open(390, 844);
     await shot(page, 'phone-1-start');
-    await dropFile(page, 'photo.png', 'image/png', readFileSync(photo));
+    await dropFile(page, 'photo.png', 'image/png', readFileSync(web.photo));
     await page.waitForSelector('#mask-section:not([hidden])');
     // No horizontal scrolling at phone width.
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page scrolls sideways at 390 px');
@@ -234,7 +210,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
 
   it('shows the server\'s refusals and failed jobs in plain words', async () => {
     const page = await open(1280, 900);
-    await page.setInputFiles('#file-input', photo);
+    await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
     // A 400 from the API (steps over the server's maximum; the field's max is bypassed on purpose).
     await page.click('details.field > summary');

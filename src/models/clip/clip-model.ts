@@ -9,16 +9,17 @@
  *   const img = noGrad(() => clip.getImageFeatures(clipPreprocess(images)));  // [N, 768]
  *   const txt = noGrad(() => clip.getTextFeatures(ids));                       // [M, 768]
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { ImmunizeError, describe } from '../../errors.js';
 import { isRepoId, listRepoFiles, snapshot, type HubOptions } from '../../io/hub.js';
 import { Linear } from '../../nn/layers.js';
-import { Module, type LoadStateDictOptions, type ParamRef, type WeightSource } from '../../nn/module.js';
+import { type ParamRef } from '../../nn/module.js';
 import { scope, type DType, type Device, type Tensor } from '../../torch/index.js';
-import { SafetensorsSource, refusePickle } from '../load.js';
+import { SafetensorsSource } from '../load.js';
+import { CLIPPreTrainedModel, locateCheckpoint, readConfigJson } from './checkpoint.js';
 import { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig } from './text-model.js';
-import { CLIPVisionTransformer, numPositions, parseCLIPVisionConfig, runVisionTransformer, withPositionIds, type CLIPVisionConfig } from './vision-model.js';
+import { CLIPVisionTransformer, parseCLIPVisionConfig, type CLIPVisionConfig } from './vision-model.js';
 
 /** The default CLIP for the image–prompt similarity metric. */
 export const DEFAULT_CLIP_MODEL = 'openai/clip-vit-large-patch14';
@@ -37,7 +38,7 @@ export function parseCLIPConfig(raw: Record<string, unknown>, label = 'config.js
   if (!Number.isSafeInteger(projection) || (projection as number) < 1) throw new ImmunizeError('E_CONFIG', `${label}: projection_dim should be a positive integer but is ${describe(projection)}`);
   const scale = raw['logit_scale_init_value'] ?? 2.6592;
   if (typeof scale !== 'number') throw new ImmunizeError('E_CONFIG', `${label}: logit_scale_init_value should be a number but is ${describe(scale)}`);
-  // A full CLIPConfig; isFullCLIPConfig-style detection is done by both parsers via text_config/vision_config.
+  // model_type 'clip' marks a full CLIPConfig: each tower's parser then reads its text_config / vision_config.
   const full = { model_type: 'clip', ...raw };
   return { textConfig: parseCLIPTextConfig(full, label), visionConfig: parseCLIPVisionConfig(full, label), projection_dim: projection as number, logit_scale_init_value: scale };
 }
@@ -51,7 +52,7 @@ export interface CLIPOutput {
   textEmbeds: Tensor;
 }
 
-export class CLIPModel extends Module {
+export class CLIPModel extends CLIPPreTrainedModel {
   readonly config: CLIPConfig;
   /** The text tower (its transformer is this module's `text_model`). */
   readonly textModel: CLIPTextModel;
@@ -72,18 +73,9 @@ export class CLIPModel extends Module {
     this.logitScale = this.param('logit_scale', []);
   }
 
-  /** Supplies absent text/vision `position_ids` (transformers ≥ 4.31 checkpoints) and stores them as int64. */
-  override loadStateDict(source: WeightSource | ReadonlyMap<string, Tensor>, o: LoadStateDictOptions = {}): this {
-    const ids = [
-      ['text_model.embeddings.position_ids', this.config.textConfig.max_position_embeddings],
-      ['vision_model.embeddings.position_ids', numPositions(this.config.visionConfig)],
-    ] as const;
-    return super.loadStateDict(withPositionIds(source, o, ids), { ...o, rename: undefined });
-  }
-
   /** visual_projection(post_layernorm(CLS)) of preprocessed pixel values [N, 3, S, S] → [N, projection_dim] (not normalised). */
   getImageFeatures(pixelValues: Tensor): Tensor {
-    return scope(() => this.visualProjection.forward(runVisionTransformer(this.visionModel, pixelValues).pooledOutput));
+    return scope(() => this.visualProjection.forward(this.visionModel.forward(pixelValues).pooledOutput));
   }
 
   /** text_projection(final_layer_norm(text)[EOS = argmax(ids)]) of token ids [M, L] → [M, projection_dim] (not normalised). */
@@ -119,27 +111,9 @@ export interface LoadCLIPOptions {
  * single .safetensors file with config.json beside it. Pickle checkpoints are refused.
  */
 export function loadCLIPModelFromPath(path: string, o: LoadCLIPOptions = {}): CLIPModel {
-  if (!existsSync(path)) throw new ImmunizeError('E_MODEL_FILE', `${path} does not exist`);
-  let folder: string;
-  let weights: string;
-  if (statSync(path).isDirectory()) {
-    folder = path;
-    weights = weightsIn(folder);
-  } else {
-    refusePickle(path);
-    if (extname(path) !== '.safetensors') throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file or a folder`);
-    folder = dirname(path);
-    weights = path;
-  }
-  const configPath = join(folder, 'config.json');
-  if (!existsSync(configPath)) throw new ImmunizeError('E_MODEL_FILE', `${configPath} is missing (a CLIP model needs its transformers CLIPConfig)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new ImmunizeError('E_CONFIG', `${configPath} is not valid JSON: ${(e as Error).message}`);
-  }
-  const model = new CLIPModel(parseCLIPConfig(raw as Record<string, unknown>, configPath));
+  const { folder, weights } = locateCheckpoint(path, ['model.safetensors', 'weights.safetensors']);
+  const config = readConfigJson(folder, 'a CLIP model needs its transformers CLIPConfig');
+  const model = new CLIPModel(parseCLIPConfig(config.raw, config.path));
   try {
     using source = new SafetensorsSource([{ path: weights }]);
     model.loadStateDict(source, { dtype: o.dtype ?? 'float32', device: o.device, label: basename(weights) });
@@ -170,16 +144,4 @@ export async function resolveCLIPFolder(spec: string = DEFAULT_CLIP_MODEL, hub: 
 /** CLIPModel from a local path or a Hugging Face repo id (default openai/clip-vit-large-patch14). */
 export async function loadCLIPModel(spec: string = DEFAULT_CLIP_MODEL, o: LoadCLIPOptions = {}): Promise<CLIPModel> {
   return loadCLIPModelFromPath(await resolveCLIPFolder(spec, o.hub ?? {}), o);
-}
-
-function weightsIn(folder: string): string {
-  const files = readdirSync(folder);
-  const st = files.filter((f) => f.endsWith('.safetensors')).sort();
-  for (const name of ['model.safetensors', 'weights.safetensors']) if (st.includes(name)) return join(folder, name);
-  if (st.length === 1) return join(folder, st[0]!);
-  const pickle = files.find((f) => ['.bin', '.pt', '.pth', '.ckpt'].includes(extname(f)));
-  if (pickle !== undefined && st.length === 0) refusePickle(join(folder, pickle));
-  throw new ImmunizeError('E_MODEL_FILE', st.length === 0
-    ? `${folder}: no .safetensors weights found (files: ${files.join(', ') || 'none'})`
-    : `${folder}: several .safetensors files and none is model.safetensors: ${st.join(', ')}`);
 }

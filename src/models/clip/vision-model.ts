@@ -14,21 +14,18 @@
  *   const { pooledOutput } = noGrad(() => vm.forward(pixelValues));   // [N, hidden_size]
  */
 import { ArgumentError, ImmunizeError, describe } from '../../errors.js';
-import { LayerNorm, Linear, ModuleList, activation } from '../../nn/layers.js';
-import { Module, mapSource, type LoadStateDictOptions, type ParamRef, type WeightSource } from '../../nn/module.js';
-import { F, arange, cat, isTensor, scope, type Tensor } from '../../torch/index.js';
+import { LayerNorm } from '../../nn/layers.js';
+import { Module, type ParamRef } from '../../nn/module.js';
+import { F, cat, isTensor, scope, type Tensor } from '../../torch/index.js';
+import { CLIPPreTrainedModel } from './checkpoint.js';
+import { parseTowerConfig, type CLIPEncoderConfig } from './config.js';
+import { CLIPEncoder, type CLIPTowerOutput } from './encoder.js';
 
-export interface CLIPVisionConfig {
-  hidden_size: number;
-  intermediate_size: number;
+export interface CLIPVisionConfig extends CLIPEncoderConfig {
   projection_dim: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
   num_channels: number;
   image_size: number;
   patch_size: number;
-  hidden_act: string;
-  layer_norm_eps: number;
 }
 
 // transformers 4.27 CLIPVisionConfig.__init__ defaults (configuration_clip.py).
@@ -36,41 +33,16 @@ const DEFAULTS: CLIPVisionConfig = {
   hidden_size: 768, intermediate_size: 3072, projection_dim: 512, num_hidden_layers: 12, num_attention_heads: 12,
   num_channels: 3, image_size: 224, patch_size: 32, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5,
 };
-const INT_FIELDS = ['hidden_size', 'intermediate_size', 'projection_dim', 'num_hidden_layers', 'num_attention_heads', 'num_channels', 'image_size', 'patch_size'] as const;
-// transformers' ACT2FN names CLIP configs use (see text-model.ts).
-const ACTIVATIONS: Record<string, string> = { quick_gelu: 'quick_gelu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', relu: 'relu', silu: 'silu', swish: 'silu' };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+const INT_FIELDS = ['projection_dim', 'num_channels', 'image_size', 'patch_size'] as const;
 
 /**
  * Parses a CLIPVisionConfig, or the `vision_config` (overridden by `vision_config_dict`, as 4.27
  * does) of a full CLIPConfig, with transformers' defaults for absent fields.
  */
 export function parseCLIPVisionConfig(raw: Record<string, unknown>, label = 'config.json'): CLIPVisionConfig {
-  if (!isObject(raw)) throw new ImmunizeError('E_CONFIG', `${label}: expected a JSON object but received ${describe(raw)}`);
-  let src = raw;
-  if (isObject(raw['vision_config']) || isObject(raw['vision_config_dict']) || raw['model_type'] === 'clip') {
-    src = { ...(isObject(raw['vision_config']) ? raw['vision_config'] : {}), ...(isObject(raw['vision_config_dict']) ? raw['vision_config_dict'] : {}) };
-    label = `${label} (vision_config)`;
-  }
-  const cfg = { ...DEFAULTS };
-  for (const k of Object.keys(DEFAULTS) as (keyof CLIPVisionConfig)[]) {
-    if (src[k] !== undefined && src[k] !== null) (cfg as Record<string, unknown>)[k] = src[k];
-  }
-  for (const k of INT_FIELDS) {
-    if (!Number.isSafeInteger(cfg[k]) || cfg[k] < 1) throw new ImmunizeError('E_CONFIG', `${label}: ${k} should be a positive integer but is ${describe(cfg[k])}`);
-  }
-  if (cfg.hidden_size % cfg.num_attention_heads !== 0) {
-    throw new ImmunizeError('E_CONFIG', `${label}: hidden_size ${cfg.hidden_size} is not divisible by num_attention_heads ${cfg.num_attention_heads}`);
-  }
-  if (cfg.image_size % cfg.patch_size !== 0) throw new ImmunizeError('E_CONFIG', `${label}: image_size ${cfg.image_size} is not a multiple of patch_size ${cfg.patch_size}`);
-  if (typeof cfg.layer_norm_eps !== 'number' || !(cfg.layer_norm_eps > 0)) throw new ImmunizeError('E_CONFIG', `${label}: layer_norm_eps should be a positive number but is ${describe(cfg.layer_norm_eps)}`);
-  if (typeof cfg.hidden_act !== 'string' || ACTIVATIONS[cfg.hidden_act] === undefined) {
-    throw new ImmunizeError('E_CONFIG', `${label}: unknown hidden_act ${JSON.stringify(cfg.hidden_act)} (expected one of ${Object.keys(ACTIVATIONS).join(', ')})`);
-  }
-  return cfg;
+  return parseTowerConfig(raw, label, 'vision', DEFAULTS, INT_FIELDS, (cfg, where) => {
+    if (cfg.image_size % cfg.patch_size !== 0) throw new ImmunizeError('E_CONFIG', `${where}: image_size ${cfg.image_size} is not a multiple of patch_size ${cfg.patch_size}`);
+  });
 }
 
 /** Number of position embeddings: one per patch plus the class token. */
@@ -122,179 +94,64 @@ class CLIPVisionEmbeddings extends Module {
   }
 }
 
-class CLIPVisionAttention extends Module {
-  readonly kProj: Linear;
-  readonly vProj: Linear;
-  readonly qProj: Linear;
-  readonly outProj: Linear;
-  readonly heads: number;
-  readonly headDim: number;
-  constructor(c: CLIPVisionConfig) {
-    super();
-    const d = c.hidden_size;
-    this.heads = c.num_attention_heads;
-    this.headDim = d / this.heads;
-    this.kProj = this.child('k_proj', new Linear(d, d));
-    this.vProj = this.child('v_proj', new Linear(d, d));
-    this.qProj = this.child('q_proj', new Linear(d, d));
-    this.outProj = this.child('out_proj', new Linear(d, d));
-  }
-  forward(x: Tensor): Tensor {
-    return scope(() => {
-      const [b, l, d] = x.shape as [number, number, number];
-      const split = (t: Tensor) => t.view(b, l, this.heads, this.headDim).transpose(1, 2);
-      // transformers scales q by head_dim^-0.5 before q kᵀ. matmul + softmax, never baddbmm(beta=0) (DESIGN §7).
-      const q = split(this.qProj.forward(x).mul(this.headDim ** -0.5));
-      const k = split(this.kProj.forward(x));
-      const v = split(this.vProj.forward(x));
-      const probs = q.matmul(k.transpose(-1, -2)).softmax(-1);
-      return this.outProj.forward(probs.matmul(v).transpose(1, 2).reshape(b, l, d));
-    });
-  }
-}
-
-class CLIPVisionMLP extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  readonly #act: (x: Tensor) => Tensor;
-  constructor(c: CLIPVisionConfig) {
-    super();
-    this.fc1 = this.child('fc1', new Linear(c.hidden_size, c.intermediate_size));
-    this.fc2 = this.child('fc2', new Linear(c.intermediate_size, c.hidden_size));
-    this.#act = activation(ACTIVATIONS[c.hidden_act]!);
-  }
-  forward(x: Tensor): Tensor {
-    return scope(() => this.fc2.forward(this.#act(this.fc1.forward(x))));
-  }
-}
-
-/** Pre-LayerNorm block: x + attn(ln1(x)), then + mlp(ln2(x)). */
-class CLIPVisionEncoderLayer extends Module {
-  readonly selfAttn: CLIPVisionAttention;
-  readonly layerNorm1: LayerNorm;
-  readonly mlp: CLIPVisionMLP;
-  readonly layerNorm2: LayerNorm;
-  constructor(c: CLIPVisionConfig) {
-    super();
-    this.selfAttn = this.child('self_attn', new CLIPVisionAttention(c));
-    this.layerNorm1 = this.child('layer_norm1', new LayerNorm(c.hidden_size, c.layer_norm_eps));
-    this.mlp = this.child('mlp', new CLIPVisionMLP(c));
-    this.layerNorm2 = this.child('layer_norm2', new LayerNorm(c.hidden_size, c.layer_norm_eps));
-  }
-  forward(x: Tensor): Tensor {
-    return scope(() => {
-      const h = x.add(this.selfAttn.forward(this.layerNorm1.forward(x)));
-      return h.add(this.mlp.forward(this.layerNorm2.forward(h)));
-    });
-  }
-}
-
-class CLIPVisionEncoder extends Module {
-  readonly layers: ModuleList<CLIPVisionEncoderLayer>;
-  constructor(c: CLIPVisionConfig) {
-    super();
-    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.num_hidden_layers }, () => new CLIPVisionEncoderLayer(c))));
-  }
-}
-
-/** transformers' CLIPVisionTransformer (the module under `vision_model.`). */
-export class CLIPVisionTransformer extends Module {
-  readonly embeddings: CLIPVisionEmbeddings;
-  readonly preLayrnorm: LayerNorm;
-  readonly encoder: CLIPVisionEncoder;
-  readonly postLayernorm: LayerNorm;
-  constructor(readonly config: CLIPVisionConfig) {
-    super();
-    this.embeddings = this.child('embeddings', new CLIPVisionEmbeddings(config));
-    this.preLayrnorm = this.child('pre_layrnorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
-    this.encoder = this.child('encoder', new CLIPVisionEncoder(config));
-    this.postLayernorm = this.child('post_layernorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
-  }
-}
-
 export interface CLIPVisionForwardOptions {
   /** Also return the embedding output and every layer's output. Default false. */
   outputHiddenStates?: boolean;
 }
 
-export interface CLIPVisionOutput {
-  /** [N, 1 + patches, D]: the last layer's output (no final norm, as transformers). */
-  lastHiddenState: Tensor;
-  /** [N, D]: post_layernorm of the class token. */
-  pooledOutput: Tensor;
-  /** With outputHiddenStates: num_hidden_layers + 1 tensors (pre_layrnorm input first, as transformers). */
-  hiddenStates?: Tensor[];
-}
+/**
+ * - lastHiddenState [N, 1 + patches, D]: the last layer's output (no final norm, as transformers).
+ * - pooledOutput [N, D]: post_layernorm of the class token.
+ * - hiddenStates, with outputHiddenStates: num_hidden_layers + 1 tensors (pre_layrnorm's output
+ *   first, as transformers).
+ */
+export type CLIPVisionOutput = CLIPTowerOutput;
 
-const POSITION_IDS = 'vision_model.embeddings.position_ids';
-
-export class CLIPVisionModel extends Module {
-  readonly config: CLIPVisionConfig;
-  readonly visionModel: CLIPVisionTransformer;
-
-  constructor(config: Record<string, unknown> | CLIPVisionConfig) {
+/** transformers' CLIPVisionTransformer (the module under `vision_model.`). */
+export class CLIPVisionTransformer extends Module {
+  readonly embeddings: CLIPVisionEmbeddings;
+  readonly preLayrnorm: LayerNorm;
+  readonly encoder: CLIPEncoder;
+  readonly postLayernorm: LayerNorm;
+  constructor(readonly config: CLIPVisionConfig) {
     super();
-    this.config = parseCLIPVisionConfig(config as Record<string, unknown>);
-    this.visionModel = this.child('vision_model', new CLIPVisionTransformer(this.config));
-  }
-
-  /** loadStateDict that supplies `position_ids` when a checkpoint lacks it and stores it as int64. */
-  override loadStateDict(source: WeightSource | ReadonlyMap<string, Tensor>, o: LoadStateDictOptions = {}): this {
-    return super.loadStateDict(withPositionIds(source, o, [[POSITION_IDS, numPositions(this.config)]]), { ...o, rename: undefined });
+    this.embeddings = this.child('embeddings', new CLIPVisionEmbeddings(config));
+    this.preLayrnorm = this.child('pre_layrnorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
+    this.encoder = this.child('encoder', new CLIPEncoder(config));
+    this.postLayernorm = this.child('post_layernorm', new LayerNorm(config.hidden_size, config.layer_norm_eps));
   }
 
   /** pixel values [N, C, image_size, image_size] (already normalised: see image-processor.ts) → hidden states. */
   forward(pixelValues: Tensor, o: CLIPVisionForwardOptions = {}): CLIPVisionOutput {
-    return runVisionTransformer(this.visionModel, pixelValues, o);
-  }
-}
-
-/** The vision tower's forward (shared by CLIPVisionModel and CLIPModel). */
-export function runVisionTransformer(vm: CLIPVisionTransformer, pixelValues: Tensor, o: CLIPVisionForwardOptions = {}): CLIPVisionOutput {
-  const c = vm.config;
-  if (!isTensor(pixelValues)) throw new ArgumentError(`CLIPVisionModel.forward: expected pixel values to be a Tensor [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] but received ${describe(pixelValues)}`);
-  const s = pixelValues.shape;
-  if (s.length !== 4 || s[1] !== c.num_channels || s[2] !== c.image_size || s[3] !== c.image_size || s[0] === 0) {
-    throw new ImmunizeError('E_SHAPE', `CLIPVisionModel.forward: expected pixel values [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] (see clipPreprocess) but received [${s.join(', ')}]`);
-  }
-  return scope(() => {
-    let h = vm.preLayrnorm.forward(vm.embeddings.forward(pixelValues));
-    const hidden: Tensor[] = [h];
-    for (const layer of vm.encoder.layers.items) {
-      h = layer.forward(h);
-      hidden.push(h);
+    const c = this.config;
+    if (!isTensor(pixelValues)) throw new ArgumentError(`CLIPVisionModel.forward: expected pixel values to be a Tensor [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] but received ${describe(pixelValues)}`);
+    const s = pixelValues.shape;
+    if (s.length !== 4 || s[1] !== c.num_channels || s[2] !== c.image_size || s[3] !== c.image_size || s[0] === 0) {
+      throw new ImmunizeError('E_SHAPE', `CLIPVisionModel.forward: expected pixel values [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] (see clipPreprocess) but received [${s.join(', ')}]`);
     }
-    const pooledOutput = vm.postLayernorm.forward(h.select(1, 0));
-    return o.outputHiddenStates ? { lastHiddenState: h, pooledOutput, hiddenStates: hidden } : { lastHiddenState: h, pooledOutput };
-  });
+    return scope(() => {
+      const hidden = this.encoder.forward(this.preLayrnorm.forward(this.embeddings.forward(pixelValues)));
+      const h = hidden.at(-1)!;
+      const pooledOutput = this.postLayernorm.forward(h.select(1, 0));
+      return o.outputHiddenStates ? { lastHiddenState: h, pooledOutput, hiddenStates: hidden } : { lastHiddenState: h, pooledOutput };
+    });
+  }
 }
 
-/**
- * A WeightSource view that supplies absent `position_ids` buffers as arange(n) (transformers ≥ 4.31
- * no longer saves them) and converts present ones to int64; applies `o.rename` first.
- */
-export function withPositionIds(source: WeightSource | ReadonlyMap<string, Tensor>, o: LoadStateDictOptions, ids: readonly (readonly [string, number])[]): WeightSource {
-  const src = source instanceof Map ? mapSource(source) : (source as WeightSource);
-  const names = new Map<string, string>();
-  for (const k of src.keys()) {
-    const mine = o.rename ? o.rename(k) : k;
-    if (mine !== null) names.set(mine, k);
+/** The vision tower alone, under transformers' `vision_model.` prefix. */
+export class CLIPVisionModel extends CLIPPreTrainedModel {
+  readonly visionModel: CLIPVisionTransformer;
+
+  constructor(config: Record<string, unknown> | CLIPVisionConfig) {
+    super();
+    this.visionModel = this.child('vision_model', new CLIPVisionTransformer(parseCLIPVisionConfig(config as Record<string, unknown>)));
   }
-  const synth = new Map(ids.filter(([k]) => !names.has(k)));
-  const isId = new Set(ids.map(([k]) => k));
-  return {
-    keys: () => [...names.keys(), ...synth.keys()],
-    shape: (k) => (synth.has(k) ? [1, synth.get(k)!] : src.shape(names.get(k)!)),
-    read: (k) => {
-      const n = synth.get(k);
-      if (n !== undefined) {
-        using r = arange(0, n, 1, { dtype: 'int64' });
-        return r.unsqueeze(0);
-      }
-      const t = src.read(names.get(k)!);
-      if (!isId.has(k) || t.dtype === 'int64') return t;
-      using _t = t;
-      return t.to('int64');
-    },
-  };
+
+  get config(): CLIPVisionConfig {
+    return this.visionModel.config;
+  }
+
+  forward(pixelValues: Tensor, o: CLIPVisionForwardOptions = {}): CLIPVisionOutput {
+    return this.visionModel.forward(pixelValues, o);
+  }
 }

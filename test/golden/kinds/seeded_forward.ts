@@ -7,29 +7,12 @@ import { join } from 'node:path';
 import { loadSafetensors } from '../../../src/io/tensors.js';
 import { AutoencoderKL } from '../../../src/models/autoencoder-kl.js';
 import { UNet2DConditionModel } from '../../../src/models/unet/index.js';
-import type { WeightSource } from '../../../src/nn/module.js';
-import { manualSeed, noGrad, ones, randn, scope, zeros, type Tensor } from '../../../src/torch/index.js';
+import { noGrad, scope, type Tensor } from '../../../src/torch/index.js';
+import { seededWeights } from '../../helpers/seeded-weights.js';
 import { assertClose, toleranceFor } from '../compare.js';
 import { buildFromConfig } from '../models.js';
 import { parseTimestep } from './unet_2d_condition.js';
 import type { CaseRunner } from './types.js';
-
-/** The seeded weight rule as a WeightSource (tensors are made only when read). */
-export function seededWeights(keys: [string, number[], string][]): WeightSource {
-  const index = new Map(keys.map(([k, s], i) => [k, { i, s }]));
-  return {
-    keys: () => index.keys(),
-    shape: (k) => index.get(k)!.s,
-    read: (k) => {
-      const { i, s } = index.get(k)!;
-      if (s.length >= 2) {
-        manualSeed(i);
-        return scope(() => randn(s).mul(0.02));
-      }
-      return k.endsWith('.bias') ? zeros(s) : ones(s);
-    },
-  };
-}
 
 const run: CaseRunner = async ({ dir, spec }, t) => {
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
