@@ -13,7 +13,7 @@
  *
  * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
 import { setProgressListener } from '../io/progress.js';
 import { Storage, type JobRecord } from './storage.js';
@@ -118,6 +118,7 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
     await send({ type: 'error', code: 'E_NOT_FOUND', message: 'the job is gone' });
     return;
   }
+  logStart(id);
   let last = 0;
   let pending: Promise<void> = Promise.resolve();
   progress = (step, steps, loss) => {
@@ -143,6 +144,16 @@ async function runJob(root: string, id: string, settings: RunnerSettings): Promi
     const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
     await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id, settings) });
   }
+}
+
+/**
+ * Opt-in audit of executions, independent of the job record: with $IMMUNIZE_RUNNER_START_LOG set,
+ * one JSON line {id, pid, time} is appended to that file as each job starts (the exactly-once tests
+ * count them).
+ */
+function logStart(id: string): void {
+  const file = process.env['IMMUNIZE_RUNNER_START_LOG'];
+  if (file) appendFileSync(file, `${JSON.stringify({ id, pid: process.pid, time: new Date().toISOString() })}\n`);
 }
 
 function main(): void {
