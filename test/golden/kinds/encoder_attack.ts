@@ -85,6 +85,21 @@ function photoguardLayout(x: Tensor): Tensor {
   return x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 }
 
+/**
+ * A full run as the case's full_run tolerances say: every loss within rtol, and at least the
+ * given share of the result's entries within atol. Disposes `r.adv`; returns that share.
+ */
+function assertFullRun(r: { losses: number[]; adv: Tensor }, losses: Tensor, adv: Tensor, tol: ReturnType<typeof tolerancesOf>, whose: string): number {
+  r.losses.forEach((l, i) => {
+    const w = losses.select(0, i).item();
+    assert.ok(Math.abs(l - w) <= tol.runLossRtol * Math.abs(w), `loss ${i}: ${l} vs ${w}`);
+  });
+  const close = 1 - fractionDiffering(r.adv, adv, tol.advAtol);
+  r.adv.dispose();
+  assert.ok(close >= tol.advShare, `only ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol} of ${whose}'s result`);
+  return close;
+}
+
 const run: CaseRunner = async ({ dir, spec }, t) => {
   using io = caseTensors(dir);
   if (spec.notebook_pgd !== undefined) await notebookAndAlgorithm1(dir, spec, io, t);
@@ -145,14 +160,7 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
     });
     await t.test('notebook pgd, full run', () => scope(() => {
       const r = pgd(X, lossFn, { ...options, startNoise: ref('start_noise') });
-      const want = ref('losses_notebook');
-      r.losses.forEach((l, i) => {
-        const w = want.select(0, i).item();
-        assert.ok(Math.abs(l - w) <= tol.runLossRtol * Math.abs(w), `loss ${i}: ${l} vs ${w}`);
-      });
-      const close = 1 - fractionDiffering(r.adv, ref('adv_notebook'), tol.advAtol);
-      r.adv.dispose();
-      assert.ok(close >= tol.advShare, `only ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol} of the notebook's result`);
+      const close = assertFullRun(r, ref('losses_notebook'), ref('adv_notebook'), tol, 'the notebook');
       t.diagnostic(`notebook full run: ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol}`);
     }));
     if (spec.algorithm1 !== undefined && io.has('x01')) {
@@ -180,14 +188,7 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
       });
       await t.test('Algorithm 1, full run', () => scope(() => {
         const r = algorithm1(enc01, x01, z, { eps: a1.eps, stepSize: a1.step_size, steps: a1.iters });
-        const want = ref('losses_algorithm1');
-        r.losses.forEach((l, i) => {
-          const w = want.select(0, i).item();
-          assert.ok(Math.abs(l - w) <= tol.runLossRtol * Math.abs(w), `loss ${i}: ${l} vs ${w}`);
-        });
-        const close = 1 - fractionDiffering(r.adv, ref('adv_algorithm1'), tol.advAtol);
-        r.adv.dispose();
-        assert.ok(close >= tol.advShare, `only ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol} of the reference`);
+        assertFullRun(r, ref('losses_algorithm1'), ref('adv_algorithm1'), tol, 'the reference');
       }));
     }
   } finally {
