@@ -15,7 +15,7 @@
  * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
@@ -127,6 +127,7 @@ async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSett
     await send({ type: 'error', code: 'E_NOT_FOUND', message: 'the job is gone' });
     return;
   }
+  logStart(id);
   let last = 0;
   let pending: Promise<void> = Promise.resolve();
   progress = (step, steps, loss, etaMs) => {
@@ -152,6 +153,16 @@ async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSett
     const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
     await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id, settings) });
   }
+}
+
+/**
+ * Opt-in audit of executions, independent of the job record: with $IMMUNIZE_RUNNER_START_LOG set,
+ * one JSON line {id, pid, time} is appended to that file as each job starts (the exactly-once tests
+ * count them).
+ */
+function logStart(id: string): void {
+  const file = process.env['IMMUNIZE_RUNNER_START_LOG'];
+  if (file) appendFileSync(file, `${JSON.stringify({ id, pid: process.pid, time: new Date().toISOString() })}\n`);
 }
 
 function main(): void {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pgd, type PgdOptions } from '../../src/attacks/pgd.js';
 import { ArgumentError } from '../../src/errors.js';
-import { F, Generator, liveTensors, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
+import { F, Generator, keep, liveTensors, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -49,9 +49,22 @@ test('random transforms draw from their own generator: same seed, same result; a
   const a = pgd(x, loss, o), b = pgd(x, loss, o), d = pgd(x, loss, { ...o, eot: { ...o.eot!, seed: 99 } });
   assert.deepEqual(a.losses, b.losses);
   assert.notDeepEqual(a.losses, d.losses);
-  // Step 0's loss includes the identity term at the same random start in both.
-  const start = (r: typeof a): number => r.losses[0]!;
-  assert.ok(Number.isFinite(start(a)) && Number.isFinite(start(d)));
+  // The random start comes from the attack's seed, not the transforms': the identity draw of step 0
+  // hands the loss the start point itself.
+  const startOf = (eotSeed: number | undefined, seed = 3): Tensor => {
+    let first: Tensor | null = null;
+    const recording = (y: Tensor): Tensor => {
+      first ??= noGrad(() => keep(y.detach().clone()));
+      return loss(y);
+    };
+    pgd(x, recording, { ...o, steps: 1, seed, eot: { ...o.eot!, seed: eotSeed } }).adv.dispose();
+    return first!;
+  };
+  const s0 = startOf(undefined), s99 = startOf(99), other = startOf(undefined, 4);
+  const same = (p: Tensor, q: Tensor): boolean => noGrad(() => scope(() => p.eq(q).all().item() !== 0));
+  assert.ok(same(s0, s99), 'another transform seed left the random start unchanged');
+  assert.ok(!same(s0, x) && !same(s0, other), 'the start is random, and drawn from the attack seed');
+  for (const t of [s0, s99, other]) t.dispose();
   for (const t of [x, c, a.adv, b.adv, d.adv]) t.dispose();
 });
 

@@ -59,7 +59,9 @@ test('CLIP configs: transformers 4.27 defaults, vision_config_dict overrides, Vi
   assert.equal(vm.stateShapes().get('vision_model.embeddings.patch_embedding.weight')?.join(), '1024,3,14,14');
 });
 
-test('image preprocessing: torchvision Resize/CenterCrop geometry, Pillow-exact bicubic, tensor path within 1/255-ish', () => {
+// Pixel-exactness against Pillow itself is the conformance case golden/clip_model (its
+// chelsea_preprocessed_224 is CLIPProcessor's output; compared within 1e-4, under one uint8 level).
+test('image preprocessing: torchvision Resize/CenterCrop geometry, Pillow bicubic keeps constants and the same size, tensor path within 1/255-ish', () => {
   assert.deepEqual(resizedSize(300, 451, 224), [224, 336]);
   assert.deepEqual(resizedSize(451, 300, 224), [336, 224]);
   assert.deepEqual(resizedSize(224, 224, 224), [224, 224]);

@@ -16,6 +16,11 @@ import { hashKey } from '../../src/server/auth.js';
 import type { EditingConfig } from '../../src/server/edits.js';
 import { EmbeddedQueue, type JobQueue } from '../../src/server/queue.js';
 import { Storage, type JobRecord } from '../../src/server/storage.js';
+import { encodeImage, readImage } from '../../src/io/images.js';
+import { loadStableDiffusion } from '../../src/pipelines/components.js';
+import { inpaint } from '../../src/pipelines/generate.js';
+import { seededNoise } from '../../src/pipelines/noise.js';
+import { tensor, type Tensor } from '../../src/torch/index.js';
 import { sharedPath } from '../helpers/shared.js';
 import { makePhotos, tempDir, waitFor } from './harness.js';
 
@@ -132,7 +137,10 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
       const meta = await sharp(png).metadata();
       assert.deepEqual([meta.format, meta.width, meta.height], ['png', 64, 64]);
     }
-    assert.ok(Number.isFinite(res.between.psnr) || res.between.psnr === Infinity, `PSNR between the edits: ${res.between.psnr}`);
+    // The PSNR reported between the two edits is the one of the PNGs as served (and they differ).
+    const served = await psnr8(first.original, first.immunized);
+    assert.ok(served < 80, `the edits of the original and the immunized photo differ (${served} dB)`);
+    assert.ok(Math.abs(res.between.psnr - served) <= 1e-3, `PSNR between the edits: reported ${res.between.psnr} dB, recomputed from the PNGs ${served} dB`);
     assert.ok(res.between.ssim > -1 && res.between.ssim <= 1, `SSIM between the edits: ${res.between.ssim}`);
     assert.ok(Number.isFinite(res.inputs.psnr), 'PSNR of the immunized photo against the original');
     const again = await runEdit(body);
@@ -149,9 +157,21 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
   });
 
   test('inpainting repaints what the mask did not protect', { skip: INPAINT === null ? 'no tiny inpainting repository' : false }, async () => {
-    const { rec, immunized } = await runEdit({ prompt: 'a plane', seed: 5, steps: 2, mode: 'inpaint' });
-    assert.equal((rec.result as { mode: string }).mode, 'inpaint');
-    assert.deepEqual([(await sharp(immunized).metadata()).width], [64]);
+    const body = { prompt: 'a plane', seed: 5, steps: 2, mode: 'inpaint' };
+    const { rec, original } = await runEdit(body);
+    const res = rec.result as { mode: string; width: number; negativePrompt: string; guidance: number };
+    assert.deepEqual([res.mode, res.width], ['inpaint', 64]);
+    // The same edit run here with the repaint mask spelled out (1 outside the protected 32×32
+    // middle): the served edit of the original is that one, not the one repainting the middle.
+    const middle = (inside: number) => tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => {
+      const [y, x] = [Math.floor(i / 64), i % 64];
+      return y >= 16 && y < 48 && x >= 16 && x < 48 ? inside : 1 - inside;
+    }), [1, 1, 64, 64]);
+    using sd = await loadStableDiffusion(INPAINT!);
+    const { tensor: image } = await readImage(photo);
+    const edit = (mask: Tensor) => encodeImage(inpaint(sd, image, { prompt: body.prompt, negativePrompt: res.negativePrompt, steps: body.steps, guidance: res.guidance, eta: 0, noise: seededNoise(body.seed), mask }).image, { format: 'png' });
+    assert.ok((await edit(middle(0))).equals(original), 'the served edit is the one that repaints outside the protected middle');
+    assert.ok(!(await edit(middle(1))).equals(original), 'repainting the protected middle instead gives another edit (the check can tell)');
   });
 
   test('bad requests get 4xx JSON errors naming the field; another key\'s job is 404', async () => {
@@ -229,3 +249,11 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
     assert.match(message, /taef2-hf/, `the message should still say which model: ${message}`);
   });
 });
+
+/** PSNR (dB) of two same-size 8-bit PNGs from their decoded pixels, as piq: 10·log10(1 / (MSE + 1e-8)) on [0, 1]. */
+async function psnr8(a: Buffer, b: Buffer): Promise<number> {
+  const [x, y] = await Promise.all([a, b].map((p) => sharp(p).removeAlpha().raw().toBuffer()));
+  let se = 0;
+  for (let i = 0; i < x!.length; i++) se += (x![i]! - y![i]!) ** 2;
+  return 10 * Math.log10(1 / (se / x!.length / 255 ** 2 + 1e-8));
+}

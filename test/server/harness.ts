@@ -173,3 +173,13 @@ export function alive(pid: number): boolean {
     }
   }
 }
+
+/** How often each job id appears in a runner start log (IMMUNIZE_RUNNER_START_LOG). */
+export function startsById(file: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const id = String((JSON.parse(line) as { id: unknown }).id);
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { BIN, childEnv, freezeWhen, makePhotos, redisSkip, startJsonProcess, startRedis, stop, tempDir, TAEF2, waitFor } from './harness.js';
+import { BIN, childEnv, freezeWhen, makePhotos, redisSkip, startJsonProcess, startRedis, startsById, stop, tempDir, TAEF2, waitFor } from './harness.js';
 
 const skip = redisSkip() || (existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`);
 const SEEDS = [1, 2, 3];
@@ -30,14 +30,17 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
   const redis = await startRedis(dir);
   procs.push(redis.proc);
   const log: string[] = [];
+  // Every runner appends a line per job start: a count of executions independent of the records.
+  const startLog = join(dir, 'starts.jsonl');
+  const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog });
   const common = ['--redis', redis.url, '--storage', storage, '--model', `taef2=${TAEF2}`];
   const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
-    const { proc, hello } = await startJsonProcess([BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'], childEnv(), log);
+    const { proc, hello } = await startJsonProcess([BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'], env, log);
     procs.push(proc);
     return { proc, url: String(hello['listening']) };
   };
   const startWorkerProc = async (): Promise<ChildProcess> => {
-    const { proc } = await startJsonProcess([BIN, 'worker', ...common, '--lock-ms', '1000'], childEnv(), log);
+    const { proc } = await startJsonProcess([BIN, 'worker', ...common, '--lock-ms', '1000'], env, log);
     procs.push(proc);
     return proc;
   };
@@ -96,9 +99,23 @@ test('30 jobs, two workers, a worker killed mid-job and the API restarted: each 
   }, 1200, 500);
   assert.deepEqual(finals.map((r) => r.status), created.map(() => 'completed'));
 
-  // Exactly once: one completion per job, the killed job took a second attempt, nothing extra stored.
-  for (const id of created) assert.equal(record(id)!['completions'], 1, `job ${id} completions`);
-  assert.ok(Number(record(victim)!['attempts']) >= 2, `the job on the killed worker was run again (attempts ${String(record(victim)!['attempts'])})`);
+  // Exactly once, counted twice: the records' attempts and the runners' own start log. A job rerun
+  // while it still ran (a stalled lock) shows as a second attempt and a second start. The killed
+  // job ran twice; its first start may be missing if A was killed between marking it running and
+  // its runner starting it.
+  const starts = startsById(startLog);
+  assert.deepEqual([...starts.keys()].filter((id) => !created.includes(id)), [], 'the start log names only submitted jobs');
+  for (const id of created) {
+    const r = record(id)!;
+    assert.equal(r['completions'], 1, `job ${id} completions`);
+    if (id === victim) {
+      assert.equal(r['attempts'], 2, `the job on the killed worker was run once more (attempts ${String(r['attempts'])})`);
+      assert.ok([1, 2].includes(starts.get(id) ?? 0), `the killed job started ${starts.get(id) ?? 0} times`);
+    } else {
+      assert.equal(r['attempts'], 1, `job ${id} attempts`);
+      assert.equal(starts.get(id), 1, `job ${id} was started ${starts.get(id) ?? 0} times by a runner`);
+    }
+  }
   assert.deepEqual(readdirSync(join(storage, 'jobs')).sort(), [...created].sort());
   const list = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as { items: { id: string }[] };
   assert.equal(list.items.length, 30);

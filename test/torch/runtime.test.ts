@@ -126,6 +126,9 @@ test('scaled_dot_product_attention: native from libtorch 2.0, composed fallback 
   const out = F.scaledDotProductAttention(q, k, v);
   const composed = F.scaledDotProductAttention(q, k, v, { composed: true });
   assert.deepEqual(out.shape, [1, 2, 3, 4]);
+  // An oracle independent of both paths (on libtorch 1.x they are one path): softmax(q·kᵀ/√d)·v in plain JS.
+  const want = attentionByHand(q.toArray(), k.toArray(), v.toArray(), 2, 3, 5, 4);
+  out.toArray().forEach((x, i) => assert.ok(Math.abs(x - want[i]!) <= 1e-12, `entry ${i}: ${x} vs ${want[i]}`));
   assert.ok(out.allclose(composed, 1e-10, 1e-12), 'fused and composed attention agree');
   if (!native) {
     assert.equal(out.equal(composed), true, 'without the native op the composed path is used (bit-identical results)');
@@ -133,3 +136,22 @@ test('scaled_dot_product_attention: native from libtorch 2.0, composed fallback 
     assert.match(out.gradFn ?? '', /View|Bmm|MmBackward/, `composed attention ends in a matmul (gradFn ${out.gradFn})`);
   }
 });
+
+/** softmax(q·kᵀ/√d)·v for flat [1, heads, L, d] q and [1, heads, S, d] k, v; flat [1, heads, L, d] out. */
+function attentionByHand(q: number[], k: number[], v: number[], heads: number, L: number, S: number, d: number): number[] {
+  const out: number[] = [];
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < L; i++) {
+      const scores = Array.from({ length: S }, (_, j) => {
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += q[(h * L + i) * d + c]! * k[(h * S + j) * d + c]!;
+        return dot / Math.sqrt(d);
+      });
+      const top = Math.max(...scores);
+      const w = scores.map((x) => Math.exp(x - top));
+      const total = w.reduce((a, b) => a + b, 0);
+      for (let c = 0; c < d; c++) out.push(w.reduce((acc, wj, j) => acc + (wj / total) * v[(h * S + j) * d + c]!, 0));
+    }
+  }
+  return out;
+}

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readImage } from '../../../src/io/images.js';
-import { loadSafetensors } from '../../../src/io/tensors.js';
 import { cosineSimilarityMatrix } from '../../../src/metrics/clip-score.js';
 import { loadCLIPModelFromPath } from '../../../src/models/clip/clip-model.js';
 import { clipPreprocess } from '../../../src/models/clip/image-processor.js';
@@ -16,6 +15,7 @@ import { CLIPTokenizer } from '../../../src/models/clip/tokenizer.js';
 import { noGrad, scope, type Tensor } from '../../../src/torch/index.js';
 import { sharedDir } from '../../helpers/shared.js';
 import { assertClose, toleranceFor } from '../compare.js';
+import { caseTensors } from '../io.js';
 import type { CaseRunner } from './types.js';
 
 function findImage(dir: string, stem: string): string | null {
@@ -26,14 +26,10 @@ function findImage(dir: string, stem: string): string | null {
 }
 
 const run: CaseRunner = async ({ dir, spec }, t) => {
-  const io = loadSafetensors(join(dir, String(spec.io ?? 'io.safetensors')));
+  using io = caseTensors(dir, spec.io);
+  const { ref } = io;
   const weights = join(dir, String(spec.weights ?? 'weights.safetensors'));
   const model = loadCLIPModelFromPath(existsSync(weights) ? weights : dir);
-  const ref = (k: string): Tensor => {
-    const v = io.get(k);
-    if (v === undefined) throw new Error(`io.safetensors has no '${k}'`);
-    return v;
-  };
   const tol = (k: string) => toleranceFor(spec.tolerances, k, spec.tolerances?.default);
   const report = (name: string, got: Tensor) => {
     const r = assertClose(got, ref(name), tol(name), name);
@@ -54,7 +50,7 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       const scaled = cosineSimilarityMatrix(img, txt).mul(model.logitScale.t.exp());
       assertClose(out.logitsPerImage, scaled, { atol: 1e-4, rtol: 1e-4 }, 'logits_per_image = exp(logit_scale)·cosine');
     })));
-    for (const key of [...io.keys()].filter((k) => /^.+_preprocessed_\d+$/.test(k))) {
+    for (const key of [...io.all.keys()].filter((k) => /^.+_preprocessed_\d+$/.test(k))) {
       const [, stem, n] = /^(.+)_preprocessed_(\d+)$/.exec(key)!;
       const path = findImage(dir, stem!);
       await t.test(`preprocess ${stem} → ${n}px`, { skip: path === null ? `image ${stem}.png/.jpg not found beside the case or in the shared images` : false }, async () => {
@@ -85,7 +81,6 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
     }
   } finally {
     model.dispose();
-    for (const v of io.values()) v.dispose();
   }
 };
 export default run;

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadSafetensors } from '../../../src/io/tensors.js';
 import { loadCLIPTextModel } from '../../../src/models/clip/text-model.js';
 import { CLIPTokenizer } from '../../../src/models/clip/tokenizer.js';
 import { noGrad, scope, tensor, type Tensor } from '../../../src/torch/index.js';
 import { assertClose, toleranceFor } from '../compare.js';
+import { caseTensors, dataCheck } from '../io.js';
 import type { CaseRunner } from './types.js';
 
 /** Tokenizer folders the case names: inputs.tokenizer_dir, ./tokenizer, or a `../<case>/tokenizer` mentioned in case.json. */
@@ -22,25 +22,21 @@ function tokenizerDirs(dir: string, spec: Record<string, unknown>): string[] {
 }
 
 const run: CaseRunner = async ({ dir, spec }, t) => {
-  const io = loadSafetensors(join(dir, String(spec.io ?? 'io.safetensors')));
+  using io = caseTensors(dir, spec.io);
+  const { ref } = io;
   const weights = join(dir, String(spec.weights ?? 'weights.safetensors'));
   const model = loadCLIPTextModel(existsSync(weights) ? weights : dir);
-  const ref = (k: string): Tensor => {
-    const v = io.get(k);
-    if (v === undefined) throw new Error(`io.safetensors has no '${k}'`);
-    return v;
-  };
   const tol = (k: string) => toleranceFor(spec.tolerances, k);
   const values = spec.inputs?.input_ids_values as number[][] | undefined;
   let ids: Tensor;
   if (io.has('input_ids')) ids = ref('input_ids');
   else if (Array.isArray(values)) ids = tensor(BigInt64Array.from(values.flat(), (v) => BigInt(v)), [values.length, values[0]!.length]);
   else throw new Error('case has neither io.safetensors input_ids nor inputs.input_ids_values');
-  const hiddenKeys = [...io.keys()].filter((k) => /^hidden_states_\d+$/.test(k)).sort();
+  const hiddenKeys = [...io.all.keys()].filter((k) => /^hidden_states_\d+$/.test(k)).sort();
   const layers = model.config.num_hidden_layers;
   try {
     if (io.has('input_ids') && Array.isArray(values)) {
-      await t.test('input_ids in io.safetensors equal case.json input_ids_values', () => {
+      await dataCheck(t, 'input_ids in io.safetensors equal case.json input_ids_values', () => {
         assert.deepEqual(ids.toArray(), values.flat());
       });
     }
@@ -84,7 +80,6 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   } finally {
     model.dispose();
     if (!io.has('input_ids')) ids.dispose();
-    for (const v of io.values()) v.dispose();
   }
 };
 export default run;

@@ -4,22 +4,17 @@
 // compared with the reference, then the output; finally the plain seeded path is run and
 // compared too (RNG parity means it should match).
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { loadSafetensors } from '../../../src/io/tensors.js';
 import { loadStableDiffusionFromPath } from '../../../src/pipelines/components.js';
 import { img2img, inpaint, type GenerateOptions } from '../../../src/pipelines/generate.js';
 import { replayNoise, seededNoise } from '../../../src/pipelines/noise.js';
-import { noGrad, scope, type Tensor } from '../../../src/torch/index.js';
+import { noGrad, scope } from '../../../src/torch/index.js';
 import { assertClose, closeness, toleranceFor } from '../compare.js';
+import { caseTensors } from '../io.js';
 import type { CaseRunner } from './types.js';
 
 const run: CaseRunner = async ({ dir, spec }, t) => {
-  const io = loadSafetensors(join(dir, 'io.safetensors'));
-  const ref = (k: string): Tensor => {
-    const v = io.get(k);
-    if (v === undefined) throw new Error(`io.safetensors has no '${k}'`);
-    return v;
-  };
+  using io = caseTensors(dir);
+  const { ref } = io;
   const sd = loadStableDiffusionFromPath(dir);
   const call = spec.call;
   const kind: string = spec.kind;
@@ -48,7 +43,7 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
         },
       });
       assert.equal(noise.used, draws.length, `the pipeline drew ${noise.used} tensors; the reference drew ${draws.length}`);
-      const expected = [...io.keys()].filter((k) => /^(prompt_embeds|unet_in_\d+|unet_out_\d+|latents_\d+|decoded_final)$/.test(k));
+      const expected = [...io.all.keys()].filter((k) => /^(prompt_embeds|unet_in_\d+|unet_out_\d+|latents_\d+|decoded_final)$/.test(k));
       assert.deepEqual(traced.sort(), expected.sort(), 'every recorded intermediate was produced and compared');
       assertClose(r.image, ref('output'), toleranceFor(spec.tolerances, 'output'), 'output');
       if (io.has('latents_final')) assert.ok(io.has(`latents_${String(r.steps - 1).padStart(2, '0')}`), 'step count matches the reference');
@@ -71,7 +66,6 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
     sd.dispose();
     image.dispose();
     mask?.dispose();
-    for (const v of io.values()) v.dispose();
   }
 };
 
