@@ -2,22 +2,14 @@
 // (made here with sharp, or a shared photo with --size 64) and attacks take a few steps.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 import { loadCommands } from '../../src/cli/main.js';
+import { tempDir } from '../helpers/temp.js';
 
-const tempDirs: string[] = [];
-function made(dir: string): string {
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
 
 
 const bin = join(repoRoot, 'bin', 'immunize.js');
@@ -32,7 +24,7 @@ function immunize(...args: string[]): Run {
 }
 
 function tmp(): string {
-  return made(mkdtempSync(join(tmpdir(), 'immunize-cli-')));
+  return tempDir('cli');
 }
 
 /** A w×h PNG/JPEG with a left half of one colour and a right half of another. */

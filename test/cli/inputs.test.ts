@@ -1,24 +1,16 @@
 // Input expansion for `immunize protect`: files, folders, quoted globs.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { expandGlob, expandInputs, isImageName, isImmunizeOutput, segmentRegExp } from '../../src/cli/inputs.js';
 import { UsageError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp.js';
 
-const tempDirs: string[] = [];
-function made(dir: string): string {
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
 
 
 function tree(files: string[]): string {
-  const dir = made(mkdtempSync(join(tmpdir(), 'immunize-inputs-')));
+  const dir = tempDir('inputs');
   for (const f of files) {
     mkdirSync(join(dir, f, '..'), { recursive: true });
     writeFileSync(join(dir, f), '');

@@ -1,31 +1,23 @@
 // All-or-nothing output writing: no partial files after a failure.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { writeAllOrNothing } from '../../src/io/atomic.js';
 import { ImmunizeError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp.js';
 
-const tempDirs: string[] = [];
-function made(dir: string): string {
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
 
 
 test('writes every file, creating folders, with no temporaries left', () => {
-  const d = made(mkdtempSync(join(tmpdir(), 'immunize-out-')));
+  const d = tempDir('out');
   writeAllOrNothing([{ path: join(d, 'new/a.png'), data: Buffer.from([1, 2]) }, { path: join(d, 'new/a.json'), data: '{}' }]);
   assert.deepEqual(readdirSync(join(d, 'new')).sort(), ['a.json', 'a.png']);
   assert.equal(readFileSync(join(d, 'new/a.json'), 'utf8'), '{}');
 });
 
 test('a failure removes what was written and the folders it created; the error is one line', () => {
-  const d = made(mkdtempSync(join(tmpdir(), 'immunize-out-')));
+  const d = tempDir('out');
   writeFileSync(join(d, 'blocker'), 'a file where a folder should be');
   assert.throws(
     () => writeAllOrNothing([{ path: join(d, 'made/a.png'), data: 'x' }, { path: join(d, 'blocker/a.json'), data: '{}' }]),
@@ -36,7 +28,7 @@ test('a failure removes what was written and the folders it created; the error i
 });
 
 test('an existing output is replaced only when the new one is complete', () => {
-  const d = made(mkdtempSync(join(tmpdir(), 'immunize-out-')));
+  const d = tempDir('out');
   writeFileSync(join(d, 'a.png'), 'old');
   writeFileSync(join(d, 'blocker'), '');
   assert.throws(() => writeAllOrNothing([{ path: join(d, 'a.png'), data: 'new' }, { path: join(d, 'blocker/a.json'), data: '{}' }]), ImmunizeError);
