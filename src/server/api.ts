@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
@@ -17,7 +17,7 @@ import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
 import type { ModelEntry } from './models.js';
-import { openApiDocument } from './openapi.js';
+import { collectRoutes, routeSchema, err, idParams, immunizationForm, openApiDocument, png, record, tokenQuery, type RouteSchema } from './openapi.js';
 import { registerWebPage } from './static-web.js';
 import { HttpError, validateOptions } from './options.js';
 import type { JobQueue } from './queue.js';
@@ -70,6 +70,7 @@ function mapError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   const err = e as { code?: string; statusCode?: number; message?: string };
   const code = err.code ?? '';
+  if (code === 'FST_ERR_VALIDATION') return validationError(e as ValidationFailure);
   if (code === 'FST_REQ_FILE_TOO_LARGE') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'an uploaded file is over the size limit (see GET /v1/config limits.maxUploadBytes)');
   if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'too many parts in the request (at most the image, a mask and the option fields)');
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'the request body is too large');
@@ -77,6 +78,18 @@ function mapError(e: unknown): HttpError {
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || code.startsWith('FST_ERR_CTP') || (err.statusCode === 400)) return new HttpError(400, 'E_BAD_REQUEST', `malformed request: ${(err.message ?? '').split('\n')[0]}`);
   if (err.statusCode === 413) return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'the request is too large');
   return new HttpError(500, 'E_INTERNAL', 'internal error');
+}
+
+interface ValidationFailure { validation?: { instancePath: string; params: Record<string, unknown>; message?: string }[]; validationContext?: string }
+
+/** A route schema's refusal (fastify + ajv), in the API's error shape, naming the field. */
+function validationError(e: ValidationFailure): HttpError {
+  if (e.validationContext === 'params') return new HttpError(400, 'E_BAD_REQUEST', 'a job id is 32 lowercase hex characters', 'id');
+  const first = e.validation?.[0];
+  const extra = first?.params['additionalProperty'];
+  const field = String(first?.params['missingProperty'] ?? extra ?? first?.instancePath.split('/')[1] ?? e.validationContext ?? 'body').slice(0, 40);
+  const what = extra !== undefined ? 'unknown field' : first?.params['missingProperty'] !== undefined ? 'is required' : first?.message ?? 'invalid';
+  return new HttpError(400, 'E_VALIDATION', `${field}: ${what}`, field);
 }
 
 function imageError(part: 'image' | 'mask', e: unknown): HttpError {
@@ -90,11 +103,14 @@ export interface Api {
 }
 
 export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig): Promise<Api> {
-  const app = Fastify({ logger: cfg.logger ?? false, bodyLimit: 64 * 1024, trustProxy: false });
+  // Route schemas validate as declared: no coercion ('7' is not a number) and nothing removed
+  // silently (an unknown field is refused, not dropped).
+  const app = Fastify({ logger: cfg.logger ?? false, bodyLimit: 64 * 1024, trustProxy: false, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const routes = collectRoutes(app);
   const metrics = new Metrics();
   const requestLimiter = new RateLimiter(cfg.rateRequests);
   const createLimiter = new RateLimiter(cfg.rateCreate);
-  const openDoc = openApiDocument(cfg.version);
+  let openDoc: Record<string, unknown> | null = null;
   const finishedSeen = new Set<string>();
 
   await app.register(multipart, { limits: { fileSize: cfg.maxUploadBytes, files: 2, fields: 20, parts: 24, fieldSize: 1024, fieldNameSize: 64, headerPairs: 200 } });
@@ -231,14 +247,16 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   });
 
   // ---- health, metrics, docs ----
-  app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
+  const open = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({ schema: { summary, security: [], 'x-responses': responses } });
+  const serviceRoutes: FastifyPluginAsync = async (app) => {
+  app.get('/healthz', open('liveness', { 200: { description: 'ok' } }), () => ({ status: 'ok' }));
+  app.get('/readyz', open('readiness', { 200: { description: 'ready' }, 503: { description: 'not ready' } }), async (_req, reply) => {
     const storageOk = storage.writable();
     const queueOk = await queue.ready().catch(() => false);
     const ready = storageOk && queueOk;
     return reply.code(ready ? 200 : 503).send({ ready, queue: queue.kind, storage: storageOk });
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', open('Prometheus metrics', { 200: { description: 'text format 0.0.4' } }), async (_req, reply) => {
     const c = await queue.counts().catch(() => null);
     const mem = process.memoryUsage();
     const gpus = await gpuMemory();
@@ -251,8 +269,8 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     ]);
     return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
   });
-  app.get('/v1/openapi.json', () => openDoc);
-  app.get('/v1/config', () => ({
+  app.get('/v1/openapi.json', open('this document', { 200: { description: 'OpenAPI 3.1' } }), () => (openDoc ??= openApiDocument(cfg.version, routes)));
+  app.get('/v1/config', open('limits, models, presets, auth mode', { 200: { description: 'configuration' } }), () => ({
     version: cfg.version,
     auth: cfg.keys.length === 0 ? 'none' : 'api-key',
     limits: { maxUploadBytes: cfg.maxUploadBytes, maxPixels: cfg.maxPixels, maxSteps: cfg.maxSteps, rateCreatePerMinute: cfg.rateCreate, rateRequestsPerMinute: cfg.rateRequests, retentionMs: cfg.retentionMs },
@@ -265,8 +283,17 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     editing: editingInfo(cfg.editing, queue.kind),
   }));
 
+  };
+
+  const immunizationRoutes: FastifyPluginAsync = async (app) => {
   // ---- create ----
-  app.post('/v1/immunizations', async (req, reply) => {
+  app.post('/v1/immunizations', { schema: routeSchema({
+    summary: 'immunize a photo (the parameters of immunize protect that the API offers)', 'x-multipart': immunizationForm(),
+    'x-responses': {
+      202: record, 400: err('invalid option or missing image'), 401: err('no or wrong key'), 413: err('upload or image too large'), 415: err('not multipart'),
+      422: err('not a decodable image, or mask size mismatch'), 429: err('rate limited'), 503: err('queue full or unavailable'),
+    },
+  }) }, async (req, reply) => {
     const caller = identify(req);
     if (!req.isMultipart()) throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the image as multipart/form-data (fields: image, mask, and options)');
     takeCreate(caller);
@@ -330,7 +357,11 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   }
 
   // ---- list ----
-  app.get('/v1/immunizations', (req) => {
+  app.get('/v1/immunizations', { schema: routeSchema({
+    summary: 'the key\'s immunizations, newest first',
+    querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$', description: 'integer 1…100 (default 20)' }, status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'canceled'] } } },
+    'x-responses': { 200: { description: '{ items: Job[] }' }, 400: err('invalid limit or status') },
+  }) }, (req) => {
     const caller = identify(req);
     const q = req.query as Record<string, string | undefined>;
     const limit = q['limit'] === undefined ? 20 : Number(q['limit']);
@@ -346,24 +377,28 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return { items };
   });
 
-  // ---- per job: both kinds ----
+  };
+
+  // ---- per job: every kind ----
+  const jobRoutes: FastifyPluginAsync = async (app) => {
   for (const kind of ['immunization', 'check', 'edit'] as const) {
     const prefix = kind === 'immunization' ? '/v1/immunizations' : kind === 'check' ? '/v1/checks' : '/v1/edits';
     type P = { Params: { id: string } };
 
-    app.get<P>(`${prefix}/:id`, (req) => {
+    const job = (summary: string, responses: Record<string, unknown>, token = false): { schema: RouteSchema } => ({ schema: { summary, params: idParams, ...(token ? { querystring: tokenQuery } : {}), 'x-responses': { ...responses, 400: err('not a job id'), 401: err('no or wrong key'), 404: err(`no such ${kind} for this key`) } } });
+    app.get<P>(`${prefix}/:id`, job(`status, progress and result metadata of a ${kind}`, { 200: record }, true), (req) => {
       const caller = identify(req, { id: req.params.id, allowToken: true });
       return publicRecord(ownJob(caller, req.params.id, kind));
     });
 
-    app.get<P>(`${prefix}/:id/events`, (req, reply) => {
+    app.get<P>(`${prefix}/:id/events`, job('progress stream (SSE)', { 200: { description: 'Server-sent events: status, progress, end', content: { 'text/event-stream': { schema: { type: 'string' } } } } }, true), (req, reply) => {
       const caller = identify(req, { id: req.params.id, allowToken: true });
       const id = req.params.id;
       ownJob(caller, id, kind);
       return streamEvents(id, req, reply);
     });
 
-    app.post<P>(`${prefix}/:id/cancel`, async (req) => {
+    app.post<P>(`${prefix}/:id/cancel`, job(`cancel a queued or running ${kind}`, { 200: record, 409: err('already finished') }), async (req) => {
       const caller = identify(req);
       const r = ownJob(caller, req.params.id, kind);
       if (r.status === 'canceled') return publicRecord(r);
@@ -373,7 +408,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       return publicRecord(await settle(r.id));
     });
 
-    app.delete<P>(`${prefix}/:id`, async (req, reply) => {
+    app.delete<P>(`${prefix}/:id`, job(`cancel if needed and delete a ${kind}`, { 204: { description: 'deleted' } }), async (req, reply) => {
       const caller = identify(req);
       const r = ownJob(caller, req.params.id, kind);
       if (!TERMINAL.has(r.status)) {
@@ -385,6 +420,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       return reply.code(204).send();
     });
   }
+  };
 
   /** Waits briefly for a cancel to take effect (a running job stops within one attack step). */
   async function settle(id: string): Promise<JobRecord> {
@@ -396,7 +432,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return storage.read(id)!;
   }
 
-  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/result.png', (req, reply) => {
+  const resultRoutes: FastifyPluginAsync = async (app) => {
+  const own = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({ schema: { summary, params: idParams, querystring: tokenQuery, 'x-responses': { ...responses, 400: err('not a job id'), 404: err('no such immunization for this key'), 409: err('not completed') } } });
+  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/result.png', own('the immunized PNG', { 200: png }), (req, reply) => {
     const caller = identify(req, { id: req.params.id, allowToken: true });
     const r = ownJob(caller, req.params.id, 'immunization');
     if (r.status !== 'completed' || !storage.exists(r.id, 'result.png')) throw new HttpError(409, 'E_NOT_READY', `the immunization is ${r.status}; the result exists once it is completed`);
@@ -404,7 +442,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return reply.type('image/png').header('Content-Disposition', `attachment; filename="immunized-${r.id}.png"`).header('ETag', `"${String(r.result?.['sha256'] ?? '')}"`).header('Cache-Control', 'private, max-age=3600').send(data);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/sidecar.json', (req) => {
+  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/sidecar.json', own('the immunize protect sidecar (server paths out, the model by its id)', { 200: { description: 'sidecar JSON' } }), (req) => {
     const caller = identify(req, { id: req.params.id, allowToken: true });
     const r = ownJob(caller, req.params.id, 'immunization');
     if (r.status !== 'completed' || !storage.exists(r.id, 'result.json')) throw new HttpError(409, 'E_NOT_READY', `the immunization is ${r.status}; the sidecar exists once it is completed`);
@@ -423,7 +461,11 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return s;
   });
 
-  app.post<{ Params: { id: string }; Body: unknown }>('/v1/immunizations/:id/checks', async (req, reply) => {
+  app.post<{ Params: { id: string }; Body: unknown }>('/v1/immunizations/:id/checks', { schema: routeSchema({
+    summary: 'purify the result and check how much protection remains', params: idParams,
+    body: { type: ['object', 'null'], additionalProperties: false, properties: { purifications: { type: 'array', items: { type: 'string', maxLength: 200 }, minItems: 1, maxItems: 16 } } },
+    'x-responses': { 202: record, 400: err('invalid purification'), 404: err('no such immunization for this key'), 409: err('immunization not completed'), 501: err('no model to check with') },
+  }) }, async (req, reply) => {
     const caller = identify(req);
     const parent = ownJob(caller, req.params.id, 'immunization');
     const body = (req.body ?? {}) as Record<string, unknown>;
@@ -448,8 +490,14 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return accept(r, [], reply);
   });
 
+  };
+
+  await app.register(serviceRoutes);
+  await app.register(immunizationRoutes);
+  await app.register(jobRoutes);
+  await app.register(resultRoutes);
   // ---- "test the protection": edits of the original and the immunized photo (edits.ts) ----
-  registerEditRoutes(app, { storage, queueKind: queue.kind, editing: cfg.editing ?? null, identify, ownJob, takeCreate, capacity, newRecord, accept });
+  await app.register(async (app) => registerEditRoutes(app, { storage, queueKind: queue.kind, editing: cfg.editing ?? null, identify, ownJob, takeCreate, capacity, newRecord, accept }));
 
   // ---- SSE ----
   function streamEvents(id: string, req: FastifyRequest, reply: FastifyReply): void {

@@ -12,6 +12,7 @@ import { UsageError } from '../errors.js';
 import { parseModelEntry, type ModelEntry } from './models.js';
 import { HttpError } from './options.js';
 import type { JobKind, JobRecord, Storage } from './storage.js';
+import { err, idParams, png, record, routeSchema, tokenQuery } from './openapi.js';
 
 export { EDIT_DEFAULTS, EDIT_FILES, EDIT_LIMITS, editingInfo, editLinks, parseEditing, registerEditRoutes, validateEdit };
 export type { EditingConfig, EditingModels, EditOptions, EditRouteContext };
@@ -148,7 +149,14 @@ interface EditRouteContext {
 
 function registerEditRoutes(app: FastifyInstance, c: EditRouteContext): void {
   type P = { Params: { id: string }; Body: unknown };
-  app.post<P>('/v1/immunizations/:id/edits', async (req, reply) => {
+  app.post<P>('/v1/immunizations/:id/edits', { schema: routeSchema({
+    summary: 'test the protection: edit the original and the immunized photo with the same prompt and seed (GET /v1/config editing)', params: idParams,
+    body: { type: 'object', required: ['prompt'], additionalProperties: false, properties: {
+      prompt: { type: 'string', minLength: 1, maxLength: EDIT_LIMITS.promptChars }, negativePrompt: { type: 'string', maxLength: EDIT_LIMITS.promptChars }, seed: { type: 'integer', minimum: 0, maximum: EDIT_LIMITS.maxSeed },
+      steps: { type: 'integer', minimum: 1, ...(c.editing === null ? {} : { maximum: c.editing.maxSteps }) }, strength: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, guidance: { type: 'number', minimum: 0, maximum: EDIT_LIMITS.maxGuidance }, mode: { enum: ['img2img', 'inpaint'] },
+    } },
+    'x-responses': { 202: record, 400: err('invalid field'), 404: err('no such immunization for this key'), 409: err('immunization not completed'), 501: err('no editing model, or Redis mode') },
+  }) }, async (req, reply) => {
     const caller = c.identify(req);
     const parent = c.ownJob(caller, req.params.id, 'immunization');
     if (c.editing === null) throw new HttpError(501, 'E_NOT_IMPLEMENTED', 'this server has no editing model (start it with immunize serve --edit-model ID|PATH); GET /v1/config says editing.available');
@@ -164,7 +172,7 @@ function registerEditRoutes(app: FastifyInstance, c: EditRouteContext): void {
   });
 
   for (const side of ['original', 'immunized'] as const) {
-    app.get<P>(`/v1/edits/:id/${side}.png`, (req, reply) => {
+    app.get<P>(`/v1/edits/:id/${side}.png`, { schema: routeSchema({ summary: `the edit of the ${side} photo`, params: idParams, querystring: tokenQuery, 'x-responses': { 200: png, 404: err('no such edit for this key'), 409: err('not completed') } }) }, (req, reply) => {
       const caller = c.identify(req, { id: req.params.id, allowToken: true });
       const r = c.ownJob(caller, req.params.id, 'edit');
       const file = EDIT_FILES[side];

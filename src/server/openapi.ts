@@ -1,24 +1,87 @@
-/** The OpenAPI 3.1 document of the v1 API (docs/api.md is the prose version). */
+/**
+ * Route schemas of the v1 API and the OpenAPI 3.1 document generated from them (docs/api.md is
+ * the prose version). Each route declares its `schema` once — params, querystring and JSON body,
+ * which fastify validates, plus a summary and its responses for the document — and `collectRoutes`
+ * turns the registered routes into the document, so what the document says is what the routes
+ * check. Multipart fields come from the protect schema (src/protect/schema.ts), the one that
+ * validates them.
+ */
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { jsonSchemaOf, parametersFor } from '../protect/index.js';
 
-const err = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } };
-const tokenParam = { name: 'token', in: 'query', required: false, schema: { type: 'string' }, description: 'read token from the record\'s links (instead of a key)' };
-const record = { description: 'the job record', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } };
-const sse = { description: 'Server-sent events: status, progress, end', content: { 'text/event-stream': { schema: { type: 'string' } } } };
+/** A route schema with what only the document needs: the responses, and a multipart body (validated by the protect schema, not fastify). */
+export interface RouteSchema extends FastifySchema {
+  summary: string;
+  security?: unknown[];
+  'x-responses': Record<string, unknown>;
+  'x-multipart'?: Record<string, unknown>;
+}
 
-function jobPaths(prefix: string, kind: string): Record<string, unknown> {
+/** Types a route's schema (fastify's own type does not know the document's keys). */
+export const routeSchema = (s: RouteSchema): RouteSchema => s;
+
+const JOB_ID = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
+const ERROR = { $ref: '#/components/schemas/Error' };
+export const err = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: ERROR } } });
+export const record = { description: 'the job record', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } };
+export const png = { description: 'PNG', content: { 'image/png': {} } };
+
+export const idParams = { type: 'object', required: ['id'], properties: { id: JOB_ID } } as const;
+export const tokenQuery = { type: 'object', properties: { token: { type: 'string', maxLength: 128, description: 'read token from the record\'s links (instead of a key)' } } } as const;
+
+/** The multipart body of POST /v1/immunizations: the image, a mask and the protect parameters the API offers. */
+export function immunizationForm(): Record<string, unknown> {
   return {
-    [`${prefix}/{id}`]: {
-      get: { summary: `status, progress and result metadata of a ${kind}`, parameters: [idParam, tokenParam], responses: { 200: record, 401: err('no or wrong key'), 404: err('no such job for this key') } },
-      delete: { summary: `cancel if needed and delete a ${kind}`, parameters: [idParam], responses: { 204: { description: 'deleted' }, 404: err('no such job') } },
+    type: 'object', required: ['image'], additionalProperties: false,
+    properties: {
+      image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary', description: 'white where the perturbation may go; same size as the image' },
+      ...Object.fromEntries(parametersFor('api').map((p) => [p.name, p.name === 'model' ? { ...jsonSchemaOf(p), description: 'a model id from /v1/config' } : jsonSchemaOf(p)])),
     },
-    [`${prefix}/{id}/events`]: { get: { summary: 'progress stream (SSE)', parameters: [idParam, tokenParam], responses: { 200: sse, 404: err('no such job') } } },
-    [`${prefix}/{id}/cancel`]: { post: { summary: `cancel a queued or running ${kind}`, parameters: [idParam], responses: { 200: record, 409: err('already finished'), 404: err('no such job') } } },
   };
 }
 
-export function openApiDocument(version: string): Record<string, unknown> {
+interface CollectedRoute { method: string; url: string; schema: RouteSchema }
+
+/** Records every route registered after this call that has a RouteSchema (call it before registering routes). */
+export function collectRoutes(app: FastifyInstance): CollectedRoute[] {
+  const routes: CollectedRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    const schema = r.schema as RouteSchema | undefined;
+    if (schema?.['x-responses'] === undefined) return;
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m.toLowerCase(), url: r.url, schema });
+  });
+  return routes;
+}
+
+function parametersOf(s: RouteSchema): unknown[] {
+  const out: unknown[] = [];
+  for (const [where, schema] of [['path', s.params], ['query', s.querystring]] as const) {
+    const obj = schema as { properties?: Record<string, Record<string, unknown>>; required?: string[] } | undefined;
+    for (const [name, p] of Object.entries(obj?.properties ?? {})) {
+      const { description, ...rest } = p;
+      out.push({ name, in: where, required: where === 'path' || (obj?.required ?? []).includes(name), schema: rest, ...(description === undefined ? {} : { description }) });
+    }
+  }
+  return out;
+}
+
+export function openApiDocument(version: string, routes: readonly CollectedRoute[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const path = r.url.replace(/:(\w+)/g, '{$1}');
+    const s = r.schema;
+    const body = s['x-multipart'] !== undefined
+      ? { required: true, content: { 'multipart/form-data': { schema: s['x-multipart'] } } }
+      : s.body !== undefined ? { content: { 'application/json': { schema: s.body } } } : undefined;
+    const params = parametersOf(s);
+    (paths[path] ??= {})[r.method] = {
+      summary: s.summary,
+      ...(s.security === undefined ? {} : { security: s.security }),
+      ...(params.length === 0 ? {} : { parameters: params }),
+      ...(body === undefined ? {} : { requestBody: body }),
+      responses: s['x-responses'],
+    };
+  }
   return {
     openapi: '3.1.0',
     info: { title: 'Immunize API', version, description: 'Immunize photos against AI editing (Salman et al. 2023). Contract: docs/api.md.' },
@@ -41,67 +104,6 @@ export function openApiDocument(version: string): Record<string, unknown> {
         },
       },
     },
-    paths: {
-      '/v1/config': { get: { summary: 'limits, models, presets, auth mode', security: [], responses: { 200: { description: 'configuration' } } } },
-      '/v1/openapi.json': { get: { summary: 'this document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
-      '/v1/immunizations': {
-        post: {
-          summary: 'immunize a photo (options as immunize protect)',
-          requestBody: {
-            required: true,
-            content: {
-              'multipart/form-data': {
-                schema: {
-                  type: 'object', required: ['image'],
-                  additionalProperties: false,
-                  // The protect parameters the API offers, from the one schema (src/protect/schema.ts).
-                  properties: {
-                    image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary', description: 'white where the perturbation may go; same size as the image' },
-                    ...Object.fromEntries(parametersFor('api').map((p) => [p.name, p.name === 'model' ? { ...jsonSchemaOf(p), description: 'a model id from /v1/config' } : jsonSchemaOf(p)])),
-                  },
-                },
-              },
-            },
-          },
-          responses: {
-            202: record, 400: err('invalid option or missing image'), 401: err('no or wrong key'), 413: err('upload or image too large'), 415: err('not multipart'),
-            422: err('not a decodable image, or mask size mismatch'), 429: err('rate limited'), 503: err('queue full or unavailable'),
-          },
-        },
-        get: { summary: 'the key\'s immunizations, newest first', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'status', in: 'query', schema: { type: 'string' } }], responses: { 200: { description: '{ items: Job[] }' } } },
-      },
-      ...jobPaths('/v1/immunizations', 'immunization'),
-      '/v1/immunizations/{id}/result.png': { get: { summary: 'the immunized PNG', parameters: [idParam, tokenParam], responses: { 200: { description: 'PNG', content: { 'image/png': {} } }, 409: err('not completed') } } },
-      '/v1/immunizations/{id}/sidecar.json': { get: { summary: 'the immunize protect sidecar', parameters: [idParam, tokenParam], responses: { 200: { description: 'sidecar JSON' }, 409: err('not completed') } } },
-      '/v1/immunizations/{id}/checks': {
-        post: {
-          summary: 'purify the result and check how much protection remains',
-          parameters: [idParam],
-          requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { purifications: { type: 'array', items: { type: 'string' }, maxItems: 16 } } } } } },
-          responses: { 202: record, 400: err('invalid purification'), 409: err('immunization not completed'), 501: err('no model to check with') },
-        },
-      },
-      ...jobPaths('/v1/checks', 'check'),
-      '/v1/immunizations/{id}/edits': {
-        post: {
-          summary: 'test the protection: edit the original and the immunized photo with the same prompt and seed (GET /v1/config editing)',
-          parameters: [idParam],
-          requestBody: {
-            required: true,
-            content: { 'application/json': { schema: { type: 'object', required: ['prompt'], additionalProperties: false, properties: {
-              prompt: { type: 'string', minLength: 1, maxLength: 500 }, negativePrompt: { type: 'string', maxLength: 500 }, seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
-              steps: { type: 'integer', minimum: 1 }, strength: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, guidance: { type: 'number', minimum: 0, maximum: 30 }, mode: { enum: ['img2img', 'inpaint'] },
-            } } } },
-          },
-          responses: { 202: record, 400: err('invalid field'), 404: err('no such immunization for this key'), 409: err('immunization not completed'), 501: err('no editing model, or Redis mode') },
-        },
-      },
-      ...jobPaths('/v1/edits', 'edit'),
-      '/v1/edits/{id}/original.png': { get: { summary: 'the edit of the original photo', parameters: [idParam, tokenParam], responses: { 200: { description: 'PNG', content: { 'image/png': {} } }, 409: err('not completed') } } },
-      '/v1/edits/{id}/immunized.png': { get: { summary: 'the edit of the immunized photo', parameters: [idParam, tokenParam], responses: { 200: { description: 'PNG', content: { 'image/png': {} } }, 409: err('not completed') } } },
-      '/healthz': { get: { summary: 'liveness', security: [], responses: { 200: { description: 'ok' } } } },
-      '/readyz': { get: { summary: 'readiness', security: [], responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } } } },
-      '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { 200: { description: 'text format 0.0.4' } } } },
-    },
+    paths,
   };
 }

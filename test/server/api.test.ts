@@ -145,3 +145,59 @@ test('the OpenAPI document and the create route agree on the fields: each docume
   assert.equal(undocumented.status, 400, 'tile is a command-line parameter, not documented for the API');
   assert.equal(undocumented.body.error?.field, 'tile');
 });
+
+test('the OpenAPI document is generated from the routes: every documented path parameter, query parameter and JSON body is enforced as documented', async () => {
+  type Schema = { type?: string | string[]; pattern?: string; enum?: string[]; required?: string[]; additionalProperties?: boolean; properties?: Record<string, Schema>; minimum?: number; maximum?: number };
+  type Op = { parameters?: { name: string; in: string; schema: Schema }[]; requestBody?: { content: Record<string, { schema: Schema }> } };
+  const doc = (await api.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as { paths: Record<string, Record<string, Op>> };
+  const auth = { authorization: `Bearer ${KEY_A}` };
+  const someId = 'f'.repeat(32);
+  let checked = 0;
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const url = (id: string): string => path.replace('{id}', id);
+      const send = (u: string, payload?: unknown) => api.app.inject({ method: method.toUpperCase() as 'GET', url: u, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) });
+      const pathParam = op.parameters?.find((p) => p.in === 'path');
+      if (pathParam?.schema.pattern !== undefined && op.requestBody?.content['multipart/form-data'] === undefined) {
+        const bad = await send(url('not-an-id'));
+        assert.equal(bad.statusCode, 400, `${method} ${path}: an id against the documented pattern is refused`);
+        assert.equal(bad.json().error.field, 'id');
+        checked++;
+      }
+      for (const q of op.parameters?.filter((p) => p.in === 'query' && (p.schema.enum !== undefined || p.schema.pattern !== undefined)) ?? []) {
+        const bad = await send(`${url(someId)}?${q.name}=${encodeURIComponent('no such value!')}`);
+        assert.equal(bad.statusCode, 400, `${method} ${path}: query ${q.name} outside its documented values`);
+        assert.equal(bad.json().error.field, q.name);
+        const good = q.schema.enum?.[0] ?? '5';
+        const ok = await send(`${url(someId)}?${q.name}=${good}`);
+        assert.notEqual(ok.statusCode, 400, `${method} ${path}: query ${q.name}=${good} is documented, so not refused: ${ok.body}`);
+        checked++;
+      }
+      const body = op.requestBody?.content['application/json']?.schema;
+      if (body !== undefined) {
+        if (body.additionalProperties === false) {
+          const bad = await send(url(someId), { notDocumented: 1, ...Object.fromEntries((body.required ?? []).map((k) => [k, 'x'])) });
+          assert.equal(bad.statusCode, 400, `${method} ${path}: an undocumented field`);
+          assert.equal(bad.json().error.field, 'notDocumented');
+        }
+        for (const k of body.required ?? []) {
+          const bad = await send(url(someId), {});
+          assert.equal(bad.statusCode, 400, `${method} ${path}: required ${k} missing`);
+          assert.equal(bad.json().error.field, k);
+        }
+        for (const [k, p] of Object.entries(body.properties ?? {})) {
+          if (p.type !== 'integer') continue;
+          const bad = await send(url(someId), { ...Object.fromEntries((body.required ?? []).map((r) => [r, 'x'])), [k]: '7' });
+          assert.equal(bad.statusCode, 400, `${method} ${path}: ${k} as text is not the documented integer`);
+          assert.equal(bad.json().error.field, k);
+        }
+        // What the document allows passes the route's validation: the job does not exist (404), the body is fine.
+        const minimal = Object.fromEntries((body.required ?? []).map((k) => [k, 'x']));
+        const fine = await send(url(someId), minimal);
+        assert.equal(fine.statusCode, 404, `${method} ${path}: a documented body reaches the handler: ${fine.body}`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked >= 15, `only ${checked} checks ran`);
+});
