@@ -8,7 +8,7 @@
  * protected copies.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 /** Extensions sharp decodes that hold photos. */
@@ -153,4 +153,32 @@ export function expandInputs(args: readonly string[]): ExpandedInputs {
     if (filterListed(`'${arg}'`, matched) === 0) throw new UsageError(`'${arg}' matches no images`);
   }
   return { files, notes };
+}
+
+const OUTPUT_EXT = /\.(png|jpe?g|webp|tiff?|gif|avif|bmp)$/i;
+
+/** Where `immunize protect` writes a photo: NAME.immunized.png next to it, in `output` (a folder), or `output` itself (one photo). */
+function outputPathFor(input: string, output: string | undefined, single: boolean): string {
+  const name = `${basename(input, extname(input))}.immunized.png`;
+  if (output === undefined) return join(dirname(input), name);
+  const isDirLike = output.endsWith('/') || (existsSync(output) && statSync(output).isDirectory());
+  if (single && !isDirLike && OUTPUT_EXT.test(output)) return output;
+  return join(output, name);
+}
+
+/** Each input with its output path; refuses a file name for several inputs, overwriting an input, and two inputs on one output. */
+export function planOutputs(files: readonly string[], output: string | undefined, single: boolean): { input: string; output: string }[] {
+  if (output !== undefined && !single && OUTPUT_EXT.test(output) && !(existsSync(output) && statSync(output).isDirectory())) {
+    throw new UsageError(`--output: with several inputs give a folder, not a file name (${output})`);
+  }
+  const plan = files.map((input) => ({ input, output: resolve(outputPathFor(input, output, single)) }));
+  const inputs = new Set(plan.map((j) => resolve(j.input)));
+  const byOutput = new Map<string, string>();
+  for (const j of plan) {
+    if (inputs.has(j.output)) throw new UsageError(`refusing to overwrite an input photo: ${j.output} (choose another --output)`);
+    const other = byOutput.get(j.output);
+    if (other !== undefined) throw new UsageError(`${other} and ${j.input} would both be written to ${j.output}; protect them into different folders`);
+    byOutput.set(j.output, j.input);
+  }
+  return plan;
 }

@@ -6,92 +6,25 @@
  * with the same parameters is skipped.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { ImmunizeError, UsageError } from '../errors.js';
 import { formatFromPath, probeImage, readImage } from '../io/images.js';
-import { createProgress, type Progress } from '../io/progress.js';
 import {
   canonical, checkImmunized, ParameterError, checkPathFor, loadProtectModels, parametersFor, preflightPhoto, protectImage, readProtectInputs, resolveProtectParameters,
-  sha256File, sidecarParameters, sidecarPathFor, writeCheck, writeProtected, type ParameterSpec, type ProtectSidecar, type ProtectStep,
+  sha256File, sidecarParameters, sidecarPathFor, writeCheck, writeProtected, type ProtectSidecar,
 } from '../protect/index.js';
-import { formatCheck } from '../robustness/check.js';
 import { setNumThreads } from '../torch/index.js';
 import { parseCommandArgs, parseInteger } from './args.js';
-import { expandInputs } from './inputs.js';
+import { expandInputs, planOutputs } from './inputs.js';
+import { PROTECT_HELP } from './protect-help.js';
+import { printResult, progressFor } from './protect-print.js';
 
 const SPECS = parametersFor('cli');
-
-function flagHelp(p: ParameterSpec): string {
-  const left = `  --${p.flag}${p.type === 'boolean' ? '' : ` ${p.valueName ?? 'V'}`}`;
-  const words = p.description.split(' ');
-  const lines: string[] = [];
-  let line = '';
-  for (const w of words) {
-    if (line !== '' && line.length + w.length + 1 > 72) { lines.push(line); line = w; } else line = line === '' ? w : `${line} ${w}`;
-  }
-  lines.push(line);
-  return lines.map((l, i) => `${i === 0 ? left.padEnd(27) : ' '.repeat(27)}${l}`).join('\n');
-}
-
-const HELP = `Usage: immunize protect IMAGE|FOLDER|'GLOB'... [options]
-
-Adds an imperceptible perturbation so that diffusion-model edits of the photo come out
-unrealistic (Salman et al. 2023). For each photo writes NAME.immunized.png, labelled as
-immunized (XMP, see \`immunize inspect\`), and NAME.immunized.json with every parameter and the
-measured results, next to the photo (or into --output). Folders contribute their images; quoted
-globs ('photos/*.jpg', 'album/**/*.png') are expanded. Photos already immunized with the same
-parameters are skipped (--force redoes them). docs/attacks.md explains the parameters.
-
-Options:
-  -o, --output PATH        output file (one image) or folder (default: next to each input)
-  --mask PATH              white where the perturbation may go (e.g. faces), black where the
-                           photo must stay untouched; same size as the photo
-${SPECS.map(flagHelp).join('\n')}
-  --threads N              CPU threads for libtorch (default: all cores)
-  --force                  redo photos whose output and sidecar already exist
-  --json                   print one JSON result line per photo instead of a summary
-  -h, --help               this help
-
-Keep immunized photos as PNG: JPEG re-compression is what weakens the protection.`;
-
-const OUTPUT_EXT = /\.(png|jpe?g|webp|tiff?|gif|avif|bmp)$/i;
-
-function outputPathFor(input: string, output: string | undefined, single: boolean): string {
-  const name = `${basename(input, extname(input))}.immunized.png`;
-  if (output === undefined) return join(dirname(input), name);
-  const isDirLike = output.endsWith('/') || (existsSync(output) && statSync(output).isDirectory());
-  if (single && !isDirLike && OUTPUT_EXT.test(output)) return output;
-  return join(output, name);
-}
 
 /** A parameter refusal as the command line says it: `--step-size: …`. */
 function asUsage(e: unknown): unknown {
   if (!(e instanceof ParameterError)) return e;
   return new UsageError(e.render((name) => `--${SPECS.find((p) => p.name === name)?.flag ?? name}`));
-}
-
-/** Progress bars of one photo: the attack's steps, then the check's purifications. */
-function progressFor(label: string): { onStep: (s: ProtectStep) => void; done: () => void } {
-  let bar: Progress | null = null;
-  let phase = '';
-  let first: number | null = null;
-  let last: number | null = null;
-  const close = (): void => {
-    bar?.done(phase === 'attack' && first !== null ? `loss ${first.toFixed(4)} → ${last!.toFixed(4)}` : undefined);
-    bar = null;
-  };
-  return {
-    onStep: (s) => {
-      if (s.phase !== phase) {
-        close();
-        phase = s.phase;
-        bar = createProgress({ label: s.phase === 'check' ? `${label} check` : label, total: s.steps, unit: 'step' });
-      }
-      if (s.loss !== null) { first ??= s.loss; last = s.loss; }
-      bar!.update(s.step, s.phase === 'attack' ? `loss ${s.loss?.toFixed(4)}` : s.detail);
-    },
-    done: close,
-  };
 }
 
 interface Job { input: string; output: string; sidecar: string; params: ProtectSidecar['parameters'] | null; checkOnly?: boolean }
@@ -106,7 +39,7 @@ export const protect = {
     });
     const values = v as Record<string, string | boolean | undefined>;
     if (values['help']) {
-      console.log(HELP);
+      console.log(PROTECT_HELP);
       return 0;
     }
     if (positionals.length === 0) throw new UsageError('no input image given (immunize protect IMAGE... ; see --help)');
@@ -130,20 +63,8 @@ export const protect = {
     for (const n of notes) process.stderr.write(`note: ${n}\n`);
     const out = values['output'] as string | undefined;
     const single = files.length === 1 && positionals.length === 1 && !(existsSync(positionals[0]!) && statSync(positionals[0]!).isDirectory());
-    if (out !== undefined && !single && OUTPUT_EXT.test(out) && !(existsSync(out) && statSync(out).isDirectory())) throw new UsageError(`--output: with several inputs give a folder, not a file name (${out})`);
-    const jobs: Job[] = files.map((input) => {
-      const output = resolve(outputPathFor(input, out, single));
-      return { input, output, sidecar: sidecarPathFor(output), params: null };
-    });
+    const jobs: Job[] = planOutputs(files, out, single).map((p) => ({ ...p, sidecar: sidecarPathFor(p.output), params: null }));
     const format = formatFromPath(jobs[0]!.output);
-    const byOutput = new Map<string, string>();
-    const inputs = new Set(jobs.map((j) => resolve(j.input)));
-    for (const j of jobs) {
-      if (inputs.has(j.output)) throw new UsageError(`refusing to overwrite an input photo: ${j.output} (choose another --output)`);
-      const other = byOutput.get(j.output);
-      if (other !== undefined) throw new UsageError(`${other} and ${j.input} would both be written to ${j.output}; protect them into different folders`);
-      byOutput.set(j.output, j.input);
-    }
     if (format !== 'png') {
       process.stderr.write(`warning: writing ${format === 'jpeg' ? 'JPEG' : 'WebP'} as asked (${basename(jobs[0]!.output)}), but lossy re-compression weakens the protection: it discards exactly the small high-frequency perturbation that immunization adds (Salman et al. 2023, §5). The sidecar reports L∞/PSNR of the file as written. Use .png to keep the protection intact.\n`);
     }
@@ -230,15 +151,3 @@ export const protect = {
     return failures === 0 ? 0 : 1;
   },
 };
-
-function printResult(job: Job, s: ProtectSidecar, json: boolean): void {
-  if (json) {
-    console.log(JSON.stringify(s));
-    return;
-  }
-  const r = s.results;
-  const loss = s.attack ? `, loss ${s.attack.losses[0]?.toFixed(3)} → ${s.attack.finalLoss?.toFixed(3)}` : '';
-  const rec = r.reconstruction ? `, reconstruction ${r.reconstruction.cleanPsnr.toFixed(1)} → ${r.reconstruction.immunizedVsOriginalPsnr.toFixed(1)} dB` : '';
-  if (!job.checkOnly) console.log(`${job.input} → ${job.output}  (L∞ ${r.linf255.toFixed(1)}/255, PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim?.toFixed(4) ?? 'n/a'}${loss}${rec}, ${(s.timing.totalMs / 1000).toFixed(1)} s)`);
-  if (s.check) console.log(`${formatCheck(s.check)}\n  → ${checkPathFor(job.output)}`);
-}
