@@ -19,7 +19,11 @@ function callCase(name: string, what: string, make: () => () => void) {
     name,
     run: () => {
       const call = make();
-      return { what, calls: BATCHES * PER_BATCH, ...summarize(timeCalls(call, BATCHES, PER_BATCH, WARMUP_CALLS), 'usPerCall') };
+      return {
+        what,
+        calls: BATCHES * PER_BATCH,
+        ...summarize(timeCalls(call, BATCHES, PER_BATCH, WARMUP_CALLS), 'usPerCall'),
+      };
     },
   };
 }
@@ -54,46 +58,66 @@ await runBench([
   callCase('napi_noop', 'native.isGradEnabled(): one N-API call that reads a thread-local flag', () => () => {
     native.isGradEnabled();
   }),
-  callCase('native_call_add', 'native.call(aten::add.Scalar, h, 1, 1) + native.dispose: N-API + schema-driven argument conversion + boxed dispatch + handle creation/free', () => {
-    const x = tensor([1]);
-    const id = native.op('aten::add', 'Scalar');
-    const h = x.handle;
-    return () => {
-      native.dispose(native.call(id, h, 1, 1) as typeof h);
-    };
-  }),
+  callCase(
+    'native_call_add',
+    'native.call(aten::add.Scalar, h, 1, 1) + native.dispose: N-API + schema-driven argument conversion + boxed dispatch + handle creation/free',
+    () => {
+      const x = tensor([1]);
+      const id = native.op('aten::add', 'Scalar');
+      const h = x.handle;
+      return () => {
+        native.dispose(native.call(id, h, 1, 1) as typeof h);
+      };
+    },
+  ),
   callCase('ts_add_dispose', 'x.add(1) then .dispose() on a 1-element float32 tensor: the full TypeScript path', () => {
     const x = tensor([1]);
     return () => {
       x.add(1).dispose();
     };
   }),
-  callCase('ts_add_native_dispose', 'x.add(1) freed by native.dispose(t.handle): the Tensor wrapper without Tensor.dispose()\'s bookkeeping (it reads dtype, shape and device to describe the tensor in later errors)', () => {
-    const x = tensor([1]);
-    return () => {
-      native.dispose(x.add(1).handle);
-    };
-  }),
-  callCase('ts_add_scope', 'scope(() => x.add(1)): the same op freed by a scope (how model code frees temporaries)', () => {
-    const x = tensor([1]);
-    return () => {
-      scope(() => {
-        x.add(1);
-      });
-    };
-  }),
+  callCase(
+    'ts_add_native_dispose',
+    "x.add(1) freed by native.dispose(t.handle): the Tensor wrapper without Tensor.dispose()'s bookkeeping (it reads dtype, shape and device to describe the tensor in later errors)",
+    () => {
+      const x = tensor([1]);
+      return () => {
+        native.dispose(x.add(1).handle);
+      };
+    },
+  ),
+  callCase(
+    'ts_add_scope',
+    'scope(() => x.add(1)): the same op freed by a scope (how model code frees temporaries)',
+    () => {
+      const x = tensor([1]);
+      return () => {
+        scope(() => {
+          x.add(1);
+        });
+      };
+    },
+  ),
   {
     name: 'convnet_256_ts',
     run: () => {
       const size = 256;
       const net = convnetSetup(size);
       let loss = NaN;
-      const samples = timeSteps(() => {
-        loss = convnetStep(net);
-      }, stepCount(10, 3), quick ? 1 : 2);
+      const samples = timeSteps(
+        () => {
+          loss = convnetStep(net);
+        },
+        stepCount(10, 3),
+        quick ? 1 : 2,
+      );
       return {
         what: 'forward+backward of conv3x3(3→128)-relu, 3× conv3x3(128→128)-relu, loss=mean(out²), grad to input+weights+biases',
-        size, batch: 1, dtype: 'float32', loss, ...summarize(samples, 'msPerStep', { keepSamples: true }),
+        size,
+        batch: 1,
+        dtype: 'float32',
+        loss,
+        ...summarize(samples, 'msPerStep', { keepSamples: true }),
       };
     },
   },

@@ -61,7 +61,11 @@ export function quantile(sorted: readonly number[], q: number): number {
 const round = (v: number, digits = 4): number => Number(v.toPrecision(digits));
 
 /** median / p10 / p90 / min / max of samples, keyed with `unit` (msPerStep, p10_msPerStep, …). */
-export function summarize(samples: readonly number[], unit: string, { keepSamples = false } = {}): Record<string, unknown> {
+export function summarize(
+  samples: readonly number[],
+  unit: string,
+  { keepSamples = false } = {},
+): Record<string, unknown> {
   const s = [...samples].sort((a, b) => a - b);
   return {
     ...(keepSamples ? { [`samples_${unit}`]: samples.map((v) => round(v)) } : {}),
@@ -105,7 +109,14 @@ export function timeCalls(call: () => void, batches: number, perBatch: number, w
 
 function common(name: string): Record<string, unknown> {
   // loadavg1: the 1-minute load average when the case started (the machine is shared).
-  return { name, device: 'cpu', threads: getNumThreads(), libtorch: torchInfo().torchVersion, node: process.version, loadavg1: round(loadavg()[0]!, 3) };
+  return {
+    name,
+    device: 'cpu',
+    threads: getNumThreads(),
+    libtorch: torchInfo().torchVersion,
+    node: process.version,
+    loadavg1: round(loadavg()[0]!, 3),
+  };
 }
 
 function peakRssMB(): number {
@@ -115,7 +126,10 @@ function peakRssMB(): number {
 async function runOne(c: BenchCase): Promise<void> {
   const t0 = Date.now();
   const fields = await c.run();
-  const line = 'skipped' in fields ? { ...common(c.name), ...fields } : { ...common(c.name), quick, ...fields, peakRssMB: peakRssMB(), wallS: round((Date.now() - t0) / 1000, 3) };
+  const line =
+    'skipped' in fields
+      ? { ...common(c.name), ...fields }
+      : { ...common(c.name), quick, ...fields, peakRssMB: peakRssMB(), wallS: round((Date.now() - t0) / 1000, 3) };
   process.stdout.write(JSON.stringify(line) + '\n');
 }
 

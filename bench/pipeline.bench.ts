@@ -19,12 +19,26 @@ const img2imgCase: BenchCase = {
     using sd = loadStableDiffusionFromPath(dir.path);
     manualSeed(1);
     const image = rand([1, 3, 512, 512]);
-    const samples = timeSteps(() => {
-      const r = img2img(sd, image, { prompt: 'two men in a wedding', strength: 1, steps: 10, guidance: 7.5, eta: 1, noise: seededNoise(9209) });
-      r.image.dispose();
-    }, stepCount(3, 1), quick ? 0 : 1);
+    const samples = timeSteps(
+      () => {
+        const r = img2img(sd, image, {
+          prompt: 'two men in a wedding',
+          strength: 1,
+          steps: 10,
+          guidance: 7.5,
+          eta: 1,
+          noise: seededNoise(9209),
+        });
+        r.image.dispose();
+      },
+      stepCount(3, 1),
+      quick ? 0 : 1,
+    );
     image.dispose();
-    return { what: 'tiny img2img repo, 512×512, 10 DDIM steps (η 1, guidance 7.5), decode included', ...summarize(samples, 'msPerRun') };
+    return {
+      what: 'tiny img2img repo, 512×512, 10 DDIM steps (η 1, guidance 7.5), decode included',
+      ...summarize(samples, 'msPerRun'),
+    };
   },
 };
 
@@ -42,12 +56,28 @@ function attackCase(steps: number, checkpoint: boolean): BenchCase {
       const target = zeros([1, 3, size, size]);
       const embeds = encodePrompt(sd, '', '', true);
       const noise = seededNoise(786349);
-      const samples = timeSteps(() => scope(() => {
-        const r = diffusionLossAndGradient(sd, masked, mask, target, embeds, { steps, guidance: 7.5, eta: 1, noise, checkpoint });
-        r.grad.dispose();
-        r.image.dispose();
-      }), stepCount(3, 1), quick ? 0 : 1);
-      return { what: `one attack gradient through ${steps} denoising steps of the tiny inpainting repo at ${size}², ${checkpoint ? 'checkpointed' : 'plain autograd'}`, steps, checkpoint, ...summarize(samples, 'msPerStep') };
+      const samples = timeSteps(
+        () =>
+          scope(() => {
+            const r = diffusionLossAndGradient(sd, masked, mask, target, embeds, {
+              steps,
+              guidance: 7.5,
+              eta: 1,
+              noise,
+              checkpoint,
+            });
+            r.grad.dispose();
+            r.image.dispose();
+          }),
+        stepCount(3, 1),
+        quick ? 0 : 1,
+      );
+      return {
+        what: `one attack gradient through ${steps} denoising steps of the tiny inpainting repo at ${size}², ${checkpoint ? 'checkpointed' : 'plain autograd'}`,
+        steps,
+        checkpoint,
+        ...summarize(samples, 'msPerStep'),
+      };
     },
   };
 }

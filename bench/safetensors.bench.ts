@@ -31,7 +31,10 @@ await runBench([
       prefix.writeBigUInt64LE(2n ** 62n);
       writeFileSync(path, Buffer.concat([prefix, Buffer.from('{}')]));
       const call = refuses(() => SafetensorsFile.open(path), path);
-      return { what: 'SafetensorsFile.open of a file whose header length field is 2^62', ...summarize(timeCalls(call, quick ? 10 : 50, 100, 100), 'usPerCall') };
+      return {
+        what: 'SafetensorsFile.open of a file whose header length field is 2^62',
+        ...summarize(timeCalls(call, quick ? 10 : 50, 100, 100), 'usPerCall'),
+      };
     },
   },
   {
@@ -39,7 +42,9 @@ await runBench([
     run: () => {
       const dir = sharedFile('golden', 'safetensors', 'invalid');
       if ('skipped' in dir) return dir;
-      const files = readdirSync(dir.path).filter((f) => f.endsWith('.safetensors')).map((f) => join(dir.path, f));
+      const files = readdirSync(dir.path)
+        .filter((f) => f.endsWith('.safetensors'))
+        .map((f) => join(dir.path, f));
       // One sample: open + read every entry, then loadSafetensors, of every invalid file (both refuse).
       const call = () => {
         for (const path of files) {
@@ -50,7 +55,11 @@ await runBench([
           refuses(() => loadSafetensors(path), path)();
         }
       };
-      return { what: `SafetensorsFile.open + read and loadSafetensors of each of the ${files.length} files in golden/safetensors/invalid (µs for all of them)`, files: files.length, ...summarize(timeCalls(call, quick ? 5 : 20, 1, 2), 'usPerCall') };
+      return {
+        what: `SafetensorsFile.open + read and loadSafetensors of each of the ${files.length} files in golden/safetensors/invalid (µs for all of them)`,
+        files: files.length,
+        ...summarize(timeCalls(call, quick ? 5 : 20, 1, 2), 'usPerCall'),
+      };
     },
   },
 ]);

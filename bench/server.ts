@@ -23,7 +23,17 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { BIN, childEnv, makePhotos, REDIS, startJsonProcess, startRedis, stop, TAEF2, tempDir } from '../test/server/harness.js';
+import {
+  BIN,
+  childEnv,
+  makePhotos,
+  REDIS,
+  startJsonProcess,
+  startRedis,
+  stop,
+  TAEF2,
+  tempDir,
+} from '../test/server/harness.js';
 
 const num = (name: string, def: number): number => {
   const v = Number(process.env[name]);
@@ -77,7 +87,24 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
       redisArgs = ['--redis', redis.url];
     }
     const env = childEnv(c.freshRunner ? { IMMUNIZE_RUNNER_MAX_JOBS: '1' } : {});
-    const api = await startJsonProcess([BIN, 'serve', '--port', '0', ...model, ...redisArgs, '--threads', '1', '--rate-create', '0', '--rate-requests', '0'], env, log);
+    const api = await startJsonProcess(
+      [
+        BIN,
+        'serve',
+        '--port',
+        '0',
+        ...model,
+        ...redisArgs,
+        '--threads',
+        '1',
+        '--rate-create',
+        '0',
+        '--rate-requests',
+        '0',
+      ],
+      env,
+      log,
+    );
     procs.push(api.proc);
     const url = String(api.hello['listening']);
     for (let i = 0; c.queue === 'redis' && i < c.workers; i++) {
@@ -87,16 +114,18 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
 
     const t0 = performance.now();
     const deadline = t0 + CASE_S * 1000;
-    const ids = await Promise.all(photos.slice(0, JOBS).map(async (p, i) => {
-      const form = new FormData();
-      form.set('image', new Blob([readFileSync(p)], { type: 'image/png' }), basename(p));
-      form.set('preset', 'fast');
-      form.set('steps', String(STEPS));
-      form.set('seed', String(i));
-      const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
-      if (res.status !== 202) throw new Error(`create: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { id: string }).id;
-    }));
+    const ids = await Promise.all(
+      photos.slice(0, JOBS).map(async (p, i) => {
+        const form = new FormData();
+        form.set('image', new Blob([readFileSync(p)], { type: 'image/png' }), basename(p));
+        form.set('preset', 'fast');
+        form.set('steps', String(STEPS));
+        form.set('seed', String(i));
+        const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
+        if (res.status !== 202) throw new Error(`create: ${res.status} ${await res.text()}`);
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
 
     // Open loop: one status request every 1000/RPS ms whatever the previous took, round-robin over the jobs.
     const latencies: number[] = [];
@@ -106,17 +135,19 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
     const poller = (async () => {
       for (let k = 0; running; k++) {
         const id = ids[k % ids.length]!;
-        inflight.push((async () => {
-          const s = performance.now();
-          try {
-            const res = await fetch(`${url}/v1/immunizations/${id}`);
-            await res.arrayBuffer();
-            if (res.status === 200) latencies.push(performance.now() - s);
-            else errors++;
-          } catch {
-            errors++;
-          }
-        })());
+        inflight.push(
+          (async () => {
+            const s = performance.now();
+            try {
+              const res = await fetch(`${url}/v1/immunizations/${id}`);
+              await res.arrayBuffer();
+              if (res.status === 200) latencies.push(performance.now() - s);
+              else errors++;
+            } catch {
+              errors++;
+            }
+          })(),
+        );
         await sleep(1000 / RPS);
       }
     })();
@@ -128,12 +159,21 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
       for (const id of ids) {
         if (finished.has(id)) continue;
         try {
-          const r = JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as { status: string; startedAt: string | null; finishedAt: string | null };
+          const r = JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as {
+            status: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+          };
           if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') {
-            finished.set(id, { status: r.status, runMs: r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null });
+            finished.set(id, {
+              status: r.status,
+              runMs: r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null,
+            });
             tLast = performance.now();
           }
-        } catch { /* being replaced: read again next round */ }
+        } catch {
+          /* being replaced: read again next round */
+        }
       }
       await sleep(100);
     }
@@ -144,14 +184,37 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
     const timedOut = finished.size < ids.length;
     const wallS = ((timedOut ? performance.now() : tLast) - t0) / 1000;
     const lat = latencies.sort((a, b) => a - b);
-    const runs = completed.map((f) => f.runMs).filter((x): x is number => x !== null).sort((a, b) => a - b);
+    const runs = completed
+      .map((f) => f.runMs)
+      .filter((x): x is number => x !== null)
+      .sort((a, b) => a - b);
     return {
-      name: c.name, queue: c.queue, workers: c.workers, runnerReused: !c.freshRunner, jobs: ids.length, completed: completed.length, jobsFailed: finished.size - completed.length, timedOut,
-      wallS: round(wallS), jobsPerMinute: round((completed.length / wallS) * 60, 2),
+      name: c.name,
+      queue: c.queue,
+      workers: c.workers,
+      runnerReused: !c.freshRunner,
+      jobs: ids.length,
+      completed: completed.length,
+      jobsFailed: finished.size - completed.length,
+      timedOut,
+      wallS: round(wallS),
+      jobsPerMinute: round((completed.length / wallS) * 60, 2),
       median_msPerJobRun: round(quantile(runs, 0.5), 0),
-      status: { n: lat.length, errors, ratePerS: RPS, p50Ms: round(quantile(lat, 0.5), 2), p99Ms: round(quantile(lat, 0.99), 2), maxMs: round(lat[lat.length - 1] ?? NaN, 2) },
-      image: `${SIZE}x${SIZE}`, steps: STEPS, model: 'taef2', threadsPerJob: 1, cores: availableParallelism(),
-      loadavg1: round(load0, 2), loadavg1End: round(loadavg()[0]!, 2),
+      status: {
+        n: lat.length,
+        errors,
+        ratePerS: RPS,
+        p50Ms: round(quantile(lat, 0.5), 2),
+        p99Ms: round(quantile(lat, 0.99), 2),
+        maxMs: round(lat[lat.length - 1] ?? NaN, 2),
+      },
+      image: `${SIZE}x${SIZE}`,
+      steps: STEPS,
+      model: 'taef2',
+      threadsPerJob: 1,
+      cores: availableParallelism(),
+      loadavg1: round(load0, 2),
+      loadavg1End: round(loadavg()[0]!, 2),
     };
   } catch (e) {
     process.stderr.write(`${c.name}: ${(e as Error).message}\n${log.join('\n').slice(-2000)}\n`);
@@ -163,7 +226,8 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
 
 async function main(): Promise<number> {
   if (!existsSync(TAEF2)) {
-    for (const c of CASES) console.log(JSON.stringify({ name: c.name, skipped: `${TAEF2} is missing (set IMMUNIZE_SHARED)` }));
+    for (const c of CASES)
+      console.log(JSON.stringify({ name: c.name, skipped: `${TAEF2} is missing (set IMMUNIZE_SHARED)` }));
     return 0;
   }
   const work = tempDir('bench-server');
@@ -175,7 +239,9 @@ async function main(): Promise<number> {
         console.log(JSON.stringify({ name: c.name, skipped: `${REDIS} is not installed` }));
         continue;
       }
-      process.stderr.write(`bench:server ${c.name}: ${JOBS} jobs, ${STEPS} steps at ${SIZE}², status requests at ${RPS}/s …\n`);
+      process.stderr.write(
+        `bench:server ${c.name}: ${JOBS} jobs, ${STEPS} steps at ${SIZE}², status requests at ${RPS}/s …\n`,
+      );
       const r = await runCase(c, photos, work);
       if ('failed' in r && typeof r['failed'] === 'string') failed++;
       console.log(JSON.stringify(r));

@@ -25,14 +25,24 @@ function unetForwardCase(name: string, latent: number, batch: number): BenchCase
         const sample = randn([batch, 4, latent, latent]);
         const context = randn([batch, 77, 768]);
         let meanAbs = NaN;
-        const samples = timeSteps(() => {
-          meanAbs = noGrad(() => scope(() => unet.forward(sample, 500, context).abs().mean().item()));
-        }, stepCount(3, 1), quick ? 0 : 1);
+        const samples = timeSteps(
+          () => {
+            meanAbs = noGrad(() => scope(() => unet.forward(sample, 500, context).abs().mean().item()));
+          },
+          stepCount(3, 1),
+          quick ? 0 : 1,
+        );
         sample.dispose();
         context.dispose();
         return {
           what: `SD1.5 UNet2DConditionModel (seeded weights) forward, no grad: sample [${batch}, 4, ${latent}, ${latent}], t = 500, context [${batch}, 77, 768]`,
-          latent, batch, dtype: 'float32', params: unet.parameterCount(), loadS, outMeanAbs: meanAbs, ...summarize(samples, 'msPerStep', { keepSamples: true }),
+          latent,
+          batch,
+          dtype: 'float32',
+          params: unet.parameterCount(),
+          loadS,
+          outMeanAbs: meanAbs,
+          ...summarize(samples, 'msPerStep', { keepSamples: true }),
         };
       } finally {
         unet.dispose();

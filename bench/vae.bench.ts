@@ -15,14 +15,22 @@ import { grad, keep, manualSeed, rand, scope, type Tensor } from '../src/torch/i
 import { seededModel } from '../test/helpers/seeded-weights.js';
 import { quick, runBench, sharedFile, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
 
-interface Loaded { enc: ImageEncoder; dispose: () => void; loadS: number }
+interface Loaded {
+  enc: ImageEncoder;
+  dispose: () => void;
+  loadS: number;
+}
 
 function sd15(): Loaded | { skipped: string } {
   const dir = sharedFile('golden', 'manifest_sd15_vae');
   if ('skipped' in dir) return dir;
   const t0 = Date.now();
   const vae = seededModel(dir.path, (config) => new AutoencoderKL(config));
-  return { enc: klEncoder(vae, 'SD1.5 AutoencoderKL (seeded)'), dispose: () => vae.dispose(), loadS: (Date.now() - t0) / 1000 };
+  return {
+    enc: klEncoder(vae, 'SD1.5 AutoencoderKL (seeded)'),
+    dispose: () => vae.dispose(),
+    loadS: (Date.now() - t0) / 1000,
+  };
 }
 
 function taef2(): Loaded | { skipped: string } {
@@ -30,11 +38,19 @@ function taef2(): Loaded | { skipped: string } {
   if ('skipped' in f) return f;
   const t0 = Date.now();
   const m = loadAutoencoderFromPath(f.path);
-  if (!(m instanceof AutoencoderTiny)) throw new Error(`${f.path} loaded as ${m.constructor.name}, expected AutoencoderTiny`);
+  if (!(m instanceof AutoencoderTiny))
+    throw new Error(`${f.path} loaded as ${m.constructor.name}, expected AutoencoderTiny`);
   return { enc: tinyEncoder(m, 'TAEF2'), dispose: () => m.dispose(), loadS: (Date.now() - t0) / 1000 };
 }
 
-function attackStepCase(name: string, model: () => Loaded | { skipped: string }, size: number, steps: number, warmup: number, note: string): BenchCase {
+function attackStepCase(
+  name: string,
+  model: () => Loaded | { skipped: string },
+  size: number,
+  steps: number,
+  warmup: number,
+  note: string,
+): BenchCase {
   return {
     name,
     run: () => {
@@ -46,15 +62,27 @@ function attackStepCase(name: string, model: () => Loaded | { skipped: string },
         const target = keep(targetLatent(m.enc, x, 'gray'));
         const xa = x.detach().requiresGrad_();
         let loss = NaN;
-        const samples = timeSteps(() => {
-          loss = scope(() => {
-            const l = m.enc.encode01(xa).sub(target).norm();
-            grad(l, [xa]);
-            return l.item();
-          });
-        }, steps, warmup);
+        const samples = timeSteps(
+          () => {
+            loss = scope(() => {
+              const l = m.enc.encode01(xa).sub(target).norm();
+              grad(l, [xa]);
+              return l.item();
+            });
+          },
+          steps,
+          warmup,
+        );
         for (const t of [x, target, xa] as Tensor[]) t.dispose();
-        return { what: `${m.enc.name}: encoder forward + loss ‖E(x) − E(gray)‖₂ + ∂loss/∂x (one encoder-attack step)${note}`, size, batch: 1, dtype: 'float32', loadS: m.loadS, loss, ...summarize(samples, 'msPerStep', { keepSamples: true }) };
+        return {
+          what: `${m.enc.name}: encoder forward + loss ‖E(x) − E(gray)‖₂ + ∂loss/∂x (one encoder-attack step)${note}`,
+          size,
+          batch: 1,
+          dtype: 'float32',
+          loadS: m.loadS,
+          loss,
+          ...summarize(samples, 'msPerStep', { keepSamples: true }),
+        };
       } finally {
         m.dispose();
       }

@@ -24,7 +24,11 @@ if (unknown.length > 0) {
 }
 const filters = args.filter((a) => !a.startsWith('-'));
 const threads = Number(process.env.IMMUNIZE_NUM_THREADS || availableParallelism());
-const childEnv = { ...process.env, IMMUNIZE_NUM_THREADS: String(threads), ...(quick ? { IMMUNIZE_BENCH_QUICK: '1' } : {}) };
+const childEnv = {
+  ...process.env,
+  IMMUNIZE_NUM_THREADS: String(threads),
+  ...(quick ? { IMMUNIZE_BENCH_QUICK: '1' } : {}),
+};
 const wanted = (file, name) => filters.length === 0 || filters.some((f) => name.includes(f) || file.includes(f));
 
 const results = new Map();
@@ -51,7 +55,13 @@ function forward(stdout) {
 }
 
 function run(cmd, argv, label, env = {}) {
-  const r = spawnSync(cmd, argv, { cwd: root, env: { ...childEnv, ...env }, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    env: { ...childEnv, ...env },
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.stderr) process.stderr.write(r.stderr);
   if (r.error || r.status !== 0) {
     failed++;
@@ -78,10 +88,18 @@ function buildCpp() {
   if (probe.error || probe.status !== 0) return { skipped: `no C++ compiler (${cxx}) on PATH` };
   mkdirSync(outDir, { recursive: true });
   const flags = [
-    '-std=c++17', '-O2', `-D_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi}`, '-Wno-deprecated-declarations',
+    '-std=c++17',
+    '-O2',
+    `-D_GLIBCXX_USE_CXX11_ABI=${lt.cxx11abi}`,
+    '-Wno-deprecated-declarations',
     ...lt.includes.map((i) => `-I${i}`),
-    src, '-o', exe,
-    `-L${lt.libDir}`, '-Wl,--no-as-needed', ...lt.libs.map((l) => `-l${l}`), `-Wl,-rpath,${lt.libDir}`,
+    src,
+    '-o',
+    exe,
+    `-L${lt.libDir}`,
+    '-Wl,--no-as-needed',
+    ...lt.libs.map((l) => `-l${l}`),
+    `-Wl,-rpath,${lt.libDir}`,
   ];
   console.error(`bench: compiling ${basename(src)} against ${lt.source}`);
   const r = spawnSync(cxx, flags, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -130,7 +148,7 @@ function runConvnet(tsFile) {
   if (built?.skipped) emit({ name: 'convnet_256_cpp', skipped: built.skipped });
   const haveCpp = wantCpp && !built.skipped;
   const rounds = wantTs && haveCpp ? (quick ? 1 : 4) : 1;
-  const steps = wantTs && haveCpp ? (quick ? 3 : 5) : (quick ? 3 : 10);
+  const steps = wantTs && haveCpp ? (quick ? 3 : 5) : quick ? 3 : 10;
   const pooled = { ts: [], cpp: [] };
   const roundRatios = [];
   const tag = (stdout, round, side) => {
@@ -145,7 +163,9 @@ function runConvnet(tsFile) {
           pooled[`${side}Median`] = obj.msPerStep;
           continue;
         }
-      } catch { /* not JSON: forwarded as is */ }
+      } catch {
+        /* not JSON: forwarded as is */
+      }
       out.push(line);
     }
     forward(out.join('\n'));
@@ -153,9 +173,18 @@ function runConvnet(tsFile) {
   for (let round = 1; round <= rounds; round++) {
     if (wantTs) {
       const env = { IMMUNIZE_BENCH_STEPS: String(steps) };
-      tag(run(process.execPath, ['--expose-gc', tsFile, '--case', 'convnet_256_ts'], 'convnet_256_ts', env), round, 'ts');
+      tag(
+        run(process.execPath, ['--expose-gc', tsFile, '--case', 'convnet_256_ts'], 'convnet_256_ts', env),
+        round,
+        'ts',
+      );
     }
-    if (haveCpp) tag(run(built.exe, ['convnet', String(threads), '256', String(steps), String(warmupSteps)], 'convnet_256_cpp'), round, 'cpp');
+    if (haveCpp)
+      tag(
+        run(built.exe, ['convnet', String(threads), '256', String(steps), String(warmupSteps)], 'convnet_256_cpp'),
+        round,
+        'cpp',
+      );
     if (pooled.tsMedian && pooled.cppMedian) roundRatios.push(r4(pooled.tsMedian / pooled.cppMedian));
     pooled.tsMedian = pooled.cppMedian = undefined;
   }
@@ -182,12 +211,16 @@ if (!existsSync(distBench)) {
   console.error('bench: dist/bench/ is missing; build first (npm run build:ts)');
   process.exit(1);
 }
-const files = readdirSync(distBench).filter((f) => f.endsWith('.bench.js')).sort();
+const files = readdirSync(distBench)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort();
 if (files.length === 0) {
   console.error('bench: no dist/bench/*.bench.js files; build first (npm run build:ts)');
   process.exit(1);
 }
-console.error(`bench: ${threads} thread(s)${quick ? ', quick' : ''}${filters.length ? `, filters: ${filters.join(' ')}` : ''}`);
+console.error(
+  `bench: ${threads} thread(s)${quick ? ', quick' : ''}${filters.length ? `, filters: ${filters.join(' ')}` : ''}`,
+);
 
 let engineFile = null;
 for (const f of files) {

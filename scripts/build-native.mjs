@@ -29,7 +29,10 @@ if (!gyp || !existsSync(gyp)) {
 const jobs = ['-j', String(Math.max(1, (await import('node:os')).availableParallelism()))];
 const steps = existsSync(join(root, 'build', 'Makefile')) ? ['build'] : ['configure', 'build'];
 for (const step of steps) {
-  const r = spawnSync(process.execPath, [gyp, step, ...(step === 'build' ? jobs : [])], { cwd: root, stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [gyp, step, ...(step === 'build' ? jobs : [])], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (r.status !== 0) {
     console.error(`immunize: node-gyp ${step} failed (exit ${r.status}).`);
     process.exit(r.status ?? 1);

@@ -14,9 +14,15 @@ for (let i = 0; i < args.length; i++) {
 }
 const dir = env.IMMUNIZE_SHARED ?? resolve(root, '..', 'shared');
 if (!existsSync(join(dir, 'golden'))) {
-  console.error(`conformance: ${join(dir, 'golden')} does not exist (pass the folder that holds golden/, or set IMMUNIZE_SHARED)`);
+  console.error(
+    `conformance: ${join(dir, 'golden')} does not exist (pass the folder that holds golden/, or set IMMUNIZE_SHARED)`,
+  );
   process.exit(2);
 }
 env.IMMUNIZE_SHARED = dir;
-const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-reporter=spec', join(root, 'dist', 'test', 'golden', 'conformance.test.js')], { stdio: 'inherit', env, cwd: root });
+const r = spawnSync(
+  process.execPath,
+  ['--expose-gc', '--test', '--test-reporter=spec', join(root, 'dist', 'test', 'golden', 'conformance.test.js')],
+  { stdio: 'inherit', env, cwd: root },
+);
 process.exit(r.status ?? 1);

@@ -30,7 +30,11 @@ const steps = Number(process.env.STEPS ?? 200);
 const stepScale = Number(process.env.STEP_SCALE ?? 1); // multiplies the preset's step size (experiments)
 const optimizer = process.env.OPTIMIZER ?? PRESETS.paper.options.optimizer; // sign (the paper preset) unless set
 const model = loadAutoencoderFromPath(join(shared, 'models', 'taef2-hf'));
-const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), { width: 256, height: 256, kernel: 'lanczos3' });
+const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), {
+  width: 256,
+  height: 256,
+  kernel: 'lanczos3',
+});
 const rec = (img) => noGrad(() => scope(() => psnr(model.decode(model.encode(img)), x)));
 const to8bit = (t) => noGrad(() => scope(() => t.mul(255).round().div(255)));
 const QUALITIES = [95, 75, 65];
@@ -52,7 +56,11 @@ function transformFor(spec) {
     const [, list, noid] = spec.split(':');
     const qs = list.split(',').map(Number);
     let k = 0;
-    return { transform: (t) => diffJpeg(t, { quality: qs[k++ % qs.length], rounding: 'ste' }), samples: qs.length, includeIdentity: noid !== 'noid' };
+    return {
+      transform: (t) => diffJpeg(t, { quality: qs[k++ % qs.length], rounding: 'ste' }),
+      samples: qs.length,
+      includeIdentity: noid !== 'noid',
+    };
   }
   const [kind, range, samples = '1', rounding = 'ste', noid] = spec.split(':');
   if (kind === 'robust') return null;
@@ -79,7 +87,14 @@ for (const spec of process.argv.slice(2)) {
     eot = robustTransforms.robustEot(kind, Number(samples));
   } else eot = spec === 'plain' ? undefined : transformFor(spec);
   const t0 = performance.now();
-  const r = encoderAttack(tinyEncoder(model), x, { ...PRESETS.paper.options, stepSize: PRESETS.paper.options.stepSize * stepScale, optimizer, steps, seed: 0, eot });
+  const r = encoderAttack(tinyEncoder(model), x, {
+    ...PRESETS.paper.options,
+    stepSize: PRESETS.paper.options.stepSize * stepScale,
+    optimizer,
+    steps,
+    seed: 0,
+    eot,
+  });
   const msPerStep = (performance.now() - t0) / steps;
   out[spec] = { ...(await measure(r.adv)), msPerStep: Math.round(msPerStep) };
   r.adv.dispose();

@@ -19,7 +19,11 @@ const shared = resolve(process.env.IMMUNIZE_SHARED ?? join(import.meta.dirname, 
 const steps = Number(process.argv[2] ?? 200);
 const optimisers = (process.argv[3] ?? 'sign,momentum,adam').split(',');
 const model = loadAutoencoderFromPath(join(shared, 'models', 'taef2-hf'));
-const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), { width: 256, height: 256, kernel: 'lanczos3' });
+const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), {
+  width: 256,
+  height: 256,
+  kernel: 'lanczos3',
+});
 const recPsnr = (img) => noGrad(() => scope(() => psnr(model.decode(model.encode(img)), x)));
 const out = { image: 'trevor_5.jpg @256² (cover, lanczos3)', clean: recPsnr(x) };
 const noise = randomNoise(x, { eps: 16 / 255, seed: 0 });
@@ -32,18 +36,29 @@ for (const entry of optimisers) {
   const enc = tinyEncoder(model);
   const trace = [];
   let step = -1; // the first call encodes the gray target
-  const probing = { name: enc.name, encode01: (xa) => {
-    if (step >= 0 && step % 10 === 0) trace.push([step, recPsnr(xa.detach())]);
-    step++;
-    return enc.encode01(xa);
-  } };
+  const probing = {
+    name: enc.name,
+    encode01: (xa) => {
+      if (step >= 0 && step % 10 === 0) trace.push([step, recPsnr(xa.detach())]);
+      step++;
+      return enc.encode01(xa);
+    },
+  };
   const t0 = performance.now();
   const r = encoderAttack(probing, x, { ...PRESETS.paper.options, steps, optimizer: opt, stepSize, seed: 0 });
   const secs = (performance.now() - t0) / 1000;
   const final = recPsnr(r.adv);
   const reach = trace.find(([, p]) => p <= 23.9)?.[0] ?? null;
-  out.optimisers[entry] = { stepSize255: stepSize * 255, finalPsnr: final, firstStepAtOrBelow23_9dB: reach, seconds: Math.round(secs), trace };
+  out.optimisers[entry] = {
+    stepSize255: stepSize * 255,
+    finalPsnr: final,
+    firstStepAtOrBelow23_9dB: reach,
+    seconds: Math.round(secs),
+    trace,
+  };
   r.adv.dispose();
-  console.error(`${entry}: ${final.toFixed(2)} dB after ${steps} steps (${secs.toFixed(0)} s), reaches ≤23.9 dB at step ${reach}`);
+  console.error(
+    `${entry}: ${final.toFixed(2)} dB after ${steps} steps (${secs.toFixed(0)} s), reaches ≤23.9 dB at step ${reach}`,
+  );
 }
 console.log(JSON.stringify(out));

@@ -18,12 +18,18 @@ function walk(dir) {
   });
 }
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const files = walk(testDir).filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s))).sort();
+const files = walk(testDir)
+  .filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
 const reporter = process.env.CI ? ['--test-reporter=spec'] : [];
 // One file at a time keeps memory tests honest (no other test allocating beside them) on 2 cores.
-const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', ...reporter, ...files], { stdio: 'inherit', cwd: root, env: { OMP_WAIT_POLICY: 'passive', ...process.env } });
+const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', ...reporter, ...files], {
+  stdio: 'inherit',
+  cwd: root,
+  env: { OMP_WAIT_POLICY: 'passive', ...process.env },
+});
 process.exit(r.status ?? 1);

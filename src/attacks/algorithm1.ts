@@ -19,7 +19,14 @@ export interface Algorithm1Step {
 }
 
 /** l = ‖E(x_im) − z_targ‖²; δ ← clamp(δ + step·sign(∂l/∂x_im), −ε, ε); x_im ← clamp(x − δ, 0, 1). */
-export function algorithm1Step(enc: ImageEncoder, x01: Tensor, state: Algorithm1State, zTarget: Tensor, eps: number, stepSize: number): Algorithm1Step {
+export function algorithm1Step(
+  enc: ImageEncoder,
+  x01: Tensor,
+  state: Algorithm1State,
+  zTarget: Tensor,
+  eps: number,
+  stepSize: number,
+): Algorithm1Step {
   return scope(() => {
     const xi = state.xIm.detach().requiresGrad_();
     const l = enc.encode01(xi).sub(zTarget).square().sum();
@@ -38,7 +45,12 @@ export interface Algorithm1Result {
   losses: number[];
 }
 
-export function algorithm1(enc: ImageEncoder, x01: Tensor, zTarget: Tensor, o: { eps: number; stepSize: number; steps: number }): Algorithm1Result {
+export function algorithm1(
+  enc: ImageEncoder,
+  x01: Tensor,
+  zTarget: Tensor,
+  o: { eps: number; stepSize: number; steps: number },
+): Algorithm1Result {
   let state: Algorithm1State = noGrad(() => ({ xIm: x01.detach().clone(), delta: x01.detach().mul(0) }));
   const losses: number[] = [];
   for (let n = 0; n < o.steps; n++) {

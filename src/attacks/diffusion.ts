@@ -35,7 +35,17 @@ export interface ForwardTrace {
   image: Tensor;
 }
 
-function stepOnce(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, maskedLatents: Tensor, smallMask: Tensor, guidance: number, eta: number, noise: Tensor | undefined): Tensor {
+function stepOnce(
+  sd: StableDiffusion,
+  latents: Tensor,
+  t: number,
+  embeds: Tensor,
+  maskedLatents: Tensor,
+  smallMask: Tensor,
+  guidance: number,
+  eta: number,
+  noise: Tensor | undefined,
+): Tensor {
   return scope(() => {
     const cfg = guidance > 1;
     const doubled = cfg ? cat([latents, latents], 0) : latents;
@@ -54,22 +64,37 @@ function stepOnce(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tenso
 }
 
 function needsStepNoise(sd: StableDiffusion, eta: number): boolean {
-  return sd.scheduler.className === 'DDIMScheduler' ? eta > 0 : ['DDPMScheduler', 'EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler'].includes(sd.scheduler.className);
+  return sd.scheduler.className === 'DDIMScheduler'
+    ? eta > 0
+    : ['DDPMScheduler', 'EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler'].includes(sd.scheduler.className);
 }
 
 /**
  * Loss ‖f(masked) − target‖₂ and its gradient with respect to the masked image, times (1 − mask)
  * as photoguard's compute_grad. Returns the decoded image too (caller owns everything).
  */
-export function diffusionLossAndGradient(sd: StableDiffusion, maskedImage: Tensor, mask: Tensor, target: Tensor, embeds: Tensor, o: DiffusionForwardOptions): { loss: number; grad: Tensor; image: Tensor } {
+export function diffusionLossAndGradient(
+  sd: StableDiffusion,
+  maskedImage: Tensor,
+  mask: Tensor,
+  target: Tensor,
+  embeds: Tensor,
+  o: DiffusionForwardOptions,
+): { loss: number; grad: Tensor; image: Tensor } {
   const guidance = o.guidance ?? 7.5;
   const eta = o.eta ?? 0;
   const [h, w] = [maskedImage.shape[2]!, maskedImage.shape[3]!];
   const lc = sd.vae.config.latent_channels;
   return scope(() => {
     const leaf = maskedImage.detach().requiresGrad_();
-    const latents0 = noGrad(() => o.noise.next([1, lc, Math.floor(h / 8), Math.floor(w / 8)], leaf, 'attack latents').mul(sd.scheduler.initNoiseSigma));
-    const smallMask = noGrad(() => F.interpolate(mask, { size: [Math.floor(h / 8), Math.floor(w / 8)], mode: 'nearest' }));
+    const latents0 = noGrad(() =>
+      o.noise
+        .next([1, lc, Math.floor(h / 8), Math.floor(w / 8)], leaf, 'attack latents')
+        .mul(sd.scheduler.initNoiseSigma),
+    );
+    const smallMask = noGrad(() =>
+      F.interpolate(mask, { size: [Math.floor(h / 8), Math.floor(w / 8)], mode: 'nearest' }),
+    );
     // The posterior sample (not the mean): gradients flow through both mean and std.
     let maskedLatents: Tensor;
     {
@@ -95,11 +120,13 @@ export function diffusionLossAndGradient(sd: StableDiffusion, maskedImage: Tenso
     const mlDetached = maskedLatents.detach();
     const states: Tensor[] = [latents0];
     const noises: (Tensor | undefined)[] = [];
-    noGrad(() => timesteps.forEach((t, k) => {
-      const n = withNoise ? o.noise.next(latents0.shape, latents0, 'attack scheduler step') : undefined;
-      noises.push(n);
-      states.push(stepOnce(sd, states[k]!, t, embeds, mlDetached, smallMask, guidance, eta, n));
-    }));
+    noGrad(() =>
+      timesteps.forEach((t, k) => {
+        const n = withNoise ? o.noise.next(latents0.shape, latents0, 'attack scheduler step') : undefined;
+        noises.push(n);
+        states.push(stepOnce(sd, states[k]!, t, embeds, mlDetached, smallMask, guidance, eta, n));
+      }),
+    );
     const zT = states[timesteps.length]!.detach().requiresGrad_();
     const image = sd.vae.decode(zT.div(0.18215));
     const loss = image.sub(target).norm();
@@ -148,11 +175,21 @@ export interface DiffusionAttackResult extends PgdResult {
  * ([1, 1, H, W], 1 = repaint). Budgets and steps are on that [-1, 1] scale (twice the [0, 1]
  * values). Returns the adversarial masked image (`adv`, [-1, 1]).
  */
-export function diffusionAttack(sd: StableDiffusion, maskedImage: Tensor, mask: Tensor, o: DiffusionAttackOptions): DiffusionAttackResult {
-  if (sd.unet.config.in_channels !== 2 * sd.vae.config.latent_channels + 1) throw new ArgumentError(`the diffusion attack needs an inpainting pipeline (9-channel UNet); this one has ${sd.unet.config.in_channels}`);
-  if (!Number.isSafeInteger(o.denoiseSteps) || o.denoiseSteps < 1) throw new ArgumentError(`denoiseSteps must be a positive integer but received ${o.denoiseSteps}`);
+export function diffusionAttack(
+  sd: StableDiffusion,
+  maskedImage: Tensor,
+  mask: Tensor,
+  o: DiffusionAttackOptions,
+): DiffusionAttackResult {
+  if (sd.unet.config.in_channels !== 2 * sd.vae.config.latent_channels + 1)
+    throw new ArgumentError(
+      `the diffusion attack needs an inpainting pipeline (9-channel UNet); this one has ${sd.unet.config.in_channels}`,
+    );
+  if (!Number.isSafeInteger(o.denoiseSteps) || o.denoiseSteps < 1)
+    throw new ArgumentError(`denoiseSteps must be a positive integer but received ${o.denoiseSteps}`);
   const reps = o.gradReps ?? 1;
-  if (!Number.isSafeInteger(reps) || reps < 1) throw new ArgumentError(`gradReps must be a positive integer but received ${reps}`);
+  if (!Number.isSafeInteger(reps) || reps < 1)
+    throw new ArgumentError(`gradReps must be a positive integer but received ${reps}`);
   const guidance = o.guidance ?? 7.5;
   const embeds = keep(encodePrompt(sd, o.prompt ?? '', '', guidance > 1));
   const target = o.target ?? zeros(maskedImage.shape, { dtype: maskedImage.dtype, device: maskedImage.device });
@@ -160,19 +197,30 @@ export function diffusionAttack(sd: StableDiffusion, maskedImage: Tensor, mask: 
   const passLosses: number[] = [];
   let pass = 0;
   try {
-    const r = pgdWithGradient(maskedImage, (xa) => scope(() => {
-      let sum: Tensor | null = null;
-      let lossSum = 0;
-      for (let k = 0; k < reps; k++) {
-        const p = diffusionLossAndGradient(sd, xa, mask, target, embeds, { steps: o.denoiseSteps, guidance, eta: o.eta, noise, checkpoint: o.checkpoint });
-        o.onPass?.(pass++, p.image, p.grad, p.loss);
-        p.image.dispose();
-        lossSum += p.loss;
-        sum = sum === null ? p.grad : sum.add(p.grad);
-      }
-      passLosses.push(lossSum / reps);
-      return { loss: lossSum / reps, grad: keep(sum!.div(reps)) };
-    }), { ...o, range: [-1, 1], randomStart: o.randomStart ?? false });
+    const r = pgdWithGradient(
+      maskedImage,
+      (xa) =>
+        scope(() => {
+          let sum: Tensor | null = null;
+          let lossSum = 0;
+          for (let k = 0; k < reps; k++) {
+            const p = diffusionLossAndGradient(sd, xa, mask, target, embeds, {
+              steps: o.denoiseSteps,
+              guidance,
+              eta: o.eta,
+              noise,
+              checkpoint: o.checkpoint,
+            });
+            o.onPass?.(pass++, p.image, p.grad, p.loss);
+            p.image.dispose();
+            lossSum += p.loss;
+            sum = sum === null ? p.grad : sum.add(p.grad);
+          }
+          passLosses.push(lossSum / reps);
+          return { loss: lossSum / reps, grad: keep(sum!.div(reps)) };
+        }),
+      { ...o, range: [-1, 1], randomStart: o.randomStart ?? false },
+    );
     return { ...r, passLosses };
   } finally {
     embeds.dispose();

@@ -35,23 +35,34 @@ export function asEncoder(model: AutoencoderKL | AutoencoderTiny | ImageEncoder)
  * see per-tile statistics, so the latent differs slightly from an untiled encode (docs/models.md).
  */
 export function tiledEncoder(enc: ImageEncoder, downscale: number, o: TileOptions): ImageEncoder {
-  if (o.tile % downscale !== 0 || o.overlap % downscale !== 0) throw new ArgumentError(`tile (${o.tile}) and overlap (${o.overlap}) must be multiples of the model's downscale factor ${downscale}`);
-  return { name: `${enc.name} (tiles ${o.tile}px, overlap ${o.overlap}px)`, encode01: (x) => tiled(x, (t) => enc.encode01(t), 1 / downscale, o) };
+  if (o.tile % downscale !== 0 || o.overlap % downscale !== 0)
+    throw new ArgumentError(
+      `tile (${o.tile}) and overlap (${o.overlap}) must be multiples of the model's downscale factor ${downscale}`,
+    );
+  return {
+    name: `${enc.name} (tiles ${o.tile}px, overlap ${o.overlap}px)`,
+    encode01: (x) => tiled(x, (t) => enc.encode01(t), 1 / downscale, o),
+  };
 }
 
 /** gray: E(0.5 everywhere) (photoguard's zeros in [-1, 1]); zeros: the zero latent; or a target image in [0, 1]. */
 export type EncoderTarget = 'gray' | 'zeros' | Tensor;
 
 export function targetLatent(enc: ImageEncoder, like: Tensor, target: EncoderTarget): Tensor {
-  return noGrad(() => scope(() => {
-    if (target === 'gray') return enc.encode01(full(like.shape, 0.5, { dtype: like.dtype, device: like.device }));
-    if (target === 'zeros') {
-      const z = enc.encode01(like);
-      return zeros(z.shape, { dtype: z.dtype, device: z.device });
-    }
-    if (target.shape.join() !== like.shape.join()) throw new ArgumentError(`target image has shape [${target.shape.join(', ')}] but the image has [${like.shape.join(', ')}]`);
-    return enc.encode01(target);
-  }));
+  return noGrad(() =>
+    scope(() => {
+      if (target === 'gray') return enc.encode01(full(like.shape, 0.5, { dtype: like.dtype, device: like.device }));
+      if (target === 'zeros') {
+        const z = enc.encode01(like);
+        return zeros(z.shape, { dtype: z.dtype, device: z.device });
+      }
+      if (target.shape.join() !== like.shape.join())
+        throw new ArgumentError(
+          `target image has shape [${target.shape.join(', ')}] but the image has [${like.shape.join(', ')}]`,
+        );
+      return enc.encode01(target);
+    }),
+  );
 }
 
 export interface EncoderAttackOptions extends PgdOptions {
@@ -65,21 +76,31 @@ export interface EncoderAttackResult extends PgdResult {
 }
 
 /** Immunizes `x` (NCHW in [0, 1]) against one encoder or an ensemble. */
-export function encoderAttack(models: (AutoencoderKL | AutoencoderTiny | ImageEncoder) | (AutoencoderKL | AutoencoderTiny | ImageEncoder)[], x: Tensor, o: EncoderAttackOptions): EncoderAttackResult {
+export function encoderAttack(
+  models: (AutoencoderKL | AutoencoderTiny | ImageEncoder) | (AutoencoderKL | AutoencoderTiny | ImageEncoder)[],
+  x: Tensor,
+  o: EncoderAttackOptions,
+): EncoderAttackResult {
   const encs = (Array.isArray(models) ? models : [models]).map(asEncoder);
   if (encs.length === 0) throw new ArgumentError('encoderAttack needs at least one encoder');
   const targets = encs.map((e) => keep(targetLatent(e, x, o.target ?? 'gray')));
   try {
     // Ensemble weights: 1 / (loss at the clean image), so each model starts at 1.
-    const scales = encs.length === 1 ? [1] : encs.map((e, k) => noGrad(() => scope(() => 1 / Math.max(1e-12, e.encode01(x).sub(targets[k]!).norm().item()))));
-    const lossFn = (xa: Tensor): Tensor => scope(() => {
-      let total: Tensor | null = null;
-      encs.forEach((e, k) => {
-        const l = e.encode01(xa).sub(targets[k]!).norm().mul(scales[k]!);
-        total = total === null ? l : total.add(l);
+    const scales =
+      encs.length === 1
+        ? [1]
+        : encs.map((e, k) =>
+            noGrad(() => scope(() => 1 / Math.max(1e-12, e.encode01(x).sub(targets[k]!).norm().item()))),
+          );
+    const lossFn = (xa: Tensor): Tensor =>
+      scope(() => {
+        let total: Tensor | null = null;
+        encs.forEach((e, k) => {
+          const l = e.encode01(xa).sub(targets[k]!).norm().mul(scales[k]!);
+          total = total === null ? l : total.add(l);
+        });
+        return total!;
       });
-      return total!;
-    });
     const r = pgd(x, lossFn, o);
     const finalLoss = noGrad(() => scope(() => lossFn(r.adv).item()));
     return { ...r, finalLoss, encoders: encs.map((e) => e.name) };

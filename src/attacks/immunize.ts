@@ -56,13 +56,30 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
   if (o.method === 'encoder') {
     if (o.encoder === undefined) throw new ArgumentError('the encoder attack needs an encoder');
     const r = encoderAttack(o.encoder, x, { ...o.pgd, mask, target: o.target ?? 'gray', onStep: o.onStep });
-    return { adv: r.adv, attack: { encoders: r.encoders, losses: r.losses, finalLoss: r.finalLoss, stepSizes: r.stepSizes, stepsTaken: r.stepsTaken, stoppedBy: r.stoppedBy } };
+    return {
+      adv: r.adv,
+      attack: {
+        encoders: r.encoders,
+        losses: r.losses,
+        finalLoss: r.finalLoss,
+        stepSizes: r.stepSizes,
+        stepsTaken: r.stepsTaken,
+        stoppedBy: r.stoppedBy,
+      },
+    };
   }
-  if (o.method !== 'diffusion') throw new ArgumentError(`unknown method '${String(o.method)}' (expected ${IMMUNIZE_METHODS.join(', ')})`);
+  if (o.method !== 'diffusion')
+    throw new ArgumentError(`unknown method '${String(o.method)}' (expected ${IMMUNIZE_METHODS.join(', ')})`);
   const d = o.diffusion;
   if (d === undefined) throw new ArgumentError('the diffusion attack needs an inpainting pipeline');
-  if (mask === null) throw new ArgumentError('the diffusion attack needs a mask: 1 where the photo is protected (kept), 0 where an editor repaints');
-  if (o.target === 'zeros') throw new ArgumentError('target zeros is a latent target, for the encoder attack; the diffusion attack aims its edit at an image');
+  if (mask === null)
+    throw new ArgumentError(
+      'the diffusion attack needs a mask: 1 where the photo is protected (kept), 0 where an editor repaints',
+    );
+  if (o.target === 'zeros')
+    throw new ArgumentError(
+      'target zeros is a latent target, for the encoder attack; the diffusion attack aims its edit at an image',
+    );
   return scope(() => {
     // Our mask is white where the perturbation goes (the kept region); photoguard's is the region
     // the editor repaints. Its attack works on the masked image in [-1, 1], so the [0, 1] budget
@@ -70,15 +87,32 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
     const repaint = noGrad(() => mask.lt(0.5).to('float32'));
     const masked = noGrad(() => prepareMask(x, repaint).masked);
     // photoguard's target is a gray image: zeros on the [-1, 1] scale.
-    const target = o.target === undefined || o.target === 'gray' ? undefined : noGrad(() => (o.target as Tensor).mul(2).sub(1));
+    const target =
+      o.target === undefined || o.target === 'gray' ? undefined : noGrad(() => (o.target as Tensor).mul(2).sub(1));
     const r = diffusionAttack(d.pipeline, masked, repaint, {
-      ...o.pgd, eps: 2 * o.pgd.eps, stepSize: 2 * o.pgd.stepSize, randomStart: false, denoiseSteps: d.denoiseSteps, gradReps: d.gradReps,
-      guidance: 7.5, eta: 1, prompt: '', target, onStep: o.onStep,
+      ...o.pgd,
+      eps: 2 * o.pgd.eps,
+      stepSize: 2 * o.pgd.stepSize,
+      randomStart: false,
+      denoiseSteps: d.denoiseSteps,
+      gradReps: d.gradReps,
+      guidance: 7.5,
+      eta: 1,
+      prompt: '',
+      target,
+      onStep: o.onStep,
     });
     const adv = noGrad(() => x.where(repaint.gt(0.5), r.adv.div(2).add(0.5).clamp(0, 1)));
     return {
       adv,
-      attack: { encoders: [`${d.name} (inpainting, ${d.denoiseSteps} steps × ${d.gradReps} passes)`], losses: r.losses, finalLoss: r.losses.at(-1) ?? NaN, stepSizes: r.stepSizes, stepsTaken: r.stepsTaken, stoppedBy: r.stoppedBy },
+      attack: {
+        encoders: [`${d.name} (inpainting, ${d.denoiseSteps} steps × ${d.gradReps} passes)`],
+        losses: r.losses,
+        finalLoss: r.losses.at(-1) ?? NaN,
+        stepSizes: r.stepSizes,
+        stepsTaken: r.stepsTaken,
+        stoppedBy: r.stoppedBy,
+      },
     };
   });
 }

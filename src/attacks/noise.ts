@@ -21,12 +21,19 @@ export interface RandomNoiseOptions {
 }
 
 export function randomNoise(x: Tensor, o: RandomNoiseOptions): Tensor {
-  checkPgdOptions({ eps: o.eps, stepSize: 0, steps: 0, seed: o.seed, generator: o.generator, mask: o.mask, range: o.range }, x);
+  checkPgdOptions(
+    { eps: o.eps, stepSize: 0, steps: 0, seed: o.seed, generator: o.generator, mask: o.mask, range: o.range },
+    x,
+  );
   const generator = o.generator ?? new Generator({ seed: o.seed ?? 0 });
-  return noGrad(() => scope(() => {
-    const [lo, hi] = o.range ?? [0, 1];
-    const noise = rand(x.shape, { generator, dtype: x.dtype, device: x.device }).mul(2 * o.eps).sub(o.eps);
-    const out = x.add(noise).clamp(lo, hi);
-    return o.mask ? out.where(o.mask.gt(0.5), x) : out;
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const [lo, hi] = o.range ?? [0, 1];
+      const noise = rand(x.shape, { generator, dtype: x.dtype, device: x.device })
+        .mul(2 * o.eps)
+        .sub(o.eps);
+      const out = x.add(noise).clamp(lo, hi);
+      return o.mask ? out.where(o.mask.gt(0.5), x) : out;
+    }),
+  );
 }

@@ -82,7 +82,9 @@ export interface PgdResult {
 
 function positive(name: string, v: unknown, allowZero = false): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
-    throw new ArgumentError(`Expected ${name} to be a ${allowZero ? 'non-negative' : 'positive'} number but received ${describe(v)}`);
+    throw new ArgumentError(
+      `Expected ${name} to be a ${allowZero ? 'non-negative' : 'positive'} number but received ${describe(v)}`,
+    );
   }
   return v;
 }
@@ -93,39 +95,67 @@ function positive(name: string, v: unknown, allowZero = false): number {
  * against the image's shape.
  */
 export function checkPgdOptions(o: PgdOptions, x?: Tensor): void {
-  if (o === null || typeof o !== 'object') throw new ArgumentError(`Expected PGD options to be an object but received ${describe(o)}`);
+  if (o === null || typeof o !== 'object')
+    throw new ArgumentError(`Expected PGD options to be an object but received ${describe(o)}`);
   positive('eps', o.eps, true);
   positive('stepSize', o.stepSize, true);
-  if (!Number.isSafeInteger(o.steps) || o.steps < 0) throw new ArgumentError(`Expected steps to be a non-negative integer but received ${describe(o.steps)}`);
-  if (o.norm !== undefined && o.norm !== 'linf' && o.norm !== 'l2') throw new ArgumentError(`Expected norm to be 'linf' or 'l2' but received ${describe(o.norm)}`);
-  if (o.schedule !== undefined && o.schedule !== 'constant' && o.schedule !== 'linear-decay') throw new ArgumentError(`Expected schedule to be 'constant' or 'linear-decay' but received ${describe(o.schedule)}`);
-  if (o.optimizer !== undefined && !['sign', 'momentum', 'adam'].includes(o.optimizer)) throw new ArgumentError(`Expected optimizer to be 'sign', 'momentum' or 'adam' but received ${describe(o.optimizer)}`);
-  if (o.range !== undefined && !(Array.isArray(o.range) && o.range.length === 2 && o.range.every((v) => typeof v === 'number' && Number.isFinite(v)) && o.range[0] < o.range[1])) {
-    throw new ArgumentError(`Expected range to be [min, max] with finite min < max but received ${describe(o.range)}${Array.isArray(o.range) ? ` [${o.range.join(', ')}]` : ''}`);
+  if (!Number.isSafeInteger(o.steps) || o.steps < 0)
+    throw new ArgumentError(`Expected steps to be a non-negative integer but received ${describe(o.steps)}`);
+  if (o.norm !== undefined && o.norm !== 'linf' && o.norm !== 'l2')
+    throw new ArgumentError(`Expected norm to be 'linf' or 'l2' but received ${describe(o.norm)}`);
+  if (o.schedule !== undefined && o.schedule !== 'constant' && o.schedule !== 'linear-decay')
+    throw new ArgumentError(
+      `Expected schedule to be 'constant' or 'linear-decay' but received ${describe(o.schedule)}`,
+    );
+  if (o.optimizer !== undefined && !['sign', 'momentum', 'adam'].includes(o.optimizer))
+    throw new ArgumentError(
+      `Expected optimizer to be 'sign', 'momentum' or 'adam' but received ${describe(o.optimizer)}`,
+    );
+  if (
+    o.range !== undefined &&
+    !(
+      Array.isArray(o.range) &&
+      o.range.length === 2 &&
+      o.range.every((v) => typeof v === 'number' && Number.isFinite(v)) &&
+      o.range[0] < o.range[1]
+    )
+  ) {
+    throw new ArgumentError(
+      `Expected range to be [min, max] with finite min < max but received ${describe(o.range)}${Array.isArray(o.range) ? ` [${o.range.join(', ')}]` : ''}`,
+    );
   }
   if (o.momentum !== undefined) positive('momentum', o.momentum, true);
   if (o.adam !== undefined) {
     for (const k of ['beta1', 'beta2'] as const) {
       const v = o.adam[k];
-      if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < 1)) throw new ArgumentError(`Expected adam.${k} to be a number in [0, 1) but received ${describe(v)}`);
+      if (v !== undefined && !(typeof v === 'number' && v >= 0 && v < 1))
+        throw new ArgumentError(`Expected adam.${k} to be a number in [0, 1) but received ${describe(v)}`);
     }
     if (o.adam.eps !== undefined) positive('adam.eps', o.adam.eps);
   }
-  if (o.targetLoss !== undefined && !(typeof o.targetLoss === 'number' && !Number.isNaN(o.targetLoss))) throw new ArgumentError(`Expected targetLoss to be a number but received ${describe(o.targetLoss)}`);
-  if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0)) throw new ArgumentError(`Expected seed to be a non-negative integer but received ${describe(o.seed)}`);
-  if (o.onStep !== undefined && typeof o.onStep !== 'function') throw new ArgumentError(`Expected onStep to be a function but received ${describe(o.onStep)}`);
-  if (o.generator !== undefined && !(o.generator instanceof Generator)) throw new ArgumentError(`Expected generator to be a Generator but received ${describe(o.generator)}`);
+  if (o.targetLoss !== undefined && !(typeof o.targetLoss === 'number' && !Number.isNaN(o.targetLoss)))
+    throw new ArgumentError(`Expected targetLoss to be a number but received ${describe(o.targetLoss)}`);
+  if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0))
+    throw new ArgumentError(`Expected seed to be a non-negative integer but received ${describe(o.seed)}`);
+  if (o.onStep !== undefined && typeof o.onStep !== 'function')
+    throw new ArgumentError(`Expected onStep to be a function but received ${describe(o.onStep)}`);
+  if (o.generator !== undefined && !(o.generator instanceof Generator))
+    throw new ArgumentError(`Expected generator to be a Generator but received ${describe(o.generator)}`);
   if (x === undefined) return;
   const shape = x.shape;
   if (o.mask !== undefined && o.mask !== null) {
     const m = o.mask.shape;
     // Broadcastable to the image, and not larger than it: [1, 1, H, W] and [N, C, H, W] both work.
     if (m.length !== shape.length || m.some((d, k) => d !== 1 && d !== shape[k])) {
-      throw new ArgumentError(`Expected mask to broadcast to the image [${shape.join(', ')}] but received shape [${m.join(', ')}]`);
+      throw new ArgumentError(
+        `Expected mask to broadcast to the image [${shape.join(', ')}] but received shape [${m.join(', ')}]`,
+      );
     }
   }
   if (o.startNoise !== undefined && o.startNoise.shape.join() !== shape.join()) {
-    throw new ArgumentError(`Expected startNoise to have the image's shape [${shape.join(', ')}] but received [${o.startNoise.shape.join(', ')}]`);
+    throw new ArgumentError(
+      `Expected startNoise to have the image's shape [${shape.join(', ')}] but received [${o.startNoise.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -171,15 +201,25 @@ export interface LossAndGradient {
  */
 export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions): PgdResult {
   if (o.eot !== undefined) return pgdWithGradient(x, eotGradient(lossFn, o, o.eot), o);
-  return pgdWithGradient(x, (xa) => scope(() => {
-    const leaf = xa.detach().requiresGrad_();
-    const loss = lossFn(leaf);
-    if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
-    const value = loss.item();
-    if (o.targetLoss !== undefined && value <= o.targetLoss) return { loss: value, grad: keep(leaf.detach().mul(0)) };
-    const [g] = grad(loss, [leaf]);
-    return { loss: value, grad: keep(g!) };
-  }), o);
+  return pgdWithGradient(
+    x,
+    (xa) =>
+      scope(() => {
+        const leaf = xa.detach().requiresGrad_();
+        const loss = lossFn(leaf);
+        if (loss.numel !== 1)
+          throw new ImmunizeError(
+            'E_ATTACK',
+            `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`,
+          );
+        const value = loss.item();
+        if (o.targetLoss !== undefined && value <= o.targetLoss)
+          return { loss: value, grad: keep(leaf.detach().mul(0)) };
+        const [g] = grad(loss, [leaf]);
+        return { loss: value, grad: keep(g!) };
+      }),
+    o,
+  );
 }
 
 /**
@@ -188,48 +228,66 @@ export function pgd(x: Tensor, lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions):
  */
 function eotGradient(lossFn: (xAdv: Tensor) => Tensor, o: PgdOptions, e: EotOptions): (xa: Tensor) => LossAndGradient {
   const samples = e.samples ?? 1;
-  if (!Number.isSafeInteger(samples) || samples < 1) throw new ArgumentError(`Expected eot.samples to be a positive integer but received ${describe(samples)}`);
+  if (!Number.isSafeInteger(samples) || samples < 1)
+    throw new ArgumentError(`Expected eot.samples to be a positive integer but received ${describe(samples)}`);
   const identity = e.includeIdentity ?? true;
   const generator = new Generator({ seed: e.seed ?? (o.seed ?? 0) + 1 });
   const draws = samples + (identity ? 1 : 0);
-  return (xa) => scope(() => {
-    let total = 0;
-    let sum: Tensor | null = null;
-    for (let k = 0; k < draws; k++) {
-      const g = scope(() => {
-        const leaf = xa.detach().requiresGrad_();
-        const input = identity && k === 0 ? leaf : e.transform(leaf, generator);
-        const loss = lossFn(input);
-        if (loss.numel !== 1) throw new ImmunizeError('E_ATTACK', `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`);
-        total += loss.item();
-        const [d] = grad(loss, [leaf]);
-        return keep(d!);
-      });
-      if (sum === null) sum = g;
-      else {
-        const next: Tensor = noGrad(() => keep(sum!.add(g)));
-        sum.dispose();
-        g.dispose();
-        sum = next;
+  return (xa) =>
+    scope(() => {
+      let total = 0;
+      let sum: Tensor | null = null;
+      for (let k = 0; k < draws; k++) {
+        const g = scope(() => {
+          const leaf = xa.detach().requiresGrad_();
+          const input = identity && k === 0 ? leaf : e.transform(leaf, generator);
+          const loss = lossFn(input);
+          if (loss.numel !== 1)
+            throw new ImmunizeError(
+              'E_ATTACK',
+              `the attack loss must be a scalar but has shape [${loss.shape.join(', ')}]`,
+            );
+          total += loss.item();
+          const [d] = grad(loss, [leaf]);
+          return keep(d!);
+        });
+        if (sum === null) sum = g;
+        else {
+          const next: Tensor = noGrad(() => keep(sum!.add(g)));
+          sum.dispose();
+          g.dispose();
+          sum = next;
+        }
       }
-    }
-    const mean = noGrad(() => keep(sum!.div(draws)));
-    sum!.dispose();
-    return { loss: total / draws, grad: mean };
-  });
+      const mean = noGrad(() => keep(sum!.div(draws)));
+      sum!.dispose();
+      return { loss: total / draws, grad: mean };
+    });
 }
 
 /**
  * PGD with a caller-supplied gradient: for attacks whose gradient is not one autograd call
  * (averaged over random passes, or back-propagated step by step with checkpointing).
  */
-export function pgdWithGradient(x: Tensor, lossAndGradient: (xAdv: Tensor, step: number) => LossAndGradient, o: PgdOptions): PgdResult {
+export function pgdWithGradient(
+  x: Tensor,
+  lossAndGradient: (xAdv: Tensor, step: number) => LossAndGradient,
+  o: PgdOptions,
+): PgdResult {
   checkPgdOptions(o, x);
   const t0 = performance.now();
   const generator = o.generator ?? (o.seed !== undefined ? new Generator({ seed: o.seed }) : undefined);
   const base = noGrad(() => scope(() => x.detach().contiguous()));
   let adv: Tensor = noGrad(() => {
-    const noise = o.startNoise ? o.startNoise.alias() : o.randomStart ? scope(() => rand(base.shape, { generator, dtype: base.dtype, device: base.device }).mul(2 * o.eps).sub(o.eps)) : null;
+    const noise = o.startNoise
+      ? o.startNoise.alias()
+      : o.randomStart
+        ? scope(() =>
+            rand(base.shape, { generator, dtype: base.dtype, device: base.device })
+              .mul(2 * o.eps)
+              .sub(o.eps),
+          )
+        : null;
     if (noise === null) return base.clone();
     using _n = noise;
     return scope(() => (o.projectStart === false ? base.add(noise) : project(base, base.add(noise), o)));
@@ -250,21 +308,41 @@ export function pgdWithGradient(x: Tensor, lossAndGradient: (xAdv: Tensor, step:
         lossValue = lg.loss;
         if (o.targetLoss !== undefined && lossValue <= o.targetLoss) return null;
         return noGrad(() => {
-          const dir = direction(g, o, i, (v, s) => { velocity = v; second = s; }, velocity, second);
+          const dir = direction(
+            g,
+            o,
+            i,
+            (v, s) => {
+              velocity = v;
+              second = s;
+            },
+            velocity,
+            second,
+          );
           const moved = adv.detach().sub(dir.mul(size));
           return project(base, moved, o);
         });
       });
       losses.push(lossValue);
       stepSizes.push(size);
-      if (!Number.isFinite(lossValue)) throw new ImmunizeError('E_ATTACK', `the attack loss became ${lossValue} at step ${i}; lower the step size or check the model`);
+      if (!Number.isFinite(lossValue))
+        throw new ImmunizeError(
+          'E_ATTACK',
+          `the attack loss became ${lossValue} at step ${i}; lower the step size or check the model`,
+        );
       if (next === null) {
         stoppedBy = 'target';
         break;
       }
       adv.dispose();
       adv = next;
-      const goOn = o.onStep?.({ step: i + 1, steps: o.steps, loss: lossValue, stepSize: size, elapsedMs: performance.now() - t0 });
+      const goOn = o.onStep?.({
+        step: i + 1,
+        steps: o.steps,
+        loss: lossValue,
+        stepSize: size,
+        elapsedMs: performance.now() - t0,
+      });
       if (goOn === false) {
         stoppedBy = 'callback';
         i++;
@@ -283,7 +361,14 @@ export function pgdWithGradient(x: Tensor, lossAndGradient: (xAdv: Tensor, step:
 }
 
 /** The update direction for the optimiser; keeps its state tensors alive across steps. */
-function direction(g: Tensor, o: PgdOptions, i: number, save: (v: Tensor | null, s: Tensor | null) => void, velocity: Tensor | null, second: Tensor | null): Tensor {
+function direction(
+  g: Tensor,
+  o: PgdOptions,
+  i: number,
+  save: (v: Tensor | null, s: Tensor | null) => void,
+  velocity: Tensor | null,
+  second: Tensor | null,
+): Tensor {
   const opt = o.optimizer ?? 'sign';
   const l2 = (o.norm ?? 'linf') === 'l2';
   if (opt === 'sign') {

@@ -15,23 +15,61 @@ export const DEFAULT_PRESET = 'default';
 
 export const PRESETS: Record<string, Preset> = {
   default: {
-    description: 'the paper\'s budget and steps (L∞ 16/255, step 2/255 decaying, 200 steps) with momentum: as strong as the paper\'s attack in 80 steps instead of 120, and stronger at 200',
-    source: 'Immunize: the paper preset with MI-FGSM (Dong et al. 2018); measured on TAEF2 at 256² with trevor_5.jpg (scripts/reproduce-taef2.mjs): reconstruction PSNR 23.41 dB after 200 steps (sign 23.53, Adam 23.61), ≤ 23.9 dB from step 80 (sign 120, Adam 100)',
-    options: { eps: 16 / 255, stepSize: 2 / 255, steps: 200, norm: 'linf', schedule: 'linear-decay', randomStart: true, optimizer: 'momentum' },
+    description:
+      "the paper's budget and steps (L∞ 16/255, step 2/255 decaying, 200 steps) with momentum: as strong as the paper's attack in 80 steps instead of 120, and stronger at 200",
+    source:
+      'Immunize: the paper preset with MI-FGSM (Dong et al. 2018); measured on TAEF2 at 256² with trevor_5.jpg (scripts/reproduce-taef2.mjs): reconstruction PSNR 23.41 dB after 200 steps (sign 23.53, Adam 23.61), ≤ 23.9 dB from step 80 (sign 120, Adam 100)',
+    options: {
+      eps: 16 / 255,
+      stepSize: 2 / 255,
+      steps: 200,
+      norm: 'linf',
+      schedule: 'linear-decay',
+      randomStart: true,
+      optimizer: 'momentum',
+    },
   },
   paper: {
-    description: 'the paper\'s encoder attack: L∞ 16/255, step 2/255, 200 steps',
-    source: 'Salman et al. 2023, Table 9 (encoder attack hyper-parameters), with photoguard\'s random start and decaying step',
-    options: { eps: 16 / 255, stepSize: 2 / 255, steps: 200, norm: 'linf', schedule: 'linear-decay', randomStart: true, optimizer: 'sign' },
+    description: "the paper's encoder attack: L∞ 16/255, step 2/255, 200 steps",
+    source:
+      "Salman et al. 2023, Table 9 (encoder attack hyper-parameters), with photoguard's random start and decaying step",
+    options: {
+      eps: 16 / 255,
+      stepSize: 2 / 255,
+      steps: 200,
+      norm: 'linf',
+      schedule: 'linear-decay',
+      randomStart: true,
+      optimizer: 'sign',
+    },
   },
   'photoguard-demo': {
-    description: 'photoguard\'s demo app: ε 0.12 and step 0.01 on [-1, 1] (0.06 and 0.005 here), 200 steps, towards a gray image',
-    source: 'hadisalman/photoguard Hugging Face Space app.py: pgd(X, eps=0.12, step_size=0.01, iters=200, clamp_min=-1, clamp_max=1) with a random start and linear step decay',
-    options: { eps: 0.06, stepSize: 0.005, steps: 200, norm: 'linf', schedule: 'linear-decay', randomStart: true, optimizer: 'sign' },
+    description:
+      "photoguard's demo app: ε 0.12 and step 0.01 on [-1, 1] (0.06 and 0.005 here), 200 steps, towards a gray image",
+    source:
+      'hadisalman/photoguard Hugging Face Space app.py: pgd(X, eps=0.12, step_size=0.01, iters=200, clamp_min=-1, clamp_max=1) with a random start and linear step decay',
+    options: {
+      eps: 0.06,
+      stepSize: 0.005,
+      steps: 200,
+      norm: 'linf',
+      schedule: 'linear-decay',
+      randomStart: true,
+      optimizer: 'sign',
+    },
   },
   fast: {
     description: 'a quick protection for previews: L∞ 16/255, 40 steps with momentum',
-    source: 'Immunize default for interactive use; MI-FGSM (Dong et al. 2018) converges in fewer steps than plain sign steps',
-    options: { eps: 16 / 255, stepSize: 2 / 255, steps: 40, norm: 'linf', schedule: 'constant', randomStart: true, optimizer: 'momentum' },
+    source:
+      'Immunize default for interactive use; MI-FGSM (Dong et al. 2018) converges in fewer steps than plain sign steps',
+    options: {
+      eps: 16 / 255,
+      stepSize: 2 / 255,
+      steps: 40,
+      norm: 'linf',
+      schedule: 'constant',
+      randomStart: true,
+      optimizer: 'momentum',
+    },
   },
 };

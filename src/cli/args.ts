@@ -4,7 +4,11 @@ import { UsageError } from '../errors.js';
 import { parseNumberText } from '../numbers.js';
 
 /** A number or a fraction `a/b` (budgets are usually written as 16/255). */
-export function parseNumber(flag: string, v: string | undefined, o: { min?: number; max?: number } = {}): number | undefined {
+export function parseNumber(
+  flag: string,
+  v: string | undefined,
+  o: { min?: number; max?: number } = {},
+): number | undefined {
   if (v === undefined) return undefined;
   const n = parseNumberText(v);
   if (n === null) throw new UsageError(`--${flag}: expected a number or a fraction like 16/255 but received '${v}'`);
@@ -13,15 +17,25 @@ export function parseNumber(flag: string, v: string | undefined, o: { min?: numb
   return n;
 }
 
-export function parseInteger(flag: string, v: string | undefined, o: { min?: number; max?: number } = {}): number | undefined {
+export function parseInteger(
+  flag: string,
+  v: string | undefined,
+  o: { min?: number; max?: number } = {},
+): number | undefined {
   const n = parseNumber(flag, v, o);
-  if (n !== undefined && !Number.isSafeInteger(n)) throw new UsageError(`--${flag}: expected an integer but received '${v}'`);
+  if (n !== undefined && !Number.isSafeInteger(n))
+    throw new UsageError(`--${flag}: expected an integer but received '${v}'`);
   return n;
 }
 
-export function parseChoice<T extends string>(flag: string, v: string | undefined, choices: readonly T[]): T | undefined {
+export function parseChoice<T extends string>(
+  flag: string,
+  v: string | undefined,
+  choices: readonly T[],
+): T | undefined {
   if (v === undefined) return undefined;
-  if (!(choices as readonly string[]).includes(v)) throw new UsageError(`--${flag}: expected one of ${choices.join(', ')} but received '${v}'`);
+  if (!(choices as readonly string[]).includes(v))
+    throw new UsageError(`--${flag}: expected one of ${choices.join(', ')} but received '${v}'`);
   return v as T;
 }
 
@@ -31,7 +45,8 @@ export function parseCommandArgs<const T extends ParseArgsConfig>(config: T): Re
     return parseArgs(config);
   } catch (e) {
     const err = e as Error & { code?: string };
-    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${err.message.split('\n')[0]} (see --help)`);
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError(`${err.message.split('\n')[0]} (see --help)`);
     throw e;
   }
 }

@@ -43,30 +43,48 @@ export const edit = {
   summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
   async run(args: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
-      args, allowPositionals: true,
+      args,
+      allowPositionals: true,
       options: {
-        prompt: { type: 'string' }, negative: { type: 'string' }, mask: { type: 'string' }, model: { type: 'string' },
-        strength: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' }, eta: { type: 'string' },
-        scheduler: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' },
-        output: { type: 'string', short: 'o' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        prompt: { type: 'string' },
+        negative: { type: 'string' },
+        mask: { type: 'string' },
+        model: { type: 'string' },
+        strength: { type: 'string' },
+        steps: { type: 'string' },
+        guidance: { type: 'string' },
+        eta: { type: 'string' },
+        scheduler: { type: 'string' },
+        size: { type: 'string' },
+        seed: { type: 'string' },
+        device: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError('give exactly one input image (immunize edit IMAGE --prompt TEXT; see --help)');
+    if (positionals.length !== 1)
+      throw new UsageError('give exactly one input image (immunize edit IMAGE --prompt TEXT; see --help)');
     const input = positionals[0]!;
     if (!existsSync(input) || !statSync(input).isFile()) throw new UsageError(`input image not found: ${input}`);
     if (values.prompt === undefined) throw new UsageError('--prompt is required');
-    if (values.mask !== undefined && !existsSync(values.mask)) throw new UsageError(`--mask: file not found: ${values.mask}`);
+    if (values.mask !== undefined && !existsSync(values.mask))
+      throw new UsageError(`--mask: file not found: ${values.mask}`);
     const strength = parseNumber('strength', values.strength, { min: 0, max: 1 }) ?? 0.8;
     const steps = parseInteger('steps', values.steps, { min: 1, max: 1000 }) ?? 50;
     const guidance = parseNumber('guidance', values.guidance, { min: 0, max: 100 }) ?? 7.5;
     const eta = parseNumber('eta', values.eta, { min: 0, max: 1 }) ?? 0;
     const seed = parseInteger('seed', values.seed, { min: 0 }) ?? 0;
     const size = parseInteger('size', values.size, { min: 8, max: 4096 });
-    const scheduler = parseChoice<SchedulerName>('scheduler', values.scheduler, Object.keys(SCHEDULER_NAMES) as SchedulerName[]);
+    const scheduler = parseChoice<SchedulerName>(
+      'scheduler',
+      values.scheduler,
+      Object.keys(SCHEDULER_NAMES) as SchedulerName[],
+    );
     const device = checkDevice(values.device ?? 'cpu');
     const inpainting = values.mask !== undefined;
     const modelSpec = values.model ?? (inpainting ? DEFAULT_INPAINT_MODEL : DEFAULT_IMG2IMG_MODEL);
@@ -75,15 +93,33 @@ export const edit = {
     const t0 = performance.now();
     const img = await readImage(input, size === undefined ? {} : { width: size, height: size });
     // diffusers rounds the size down to a multiple of 8; so do we (a resize, not a crop).
-    const w8 = img.width - (img.width % 8), h8 = img.height - (img.height % 8);
+    const w8 = img.width - (img.width % 8),
+      h8 = img.height - (img.height % 8);
     const photo = w8 === img.width && h8 === img.height ? img : await readImage(input, { width: w8, height: h8 });
     if (photo !== img) img.tensor.dispose();
     const mask = inpainting ? await readMask(values.mask!, photo.width, photo.height) : null;
     using sd = await loadStableDiffusion(modelSpec, { device, scheduler });
-    if (inpainting && sd.unet.config.in_channels !== 9) throw new UsageError(`--mask needs an inpainting model (9-channel UNet); ${modelSpec} has ${sd.unet.config.in_channels} input channels`);
-    const bar = createProgress({ label: basename(input), total: inpainting ? steps : Math.min(steps, Math.floor(steps * strength)), unit: 'step' });
-    const common = { prompt: values.prompt, negativePrompt: values.negative ?? '', steps, guidance, eta, noise: seededNoise(seed), onStep: (i: number) => bar.update(i) };
-    const r = inpainting ? inpaint(sd, photo.tensor, { ...common, mask: mask! }) : img2img(sd, photo.tensor, { ...common, strength });
+    if (inpainting && sd.unet.config.in_channels !== 9)
+      throw new UsageError(
+        `--mask needs an inpainting model (9-channel UNet); ${modelSpec} has ${sd.unet.config.in_channels} input channels`,
+      );
+    const bar = createProgress({
+      label: basename(input),
+      total: inpainting ? steps : Math.min(steps, Math.floor(steps * strength)),
+      unit: 'step',
+    });
+    const common = {
+      prompt: values.prompt,
+      negativePrompt: values.negative ?? '',
+      steps,
+      guidance,
+      eta,
+      noise: seededNoise(seed),
+      onStep: (i: number) => bar.update(i),
+    };
+    const r = inpainting
+      ? inpaint(sd, photo.tensor, { ...common, mask: mask! })
+      : img2img(sd, photo.tensor, { ...common, strength });
     bar.done();
     photo.tensor.dispose();
     mask?.dispose();
@@ -92,14 +128,31 @@ export const edit = {
     const sidecar = out.replace(/\.[^.]+$/, '') + '.json';
     writeFileAtomic(out, bytes);
     const result = {
-      input: resolve(input), output: out, sidecar, mode: inpainting ? 'inpaint' : 'img2img', model: modelSpec, prompt: values.prompt,
-      negativePrompt: values.negative ?? '', mask: values.mask ?? null, strength: inpainting ? null : strength, steps, stepsRun: r.steps, guidance, eta,
-      scheduler: sd.scheduler.className, seed, width: photo.width, height: photo.height, durationMs: Math.round(performance.now() - t0),
-      device, libtorch: torchInfo().torchVersion,
+      input: resolve(input),
+      output: out,
+      sidecar,
+      mode: inpainting ? 'inpaint' : 'img2img',
+      model: modelSpec,
+      prompt: values.prompt,
+      negativePrompt: values.negative ?? '',
+      mask: values.mask ?? null,
+      strength: inpainting ? null : strength,
+      steps,
+      stepsRun: r.steps,
+      guidance,
+      eta,
+      scheduler: sd.scheduler.className,
+      seed,
+      width: photo.width,
+      height: photo.height,
+      durationMs: Math.round(performance.now() - t0),
+      device,
+      libtorch: torchInfo().torchVersion,
     };
     writeFileAtomic(sidecar, JSON.stringify(result, null, 2) + '\n');
     if (values.json) console.log(JSON.stringify(result));
-    else console.log(`${input} → ${out}  (${result.mode}, ${r.steps} steps, ${(result.durationMs / 1000).toFixed(1)} s)`);
+    else
+      console.log(`${input} → ${out}  (${result.mode}, ${r.steps} steps, ${(result.durationMs / 1000).toFixed(1)} s)`);
     return 0;
   },
 };

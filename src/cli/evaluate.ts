@@ -1,7 +1,15 @@
 /** `immunize evaluate DATASET`: the paper's evaluation protocol, a JSON results file and an HTML report (docs/evaluate.md). */
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BUILTIN_METHODS, DEFAULT_EVAL_SIZE, DEFAULT_MODELS, PHOTOGUARD_EDIT, loadDataset, type BuiltinMethod, type DatasetOverrides } from '../eval/dataset.js';
+import {
+  BUILTIN_METHODS,
+  DEFAULT_EVAL_SIZE,
+  DEFAULT_MODELS,
+  PHOTOGUARD_EDIT,
+  loadDataset,
+  type BuiltinMethod,
+  type DatasetOverrides,
+} from '../eval/dataset.js';
 import { evaluate } from '../eval/protocol.js';
 import { writeReport } from '../eval/report.js';
 import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
@@ -50,53 +58,94 @@ Options:
   -h, --help           this help`;
 
 export const evaluateCommand = {
-  summary: 'run the paper\'s evaluation protocol on a dataset: results JSON + HTML report',
+  summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
   async run(args: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs({
-      args, allowPositionals: true, strict: true,
+      args,
+      allowPositionals: true,
+      strict: true,
       options: {
-        methods: { type: 'string' }, purify: { type: 'string', multiple: true }, size: { type: 'string' }, steps: { type: 'string' },
-        strength: { type: 'string' }, guidance: { type: 'string' }, eta: { type: 'string' }, 'attack-steps': { type: 'string' }, eps: { type: 'string' },
-        'diffusion-steps': { type: 'string' }, 'img2img-model': { type: 'string' }, 'inpaint-model': { type: 'string' }, 'encoder-model': { type: 'string' },
-        'clip-model': { type: 'string' }, inception: { type: 'string' }, 'fid-dims': { type: 'string' }, work: { type: 'string' },
-        output: { type: 'string', short: 'o' }, report: { type: 'string' }, 'no-report': { type: 'boolean' }, 'embed-images': { type: 'boolean' },
-        force: { type: 'boolean' }, threads: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        methods: { type: 'string' },
+        purify: { type: 'string', multiple: true },
+        size: { type: 'string' },
+        steps: { type: 'string' },
+        strength: { type: 'string' },
+        guidance: { type: 'string' },
+        eta: { type: 'string' },
+        'attack-steps': { type: 'string' },
+        eps: { type: 'string' },
+        'diffusion-steps': { type: 'string' },
+        'img2img-model': { type: 'string' },
+        'inpaint-model': { type: 'string' },
+        'encoder-model': { type: 'string' },
+        'clip-model': { type: 'string' },
+        inception: { type: 'string' },
+        'fid-dims': { type: 'string' },
+        work: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        report: { type: 'string' },
+        'no-report': { type: 'boolean' },
+        'embed-images': { type: 'boolean' },
+        force: { type: 'boolean' },
+        threads: { type: 'string' },
+        device: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError('give exactly one dataset file (immunize evaluate DATASET.json; see --help)');
+    if (positionals.length !== 1)
+      throw new UsageError('give exactly one dataset file (immunize evaluate DATASET.json; see --help)');
     const datasetPath = positionals[0]!;
     let methods: BuiltinMethod[] | undefined;
     if (values.methods !== undefined) {
-      methods = values.methods.split(',').map((m) => m.trim()).filter(Boolean).map((m) => {
-        if (!(BUILTIN_METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: expected a comma list of ${BUILTIN_METHODS.join(', ')} but received '${m}'`);
-        return m as BuiltinMethod;
-      });
+      methods = values.methods
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean)
+        .map((m) => {
+          if (!(BUILTIN_METHODS as readonly string[]).includes(m))
+            throw new UsageError(
+              `--methods: expected a comma list of ${BUILTIN_METHODS.join(', ')} but received '${m}'`,
+            );
+          return m as BuiltinMethod;
+        });
     }
-    const localOrId = (v: string | undefined): string | undefined => (v === undefined ? undefined : existsSync(v) ? resolve(v) : v);
-    if (values.inception !== undefined && !existsSync(values.inception)) throw new UsageError(`--inception: file not found: ${values.inception}`);
+    const localOrId = (v: string | undefined): string | undefined =>
+      v === undefined ? undefined : existsSync(v) ? resolve(v) : v;
+    if (values.inception !== undefined && !existsSync(values.inception))
+      throw new UsageError(`--inception: file not found: ${values.inception}`);
     const fidDims = parseInteger('fid-dims', values['fid-dims']);
-    if (fidDims !== undefined && ![64, 192, 768, 2048].includes(fidDims)) throw new UsageError(`--fid-dims: expected 64, 192, 768 or 2048 but received ${fidDims}`);
+    if (fidDims !== undefined && ![64, 192, 768, 2048].includes(fidDims))
+      throw new UsageError(`--fid-dims: expected 64, 192, 768 or 2048 but received ${fidDims}`);
     const size = parseInteger('size', values.size, { min: 8, max: 4096 });
-    if (size !== undefined && size % 8 !== 0) throw new UsageError(`--size: must be a multiple of 8 but received ${size}`);
+    if (size !== undefined && size % 8 !== 0)
+      throw new UsageError(`--size: must be a multiple of 8 but received ${size}`);
     const eps = parseNumber('eps', values.eps);
-    if (eps !== undefined && !(eps > 0 && eps <= 1)) throw new UsageError(`--eps: must be greater than 0 and at most 1 (e.g. 16/255) but received ${values.eps}`);
+    if (eps !== undefined && !(eps > 0 && eps <= 1))
+      throw new UsageError(`--eps: must be greater than 0 and at most 1 (e.g. 16/255) but received ${values.eps}`);
     const overrides: DatasetOverrides = {
       size,
       models: {
-        img2img: localOrId(values['img2img-model']), inpaint: localOrId(values['inpaint-model']),
-        encoder: localOrId(values['encoder-model']), clip: localOrId(values['clip-model']),
+        img2img: localOrId(values['img2img-model']),
+        inpaint: localOrId(values['inpaint-model']),
+        encoder: localOrId(values['encoder-model']),
+        clip: localOrId(values['clip-model']),
         inception: values.inception === undefined ? undefined : resolve(values.inception),
       },
       edit: {
-        steps: parseInteger('steps', values.steps, { min: 1, max: 1000 }), strength: parseNumber('strength', values.strength, { min: 0, max: 1 }),
-        guidance: parseNumber('guidance', values.guidance, { min: 0, max: 100 }), eta: parseNumber('eta', values.eta, { min: 0, max: 1 }),
+        steps: parseInteger('steps', values.steps, { min: 1, max: 1000 }),
+        strength: parseNumber('strength', values.strength, { min: 0, max: 1 }),
+        guidance: parseNumber('guidance', values.guidance, { min: 0, max: 100 }),
+        eta: parseNumber('eta', values.eta, { min: 0, max: 1 }),
       },
       immunize: {
-        methods, eps, steps: parseInteger('attack-steps', values['attack-steps'], { min: 1 }),
+        methods,
+        eps,
+        steps: parseInteger('attack-steps', values['attack-steps'], { min: 1 }),
         diffusionSteps: parseInteger('diffusion-steps', values['diffusion-steps'], { min: 1, max: 1000 }),
       },
       purify: values.purify,
@@ -105,25 +154,42 @@ export const evaluateCommand = {
     const device = checkDevice(values.device ?? 'cpu');
     const threads = parseInteger('threads', values.threads, { min: 1, max: 4096 });
     if (threads !== undefined) setNumThreads(threads);
-    if (values.report !== undefined && values['no-report']) throw new UsageError('--report and --no-report contradict each other');
+    if (values.report !== undefined && values['no-report'])
+      throw new UsageError('--report and --no-report contradict each other');
 
     const ds = loadDataset(datasetPath, overrides);
     const stem = join(dirname(ds.path), basename(ds.path).replace(/\.json$/i, ''));
     const workDir = resolve(values.work ?? `${stem}.work`);
-    if (existsSync(workDir) && !statSync(workDir).isDirectory()) throw new UsageError(`--work: ${workDir} exists and is not a folder`);
+    if (existsSync(workDir) && !statSync(workDir).isDirectory())
+      throw new UsageError(`--work: ${workDir} exists and is not a folder`);
     const output = resolve(values.output ?? `${stem}.results.json`);
     const reportDir = values['no-report'] ? null : resolve(values.report ?? `${stem}.report`);
 
     const results = await evaluate(ds, { workDir, device, force: values.force === true });
     writeAtomic(output, JSON.stringify(results, jsonReplacer, 2) + '\n');
-    const report = reportDir === null ? null : await writeReport(results, reportDir, { embedImages: values['embed-images'] === true });
+    const report =
+      reportDir === null
+        ? null
+        : await writeReport(results, reportDir, { embedImages: values['embed-images'] === true });
     for (const n of results.notes) process.stderr.write(`note: ${n}\n`);
     const computed = Object.values(results.work.computed).reduce((a, b) => a + b, 0);
     const cached = Object.values(results.work.cached).reduce((a, b) => a + b, 0);
     if (values.json) {
-      console.log(JSON.stringify({ results: output, report, items: results.items.length, variants: results.variants.length, computed, cached, totalMs: results.timing.totalMs }));
+      console.log(
+        JSON.stringify({
+          results: output,
+          report,
+          items: results.items.length,
+          variants: results.variants.length,
+          computed,
+          cached,
+          totalMs: results.timing.totalMs,
+        }),
+      );
     } else {
-      console.log(`${results.items.length} item(s), ${results.variants.length} variant(s): ${computed} computed, ${cached} reused from ${workDir}`);
+      console.log(
+        `${results.items.length} item(s), ${results.variants.length} variant(s): ${computed} computed, ${cached} reused from ${workDir}`,
+      );
       console.log(`results: ${output}`);
       if (report) console.log(`report:  ${report}`);
     }

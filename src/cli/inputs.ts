@@ -12,7 +12,20 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
 /** Extensions sharp decodes that hold photos. */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.jpe', '.jfif', '.webp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.gif'];
+export const IMAGE_EXTENSIONS: readonly string[] = [
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.jfif',
+  '.webp',
+  '.tif',
+  '.tiff',
+  '.avif',
+  '.heic',
+  '.heif',
+  '.gif',
+];
 
 export function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
@@ -53,9 +66,13 @@ export function segmentRegExp(seg: string): RegExp {
         re += `[${body.replace(/\\/g, '\\\\')}]`;
         i = end;
       }
-    } else if (c === '{') { re += '(?:'; braces++; }
-    else if (c === '}' && braces > 0) { re += ')'; braces--; }
-    else if (c === ',' && braces > 0) re += '|';
+    } else if (c === '{') {
+      re += '(?:';
+      braces++;
+    } else if (c === '}' && braces > 0) {
+      re += ')';
+      braces--;
+    } else if (c === ',' && braces > 0) re += '|';
     else re += c.replace(/[.+^$()|\\\]}]/g, '\\$&');
     i++;
   }
@@ -78,7 +95,10 @@ export function expandGlob(pattern: string): string[] {
     const seg = rest[k]!;
     let entries: { name: string; dir: boolean }[];
     try {
-      entries = readdirSync(dir, { withFileTypes: true }).map((e) => ({ name: e.name, dir: e.isDirectory() || (e.isSymbolicLink() && isDir(join(dir, e.name))) }));
+      entries = readdirSync(dir, { withFileTypes: true }).map((e) => ({
+        name: e.name,
+        dir: e.isDirectory() || (e.isSymbolicLink() && isDir(join(dir, e.name))),
+      }));
     } catch {
       return;
     }
@@ -93,7 +113,9 @@ export function expandGlob(pattern: string): string[] {
       if (e.name.startsWith('.') && !seg.startsWith('.')) continue;
       if (!re.test(e.name)) continue;
       const p = join(dir, e.name);
-      if (last) { if (!e.dir) out.add(p); } else if (e.dir) walk(p, k + 1);
+      if (last) {
+        if (!e.dir) out.add(p);
+      } else if (e.dir) walk(p, k + 1);
     }
   };
   walk(base, 0);
@@ -101,7 +123,11 @@ export function expandGlob(pattern: string): string[] {
 }
 
 function isDir(p: string): boolean {
-  try { return statSync(p).isDirectory(); } catch { return false; }
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function summarize(names: string[]): string {
@@ -118,7 +144,10 @@ export function expandInputs(args: readonly string[]): ExpandedInputs {
   const seen = new Set<string>();
   const add = (p: string): void => {
     const key = resolve(p);
-    if (!seen.has(key)) { seen.add(key); files.push(p); }
+    if (!seen.has(key)) {
+      seen.add(key);
+      files.push(p);
+    }
   };
   const filterListed = (where: string, candidates: string[]): number => {
     const images: string[] = [];
@@ -131,8 +160,10 @@ export function expandInputs(args: readonly string[]): ExpandedInputs {
       else others.push(name);
     }
     const skipped: string[] = [];
-    if (others.length > 0) skipped.push(`${others.length} non-image file${others.length === 1 ? '' : 's'} (${summarize(others)})`);
-    if (outputs.length > 0) skipped.push(`${outputs.length} earlier immunize output${outputs.length === 1 ? '' : 's'} (*.immunized.*)`);
+    if (others.length > 0)
+      skipped.push(`${others.length} non-image file${others.length === 1 ? '' : 's'} (${summarize(others)})`);
+    if (outputs.length > 0)
+      skipped.push(`${outputs.length} earlier immunize output${outputs.length === 1 ? '' : 's'} (*.immunized.*)`);
     if (skipped.length > 0) notes.push(`${where}: skipped ${skipped.join(' and ')}`);
     images.forEach(add);
     return images.length;
@@ -142,8 +173,10 @@ export function expandInputs(args: readonly string[]): ExpandedInputs {
       if (isDir(arg)) {
         const listed = readdirSync(arg, { withFileTypes: true })
           .filter((e) => !e.name.startsWith('.') && (e.isFile() || (e.isSymbolicLink() && !isDir(join(arg, e.name)))))
-          .map((e) => join(arg, e.name)).sort();
-        if (filterListed(arg, listed) === 0) throw new UsageError(`${arg}: the folder has no images (looked for ${IMAGE_EXTENSIONS.join(' ')})`);
+          .map((e) => join(arg, e.name))
+          .sort();
+        if (filterListed(arg, listed) === 0)
+          throw new UsageError(`${arg}: the folder has no images (looked for ${IMAGE_EXTENSIONS.join(' ')})`);
       } else add(arg);
       continue;
     }
@@ -167,17 +200,30 @@ function outputPathFor(input: string, output: string | undefined, single: boolea
 }
 
 /** Each input with its output path; refuses a file name for several inputs, overwriting an input, and two inputs on one output. */
-export function planOutputs(files: readonly string[], output: string | undefined, single: boolean): { input: string; output: string }[] {
-  if (output !== undefined && !single && OUTPUT_EXT.test(output) && !(existsSync(output) && statSync(output).isDirectory())) {
+export function planOutputs(
+  files: readonly string[],
+  output: string | undefined,
+  single: boolean,
+): { input: string; output: string }[] {
+  if (
+    output !== undefined &&
+    !single &&
+    OUTPUT_EXT.test(output) &&
+    !(existsSync(output) && statSync(output).isDirectory())
+  ) {
     throw new UsageError(`--output: with several inputs give a folder, not a file name (${output})`);
   }
   const plan = files.map((input) => ({ input, output: resolve(outputPathFor(input, output, single)) }));
   const inputs = new Set(plan.map((j) => resolve(j.input)));
   const byOutput = new Map<string, string>();
   for (const j of plan) {
-    if (inputs.has(j.output)) throw new UsageError(`refusing to overwrite an input photo: ${j.output} (choose another --output)`);
+    if (inputs.has(j.output))
+      throw new UsageError(`refusing to overwrite an input photo: ${j.output} (choose another --output)`);
     const other = byOutput.get(j.output);
-    if (other !== undefined) throw new UsageError(`${other} and ${j.input} would both be written to ${j.output}; protect them into different folders`);
+    if (other !== undefined)
+      throw new UsageError(
+        `${other} and ${j.input} would both be written to ${j.output}; protect them into different folders`,
+      );
     byOutput.set(j.output, j.input);
   }
   return plan;

@@ -32,30 +32,61 @@ export function fraction255(v: number): string {
 
 function describeMarker(file: string, m: Partial<ImmunizeMarker>, sidecar: string | null): string {
   const rows: [string, string | undefined][] = [
-    ['method', m.method === 'encoder' ? 'encoder attack (Salman et al. 2023, PGD)' : m.method === 'noise' ? 'random-noise baseline (not a protection; for comparison)' : m.method],
-    ['budget', m.eps === undefined ? undefined : `ε = ${fraction255(m.eps)} (${m.eps.toFixed(4)}) on [0,1] pixels, ${m.norm === 'l2' ? 'L2' : 'L∞'}`],
+    [
+      'method',
+      m.method === 'encoder'
+        ? 'encoder attack (Salman et al. 2023, PGD)'
+        : m.method === 'noise'
+          ? 'random-noise baseline (not a protection; for comparison)'
+          : m.method,
+    ],
+    [
+      'budget',
+      m.eps === undefined
+        ? undefined
+        : `ε = ${fraction255(m.eps)} (${m.eps.toFixed(4)}) on [0,1] pixels, ${m.norm === 'l2' ? 'L2' : 'L∞'}`,
+    ],
     ['model', m.model ?? undefined],
     ['preset', m.preset ?? undefined],
-    ['steps', m.steps === undefined || m.steps === 0 ? undefined : `${m.stepsTaken ?? '?'} of ${m.steps}${m.stepSize ? `, step ${fraction255(m.stepSize)}` : ''}${m.optimizer ? `, ${m.optimizer}` : ''}`],
+    [
+      'steps',
+      m.steps === undefined || m.steps === 0
+        ? undefined
+        : `${m.stepsTaken ?? '?'} of ${m.steps}${m.stepSize ? `, step ${fraction255(m.stepSize)}` : ''}${m.optimizer ? `, ${m.optimizer}` : ''}`,
+    ],
     ['seed', m.seed === undefined ? undefined : String(m.seed)],
-    ['mask', m.masked === undefined ? undefined : m.masked ? 'yes (only part of the image was perturbed)' : 'no (whole image)'],
+    [
+      'mask',
+      m.masked === undefined ? undefined : m.masked ? 'yes (only part of the image was perturbed)' : 'no (whole image)',
+    ],
     ['date', m.date],
     ['tool', m.tool === undefined ? undefined : `${m.tool} ${m.toolVersion ?? ''}`.trim()],
     ['sidecar', sidecar ?? undefined],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  return [`${file}: immunized`, ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n');
+  return [
+    `${file}: immunized`,
+    ...rows.filter(([, v]) => v !== undefined).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+  ].join('\n');
 }
 
 export const inspect = {
   summary: 'tell whether an image carries the "immunized" label and what it records',
   async run(args: string[]): Promise<number> {
-    const { values, positionals } = parseCommandArgs({ args, allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    const { values, positionals } = parseCommandArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError(`expected one image but received ${positionals.length} (immunize inspect IMAGE; see --help)`);
+    if (positionals.length !== 1)
+      throw new UsageError(
+        `expected one image but received ${positionals.length} (immunize inspect IMAGE; see --help)`,
+      );
     const file = positionals[0]!;
     if (!existsSync(file)) throw new ImmunizeError('E_NOT_FOUND', `image not found: ${file}`);
     const probe = await probeImage(file);
@@ -66,12 +97,16 @@ export const inspect = {
       try {
         JSON.parse(readFileSync(sidecarPath, 'utf8'));
         sidecar = sidecarPath;
-      } catch { /* not ours */ }
+      } catch {
+        /* not ours */
+      }
     }
     if (values.json) {
       console.log(JSON.stringify({ file, immunized: marker !== null, marker, sidecar }));
     } else if (marker === null) {
-      console.log(`${file}: no immunize label (${probe.xmp === null ? 'no XMP metadata' : 'XMP metadata without the immunize: namespace'}). Either it was not immunized by this tool, or its metadata was stripped (re-encoding, uploads) — the label cannot tell which.`);
+      console.log(
+        `${file}: no immunize label (${probe.xmp === null ? 'no XMP metadata' : 'XMP metadata without the immunize: namespace'}). Either it was not immunized by this tool, or its metadata was stripped (re-encoding, uploads) — the label cannot tell which.`,
+      );
     } else {
       console.log(describeMarker(file, marker, sidecar));
     }

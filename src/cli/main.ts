@@ -18,19 +18,45 @@ interface LazyCommand {
 // Summaries are repeated here (and checked against the modules by test/cli/cli.test.ts) so that
 // `immunize --help` loads nothing.
 const COMMANDS: Record<string, LazyCommand> = {
-  protect: { summary: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)', load: async () => (await import('./protect.js')).protect },
-  edit: { summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would', load: async () => (await import('./edit.js')).edit },
-  evaluate: { summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report", load: async () => (await import('./evaluate.js')).evaluateCommand },
-  inspect: { summary: 'tell whether an image carries the "immunized" label and what it records', load: async () => (await import('./inspect.js')).inspect },
-  purify: { summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG", load: async () => (await import('./purify.js')).purify },
-  info: { summary: 'show the tensor engine: libtorch version, threads, CUDA devices', load: async () => (await import('./info.js')).info },
-  serve: { summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)', load: async () => (await import('./serve.js')).serve },
-  worker: { summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)', load: async () => (await import('./worker.js')).worker },
+  protect: {
+    summary: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)',
+    load: async () => (await import('./protect.js')).protect,
+  },
+  edit: {
+    summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
+    load: async () => (await import('./edit.js')).edit,
+  },
+  evaluate: {
+    summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
+    load: async () => (await import('./evaluate.js')).evaluateCommand,
+  },
+  inspect: {
+    summary: 'tell whether an image carries the "immunized" label and what it records',
+    load: async () => (await import('./inspect.js')).inspect,
+  },
+  purify: {
+    summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
+    load: async () => (await import('./purify.js')).purify,
+  },
+  info: {
+    summary: 'show the tensor engine: libtorch version, threads, CUDA devices',
+    load: async () => (await import('./info.js')).info,
+  },
+  serve: {
+    summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
+    load: async () => (await import('./serve.js')).serve,
+  },
+  worker: {
+    summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
+    load: async () => (await import('./worker.js')).worker,
+  },
 };
 
 /** The command modules, loaded (for tests that compare summaries). */
 export async function loadCommands(): Promise<Record<string, Command>> {
-  return Object.fromEntries(await Promise.all(Object.entries(COMMANDS).map(async ([k, c]) => [k, await c.load()] as const)));
+  return Object.fromEntries(
+    await Promise.all(Object.entries(COMMANDS).map(async ([k, c]) => [k, await c.load()] as const)),
+  );
 }
 
 function usage(): string {
@@ -77,7 +103,9 @@ export async function run(argv: string[]): Promise<number> {
       return e.code === 'E_ARGUMENT' || e.code === 'E_USAGE' ? 2 : 1;
     }
     const err = e as NodeJS.ErrnoException;
-    console.error(`immunize ${first}: unexpected error: ${firstLine(err.message ?? String(e))}${err.code ? ` [${err.code}]` : ''} (IMMUNIZE_DEBUG=1 shows the stack)`);
+    console.error(
+      `immunize ${first}: unexpected error: ${firstLine(err.message ?? String(e))}${err.code ? ` [${err.code}]` : ''} (IMMUNIZE_DEBUG=1 shows the stack)`,
+    );
     return 1;
   }
 }

@@ -7,7 +7,10 @@ function flagHelp(p: ParameterSpec): string {
   const lines: string[] = [];
   let line = '';
   for (const w of words) {
-    if (line !== '' && line.length + w.length + 1 > 72) { lines.push(line); line = w; } else line = line === '' ? w : `${line} ${w}`;
+    if (line !== '' && line.length + w.length + 1 > 72) {
+      lines.push(line);
+      line = w;
+    } else line = line === '' ? w : `${line} ${w}`;
   }
   lines.push(line);
   return lines.map((l, i) => `${i === 0 ? left.padEnd(27) : ' '.repeat(27)}${l}`).join('\n');
@@ -33,4 +36,3 @@ ${parametersFor('cli').map(flagHelp).join('\n')}
   -h, --help               this help
 
 Keep immunized photos as PNG: JPEG re-compression is what weakens the protection.`;
-

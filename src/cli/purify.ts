@@ -68,13 +68,19 @@ function expand(args: readonly string[]): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
   const add = (p: string): void => {
-    if (!seen.has(resolve(p))) { seen.add(resolve(p)); out.push(p); }
+    if (!seen.has(resolve(p))) {
+      seen.add(resolve(p));
+      out.push(p);
+    }
   };
   const isOwnOutput = (p: string): boolean => /\.purified\.png$/i.test(p);
   for (const arg of args) {
     if (existsSync(arg)) {
       if (statSync(arg).isDirectory()) {
-        const images = readdirSync(arg).filter((n) => !n.startsWith('.') && isImageName(n) && !isOwnOutput(n)).sort().map((n) => join(arg, n));
+        const images = readdirSync(arg)
+          .filter((n) => !n.startsWith('.') && isImageName(n) && !isOwnOutput(n))
+          .sort()
+          .map((n) => join(arg, n));
         if (images.length === 0) throw new UsageError(`${arg}: the folder has no images`);
         images.forEach(add);
       } else add(arg);
@@ -89,10 +95,15 @@ function expand(args: readonly string[]): string[] {
 
 /** Where each input's result goes; refuses ambiguous or colliding outputs. */
 function outputsFor(inputs: readonly string[], output: string | undefined): string[] {
-  const asFolder = output !== undefined && (/[\\/]$/.test(output) || (existsSync(output) && statSync(output).isDirectory()));
+  const asFolder =
+    output !== undefined && (/[\\/]$/.test(output) || (existsSync(output) && statSync(output).isDirectory()));
   if (output !== undefined && !asFolder) {
-    if (inputs.length > 1) throw new UsageError(`-o ${output}: with ${inputs.length} inputs, -o must be a folder (end it with '/')`);
-    if (extname(output).toLowerCase() !== '.png') throw new UsageError(`-o ${output}: the output must be a .png file (purified images are saved losslessly; add 'jpeg:Q' to --apply for a JPEG-compressed result)`);
+    if (inputs.length > 1)
+      throw new UsageError(`-o ${output}: with ${inputs.length} inputs, -o must be a folder (end it with '/')`);
+    if (extname(output).toLowerCase() !== '.png')
+      throw new UsageError(
+        `-o ${output}: the output must be a .png file (purified images are saved losslessly; add 'jpeg:Q' to --apply for a JPEG-compressed result)`,
+      );
   }
   const outs = inputs.map((p) => {
     if (output !== undefined && !asFolder) return resolve(output);
@@ -102,8 +113,12 @@ function outputsFor(inputs: readonly string[], output: string | undefined): stri
   const seen = new Map<string, string>();
   outs.forEach((o, i) => {
     const prev = seen.get(o);
-    if (prev !== undefined) throw new UsageError(`${prev} and ${inputs[i]} would both be written to ${o}; purify them into different folders`);
-    if (o === resolve(inputs[i]!)) throw new UsageError(`${inputs[i]}: the output would overwrite the input; choose another -o`);
+    if (prev !== undefined)
+      throw new UsageError(
+        `${prev} and ${inputs[i]} would both be written to ${o}; purify them into different folders`,
+      );
+    if (o === resolve(inputs[i]!))
+      throw new UsageError(`${inputs[i]}: the output would overwrite the input; choose another -o`);
     seen.set(o, inputs[i]!);
   });
   return outs;
@@ -113,18 +128,27 @@ export const purify = {
   summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
   async run(args: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs({
-      args, allowPositionals: true,
+      args,
+      allowPositionals: true,
       options: {
-        apply: { type: 'string' }, output: { type: 'string', short: 'o' }, threads: { type: 'string' }, model: { type: 'string' },
-        json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        apply: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        threads: { type: 'string' },
+        model: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
-    if (values.apply === undefined) throw new UsageError(`--apply is required, e.g. --apply 'jpeg:75+blur:1' (purifications: ${PURIFICATION_NAMES.join(', ')}; see --help)`);
-    if (positionals.length === 0) throw new UsageError('give at least one input image (immunize purify IMAGE... --apply SPEC; see --help)');
+    if (values.apply === undefined)
+      throw new UsageError(
+        `--apply is required, e.g. --apply 'jpeg:75+blur:1' (purifications: ${PURIFICATION_NAMES.join(', ')}; see --help)`,
+      );
+    if (positionals.length === 0)
+      throw new UsageError('give at least one input image (immunize purify IMAGE... --apply SPEC; see --help)');
     let chain: Purification;
     try {
       chain = parsePurification(values.apply);
@@ -132,8 +156,12 @@ export const purify = {
       if (e instanceof ImmunizeError) throw new UsageError(`--apply: ${e.message}`);
       throw e;
     }
-    if (chain.needsAutoencoder && values.model === undefined) throw new UsageError(`--apply '${chain.spec}': 'impress' needs --model ID|PATH (the autoencoder to purify against, e.g. a TAESD-family folder)`);
-    if (!chain.needsAutoencoder && values.model !== undefined) throw new UsageError(`--model is used only by 'impress' steps, and --apply '${chain.spec}' has none`);
+    if (chain.needsAutoencoder && values.model === undefined)
+      throw new UsageError(
+        `--apply '${chain.spec}': 'impress' needs --model ID|PATH (the autoencoder to purify against, e.g. a TAESD-family folder)`,
+      );
+    if (!chain.needsAutoencoder && values.model !== undefined)
+      throw new UsageError(`--model is used only by 'impress' steps, and --apply '${chain.spec}' has none`);
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     if (threads !== undefined) setNumThreads(threads);
     const inputs = expand(positionals);
@@ -151,7 +179,13 @@ export const purify = {
 };
 
 /** Purifies each input in turn; each output is written whole or not at all. */
-async function purifyAll(chain: Purification, inputs: readonly string[], outputs: readonly string[], autoencoder: Autoencoder | undefined, json: boolean): Promise<void> {
+async function purifyAll(
+  chain: Purification,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  autoencoder: Autoencoder | undefined,
+  json: boolean,
+): Promise<void> {
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
     const img = await readImage(input);
@@ -162,14 +196,27 @@ async function purifyAll(chain: Purification, inputs: readonly string[], outputs
         const mse = noGrad(() => scope(() => y.sub(img.tensor).square().mean().item()));
         const bytes = await encodeImage(y, { format: 'png' });
         writeAllOrNothing([{ path: outputs[i]!, data: bytes }]);
-        result = { input: resolve(input), output: outputs[i]!, spec: chain.spec, width: img.width, height: img.height, psnrDb: mse === 0 ? Infinity : 10 * Math.log10(1 / mse) };
+        result = {
+          input: resolve(input),
+          output: outputs[i]!,
+          spec: chain.spec,
+          width: img.width,
+          height: img.height,
+          psnrDb: mse === 0 ? Infinity : 10 * Math.log10(1 / mse),
+        };
       } finally {
         y.dispose();
       }
     } finally {
       img.tensor.dispose();
     }
-    if (json) console.log(JSON.stringify({ ...result, psnrDb: Number.isFinite(result.psnrDb) ? Number(result.psnrDb.toFixed(3)) : null }));
-    else if (process.env['IMMUNIZE_QUIET'] !== '1') console.log(`${input} → ${result.output}  (${chain.spec}, PSNR ${Number.isFinite(result.psnrDb) ? result.psnrDb.toFixed(2) : '∞'} dB)`);
+    if (json)
+      console.log(
+        JSON.stringify({ ...result, psnrDb: Number.isFinite(result.psnrDb) ? Number(result.psnrDb.toFixed(3)) : null }),
+      );
+    else if (process.env['IMMUNIZE_QUIET'] !== '1')
+      console.log(
+        `${input} → ${result.output}  (${chain.spec}, PSNR ${Number.isFinite(result.psnrDb) ? result.psnrDb.toFixed(2) : '∞'} dB)`,
+      );
   }
 }

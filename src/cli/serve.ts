@@ -91,13 +91,34 @@ export const serve = {
   summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
   async run(args: string[]): Promise<number> {
     const { values } = parseCommandArgs({
-      args, strict: true, allowPositionals: false,
+      args,
+      strict: true,
+      allowPositionals: false,
       options: {
-        port: { type: 'string' }, host: { type: 'string' }, storage: { type: 'string' }, redis: { type: 'string' }, model: { type: 'string', multiple: true },
-        device: { type: 'string' }, threads: { type: 'string' }, 'keys-file': { type: 'string' }, 'max-upload-bytes': { type: 'string' }, 'max-pixels': { type: 'string' },
-        'max-steps': { type: 'string' }, 'rate-create': { type: 'string' }, 'rate-requests': { type: 'string' }, 'max-queue': { type: 'string' }, retention: { type: 'string' },
-        'edit-model': { type: 'string' }, 'inpaint-model': { type: 'string' }, 'max-edit-steps': { type: 'string' },
-        'cors-origin': { type: 'string', multiple: true }, web: { type: 'string' }, prefix: { type: 'string' }, 'new-key': { type: 'boolean' }, 'hash-key': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        storage: { type: 'string' },
+        redis: { type: 'string' },
+        model: { type: 'string', multiple: true },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        'keys-file': { type: 'string' },
+        'max-upload-bytes': { type: 'string' },
+        'max-pixels': { type: 'string' },
+        'max-steps': { type: 'string' },
+        'rate-create': { type: 'string' },
+        'rate-requests': { type: 'string' },
+        'max-queue': { type: 'string' },
+        retention: { type: 'string' },
+        'edit-model': { type: 'string' },
+        'inpaint-model': { type: 'string' },
+        'max-edit-steps': { type: 'string' },
+        'cors-origin': { type: 'string', multiple: true },
+        web: { type: 'string' },
+        prefix: { type: 'string' },
+        'new-key': { type: 'boolean' },
+        'hash-key': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
@@ -106,7 +127,9 @@ export const serve = {
     }
     if (values['new-key']) {
       const k = newKey();
-      console.log(`key (give to the client, store nowhere else): ${k}\nline for --keys-file:                        NAME ${hashKey(k)}`);
+      console.log(
+        `key (give to the client, store nowhere else): ${k}\nline for --keys-file:                        NAME ${hashKey(k)}`,
+      );
       return 0;
     }
     if (values['hash-key']) {
@@ -118,21 +141,46 @@ export const serve = {
     const port = parseInteger('port', values.port, { min: 0, max: 65535 }) ?? 8080;
     const host = values.host ?? '127.0.0.1';
     const keys = loadKeys({ env: process.env['IMMUNIZE_API_KEYS'], file: values['keys-file'] });
-    if (keys.length === 0 && !isLoopback(host)) throw new UsageError(`refusing to listen on ${host} without API keys: give --keys-file or $IMMUNIZE_API_KEYS (immunize serve --new-key makes one), or listen on 127.0.0.1`);
+    if (keys.length === 0 && !isLoopback(host))
+      throw new UsageError(
+        `refusing to listen on ${host} without API keys: give --keys-file or $IMMUNIZE_API_KEYS (immunize serve --new-key makes one), or listen on 127.0.0.1`,
+      );
     const models = parseModels(values.model);
-    const editing = parseEditing({ editModel: values['edit-model'], inpaintModel: values['inpaint-model'], maxSteps: parseInteger('max-edit-steps', values['max-edit-steps'], { min: 1, max: 1000 }) });
-    if (editing !== null && values.redis !== undefined) process.stderr.write('immunize serve: --edit-model is ignored with --redis (edits run only with the embedded queue; POST …/edits answers 501)\n');
+    const editing = parseEditing({
+      editModel: values['edit-model'],
+      inpaintModel: values['inpaint-model'],
+      maxSteps: parseInteger('max-edit-steps', values['max-edit-steps'], { min: 1, max: 1000 }),
+    });
+    if (editing !== null && values.redis !== undefined)
+      process.stderr.write(
+        'immunize serve: --edit-model is ignored with --redis (edits run only with the embedded queue; POST …/edits answers 501)\n',
+      );
     const device = checkDevice(values.device ?? 'cpu');
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     const maxPixels = parseInteger('max-pixels', values['max-pixels'], { min: 1 }) ?? 16_000_000;
     const retentionMs = parseDuration('retention', values.retention, 86_400_000);
-    for (const o of values['cors-origin'] ?? []) if (!/^https?:\/\/[^/\s]+$/.test(o)) throw new UsageError(`--cors-origin: expected an origin like https://app.example.com but received '${o}'`);
+    for (const o of values['cors-origin'] ?? [])
+      if (!/^https?:\/\/[^/\s]+$/.test(o))
+        throw new UsageError(`--cors-origin: expected an origin like https://app.example.com but received '${o}'`);
     const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
-    const queue: JobQueue = values.redis !== undefined
-      ? new RedisQueue(storage, values.redis, retentionMs, values.prefix)
-      : new EmbeddedQueue(storage, { device, maxPixels, models, retentionMs, ...(editing === null ? {} : { editing: { img2img: editing.img2img, inpaint: editing.inpaint } }), ...(threads === undefined ? {} : { threads }) });
+    const queue: JobQueue =
+      values.redis !== undefined
+        ? new RedisQueue(storage, values.redis, retentionMs, values.prefix)
+        : new EmbeddedQueue(storage, {
+            device,
+            maxPixels,
+            models,
+            retentionMs,
+            ...(editing === null ? {} : { editing: { img2img: editing.img2img, inpaint: editing.inpaint } }),
+            ...(threads === undefined ? {} : { threads }),
+          });
     const { app } = await buildApi(storage, queue, {
-      models, keys, maxPixels, retentionMs, version: toolVersion(), editing,
+      models,
+      keys,
+      maxPixels,
+      retentionMs,
+      version: toolVersion(),
+      editing,
       maxUploadBytes: parseInteger('max-upload-bytes', values['max-upload-bytes'], { min: 1 }) ?? 20_000_000,
       maxSteps: parseInteger('max-steps', values['max-steps'], { min: 1 }) ?? 1000,
       rateCreate: parseInteger('rate-create', values['rate-create'], { min: 0 }) ?? 30,
@@ -147,7 +195,15 @@ export const serve = {
     const addr = app.server.address();
     const actual = typeof addr === 'object' && addr !== null ? addr.port : port;
     // One line on stdout that scripts (and the tests) wait for.
-    console.log(JSON.stringify({ listening: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`, queue: queue.kind, storage: storage.root, auth: keys.length === 0 ? 'none' : 'api-key', models: models.map((m) => m.id) }));
+    console.log(
+      JSON.stringify({
+        listening: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`,
+        queue: queue.kind,
+        storage: storage.root,
+        auth: keys.length === 0 ? 'none' : 'api-key',
+        models: models.map((m) => m.id),
+      }),
+    );
     await onShutdown(async () => {
       clearInterval(sweep);
       await app.close();

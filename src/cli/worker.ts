@@ -31,17 +31,28 @@ export const worker = {
   summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
   async run(args: string[]): Promise<number> {
     const { values } = parseCommandArgs({
-      args, strict: true, allowPositionals: false,
+      args,
+      strict: true,
+      allowPositionals: false,
       options: {
-        redis: { type: 'string' }, storage: { type: 'string' }, model: { type: 'string', multiple: true }, device: { type: 'string' }, threads: { type: 'string' },
-        'max-pixels': { type: 'string' }, retention: { type: 'string' }, 'lock-ms': { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        redis: { type: 'string' },
+        storage: { type: 'string' },
+        model: { type: 'string', multiple: true },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        'max-pixels': { type: 'string' },
+        retention: { type: 'string' },
+        'lock-ms': { type: 'string' },
+        prefix: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
-    if (values.redis === undefined) throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
+    if (values.redis === undefined)
+      throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
     const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     const w = startWorker(storage, {

@@ -15,7 +15,11 @@ import { join, relative, resolve } from 'node:path';
 export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   if (typeof v === 'number' && !Number.isFinite(v)) return JSON.stringify(String(v));
   return JSON.stringify(v);
@@ -57,7 +61,10 @@ export class WorkDir {
   readonly computed: Record<string, number> = {};
   readonly cached: Record<string, number> = {};
 
-  constructor(readonly root: string, readonly force = false) {}
+  constructor(
+    readonly root: string,
+    readonly force = false,
+  ) {}
 
   /** A key for an artifact of `kind` determined by `parts`. */
   key(kind: ArtifactKind, parts: Record<string, unknown>): string {
@@ -98,5 +105,3 @@ export class WorkDir {
     t[kind] = (t[kind] ?? 0) + 1;
   }
 }
-
-

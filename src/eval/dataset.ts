@@ -108,7 +108,8 @@ class Checker {
     throw new DatasetError(`${this.label}: ${where ? `${where}: ` : ''}${why}`);
   }
   object(v: unknown, where: string): Json {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(where, `expected an object but received ${describe(v)}`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      this.fail(where, `expected an object but received ${describe(v)}`);
     return v as Json;
   }
   keys(o: Json, where: string, allowed: readonly string[]): void {
@@ -117,15 +118,36 @@ class Checker {
     }
   }
   string(v: unknown, where: string, o: { nonEmpty?: boolean } = {}): string {
-    if (typeof v !== 'string' || (o.nonEmpty && v.trim() === '')) this.fail(where, `expected a ${o.nonEmpty ? 'non-empty ' : ''}string but received ${describe(v)}`);
+    if (typeof v !== 'string' || (o.nonEmpty && v.trim() === ''))
+      this.fail(where, `expected a ${o.nonEmpty ? 'non-empty ' : ''}string but received ${describe(v)}`);
     return v;
   }
-  number(v: unknown, where: string, o: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean } = {}): number {
-    const n = typeof v === 'string' && /^\s*\d+(\.\d+)?\s*\/\s*\d+(\.\d+)?\s*$/.test(v) ? v.split('/').map(Number).reduce((a, b) => a / b) : v;
-    const range = [o.min !== undefined ? `${o.minExclusive ? '>' : '≥'} ${o.min}` : '', o.max !== undefined ? `≤ ${o.max}` : ''].filter(Boolean).join(' and ');
+  number(
+    v: unknown,
+    where: string,
+    o: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean } = {},
+  ): number {
+    const n =
+      typeof v === 'string' && /^\s*\d+(\.\d+)?\s*\/\s*\d+(\.\d+)?\s*$/.test(v)
+        ? v
+            .split('/')
+            .map(Number)
+            .reduce((a, b) => a / b)
+        : v;
+    const range = [
+      o.min !== undefined ? `${o.minExclusive ? '>' : '≥'} ${o.min}` : '',
+      o.max !== undefined ? `≤ ${o.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
     const what = `${o.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}`;
-    if (typeof n !== 'number' || !Number.isFinite(n) || (o.integer && !Number.isSafeInteger(n))
-      || (o.min !== undefined && (o.minExclusive ? n <= o.min : n < o.min)) || (o.max !== undefined && n > o.max)) {
+    if (
+      typeof n !== 'number' ||
+      !Number.isFinite(n) ||
+      (o.integer && !Number.isSafeInteger(n)) ||
+      (o.min !== undefined && (o.minExclusive ? n <= o.min : n < o.min)) ||
+      (o.max !== undefined && n > o.max)
+    ) {
       this.fail(where, `expected ${what} but received ${describe(v)}`);
     }
     return n;
@@ -142,7 +164,8 @@ class Checker {
     const p = this.string(v, where, { nonEmpty: true });
     const abs = isAbsolute(p) ? p : resolve(base, p);
     if (existsSync(abs)) return abs;
-    if (p.startsWith('.') || p.startsWith('/') || p.split('/').length !== 2) this.fail(where, `not found: ${abs} (expected a local path or a Hugging Face repo id like owner/name)`);
+    if (p.startsWith('.') || p.startsWith('/') || p.split('/').length !== 2)
+      this.fail(where, `not found: ${abs} (expected a local path or a Hugging Face repo id like owner/name)`);
     return p;
   }
 }
@@ -165,7 +188,8 @@ export function loadDataset(path: string, overrides: DatasetOverrides = {}): Dat
   const file = resolve(path);
   const label = path;
   if (!existsSync(file)) throw new DatasetError(`${label}: dataset file not found`);
-  if (statSync(file).isDirectory()) throw new DatasetError(`${label}: expected a JSON dataset file but this is a folder`);
+  if (statSync(file).isDirectory())
+    throw new DatasetError(`${label}: expected a JSON dataset file but this is a folder`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -176,34 +200,62 @@ export function loadDataset(path: string, overrides: DatasetOverrides = {}): Dat
 }
 
 /** Validates an already-parsed dataset (a JSON object, or a bare array of items). */
-export function parseDataset(raw: unknown, where: { file: string; label?: string }, overrides: DatasetOverrides = {}): Dataset {
+export function parseDataset(
+  raw: unknown,
+  where: { file: string; label?: string },
+  overrides: DatasetOverrides = {},
+): Dataset {
   const c: Checker = new Checker(where.label ?? where.file);
   const base = dirname(where.file);
   const top = Array.isArray(raw) ? { items: raw } : c.object(raw, '');
   c.keys(top, '', TOP_KEYS);
-  if (top['version'] !== undefined && top['version'] !== 1) c.fail('version', `expected 1 but received ${describe(top['version'])}`);
-  const name = top['name'] === undefined ? basename(where.file).replace(/\.json$/i, '') : c.string(top['name'], 'name', { nonEmpty: true });
-  const size = overrides.size ?? (top['size'] === undefined ? DEFAULT_EVAL_SIZE : c.number(top['size'], 'size', { min: 8, max: 4096, integer: true }));
+  if (top['version'] !== undefined && top['version'] !== 1)
+    c.fail('version', `expected 1 but received ${describe(top['version'])}`);
+  const name =
+    top['name'] === undefined
+      ? basename(where.file).replace(/\.json$/i, '')
+      : c.string(top['name'], 'name', { nonEmpty: true });
+  const size =
+    overrides.size ??
+    (top['size'] === undefined
+      ? DEFAULT_EVAL_SIZE
+      : c.number(top['size'], 'size', { min: 8, max: 4096, integer: true }));
   if (size % 8 !== 0) c.fail('size', `must be a multiple of 8 (Stable Diffusion's latent grid) but is ${size}`);
 
   const m = top['models'] === undefined ? {} : c.object(top['models'], 'models');
   c.keys(m, 'models', ['img2img', 'inpaint', 'encoder', 'clip', 'inception']);
-  const optModel = (k: keyof ModelSettings): string | null => (m[k] === undefined || m[k] === null ? DEFAULT_MODELS[k] : c.model(m[k], `models.${k}`, base));
+  const optModel = (k: keyof ModelSettings): string | null =>
+    m[k] === undefined || m[k] === null ? DEFAULT_MODELS[k] : c.model(m[k], `models.${k}`, base);
   const models: ModelSettings = {
-    img2img: optModel('img2img')!, inpaint: optModel('inpaint')!, encoder: optModel('encoder'), clip: optModel('clip'),
-    inception: m['inception'] === undefined || m['inception'] === null ? null : c.file(m['inception'], 'models.inception', base),
+    img2img: optModel('img2img')!,
+    inpaint: optModel('inpaint')!,
+    encoder: optModel('encoder'),
+    clip: optModel('clip'),
+    inception:
+      m['inception'] === undefined || m['inception'] === null ? null : c.file(m['inception'], 'models.inception', base),
     ...stripUndefined(overrides.models ?? {}),
   };
 
   const e = top['edit'] === undefined ? {} : c.object(top['edit'], 'edit');
   c.keys(e, 'edit', ['steps', 'guidance', 'eta', 'strength', 'scheduler']);
-  const scheduler = e['scheduler'] === undefined || e['scheduler'] === null ? null : c.string(e['scheduler'], 'edit.scheduler');
-  if (scheduler !== null && !(scheduler in SCHEDULER_NAMES)) c.fail('edit.scheduler', `expected one of ${Object.keys(SCHEDULER_NAMES).join(', ')} but received '${scheduler}'`);
+  const scheduler =
+    e['scheduler'] === undefined || e['scheduler'] === null ? null : c.string(e['scheduler'], 'edit.scheduler');
+  if (scheduler !== null && !(scheduler in SCHEDULER_NAMES))
+    c.fail('edit.scheduler', `expected one of ${Object.keys(SCHEDULER_NAMES).join(', ')} but received '${scheduler}'`);
   const edit: EditSettings = {
-    steps: e['steps'] === undefined ? PHOTOGUARD_EDIT.steps : c.number(e['steps'], 'edit.steps', { min: 1, max: 1000, integer: true }),
-    guidance: e['guidance'] === undefined ? PHOTOGUARD_EDIT.guidance : c.number(e['guidance'], 'edit.guidance', { min: 0, max: 100 }),
+    steps:
+      e['steps'] === undefined
+        ? PHOTOGUARD_EDIT.steps
+        : c.number(e['steps'], 'edit.steps', { min: 1, max: 1000, integer: true }),
+    guidance:
+      e['guidance'] === undefined
+        ? PHOTOGUARD_EDIT.guidance
+        : c.number(e['guidance'], 'edit.guidance', { min: 0, max: 100 }),
     eta: e['eta'] === undefined ? PHOTOGUARD_EDIT.eta : c.number(e['eta'], 'edit.eta', { min: 0, max: 1 }),
-    strength: e['strength'] === undefined ? PHOTOGUARD_EDIT.strength : c.number(e['strength'], 'edit.strength', { min: 0, max: 1 }),
+    strength:
+      e['strength'] === undefined
+        ? PHOTOGUARD_EDIT.strength
+        : c.number(e['strength'], 'edit.strength', { min: 0, max: 1 }),
     scheduler: scheduler as SchedulerName | null,
     ...stripUndefined(overrides.edit ?? {}),
   };
@@ -212,20 +264,40 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
   c.keys(im, 'immunize', ['methods', 'preset', 'eps', 'stepSize', 'steps', 'diffusionSteps', 'gradReps', 'seed']);
   const presetName = im['preset'] === undefined ? 'paper' : c.string(im['preset'], 'immunize.preset');
   const preset = PRESETS[presetName];
-  if (preset === undefined) c.fail('immunize.preset', `expected one of ${Object.keys(PRESETS).join(', ')} but received '${presetName}'`);
+  if (preset === undefined)
+    c.fail('immunize.preset', `expected one of ${Object.keys(PRESETS).join(', ')} but received '${presetName}'`);
   let methods: BuiltinMethod[] = ['encoder', 'noise'];
   if (im['methods'] !== undefined) {
-    if (!Array.isArray(im['methods'])) c.fail('immunize.methods', `expected an array such as ["encoder", "diffusion", "noise"] but received ${describe(im['methods'])}`);
+    if (!Array.isArray(im['methods']))
+      c.fail(
+        'immunize.methods',
+        `expected an array such as ["encoder", "diffusion", "noise"] but received ${describe(im['methods'])}`,
+      );
     methods = (im['methods'] as unknown[]).map((x, i) => checkMethod(c, x, `immunize.methods[${i}]`));
   }
   const immunize: ImmunizeSettings = {
     methods,
     preset: presetName,
-    eps: im['eps'] === undefined ? preset.options.eps : c.number(im['eps'], 'immunize.eps', { min: 0, max: 1, minExclusive: true }),
-    stepSize: im['stepSize'] === undefined ? preset.options.stepSize : c.number(im['stepSize'], 'immunize.stepSize', { min: 0, max: 1, minExclusive: true }),
-    steps: im['steps'] === undefined ? preset.options.steps : c.number(im['steps'], 'immunize.steps', { min: 1, integer: true }),
-    diffusionSteps: im['diffusionSteps'] === undefined ? 4 : c.number(im['diffusionSteps'], 'immunize.diffusionSteps', { min: 1, max: 1000, integer: true }),
-    gradReps: im['gradReps'] === undefined ? 1 : c.number(im['gradReps'], 'immunize.gradReps', { min: 1, max: 1000, integer: true }),
+    eps:
+      im['eps'] === undefined
+        ? preset.options.eps
+        : c.number(im['eps'], 'immunize.eps', { min: 0, max: 1, minExclusive: true }),
+    stepSize:
+      im['stepSize'] === undefined
+        ? preset.options.stepSize
+        : c.number(im['stepSize'], 'immunize.stepSize', { min: 0, max: 1, minExclusive: true }),
+    steps:
+      im['steps'] === undefined
+        ? preset.options.steps
+        : c.number(im['steps'], 'immunize.steps', { min: 1, integer: true }),
+    diffusionSteps:
+      im['diffusionSteps'] === undefined
+        ? 4
+        : c.number(im['diffusionSteps'], 'immunize.diffusionSteps', { min: 1, max: 1000, integer: true }),
+    gradReps:
+      im['gradReps'] === undefined
+        ? 1
+        : c.number(im['gradReps'], 'immunize.gradReps', { min: 1, max: 1000, integer: true }),
     seed: im['seed'] === undefined ? 0 : c.number(im['seed'], 'immunize.seed', { min: 0, integer: true }),
     ...stripUndefined(overrides.immunize ?? {}),
   };
@@ -234,7 +306,11 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
   let purifySpecs: string[] = [];
   if (top['purify'] !== undefined) {
     const p = typeof top['purify'] === 'string' ? [top['purify']] : top['purify'];
-    if (!Array.isArray(p)) c.fail('purify', `expected a list of purification specs such as ["jpeg:95,85,75"] but received ${describe(top['purify'])}`);
+    if (!Array.isArray(p))
+      c.fail(
+        'purify',
+        `expected a list of purification specs such as ["jpeg:95,85,75"] but received ${describe(top['purify'])}`,
+      );
     purifySpecs = (p as unknown[]).map((s, i) => c.string(s, `purify[${i}]`, { nonEmpty: true }));
   }
   if (overrides.purify !== undefined) purifySpecs = overrides.purify;
@@ -248,7 +324,8 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
   const f = top['fid'] === undefined ? {} : c.object(top['fid'], 'fid');
   c.keys(f, 'fid', ['dims', 'nearestK']);
   const dims = f['dims'] === undefined ? 2048 : c.number(f['dims'], 'fid.dims', { integer: true });
-  if (![64, 192, 768, 2048].includes(dims)) c.fail('fid.dims', `expected 64, 192, 768 or 2048 (pytorch-fid's blocks) but received ${dims}`);
+  if (![64, 192, 768, 2048].includes(dims))
+    c.fail('fid.dims', `expected 64, 192, 768 or 2048 (pytorch-fid's blocks) but received ${dims}`);
   const fid = {
     dims,
     // The paper's precision/recall uses k = 3 (docs/metrics.md).
@@ -256,7 +333,7 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
     ...stripUndefined(overrides.fid ?? {}),
   };
 
-  if (top['items'] === undefined) c.fail('', "no 'items': expected {\"items\": [{\"image\": …, \"prompt\": …}, …]}");
+  if (top['items'] === undefined) c.fail('', 'no \'items\': expected {"items": [{"image": …, "prompt": …}, …]}');
   if (!Array.isArray(top['items'])) c.fail('items', `expected an array but received ${describe(top['items'])}`);
   const rawItems = top['items'] as unknown[];
   if (rawItems.length === 0) c.fail('items', 'the dataset has no items');
@@ -270,15 +347,21 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
     const image = c.file(o['image'], `${w}.image`, base);
     const mask = o['mask'] === undefined || o['mask'] === null ? null : c.file(o['mask'], `${w}.mask`, base);
     const prompt = c.string(o['prompt'], `${w}.prompt`, { nonEmpty: true });
-    const negativePrompt = o['negativePrompt'] === undefined ? '' : c.string(o['negativePrompt'], `${w}.negativePrompt`);
-    const seed = o['seed'] === undefined ? PHOTOGUARD_EDIT.seed : c.number(o['seed'], `${w}.seed`, { min: 0, integer: true });
+    const negativePrompt =
+      o['negativePrompt'] === undefined ? '' : c.string(o['negativePrompt'], `${w}.negativePrompt`);
+    const seed =
+      o['seed'] === undefined ? PHOTOGUARD_EDIT.seed : c.number(o['seed'], `${w}.seed`, { min: 0, integer: true });
     let id: string;
     if (o['id'] !== undefined) {
       id = c.string(o['id'], `${w}.id`, { nonEmpty: true });
-      if (!/^[A-Za-z0-9._-]+$/.test(id)) c.fail(`${w}.id`, `'${id}' may use only letters, digits, '.', '_' and '-' (it names files)`);
+      if (!/^[A-Za-z0-9._-]+$/.test(id))
+        c.fail(`${w}.id`, `'${id}' may use only letters, digits, '.', '_' and '-' (it names files)`);
       if (ids.has(id)) c.fail(`${w}.id`, `'${id}' is used by an earlier item`);
     } else {
-      const stem = basename(image).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '_') || 'item';
+      const stem =
+        basename(image)
+          .replace(/\.[^.]+$/, '')
+          .replace(/[^A-Za-z0-9._-]+/g, '_') || 'item';
       id = stem;
       for (let k = 2; ids.has(id); k++) id = `${stem}-${k}`;
     }
@@ -287,21 +370,33 @@ export function parseDataset(raw: unknown, where: { file: string; label?: string
     if (o['immunized'] !== undefined) {
       const imm = c.object(o['immunized'], `${w}.immunized`);
       for (const [k, v] of Object.entries(imm)) {
-        if (!/^[A-Za-z0-9_-]+$/.test(k) || k === 'clean') c.fail(`${w}.immunized`, `method name '${k}' may use only letters, digits, '_' and '-' and may not be 'clean'`);
-        if (k === 'noise') c.fail(`${w}.immunized.noise`, 'the random-noise baseline is always computed in-process (same budget, seeded); remove it');
+        if (!/^[A-Za-z0-9_-]+$/.test(k) || k === 'clean')
+          c.fail(
+            `${w}.immunized`,
+            `method name '${k}' may use only letters, digits, '_' and '-' and may not be 'clean'`,
+          );
+        if (k === 'noise')
+          c.fail(
+            `${w}.immunized.noise`,
+            'the random-noise baseline is always computed in-process (same budget, seeded); remove it',
+          );
         immunized[k] = c.file(v, `${w}.immunized.${k}`, base);
       }
     }
     return { id, image, mask, prompt, negativePrompt, seed, immunized };
   });
   if (immunize.methods.includes('diffusion') && !items.some((it) => it.mask !== null)) {
-    c.fail('immunize.methods', "'diffusion' attacks the inpainting pipeline and needs items with a 'mask', but no item has one");
+    c.fail(
+      'immunize.methods',
+      "'diffusion' attacks the inpainting pipeline and needs items with a 'mask', but no item has one",
+    );
   }
   return { path: where.file, name, size, models, edit, immunize, purify, fid, items };
 }
 
 function checkMethod(c: Checker, v: unknown, where: string): BuiltinMethod {
-  if (typeof v !== 'string' || !(BUILTIN_METHODS as readonly string[]).includes(v)) c.fail(where, `expected one of ${BUILTIN_METHODS.join(', ')} but received ${describe(v)}`);
+  if (typeof v !== 'string' || !(BUILTIN_METHODS as readonly string[]).includes(v))
+    c.fail(where, `expected one of ${BUILTIN_METHODS.join(', ')} but received ${describe(v)}`);
   return v as BuiltinMethod;
 }
 

@@ -68,7 +68,10 @@ export interface VariantResult extends VariantInfo {
 export interface ItemResult extends Pick<DatasetItem, 'id' | 'image' | 'mask' | 'prompt' | 'negativePrompt' | 'seed'> {
   mode: 'img2img' | 'inpaint';
   /** The images before editing: 'clean' (the resized source) and each immunization, with their distance to the source. */
-  inputs: Record<string, { file: string; sha256: string; origin: 'source' | 'computed' | 'file'; linf255: number; psnr: number }>;
+  inputs: Record<
+    string,
+    { file: string; sha256: string; origin: 'source' | 'computed' | 'file'; linf255: number; psnr: number }
+  >;
   variants: Record<string, VariantResult>;
   /** Methods not applicable to this item, with the reason. */
   skipped: Record<string, string>;
@@ -117,7 +120,13 @@ interface Ctx {
   device: Device;
   log: (line: string) => void;
   notes: Set<string>;
-  fp: { img2img: string | null; inpaint: string | null; encoder: string | null; clip: string | null; inception: string | null };
+  fp: {
+    img2img: string | null;
+    inpaint: string | null;
+    encoder: string | null;
+    clip: string | null;
+    inception: string | null;
+  };
   pipelines: PipelineHolder;
   encoderModel: Autoencoder | null;
 }
@@ -125,7 +134,11 @@ interface Ctx {
 /** Holds at most one Stable Diffusion pipeline (SD 1.5 is 4 GB; img2img items run before inpainting ones). */
 class PipelineHolder {
   private current: { mode: 'img2img' | 'inpaint'; sd: StableDiffusion } | null = null;
-  constructor(private readonly ds: Dataset, private readonly device: Device, private readonly log: (l: string) => void) {}
+  constructor(
+    private readonly ds: Dataset,
+    private readonly device: Device,
+    private readonly log: (l: string) => void,
+  ) {}
   async get(mode: 'img2img' | 'inpaint'): Promise<StableDiffusion> {
     if (this.current?.mode === mode) return this.current.sd;
     this.dispose();
@@ -135,11 +148,17 @@ class PipelineHolder {
     const want = 2 * sd.vae.config.latent_channels + 1;
     if (mode === 'inpaint' && sd.unet.config.in_channels !== want) {
       sd.dispose();
-      throw new ImmunizeError('E_DATASET', `models.inpaint: ${spec} is not an inpainting pipeline (its UNet has ${sd.unet.config.in_channels} input channels, inpainting needs ${want}); items with a mask are edited by inpainting`);
+      throw new ImmunizeError(
+        'E_DATASET',
+        `models.inpaint: ${spec} is not an inpainting pipeline (its UNet has ${sd.unet.config.in_channels} input channels, inpainting needs ${want}); items with a mask are edited by inpainting`,
+      );
     }
     if (mode === 'img2img' && sd.unet.config.in_channels !== sd.vae.config.latent_channels) {
       sd.dispose();
-      throw new ImmunizeError('E_DATASET', `models.img2img: ${spec} has a ${sd.unet.config.in_channels}-channel UNet; items without a mask are edited by img2img, which needs a text-to-image pipeline`);
+      throw new ImmunizeError(
+        'E_DATASET',
+        `models.img2img: ${spec} has a ${sd.unet.config.in_channels}-channel UNet; items without a mask are edited by img2img, which needs a text-to-image pipeline`,
+      );
     }
     this.current = { mode, sd };
     return sd;
@@ -155,25 +174,41 @@ async function decodePng(path: string): Promise<Tensor> {
 }
 
 function distance(a: Tensor, b: Tensor): { linf255: number; psnr: number } {
-  return noGrad(() => scope(() => {
-    const d = a.sub(b);
-    const mse = d.square().mean().item();
-    return { linf255: Math.round(d.abs().max().item() * 255 * 1000) / 1000, psnr: mse === 0 ? Infinity : -10 * Math.log10(mse) };
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const d = a.sub(b);
+      const mse = d.square().mean().item();
+      return {
+        linf255: Math.round(d.abs().max().item() * 255 * 1000) / 1000,
+        psnr: mse === 0 ? Infinity : -10 * Math.log10(mse),
+      };
+    }),
+  );
 }
 
 /** Runs the protocol; returns the results (the caller writes them and the report). */
 export async function evaluate(ds: Dataset, o: EvaluateOptions): Promise<EvaluationResults> {
   const t0 = performance.now();
   const quiet = process.env['IMMUNIZE_QUIET'] === '1';
-  const log = o.log ?? ((l: string) => { if (!quiet) process.stderr.write(`${l}\n`); });
+  const log =
+    o.log ??
+    ((l: string) => {
+      if (!quiet) process.stderr.write(`${l}\n`);
+    });
   const device = o.device ?? 'cpu';
   const work = new WorkDir(o.workDir, o.force === true);
   const ctx: Ctx = {
-    ds, work, device, log, notes: new Set(),
+    ds,
+    work,
+    device,
+    log,
+    notes: new Set(),
     fp: {
-      img2img: modelFingerprint(ds.models.img2img), inpaint: modelFingerprint(ds.models.inpaint), encoder: modelFingerprint(ds.models.encoder),
-      clip: modelFingerprint(ds.models.clip), inception: ds.models.inception === null ? null : modelFingerprint(ds.models.inception),
+      img2img: modelFingerprint(ds.models.img2img),
+      inpaint: modelFingerprint(ds.models.inpaint),
+      encoder: modelFingerprint(ds.models.encoder),
+      clip: modelFingerprint(ds.models.clip),
+      inception: ds.models.inception === null ? null : modelFingerprint(ds.models.inception),
     },
     pipelines: new PipelineHolder(ds, device, log),
     encoderModel: null,
@@ -181,7 +216,9 @@ export async function evaluate(ds: Dataset, o: EvaluateOptions): Promise<Evaluat
   const items: ItemResult[] = [];
   try {
     // ---- phase 1: images (img2img items first so each pipeline is loaded once) ----
-    const order = ds.items.map((it, i) => ({ it, i })).sort((a, b) => Number(a.it.mask !== null) - Number(b.it.mask !== null) || a.i - b.i);
+    const order = ds.items
+      .map((it, i) => ({ it, i }))
+      .sort((a, b) => Number(a.it.mask !== null) - Number(b.it.mask !== null) || a.i - b.i);
     const byIndex = new Map<number, ItemResult>();
     let n = 0;
     for (const { it, i } of order) {
@@ -205,7 +242,8 @@ export async function evaluate(ds: Dataset, o: EvaluateOptions): Promise<Evaluat
   const variants: VariantInfo[] = [];
   for (const p of [null, ...ds.purify]) {
     for (const m of methods) {
-      if (items.some((it) => it.variants[variantKey(m, p)] !== undefined)) variants.push({ key: variantKey(m, p), method: m, purification: p });
+      if (items.some((it) => it.variants[variantKey(m, p)] !== undefined))
+        variants.push({ key: variantKey(m, p), method: m, purification: p });
     }
   }
   const metricNames = Object.keys(FULL_REFERENCE_METRICS);
@@ -213,10 +251,13 @@ export async function evaluate(ds: Dataset, o: EvaluateOptions): Promise<Evaluat
   for (const v of variants) {
     const rs = items.map((it) => it.variants[v.key]).filter((r): r is VariantResult => r !== undefined);
     aggregates[v.key] = {
-      ...v, items: rs.length,
+      ...v,
+      items: rs.length,
       metrics: Object.fromEntries(metricNames.map((m) => [m, summarize(rs.map((r) => r.metrics[m] ?? null))])),
       clip: summarize(rs.map((r) => r.clip)),
-      fid: null, precision: null, recall: null,
+      fid: null,
+      precision: null,
+      recall: null,
     };
   }
 
@@ -228,11 +269,22 @@ export async function evaluate(ds: Dataset, o: EvaluateOptions): Promise<Evaluat
     tool: { name: 'immunize', protocol: PROTOCOL_VERSION, libtorch: torchInfo().torchVersion, node: process.version },
     createdAt: new Date().toISOString(),
     dataset: { path: ds.path, name: ds.name, sha256: sha256(datasetBytes), items: ds.items.length },
-    settings: { size: ds.size, models: ds.models, edit: ds.edit, immunize: ds.immunize, purify: ds.purify, fid: ds.fid },
+    settings: {
+      size: ds.size,
+      models: ds.models,
+      edit: ds.edit,
+      immunize: ds.immunize,
+      purify: ds.purify,
+      fid: ds.fid,
+    },
     methods,
     purifications: ds.purify,
     variants,
-    metrics: metricNames.map((name) => ({ name, better: FULL_REFERENCE_METRICS[name]!.better, ideal: FULL_REFERENCE_METRICS[name]!.ideal })),
+    metrics: metricNames.map((name) => ({
+      name,
+      better: FULL_REFERENCE_METRICS[name]!.better,
+      ideal: FULL_REFERENCE_METRICS[name]!.ideal,
+    })),
     items,
     aggregates,
     sweeps: sweepFamilies(ds.purify),
@@ -248,7 +300,13 @@ function rank(method: string): number {
 }
 
 /** Looks up an image artifact, or computes, stores and returns it. */
-async function imageArtifact(ctx: Ctx, kind: 'source' | 'immunize' | 'purify' | 'edit', parts: Record<string, unknown>, what: string, compute: () => Promise<{ image: Tensor; meta?: object }>): Promise<{ file: string; sha256: string }> {
+async function imageArtifact(
+  ctx: Ctx,
+  kind: 'source' | 'immunize' | 'purify' | 'edit',
+  parts: Record<string, unknown>,
+  what: string,
+  compute: () => Promise<{ image: Tensor; meta?: object }>,
+): Promise<{ file: string; sha256: string }> {
   const key = ctx.work.key(kind, { protocol: PROTOCOL_VERSION, ...parts });
   const hit = ctx.work.lookup<{ sha256: string }>(key, true);
   if (hit !== null) {
@@ -274,17 +332,31 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
   const maskSha = it.mask === null ? null : sha256File(it.mask);
   const before = { ...ctx.work.cached };
 
-  const clean = await imageArtifact(ctx, 'source', { image: sourceSha, size: S }, `${label}: source resized to ${S}×${S}`, async () => {
-    // Scaled to cover S×S and centre-cropped (the paper evaluates 512×512 squares).
-    const img = await readImage(it.image, { width: S, height: S });
-    return { image: img.tensor, meta: { from: [img.originalWidth, img.originalHeight] } };
-  });
+  const clean = await imageArtifact(
+    ctx,
+    'source',
+    { image: sourceSha, size: S },
+    `${label}: source resized to ${S}×${S}`,
+    async () => {
+      // Scaled to cover S×S and centre-cropped (the paper evaluates 512×512 squares).
+      const img = await readImage(it.image, { width: S, height: S });
+      return { image: img.tensor, meta: { from: [img.originalWidth, img.originalHeight] } };
+    },
+  );
   const x = await decodePng(clean.file);
   const mask = it.mask === null ? null : await readMask(it.mask, S, S);
   const tensors: Tensor[] = [x, ...(mask ? [mask] : [])];
   const result: ItemResult = {
-    id: it.id, image: it.image, mask: it.mask, prompt: it.prompt, negativePrompt: it.negativePrompt, seed: it.seed, mode,
-    inputs: { clean: { ...clean, origin: 'source', linf255: 0, psnr: Infinity } }, variants: {}, skipped: {},
+    id: it.id,
+    image: it.image,
+    mask: it.mask,
+    prompt: it.prompt,
+    negativePrompt: it.negativePrompt,
+    seed: it.seed,
+    mode,
+    inputs: { clean: { ...clean, origin: 'source', linf255: 0, psnr: Infinity } },
+    variants: {},
+    skipped: {},
   };
   try {
     const im = ds.immunize;
@@ -298,43 +370,100 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
         continue;
       }
       const encoderFp = ctx.fp.encoder ?? (mode === 'img2img' ? ctx.fp.img2img : ctx.fp.inpaint);
-      const parts = method === 'noise'
-        ? { method, source: clean.sha256, eps: im.eps, seed: im.seed }
-        : method === 'encoder' || method === 'robust'
-          ? { method, source: clean.sha256, pgd, target: 'gray', model: encoderFp, ...(method === 'robust' ? { eot: ROBUST_EOT } : {}) }
-          : { method, source: clean.sha256, mask: maskSha, pgd, diffusionSteps: im.diffusionSteps, gradReps: im.gradReps, model: ctx.fp.inpaint };
-      const art = await imageArtifact(ctx, 'immunize', parts, `${label}: ${method} immunization`, async () => ({ image: await immunize(ctx, method, x, mask, mode, pgd, label) }));
+      const parts =
+        method === 'noise'
+          ? { method, source: clean.sha256, eps: im.eps, seed: im.seed }
+          : method === 'encoder' || method === 'robust'
+            ? {
+                method,
+                source: clean.sha256,
+                pgd,
+                target: 'gray',
+                model: encoderFp,
+                ...(method === 'robust' ? { eot: ROBUST_EOT } : {}),
+              }
+            : {
+                method,
+                source: clean.sha256,
+                mask: maskSha,
+                pgd,
+                diffusionSteps: im.diffusionSteps,
+                gradReps: im.gradReps,
+                model: ctx.fp.inpaint,
+              };
+      const art = await imageArtifact(ctx, 'immunize', parts, `${label}: ${method} immunization`, async () => ({
+        image: await immunize(ctx, method, x, mask, mode, pgd, label),
+      }));
       result.inputs[method] = { ...art, origin: 'computed', ...(await distanceTo(x, art.file)) };
     }
     for (const [method, file] of Object.entries(it.immunized)) {
-      const art = await imageArtifact(ctx, 'source', { image: sha256File(file), size: S, immunized: true }, `${label}: ${method} (pre-immunized file)`, async () => {
-        const img = await readImage(file, { width: S, height: S });
-        if (img.originalWidth !== S || img.originalHeight !== S) {
-          ctx.log(`warning: ${it.id}: the pre-immunized ${method} file is ${img.originalWidth}×${img.originalHeight}, resized to ${S}×${S}; resizing weakens a perturbation — immunize at the evaluation size`);
-        }
-        return { image: img.tensor };
-      });
+      const art = await imageArtifact(
+        ctx,
+        'source',
+        { image: sha256File(file), size: S, immunized: true },
+        `${label}: ${method} (pre-immunized file)`,
+        async () => {
+          const img = await readImage(file, { width: S, height: S });
+          if (img.originalWidth !== S || img.originalHeight !== S) {
+            ctx.log(
+              `warning: ${it.id}: the pre-immunized ${method} file is ${img.originalWidth}×${img.originalHeight}, resized to ${S}×${S}; resizing weakens a perturbation — immunize at the evaluation size`,
+            );
+          }
+          return { image: img.tensor };
+        },
+      );
       result.inputs[method] = { ...art, origin: 'file', ...(await distanceTo(x, art.file)) };
     }
 
     // Purified versions, then one edit per variant (same prompt, same seed).
     const editParts = {
-      mode, mask: maskSha, prompt: it.prompt, negativePrompt: it.negativePrompt, seed: it.seed,
-      steps: ds.edit.steps, guidance: ds.edit.guidance, eta: ds.edit.eta, strength: mode === 'img2img' ? ds.edit.strength : null,
-      scheduler: ds.edit.scheduler, model: mode === 'img2img' ? ctx.fp.img2img : ctx.fp.inpaint,
+      mode,
+      mask: maskSha,
+      prompt: it.prompt,
+      negativePrompt: it.negativePrompt,
+      seed: it.seed,
+      steps: ds.edit.steps,
+      guidance: ds.edit.guidance,
+      eta: ds.edit.eta,
+      strength: mode === 'img2img' ? ds.edit.strength : null,
+      scheduler: ds.edit.scheduler,
+      model: mode === 'img2img' ? ctx.fp.img2img : ctx.fp.inpaint,
     };
     for (const purification of [null, ...ds.purify]) {
       for (const [method, input] of Object.entries(result.inputs)) {
         const key = variantKey(method, purification);
-        const purified = purification === null ? input : await imageArtifact(ctx, 'purify', { input: input.sha256, spec: purification }, `${label}: ${key}`, async () => {
-          using img = await decodePng(input.file);
-          return { image: await parsePurification(purification).apply(img) };
-        });
-        const edit = await imageArtifact(ctx, 'edit', { input: purified.sha256, ...editParts }, `${label}: edit of ${key}`, async () => {
-          using img = await decodePng(purified.file);
-          return { image: await editImage(ctx, img, mask, it, mode, `${it.id} edit ${key}`) };
-        });
-        result.variants[key] = { key, method, purification, input: { file: purified.file, sha256: purified.sha256 }, edit, metrics: {}, clip: null };
+        const purified =
+          purification === null
+            ? input
+            : await imageArtifact(
+                ctx,
+                'purify',
+                { input: input.sha256, spec: purification },
+                `${label}: ${key}`,
+                async () => {
+                  using img = await decodePng(input.file);
+                  return { image: await parsePurification(purification).apply(img) };
+                },
+              );
+        const edit = await imageArtifact(
+          ctx,
+          'edit',
+          { input: purified.sha256, ...editParts },
+          `${label}: edit of ${key}`,
+          async () => {
+            using img = await decodePng(purified.file);
+            return { image: await editImage(ctx, img, mask, it, mode, `${it.id} edit ${key}`) };
+          },
+        );
+        result.variants[key] = {
+          key,
+          method,
+          purification,
+          input: { file: purified.file, sha256: purified.sha256 },
+          edit,
+          metrics: {},
+          clip: null,
+        };
       }
     }
   } finally {
@@ -350,11 +479,23 @@ async function distanceTo(x: Tensor, file: string): Promise<{ linf255: number; p
   return distance(y, x);
 }
 
-async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diffusion', x: Tensor, mask: Tensor | null, mode: 'img2img' | 'inpaint', pgd: { eps: number; stepSize: number; steps: number; seed: number } & typeof PRESETS[string]['options'], label: string): Promise<Tensor> {
+async function immunize(
+  ctx: Ctx,
+  method: 'noise' | 'encoder' | 'robust' | 'diffusion',
+  x: Tensor,
+  mask: Tensor | null,
+  mode: 'img2img' | 'inpaint',
+  pgd: { eps: number; stepSize: number; steps: number; seed: number } & (typeof PRESETS)[string]['options'],
+  label: string,
+): Promise<Tensor> {
   if (method === 'noise') return runAttack(x, { method: 'noise', pgd }).adv;
   const xd = x.to(ctx.device);
   try {
-    const bar = createProgress({ label: `${label} ${method === 'robust' ? 'robust encoder' : method} attack`, total: pgd.steps, unit: 'step' });
+    const bar = createProgress({
+      label: `${label} ${method === 'robust' ? 'robust encoder' : method} attack`,
+      total: pgd.steps,
+      unit: 'step',
+    });
     const onStep = (s: PgdStep): void => bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
     let r: ImmunizeResult;
     if (method === 'encoder' || method === 'robust') {
@@ -376,7 +517,18 @@ async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diff
       const sd = await ctx.pipelines.get('inpaint');
       const keep = noGrad(() => scope(() => mask!.to(ctx.device).lt(0.5).to('float32')));
       try {
-        r = runAttack(xd, { method: 'diffusion', pgd, mask: keep, diffusion: { pipeline: sd, denoiseSteps: ctx.ds.immunize.diffusionSteps, gradReps: ctx.ds.immunize.gradReps, name: 'inpaint' }, onStep });
+        r = runAttack(xd, {
+          method: 'diffusion',
+          pgd,
+          mask: keep,
+          diffusion: {
+            pipeline: sd,
+            denoiseSteps: ctx.ds.immunize.diffusionSteps,
+            gradReps: ctx.ds.immunize.gradReps,
+            name: 'inpaint',
+          },
+          onStep,
+        });
       } finally {
         keep.dispose();
       }
@@ -390,13 +542,31 @@ async function immunize(ctx: Ctx, method: 'noise' | 'encoder' | 'robust' | 'diff
   }
 }
 
-async function editImage(ctx: Ctx, x: Tensor, mask: Tensor | null, it: DatasetItem, mode: 'img2img' | 'inpaint', label: string): Promise<Tensor> {
+async function editImage(
+  ctx: Ctx,
+  x: Tensor,
+  mask: Tensor | null,
+  it: DatasetItem,
+  mode: 'img2img' | 'inpaint',
+  label: string,
+): Promise<Tensor> {
   const sd = await ctx.pipelines.get(mode);
   const e = ctx.ds.edit;
   const total = mode === 'img2img' ? Math.min(e.steps, Math.floor(e.steps * e.strength)) : e.steps;
   const bar = createProgress({ label, total, unit: 'step' });
-  const common = { prompt: it.prompt, negativePrompt: it.negativePrompt, steps: e.steps, guidance: e.guidance, eta: e.eta, noise: seededNoise(it.seed), onStep: (i: number) => bar.update(i) };
-  const r = mode === 'inpaint' ? inpaint(sd, x, { ...common, mask: mask! }) : img2img(sd, x, { ...common, strength: e.strength });
+  const common = {
+    prompt: it.prompt,
+    negativePrompt: it.negativePrompt,
+    steps: e.steps,
+    guidance: e.guidance,
+    eta: e.eta,
+    noise: seededNoise(it.seed),
+    onStep: (i: number) => bar.update(i),
+  };
+  const r =
+    mode === 'inpaint'
+      ? inpaint(sd, x, { ...common, mask: mask! })
+      : img2img(sd, x, { ...common, strength: e.strength });
   bar.done();
   const out = noGrad(() => r.image.to('cpu'));
   if (out !== r.image) r.image.dispose();
@@ -409,12 +579,23 @@ async function metricsFor(ctx: Ctx, it: ItemResult): Promise<void> {
   let y: Tensor | null = null;
   try {
     for (const v of Object.values(it.variants)) {
-      const key = ctx.work.key('metrics', { protocol: PROTOCOL_VERSION, x: v.edit.sha256, y: ref.sha256, metrics: Object.keys(FULL_REFERENCE_METRICS) });
-      const hit = ctx.work.lookup<{ metrics: Record<string, number | null>; errors: Record<string, string> }>(key, false);
+      const key = ctx.work.key('metrics', {
+        protocol: PROTOCOL_VERSION,
+        x: v.edit.sha256,
+        y: ref.sha256,
+        metrics: Object.keys(FULL_REFERENCE_METRICS),
+      });
+      const hit = ctx.work.lookup<{ metrics: Record<string, number | null>; errors: Record<string, string> }>(
+        key,
+        false,
+      );
       if (hit !== null) {
         ctx.work.count('metrics', true);
-        v.metrics = Object.fromEntries(Object.entries(hit.metrics).map(([k, val]) => [k, val === null ? null : Number(val)]));
-        for (const [name, why] of Object.entries(hit.errors)) ctx.notes.add(`${name}: not computed at ${ctx.ds.size}×${ctx.ds.size} (${why})`);
+        v.metrics = Object.fromEntries(
+          Object.entries(hit.metrics).map(([k, val]) => [k, val === null ? null : Number(val)]),
+        );
+        for (const [name, why] of Object.entries(hit.errors))
+          ctx.notes.add(`${name}: not computed at ${ctx.ds.size}×${ctx.ds.size} (${why})`);
         continue;
       }
       y ??= await decodePng(ref.file);
@@ -431,7 +612,12 @@ async function metricsFor(ctx: Ctx, it: ItemResult): Promise<void> {
         }
       }
       // JSON has no Infinity: stored as strings, read back with Number().
-      ctx.work.store(key, { metrics: Object.fromEntries(Object.entries(metrics).map(([k, val]) => [k, val !== null && !Number.isFinite(val) ? String(val) : val])), errors });
+      ctx.work.store(key, {
+        metrics: Object.fromEntries(
+          Object.entries(metrics).map(([k, val]) => [k, val !== null && !Number.isFinite(val) ? String(val) : val]),
+        ),
+        errors,
+      });
       ctx.work.count('metrics', false);
       v.metrics = metrics;
     }
@@ -442,7 +628,9 @@ async function metricsFor(ctx: Ctx, it: ItemResult): Promise<void> {
 
 async function clipFor(ctx: Ctx, items: ItemResult[]): Promise<void> {
   if (ctx.ds.models.clip === null) {
-    ctx.notes.add('CLIP image–prompt similarity: skipped (no CLIP model given: --clip-model ID|PATH or models.clip, e.g. openai/clip-vit-large-patch14)');
+    ctx.notes.add(
+      'CLIP image–prompt similarity: skipped (no CLIP model given: --clip-model ID|PATH or models.clip, e.g. openai/clip-vit-large-patch14)',
+    );
     return;
   }
   let scorer: CLIPScorer | null = null;
@@ -450,7 +638,12 @@ async function clipFor(ctx: Ctx, items: ItemResult[]): Promise<void> {
   try {
     for (const it of items) {
       for (const v of Object.values(it.variants)) {
-        const key = ctx.work.key('clip', { protocol: PROTOCOL_VERSION, image: v.edit.sha256, prompt: it.prompt, model: ctx.fp.clip });
+        const key = ctx.work.key('clip', {
+          protocol: PROTOCOL_VERSION,
+          image: v.edit.sha256,
+          prompt: it.prompt,
+          model: ctx.fp.clip,
+        });
         const hit = ctx.work.lookup<{ cosine: number }>(key, false);
         if (hit !== null) {
           ctx.work.count('clip', true);
@@ -461,7 +654,9 @@ async function clipFor(ctx: Ctx, items: ItemResult[]): Promise<void> {
           ctx.log(`loading CLIP ${ctx.ds.models.clip}`);
           const loaded = await CLIPScorer.load(ctx.ds.models.clip, { device: ctx.device });
           // Preprocess at the model's own input size (224 for ViT-L/14).
-          scorer = new CLIPScorer(loaded.model, loaded.tokenizer, { preprocess: { size: loaded.model.config.visionConfig.image_size } });
+          scorer = new CLIPScorer(loaded.model, loaded.tokenizer, {
+            preprocess: { size: loaded.model.config.visionConfig.image_size },
+          });
         }
         using img = await decodePng(v.edit.file);
         const s = scorer;
@@ -477,9 +672,16 @@ async function clipFor(ctx: Ctx, items: ItemResult[]): Promise<void> {
   if (computed > 0) ctx.log(`CLIP: ${computed} edit(s) scored`);
 }
 
-async function fidFor(ctx: Ctx, items: ItemResult[], variants: VariantInfo[], aggregates: Record<string, VariantAggregate>): Promise<void> {
+async function fidFor(
+  ctx: Ctx,
+  items: ItemResult[],
+  variants: VariantInfo[],
+  aggregates: Record<string, VariantAggregate>,
+): Promise<void> {
   if (ctx.ds.models.inception === null) {
-    ctx.notes.add('FID and precision/recall: skipped (no Inception checkpoint given: --inception FILE.safetensors or models.inception; docs/metrics.md says how to get it)');
+    ctx.notes.add(
+      'FID and precision/recall: skipped (no Inception checkpoint given: --inception FILE.safetensors or models.inception; docs/metrics.md says how to get it)',
+    );
     return;
   }
   const { dims, nearestK } = ctx.ds.fid;
@@ -489,7 +691,12 @@ async function fidFor(ctx: Ctx, items: ItemResult[], variants: VariantInfo[], ag
     for (const it of items) {
       for (const v of Object.values(it.variants)) {
         if (features.has(v.edit.sha256)) continue;
-        const key = ctx.work.key('features', { protocol: PROTOCOL_VERSION, image: v.edit.sha256, model: ctx.fp.inception, dims });
+        const key = ctx.work.key('features', {
+          protocol: PROTOCOL_VERSION,
+          image: v.edit.sha256,
+          model: ctx.fp.inception,
+          dims,
+        });
         const hit = ctx.work.lookup<{ features: number[] }>(key, false);
         if (hit !== null) {
           ctx.work.count('features', true);
@@ -502,7 +709,13 @@ async function fidFor(ctx: Ctx, items: ItemResult[], variants: VariantInfo[], ag
         }
         using img = await decodePng(v.edit.file);
         const n = net;
-        const f = noGrad(() => scope(() => Array.from(inceptionFeatures(n, img.to(ctx.device), { dims }).to('cpu').to('float64').toTypedArray() as Float64Array)));
+        const f = noGrad(() =>
+          scope(() =>
+            Array.from(
+              inceptionFeatures(n, img.to(ctx.device), { dims }).to('cpu').to('float64').toTypedArray() as Float64Array,
+            ),
+          ),
+        );
         ctx.work.store(key, { features: f });
         ctx.work.count('features', false);
         features.set(v.edit.sha256, f);
@@ -512,7 +725,10 @@ async function fidFor(ctx: Ctx, items: ItemResult[], variants: VariantInfo[], ag
     net?.dispose();
   }
   const matrix = (rows: number[][]): Tensor => tensor(Float64Array.from(rows.flat()), [rows.length, dims]);
-  if (items.length < 2 * dims) ctx.notes.add(`FID over ${items.length} image(s) with ${dims}-d features: the covariances are rank-deficient (FID needs more images than dimensions), so values are biased; compare them only between runs with the same images`);
+  if (items.length < 2 * dims)
+    ctx.notes.add(
+      `FID over ${items.length} image(s) with ${dims}-d features: the covariances are rank-deficient (FID needs more images than dimensions), so values are biased; compare them only between runs with the same images`,
+    );
   for (const v of variants) {
     const its = items.filter((it) => it.variants[v.key] !== undefined);
     if (its.length < 2) {

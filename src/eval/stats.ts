@@ -38,5 +38,15 @@ export function summarize(values: readonly (number | null)[]): Summary | null {
   const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
   const q1 = quantile(v, 0.25);
   const q3 = quantile(v, 0.75);
-  return { n: v.length, mean, std, min: Math.min(...v), max: Math.max(...v), median: quantile(v, 0.5), q1, q3, iqr: q3 - q1 };
+  return {
+    n: v.length,
+    mean,
+    std,
+    min: Math.min(...v),
+    max: Math.max(...v),
+    median: quantile(v, 0.5),
+    q1,
+    q3,
+    iqr: q3 - q1,
+  };
 }

@@ -9,9 +9,14 @@ import { parsePurification } from '../purify/spec.js';
 
 /** Expands comma lists into specs, each canonical ('jpeg:95,85' → ['jpeg:95', 'jpeg:85']). */
 export function expandSweep(spec: string): string[] {
-  const steps = spec.trim().split('+').map((step) => step.split(':').map((arg) => arg.split(',').map((v) => v.trim())));
+  const steps = spec
+    .trim()
+    .split('+')
+    .map((step) => step.split(':').map((arg) => arg.split(',').map((v) => v.trim())));
   for (const step of steps) {
-    for (const arg of step) if (arg.some((v) => v === '')) throw new Error(`invalid purification sweep '${spec}': empty value in a comma list`);
+    for (const arg of step)
+      if (arg.some((v) => v === ''))
+        throw new Error(`invalid purification sweep '${spec}': empty value in a comma list`);
   }
   // Cartesian product over every argument's values, in the order written.
   let out: string[][] = [[]];
@@ -34,7 +39,16 @@ export interface SweepFamily {
   points: { spec: string; x: number }[];
 }
 
-const PARAMETER: Record<string, string> = { jpeg: 'quality', webp: 'quality', diffjpeg: 'quality', blur: 'σ', median: 'size', resize: 'scale', rotate: 'degrees', crop: 'fraction' };
+const PARAMETER: Record<string, string> = {
+  jpeg: 'quality',
+  webp: 'quality',
+  diffjpeg: 'quality',
+  blur: 'σ',
+  median: 'size',
+  resize: 'scale',
+  rotate: 'degrees',
+  crop: 'fraction',
+};
 
 /** Groups single-step specs that differ only in their first argument (a number); families of ≥ 2 points. */
 export function sweepFamilies(specs: readonly string[]): SweepFamily[] {
@@ -49,5 +63,7 @@ export function sweepFamilies(specs: readonly string[]): SweepFamily[] {
     g.points.push({ spec, x });
     groups.set(key, g);
   }
-  return [...groups.values()].filter((g) => g.points.length >= 2).map((g) => ({ ...g, points: g.points.sort((a, b) => a.x - b.x) }));
+  return [...groups.values()]
+    .filter((g) => g.points.length >= 2)
+    .map((g) => ({ ...g, points: g.points.sort((a, b) => a.x - b.x) }));
 }

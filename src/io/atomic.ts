@@ -30,7 +30,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
-    try { unlinkSync(tmp); } catch { /* not written */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* not written */
+    }
     throw e;
   }
 }
@@ -50,7 +54,9 @@ function removeEmptyDirs(created: string[]): void {
   for (const d of [...created].reverse()) {
     try {
       if (readdirSync(d).length === 0) rmdirSync(d);
-    } catch { /* already gone or not empty: leave it */ }
+    } catch {
+      /* already gone or not empty: leave it */
+    }
   }
 }
 
@@ -74,11 +80,25 @@ export function writeAllOrNothing(files: readonly OutputFile[]): void {
       placed.push(f.path);
     });
   } catch (e) {
-    for (const t of temps) try { unlinkSync(t); } catch { /* not written */ }
+    for (const t of temps)
+      try {
+        unlinkSync(t);
+      } catch {
+        /* not written */
+      }
     // A rename failed half-way: the placed files belong to a result that is not complete.
-    for (const p of placed) try { unlinkSync(p); } catch { /* gone */ }
+    for (const p of placed)
+      try {
+        unlinkSync(p);
+      } catch {
+        /* gone */
+      }
     removeEmptyDirs(created);
     const err = e as NodeJS.ErrnoException;
-    throw new ImmunizeError('E_WRITE', `cannot write ${err.path ?? files[0]?.path ?? 'output'}: ${err.code ?? err.message}`, { cause: e });
+    throw new ImmunizeError(
+      'E_WRITE',
+      `cannot write ${err.path ?? files[0]?.path ?? 'output'}: ${err.code ?? err.message}`,
+      { cause: e },
+    );
   }
 }

@@ -14,7 +14,21 @@
  * `<repo folder>/.immunize/files-<commit>.json` and a second run needs no request at all.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -64,7 +78,14 @@ function validRepoId(s: string): boolean {
   const parts = s.split('/');
   if (parts.length !== 2) return false;
   const [owner, name] = parts as [string, string];
-  return OWNER.test(owner) && NAME.test(name) && name.length <= 96 && !s.includes('--') && !s.includes('..') && !FILE_EXT.test(name);
+  return (
+    OWNER.test(owner) &&
+    NAME.test(name) &&
+    name.length <= 96 &&
+    !s.includes('--') &&
+    !s.includes('..') &&
+    !FILE_EXT.test(name)
+  );
 }
 
 function envFlag(v: string | undefined): boolean {
@@ -120,7 +141,11 @@ interface Ctx {
 function context(repo: string, o: HubOptions): Ctx {
   if (!validRepoId(repo)) throw new ArgumentError(`'${repo}' is not a Hugging Face repo id (expected owner/name)`);
   const revision = o.revision ?? 'main';
-  if (revision === '' || revision.split('/').some((s) => s === '' || s === '.' || s === '..') || revision.includes('\\')) {
+  if (
+    revision === '' ||
+    revision.split('/').some((s) => s === '' || s === '.' || s === '..') ||
+    revision.includes('\\')
+  ) {
     throw new ArgumentError(`'${revision}' is not a valid revision`);
   }
   const env = process.env;
@@ -177,7 +202,9 @@ function link(blob: string, pointer: string): void {
   try {
     lstatSync(pointer);
     unlinkSync(pointer); // a dangling link left after its blob was deleted
-  } catch { /* absent */ }
+  } catch {
+    /* absent */
+  }
   try {
     symlinkSync(relative(dirname(pointer), blob), pointer);
   } catch (e) {
@@ -213,7 +240,11 @@ function listingCachePath(ctx: Ctx, commit: string): string {
 function readListingCache(ctx: Ctx, commit: string): RepoFile[] | null {
   try {
     const files = JSON.parse(readFileSync(listingCachePath(ctx, commit), 'utf8')) as unknown;
-    if (!Array.isArray(files) || !files.every((f: RepoFile) => typeof f?.path === 'string' && typeof f.size === 'number' && safePath(f.path))) return null;
+    if (
+      !Array.isArray(files) ||
+      !files.every((f: RepoFile) => typeof f?.path === 'string' && typeof f.size === 'number' && safePath(f.path))
+    )
+      return null;
     return files as RepoFile[];
   } catch {
     return null;
@@ -225,7 +256,9 @@ function writeListingCache(ctx: Ctx, commit: string, files: RepoFile[]): void {
 }
 
 function safePath(p: string): boolean {
-  return p !== '' && !p.includes('\\') && !p.includes('\0') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+  return (
+    p !== '' && !p.includes('\\') && !p.includes('\0') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..')
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,7 +276,10 @@ export function globToRegExp(pattern: string): RegExp {
     if (c === '*') {
       if (p[i + 1] === '*') {
         i++;
-        if (p[i + 1] === '/') { i++; re += '(?:.*/)?'; } else re += '.*';
+        if (p[i + 1] === '/') {
+          i++;
+          re += '(?:.*/)?';
+        } else re += '.*';
       } else re += '[^/]*';
     } else if (c === '?') re += '[^/]';
     else if (c === '[' && p.indexOf(']', i + 2) > i) {
@@ -275,7 +311,10 @@ interface Meta {
 
 function normalizeEtag(v: string | null): string | null {
   if (v === null) return null;
-  const s = v.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  const s = v
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
   return s === '' ? null : s;
 }
 
@@ -292,18 +331,21 @@ function contentRange(v: string | null): { start: number; total: number | null }
 
 function metaOf(res: Response): Meta {
   const h = res.headers;
-  const range = res.status === 206 ? contentRange(h.get('content-range'))?.total ?? null : null;
+  const range = res.status === 206 ? (contentRange(h.get('content-range'))?.total ?? null) : null;
   return {
     commit: h.get('x-repo-commit'),
     etag: normalizeEtag(h.get('x-linked-etag') ?? h.get('etag')),
-    size: intHeader(h.get('x-linked-size')) ?? range ?? (res.status === 200 ? intHeader(h.get('content-length')) : null),
+    size:
+      intHeader(h.get('x-linked-size')) ?? range ?? (res.status === 200 ? intHeader(h.get('content-length')) : null),
   };
 }
 
 async function discard(res: Response): Promise<void> {
   try {
     await res.body?.cancel();
-  } catch { /* already closed */ }
+  } catch {
+    /* already closed */
+  }
 }
 
 /** Errors raised because the hub could not be reached at all (not HTTP error statuses). */
@@ -312,8 +354,12 @@ const connectionFailures = new WeakSet<object>();
 function networkError(ctx: Ctx, url: string, e: unknown): ImmunizeError {
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (e as Error).message;
-  const err = new ImmunizeError('E_HUB_NETWORK', `cannot reach ${url}: ${why}. Check the network (and HF_ENDPOINT), ` +
-    `or set HF_HUB_OFFLINE=1 to use only what is already in the cache (${ctx.cache}).`, { cause: e });
+  const err = new ImmunizeError(
+    'E_HUB_NETWORK',
+    `cannot reach ${url}: ${why}. Check the network (and HF_ENDPOINT), ` +
+      `or set HF_HUB_OFFLINE=1 to use only what is already in the cache (${ctx.cache}).`,
+    { cause: e },
+  );
   connectionFailures.add(err);
   return err;
 }
@@ -323,7 +369,12 @@ function networkError(ctx: Ctx, url: string, e: unknown): ImmunizeError {
  * CDN a file redirects to), and with `stopAtHub` the hub's own answer (the one carrying
  * X-Repo-Commit, usually a 302 for LFS files) is returned so its headers can be read.
  */
-async function get(ctx: Ctx, url: string, headers: Record<string, string>, stopAtHub: boolean): Promise<{ res: Response; url: string }> {
+async function get(
+  ctx: Ctx,
+  url: string,
+  headers: Record<string, string>,
+  stopAtHub: boolean,
+): Promise<{ res: Response; url: string }> {
   const origin = new URL(ctx.endpoint).origin;
   for (let hop = 0; hop < 10; hop++) {
     const h: Record<string, string> = { 'Accept-Encoding': 'identity', 'User-Agent': USER_AGENT, ...headers };
@@ -335,7 +386,12 @@ async function get(ctx: Ctx, url: string, headers: Record<string, string>, stopA
       throw networkError(ctx, url, e);
     }
     const location = res.headers.get('location');
-    if (res.status >= 300 && res.status < 400 && location !== null && !(stopAtHub && res.headers.has('x-repo-commit'))) {
+    if (
+      res.status >= 300 &&
+      res.status < 400 &&
+      location !== null &&
+      !(stopAtHub && res.headers.has('x-repo-commit'))
+    ) {
       await discard(res);
       url = new URL(location, url).href;
       continue;
@@ -356,26 +412,41 @@ async function httpError(ctx: Ctx, res: Response, url: string, file?: string): P
   const detail = `(HTTP ${res.status}${code ? ` ${code}` : ''} from ${url}${serverMsg ? `: ${serverMsg}` : ''})`;
   const page = `${ctx.endpoint}/${ctx.repo}`;
   if (code === 'RepoNotFound') {
-    return new ImmunizeError('E_HUB_NOT_FOUND', `not found on the hub: repo '${ctx.repo}'${file !== undefined ? ` (file '${file}', revision '${ctx.revision}')` : ` (revision '${ctx.revision}')`} ${detail}. ` +
-      `Check the spelling; if it is private, set HF_TOKEN to a token with access; if you meant a local path, it does not exist.`);
+    return new ImmunizeError(
+      'E_HUB_NOT_FOUND',
+      `not found on the hub: repo '${ctx.repo}'${file !== undefined ? ` (file '${file}', revision '${ctx.revision}')` : ` (revision '${ctx.revision}')`} ${detail}. ` +
+        `Check the spelling; if it is private, set HF_TOKEN to a token with access; if you meant a local path, it does not exist.`,
+    );
   }
   if (code === 'GatedRepo') {
-    return new ImmunizeError('E_HUB_AUTH', `${describeTarget(ctx, file)} is gated ${detail}: accept the model licence at ${page} while logged in, ` +
-      `then set HF_TOKEN to a token of that account${ctx.token === null ? ' (no token was sent)' : ''}.`);
+    return new ImmunizeError(
+      'E_HUB_AUTH',
+      `${describeTarget(ctx, file)} is gated ${detail}: accept the model licence at ${page} while logged in, ` +
+        `then set HF_TOKEN to a token of that account${ctx.token === null ? ' (no token was sent)' : ''}.`,
+    );
   }
   if (res.status === 401 || res.status === 403) {
-    return new ImmunizeError('E_HUB_AUTH', `access denied to ${describeTarget(ctx, file)} ${detail}: ` +
-      (ctx.token === null
-        ? 'no token was sent; set HF_TOKEN (or run `huggingface-cli login`) with a token from https://huggingface.co/settings/tokens'
-        : 'the token was refused or has no access to this repo; check HF_TOKEN / the token file') +
-      `, and accept the model licence at ${page} if it asks for one.`);
+    return new ImmunizeError(
+      'E_HUB_AUTH',
+      `access denied to ${describeTarget(ctx, file)} ${detail}: ` +
+        (ctx.token === null
+          ? 'no token was sent; set HF_TOKEN (or run `huggingface-cli login`) with a token from https://huggingface.co/settings/tokens'
+          : 'the token was refused or has no access to this repo; check HF_TOKEN / the token file') +
+        `, and accept the model licence at ${page} if it asks for one.`,
+    );
   }
   if (res.status === 404) {
-    const what = code === 'RevisionNotFound' ? `revision '${ctx.revision}' of repo '${ctx.repo}'${file !== undefined ? ` (looking for file '${file}')` : ''}` : describeTarget(ctx, file);
+    const what =
+      code === 'RevisionNotFound'
+        ? `revision '${ctx.revision}' of repo '${ctx.repo}'${file !== undefined ? ` (looking for file '${file}')` : ''}`
+        : describeTarget(ctx, file);
     return new ImmunizeError('E_HUB_NOT_FOUND', `not found on the hub: ${what} ${detail}`);
   }
-  return new ImmunizeError('E_HUB_NETWORK', `unexpected answer from the hub for ${describeTarget(ctx, file)}: ` +
-    `HTTP ${res.status} ${res.statusText} from ${url}${serverMsg ? `: ${serverMsg}` : ''}`);
+  return new ImmunizeError(
+    'E_HUB_NETWORK',
+    `unexpected answer from the hub for ${describeTarget(ctx, file)}: ` +
+      `HTTP ${res.status} ${res.statusText} from ${url}${serverMsg ? `: ${serverMsg}` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,15 +460,23 @@ async function apiListing(ctx: Ctx, revision: string): Promise<{ sha: string; fi
   try {
     info = (await res.json()) as typeof info;
   } catch (e) {
-    throw new ImmunizeError('E_HUB_NETWORK', `${url} did not answer with JSON: is ${ctx.endpoint} a Hugging Face hub?`, { cause: e });
+    throw new ImmunizeError(
+      'E_HUB_NETWORK',
+      `${url} did not answer with JSON: is ${ctx.endpoint} a Hugging Face hub?`,
+      { cause: e },
+    );
   }
   if (typeof info.sha !== 'string' || !COMMIT.test(info.sha) || !Array.isArray(info.siblings)) {
-    throw new ImmunizeError('E_HUB_NETWORK', `${url}: the answer has no commit sha or file list: is ${ctx.endpoint} a Hugging Face hub?`);
+    throw new ImmunizeError(
+      'E_HUB_NETWORK',
+      `${url}: the answer has no commit sha or file list: is ${ctx.endpoint} a Hugging Face hub?`,
+    );
   }
   const files: RepoFile[] = [];
   for (const s of info.siblings as { rfilename?: unknown; size?: unknown; lfs?: { size?: unknown } }[]) {
     if (typeof s?.rfilename !== 'string') continue;
-    if (!safePath(s.rfilename)) throw new ImmunizeError('E_HUB_NETWORK', `${url} lists an unsafe file path '${s.rfilename}'; refusing to use it`);
+    if (!safePath(s.rfilename))
+      throw new ImmunizeError('E_HUB_NETWORK', `${url} lists an unsafe file path '${s.rfilename}'; refusing to use it`);
     const size = typeof s.size === 'number' ? s.size : typeof s.lfs?.size === 'number' ? s.lfs.size : -1;
     files.push({ path: s.rfilename, size });
   }
@@ -417,15 +496,21 @@ async function listing(ctx: Ctx): Promise<{ commit: string; files: RepoFile[] }>
 }
 
 function offlineError(ctx: Ctx, what: string): ImmunizeError {
-  return new ImmunizeError('E_HUB_OFFLINE', `offline (HF_HUB_OFFLINE) and ${what} is not in the Hugging Face cache ${ctx.cache} ` +
-    `(looked in ${ctx.dir}). Run once with network access to download it, or pass a local model folder.`);
+  return new ImmunizeError(
+    'E_HUB_OFFLINE',
+    `offline (HF_HUB_OFFLINE) and ${what} is not in the Hugging Face cache ${ctx.cache} ` +
+      `(looked in ${ctx.dir}). Run once with network access to download it, or pass a local model folder.`,
+  );
 }
 
 /** The cached snapshot folder of the revision, or an E_HUB_OFFLINE error. */
 function offlineSnapshot(ctx: Ctx): { commit: string; dir: string } {
   const commit = knownCommit(ctx);
   if (commit === null || !existsSync(snapshotDir(ctx, commit))) {
-    throw offlineError(ctx, `repo '${ctx.repo}' at revision '${ctx.revision}'${commit === null ? ` (no refs/${ctx.revision})` : ` (no snapshot ${commit})`}`);
+    throw offlineError(
+      ctx,
+      `repo '${ctx.repo}' at revision '${ctx.revision}'${commit === null ? ` (no refs/${ctx.revision})` : ` (no snapshot ${commit})`}`,
+    );
   }
   return { commit, dir: snapshotDir(ctx, commit) };
 }
@@ -448,7 +533,8 @@ export async function listRepoFiles(repo: string, o: HubOptions & { folder?: str
   try {
     return under((await listing(ctx)).files);
   } catch (e) {
-    if (isConnectionFailure(e) && knownCommit(ctx) !== null && existsSync(snapshotDir(ctx, knownCommit(ctx)!))) return fromCache();
+    if (isConnectionFailure(e) && knownCommit(ctx) !== null && existsSync(snapshotDir(ctx, knownCommit(ctx)!)))
+      return fromCache();
     throw e;
   }
 }
@@ -465,7 +551,8 @@ export async function hubFile(repo: string, path: string, o: HubOptions = {}): P
   if (!safePath(path)) throw new ArgumentError(`'${path}' is not a valid file path inside a repo`);
   const commit = knownCommit(ctx);
   if (commit !== null && existsSync(pointerPath(ctx, commit, path))) return pointerPath(ctx, commit, path);
-  if (ctx.offline) throw offlineError(ctx, `${describeTarget(ctx, path)}${commit !== null ? ` (commit ${commit})` : ''}`);
+  if (ctx.offline)
+    throw offlineError(ctx, `${describeTarget(ctx, path)}${commit !== null ? ` (commit ${commit})` : ''}`);
   return download(ctx, path, commit);
 }
 
@@ -483,7 +570,11 @@ export async function snapshot(repo: string, o: HubOptions & { allow?: string[] 
       const re = globToRegExp(p);
       return !present.some((f) => re.test(f)) && !existsSync(join(ctx.dir, '.no_exist', commit, ...p.split('/')));
     });
-    if (missing.length > 0) throw offlineError(ctx, `${missing.map((p) => `'${p}'`).join(', ')} from repo '${ctx.repo}' at revision '${ctx.revision}' (commit ${commit})`);
+    if (missing.length > 0)
+      throw offlineError(
+        ctx,
+        `${missing.map((p) => `'${p}'`).join(', ')} from repo '${ctx.repo}' at revision '${ctx.revision}' (commit ${commit})`,
+      );
     return dir;
   };
   if (ctx.offline) return offline();
@@ -491,13 +582,20 @@ export async function snapshot(repo: string, o: HubOptions & { allow?: string[] 
   try {
     ({ commit, files } = await listing(ctx));
   } catch (e) {
-    if (isConnectionFailure(e) && knownCommit(ctx) !== null && existsSync(snapshotDir(ctx, knownCommit(ctx)!))) return offline();
+    if (isConnectionFailure(e) && knownCommit(ctx) !== null && existsSync(snapshotDir(ctx, knownCommit(ctx)!)))
+      return offline();
     throw e;
   }
   const selected = files.filter((f) => wanted(f.path));
   if (o.allow !== undefined && selected.length === 0) {
-    throw new ImmunizeError('E_HUB_NOT_FOUND', `not found on the hub: no file of repo '${ctx.repo}' at revision '${ctx.revision}' matches ${o.allow.map((p) => `'${p}'`).join(', ')} ` +
-      `(files: ${files.slice(0, 20).map((f) => f.path).join(', ')}${files.length > 20 ? ', …' : ''})`);
+    throw new ImmunizeError(
+      'E_HUB_NOT_FOUND',
+      `not found on the hub: no file of repo '${ctx.repo}' at revision '${ctx.revision}' matches ${o.allow.map((p) => `'${p}'`).join(', ')} ` +
+        `(files: ${files
+          .slice(0, 20)
+          .map((f) => f.path)
+          .join(', ')}${files.length > 20 ? ', …' : ''})`,
+    );
   }
   for (const f of selected) {
     if (!existsSync(pointerPath(ctx, commit, f.path))) await download(ctx, f.path, commit);
@@ -519,19 +617,33 @@ async function download(ctx: Ctx, path: string, commit: string | null): Promise<
   const sha = meta.commit ?? commit;
   if (sha === null || !COMMIT.test(sha)) {
     await discard(res);
-    throw new ImmunizeError('E_HUB_NETWORK', `${first.url}: the answer has no valid X-Repo-Commit header: is ${ctx.endpoint} a Hugging Face hub (or is a proxy in the way)?`);
+    throw new ImmunizeError(
+      'E_HUB_NETWORK',
+      `${first.url}: the answer has no valid X-Repo-Commit header: is ${ctx.endpoint} a Hugging Face hub (or is a proxy in the way)?`,
+    );
   }
   if (meta.etag === null || !SAFE_ETAG.test(meta.etag)) {
     await discard(res);
-    throw new ImmunizeError('E_HUB_NETWORK', `${first.url}: the answer has no usable ETag (${meta.etag ?? 'none'}), so the file cannot be cached`);
+    throw new ImmunizeError(
+      'E_HUB_NETWORK',
+      `${first.url}: the answer has no usable ETag (${meta.etag ?? 'none'}), so the file cannot be cached`,
+    );
   }
   const pointer = pointerPath(ctx, sha, path);
   const blob = join(ctx.dir, 'blobs', meta.etag);
   if (existsSync(pointer)) {
     await discard(res);
   } else {
-    if (existsSync(blob)) await discard(res); // same contents already cached for another commit
-    else await writeBlob(ctx, path, blob, meta, redirect ? { next: new URL(location!, first.url).href } : { res, url: first.url });
+    if (existsSync(blob))
+      await discard(res); // same contents already cached for another commit
+    else
+      await writeBlob(
+        ctx,
+        path,
+        blob,
+        meta,
+        redirect ? { next: new URL(location!, first.url).href } : { res, url: first.url },
+      );
     link(blob, pointer);
   }
   writeRef(ctx, sha);
@@ -542,11 +654,20 @@ async function download(ctx: Ctx, path: string, commit: string | null): Promise<
  * Streams the file into blobs/<etag>.incomplete (resuming a previous partial download with a
  * Range request), checks size and sha256, then renames it to blobs/<etag>.
  */
-async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from: { next: string } | { res: Response; url: string }): Promise<void> {
+async function writeBlob(
+  ctx: Ctx,
+  path: string,
+  blob: string,
+  meta: Meta,
+  from: { next: string } | { res: Response; url: string },
+): Promise<void> {
   const part = `${blob}.incomplete`;
   mkdirSync(dirname(blob), { recursive: true });
   let have = existsSync(part) ? statSync(part).size : 0;
-  if (meta.size !== null && have > meta.size) { rmSync(part, { force: true }); have = 0; }
+  if (meta.size !== null && have > meta.size) {
+    rmSync(part, { force: true });
+    have = 0;
+  }
 
   // The response that will carry the bytes: the hub's own 200 when nothing is to be resumed,
   // else a new request (with Range) to the redirect target or the same URL.
@@ -561,7 +682,8 @@ async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from:
   let expected = meta.size;
   if (res === null && !(have > 0 && have === expected)) {
     ({ res } = await get(ctx, target, have > 0 ? { Range: `bytes=${have}-` } : {}, false));
-    if (res.status === 416 && have > 0) { // the partial file is not a prefix of this one: start over
+    if (res.status === 416 && have > 0) {
+      // the partial file is not a prefix of this one: start over
       await discard(res);
       rmSync(part, { force: true });
       have = 0;
@@ -573,7 +695,10 @@ async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from:
     const range = contentRange(res.headers.get('content-range'));
     if (range === null || range.start !== have) {
       await discard(res);
-      throw new ImmunizeError('E_HUB_NETWORK', `${target}: asked for bytes ${have}- of '${path}' and got ${res.headers.get('content-range') ?? 'no Content-Range'}`);
+      throw new ImmunizeError(
+        'E_HUB_NETWORK',
+        `${target}: asked for bytes ${have}- of '${path}' and got ${res.headers.get('content-range') ?? 'no Content-Range'}`,
+      );
     }
     expected ??= range.total;
   } else if (res !== null) {
@@ -587,7 +712,8 @@ async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from:
   }
   const total = expected ?? 0;
   let progress: Progress | null = null;
-  if (ctx.onProgress === undefined && total > PROGRESS_MIN) progress = createProgress({ label: path, total, unit: 'B' });
+  if (ctx.onProgress === undefined && total > PROGRESS_MIN)
+    progress = createProgress({ label: path, total, unit: 'B' });
   let done = have;
   if (res !== null) {
     const fh = await open(part, have > 0 ? 'a' : 'w');
@@ -601,8 +727,12 @@ async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from:
       }
     } catch (e) {
       progress?.done('interrupted');
-      throw new ImmunizeError('E_HUB_NETWORK', `download of '${path}' from ${target} was interrupted after ${done} bytes ` +
-        `(${(e as Error).message}); run again to resume from ${part}`, { cause: e });
+      throw new ImmunizeError(
+        'E_HUB_NETWORK',
+        `download of '${path}' from ${target} was interrupted after ${done} bytes ` +
+          `(${(e as Error).message}); run again to resume from ${part}`,
+        { cause: e },
+      );
     } finally {
       await fh.close();
     }
@@ -612,14 +742,20 @@ async function writeBlob(ctx: Ctx, path: string, blob: string, meta: Meta, from:
   const size = statSync(part).size;
   if (expected !== null && size !== expected) {
     rmSync(part, { force: true });
-    throw new ImmunizeError('E_HUB_VERIFY', `'${path}' of repo '${ctx.repo}': downloaded ${size} bytes but the hub announced ${expected}; the partial file was deleted, run again`);
+    throw new ImmunizeError(
+      'E_HUB_VERIFY',
+      `'${path}' of repo '${ctx.repo}': downloaded ${size} bytes but the hub announced ${expected}; the partial file was deleted, run again`,
+    );
   }
   if (hash !== null) {
     const digest = hash.digest('hex');
     if (digest !== meta.etag) {
       rmSync(part, { force: true });
-      throw new ImmunizeError('E_HUB_VERIFY', `'${path}' of repo '${ctx.repo}': sha256 ${digest} does not match the hub's ${meta.etag}; ` +
-        `the download was corrupted (or altered on the way) and was deleted, run again`);
+      throw new ImmunizeError(
+        'E_HUB_VERIFY',
+        `'${path}' of repo '${ctx.repo}': sha256 ${digest} does not match the hub's ${meta.etag}; ` +
+          `the download was corrupted (or altered on the way) and was deleted, run again`,
+      );
     }
   }
   renameSync(part, blob);

@@ -64,10 +64,18 @@ export async function probeImage(input: string | Buffer): Promise<ImageProbe> {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (e) {
     const m = (e as Error).message;
-    const why = /empty/i.test(m) ? 'the file is empty' : /unsupported image format/i.test(m) ? 'not an image, or a format sharp cannot read' : m;
+    const why = /empty/i.test(m)
+      ? 'the file is empty'
+      : /unsupported image format/i.test(m)
+        ? 'not an image, or a format sharp cannot read'
+        : m;
     throw new ImmunizeError('E_IMAGE', `${label(input)}: not a readable image (${why})`);
   }
-  if (!meta.width || !meta.height) throw new ImmunizeError('E_IMAGE', `${label(input)}: the image has no pixels (${meta.width ?? 0}×${meta.height ?? 0})`);
+  if (!meta.width || !meta.height)
+    throw new ImmunizeError(
+      'E_IMAGE',
+      `${label(input)}: the image has no pixels (${meta.width ?? 0}×${meta.height ?? 0})`,
+    );
   const orientation = meta.orientation ?? 1;
   // EXIF orientations 5–8 swap width and height.
   const swap = orientation >= 5;
@@ -88,13 +96,24 @@ export async function readImage(input: string | Buffer, o: ReadImageOptions = {}
   const meta = await probeImage(input);
   const ow = meta.width;
   const oh = meta.height;
-  if (ow * oh > maxPixels) throw new ImmunizeError('E_IMAGE_TOO_LARGE', `${label(input)}: ${ow}×${oh} pixels (${(ow * oh / 1e6).toFixed(1)} MP) exceeds the limit of ${(maxPixels / 1e6).toFixed(1)} MP`);
+  if (ow * oh > maxPixels)
+    throw new ImmunizeError(
+      'E_IMAGE_TOO_LARGE',
+      `${label(input)}: ${ow}×${oh} pixels (${((ow * oh) / 1e6).toFixed(1)} MP) exceeds the limit of ${(maxPixels / 1e6).toFixed(1)} MP`,
+    );
   let img = sharp(input, { limitInputPixels: maxPixels }).rotate().toColourspace('srgb');
   const hadAlpha = meta.hasAlpha;
   if (hadAlpha) img = img.flatten({ background: { r: 255, g: 255, b: 255 } });
   if (o.width !== undefined || o.height !== undefined) {
     const fit = o.fit ?? 'cover';
-    img = img.resize({ width: o.width, height: o.height, fit, position: 'centre', kernel: o.kernel ?? 'lanczos3', withoutEnlargement: fit === 'inside' && o.withoutEnlargement === true });
+    img = img.resize({
+      width: o.width,
+      height: o.height,
+      fit,
+      position: 'centre',
+      kernel: o.kernel ?? 'lanczos3',
+      withoutEnlargement: fit === 'inside' && o.withoutEnlargement === true,
+    });
   }
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
@@ -103,10 +122,27 @@ export async function readImage(input: string | Buffer, o: ReadImageOptions = {}
     throw new ImmunizeError('E_IMAGE', `${label(input)}: cannot decode (${(e as Error).message})`);
   }
   const { width, height, channels } = raw.info;
-  if (channels !== 3) throw new ImmunizeError('E_IMAGE', `${label(input)}: decoded to ${channels} channels, expected 3`);
-  const t = noGrad(() => scope(() => tensor(new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.length), [height, width, 3])
-    .permute(2, 0, 1).unsqueeze(0).to('float32').div(255).contiguous()));
-  return { tensor: t, width, height, originalWidth: ow, originalHeight: oh, hadAlpha, format: meta.format ?? 'unknown' };
+  if (channels !== 3)
+    throw new ImmunizeError('E_IMAGE', `${label(input)}: decoded to ${channels} channels, expected 3`);
+  const t = noGrad(() =>
+    scope(() =>
+      tensor(new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.length), [height, width, 3])
+        .permute(2, 0, 1)
+        .unsqueeze(0)
+        .to('float32')
+        .div(255)
+        .contiguous(),
+    ),
+  );
+  return {
+    tensor: t,
+    width,
+    height,
+    originalWidth: ow,
+    originalHeight: oh,
+    hadAlpha,
+    format: meta.format ?? 'unknown',
+  };
 }
 
 /**
@@ -114,29 +150,66 @@ export async function readImage(input: string | Buffer, o: ReadImageOptions = {}
  * a mask of another size is scaled to cover the image (nearest neighbour, centre crop); with
  * `exact` it must already have the image's size (after EXIF orientation), else E_IMAGE_SIZE.
  */
-export async function readMask(input: string | Buffer, width: number, height: number, o: { exact?: boolean } = {}): Promise<Tensor> {
+export async function readMask(
+  input: string | Buffer,
+  width: number,
+  height: number,
+  o: { exact?: boolean } = {},
+): Promise<Tensor> {
   if (o.exact) {
     const m = await probeImage(input);
-    if (m.width !== width || m.height !== height) throw new ImmunizeError('E_IMAGE_SIZE', `${label(input)}: the mask is ${m.width}×${m.height} but the image is ${width}×${height}; they must match`);
+    if (m.width !== width || m.height !== height)
+      throw new ImmunizeError(
+        'E_IMAGE_SIZE',
+        `${label(input)}: the mask is ${m.width}×${m.height} but the image is ${width}×${height}; they must match`,
+      );
   }
   let raw: Buffer;
   try {
-    raw = await sharp(input).rotate().flatten({ background: '#000000' }).resize({ width, height, fit: 'cover', kernel: 'nearest' }).greyscale().raw().toBuffer();
+    raw = await sharp(input)
+      .rotate()
+      .flatten({ background: '#000000' })
+      .resize({ width, height, fit: 'cover', kernel: 'nearest' })
+      .greyscale()
+      .raw()
+      .toBuffer();
   } catch (e) {
     throw new ImmunizeError('E_IMAGE', `${label(input)}: not a readable mask image (${(e as Error).message})`);
   }
-  return noGrad(() => scope(() => tensor(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), [1, 1, height, width]).to('float32').div(255).gt(0.5).to('float32')));
+  return noGrad(() =>
+    scope(() =>
+      tensor(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), [1, 1, height, width])
+        .to('float32')
+        .div(255)
+        .gt(0.5)
+        .to('float32'),
+    ),
+  );
 }
 
 /** [1, 3, H, W] or [3, H, W] in [0, 1] → 8-bit RGB bytes (round half to even, as torch.round). */
 export function toRgbBytes(t: Tensor): { data: Uint8Array; width: number; height: number } {
-  return noGrad(() => scope(() => {
-    const x = t.ndim === 4 ? t.select(0, 0) : t;
-    if (x.ndim !== 3 || x.shape[0] !== 3) throw new ImmunizeError('E_IMAGE', `expected an image tensor [1, 3, H, W] but received [${t.shape.join(', ')}]`);
-    const [, h, w] = x.shape as [number, number, number];
-    const bytes = x.detach().clamp(0, 1).mul(255).round().to('uint8').permute(1, 2, 0).contiguous().toTypedArray() as Uint8Array;
-    return { data: bytes, width: w, height: h };
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const x = t.ndim === 4 ? t.select(0, 0) : t;
+      if (x.ndim !== 3 || x.shape[0] !== 3)
+        throw new ImmunizeError(
+          'E_IMAGE',
+          `expected an image tensor [1, 3, H, W] but received [${t.shape.join(', ')}]`,
+        );
+      const [, h, w] = x.shape as [number, number, number];
+      const bytes = x
+        .detach()
+        .clamp(0, 1)
+        .mul(255)
+        .round()
+        .to('uint8')
+        .permute(1, 2, 0)
+        .contiguous()
+        .toTypedArray() as Uint8Array;
+      return { data: bytes, width: w, height: h };
+    }),
+  );
 }
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
@@ -158,7 +231,9 @@ export async function encodeImage(t: Tensor, o: WriteImageOptions = {}): Promise
   if (o.xmp !== undefined) img = img.withXmp(o.xmp);
   const format = o.format ?? 'png';
   if (format !== 'png') {
-    (o.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(`saving as ${format.toUpperCase()} is lossy: re-compression is exactly what weakens immunization (Sandoval-Segura et al. 2023). Use PNG to keep the protection intact.`);
+    (o.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(
+      `saving as ${format.toUpperCase()} is lossy: re-compression is exactly what weakens immunization (Sandoval-Segura et al. 2023). Use PNG to keep the protection intact.`,
+    );
   }
   if (format === 'jpeg') return img.jpeg({ quality: o.quality ?? 95 }).toBuffer();
   if (format === 'webp') return img.webp({ quality: o.quality ?? 95 }).toBuffer();

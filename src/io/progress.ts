@@ -36,7 +36,10 @@ export function setProgressListener(fn: ((e: ProgressEvent) => void) | null): vo
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
   return `${i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
 }
 
@@ -55,7 +58,10 @@ export function createProgress(o: ProgressOptions): Progress {
   const tty = stream.isTTY === true;
   const start = performance.now();
   const total = o.total ?? 0;
-  let last = -Infinity, lastDone = 0, lastExtra = '', finished = false;
+  let last = -Infinity,
+    lastDone = 0,
+    lastExtra = '',
+    finished = false;
 
   const line = (done: number, extra: string): string => {
     const elapsed = performance.now() - start;
@@ -63,7 +69,12 @@ export function createProgress(o: ProgressOptions): Progress {
     const width = 24;
     const bar = total > 0 ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ` : '';
     const count = total > 0 ? `${amount(done, o.unit)}/${amount(total, o.unit)}` : amount(done, o.unit);
-    const rate = elapsed > 0 && done > 0 ? (o.unit === 'B' ? `${formatBytes((done / elapsed) * 1000)}/s` : `${((done / elapsed) * 1000).toFixed(2)} ${o.unit}/s`) : '';
+    const rate =
+      elapsed > 0 && done > 0
+        ? o.unit === 'B'
+          ? `${formatBytes((done / elapsed) * 1000)}/s`
+          : `${((done / elapsed) * 1000).toFixed(2)} ${o.unit}/s`
+        : '';
     const eta = total > 0 && done > 0 && done < total ? ` eta ${duration((elapsed / done) * (total - done))}` : '';
     return `${o.label} ${bar}${count} ${rate}${eta} ${duration(elapsed)}${extra ? `  ${extra}` : ''}`;
   };

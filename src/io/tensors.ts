@@ -8,11 +8,32 @@ import { Tensor, type DType } from '../torch/index.js';
 import { SafetensorsError, SafetensorsFile, writeSafetensors, type SafetensorsDType } from './safetensors.js';
 
 const TO_DTYPE: Partial<Record<SafetensorsDType, DType>> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
-const FROM_DTYPE: Partial<Record<DType, SafetensorsDType>> = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k]));
-const CODES: Record<string, number> = { float32: 6, float16: 5, bfloat16: 15, float64: 7, int64: 4, int32: 3, int16: 2, int8: 1, uint8: 0, bool: 11 };
+const FROM_DTYPE: Partial<Record<DType, SafetensorsDType>> = Object.fromEntries(
+  Object.entries(TO_DTYPE).map(([k, v]) => [v, k]),
+);
+const CODES: Record<string, number> = {
+  float32: 6,
+  float16: 5,
+  bfloat16: 15,
+  float64: 7,
+  int64: 4,
+  int32: 3,
+  int16: 2,
+  int8: 1,
+  uint8: 0,
+  bool: 11,
+};
 
 export interface LoadOptions {
   /** Only these tensors (default: all). */
@@ -40,7 +61,11 @@ export function loadSafetensors(path: string, opts: LoadOptions = {}): Map<strin
   try {
     for (const name of opts.names ?? file.keys()) {
       let t = readTensor(file, name);
-      if (opts.floatDType !== undefined && t.dtype !== opts.floatDType && ['float16', 'bfloat16', 'float32', 'float64'].includes(t.dtype)) {
+      if (
+        opts.floatDType !== undefined &&
+        t.dtype !== opts.floatDType &&
+        ['float16', 'bfloat16', 'float32', 'float64'].includes(t.dtype)
+      ) {
         const u = t.to(opts.floatDType);
         t.dispose();
         t = u;
@@ -55,7 +80,11 @@ export function loadSafetensors(path: string, opts: LoadOptions = {}): Map<strin
 }
 
 /** Writes tensors (moved to CPU, made contiguous) as a .safetensors file, atomically. */
-export function saveSafetensors(path: string, tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
+export function saveSafetensors(
+  path: string,
+  tensors: ReadonlyMap<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const raw: Record<string, { dtype: SafetensorsDType; shape: number[]; data: Uint8Array }> = {};
   for (const [name, t] of entries) {

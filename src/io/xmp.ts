@@ -62,17 +62,22 @@ function escapeXml(s: string): string {
 }
 
 function unescapeXml(s: string): string {
-  return s.replace(/&(lt|gt|quot|apos|amp|#(\d+)|#x([0-9a-fA-F]+));/g, (_, name: string, dec?: string, hex?: string) => {
-    if (dec !== undefined) return String.fromCodePoint(Number(dec));
-    if (hex !== undefined) return String.fromCodePoint(parseInt(hex, 16));
-    return ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' } as Record<string, string>)[name]!;
-  });
+  return s.replace(
+    /&(lt|gt|quot|apos|amp|#(\d+)|#x([0-9a-fA-F]+));/g,
+    (_, name: string, dec?: string, hex?: string) => {
+      if (dec !== undefined) return String.fromCodePoint(Number(dec));
+      if (hex !== undefined) return String.fromCodePoint(parseInt(hex, 16));
+      return ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' } as Record<string, string>)[name]!;
+    },
+  );
 }
 
 /** A complete XMP packet carrying the label (and xmp:CreatorTool, which other tools display). */
 export function buildImmunizeXmp(m: ImmunizeMarker): string {
-  const attrs = FIELDS.filter((f) => m[f.key] !== null && m[f.key] !== undefined)
-    .map((f) => `\n    ${IMMUNIZE_XMP_PREFIX}:${f.xmp}="${escapeXml(f.kind === 'boolean' ? (m[f.key] ? 'True' : 'False') : String(m[f.key]))}"`);
+  const attrs = FIELDS.filter((f) => m[f.key] !== null && m[f.key] !== undefined).map(
+    (f) =>
+      `\n    ${IMMUNIZE_XMP_PREFIX}:${f.xmp}="${escapeXml(f.kind === 'boolean' ? (m[f.key] ? 'True' : 'False') : String(m[f.key]))}"`,
+  );
   return [
     '<?xpacket begin="\uFEFF" id="W5M0MpCehiHzreSzNTczkc9d"?>',
     '<x:xmpmeta xmlns:x="adobe:ns:meta/">',

@@ -9,7 +9,17 @@
  * As piq, the values are not checked against [0, dataRange]. Differentiable almost everywhere.
  */
 import { F, cat, scope, stack, tensor, type Tensor } from '../torch/index.js';
-import { FLOAT32_EPS, MetricInputError, checkImagePair, checkReduction, gaussianFilter, pyRound, reduce, rgb2yiq, type MetricOptions } from './functional.js';
+import {
+  FLOAT32_EPS,
+  MetricInputError,
+  checkImagePair,
+  checkReduction,
+  gaussianFilter,
+  pyRound,
+  reduce,
+  rgb2yiq,
+  type MetricOptions,
+} from './functional.js';
 
 export interface DSSOptions extends MetricOptions {
   /** DCT block size. Default 8. */
@@ -30,13 +40,21 @@ export function dss(x: Tensor, y: Tensor, o: DSSOptions = {}): Tensor {
   const kernelSize = o.kernelSize ?? 3;
   const sigmaSimilarity = o.sigmaSimilarity ?? 1.5;
   const percentile = o.percentile ?? 0.05;
-  if (sigmaWeight === 0 || sigmaSimilarity === 0) throw new MetricInputError('E_SHAPE', `dss: Gaussian sigmas must not be 0 (sigmaWeight ${sigmaWeight}, sigmaSimilarity ${sigmaSimilarity})`);
-  if (!(percentile > 0 && percentile <= 1)) throw new MetricInputError('E_SHAPE', `dss: percentile must be in (0, 1] but is ${percentile}`);
+  if (sigmaWeight === 0 || sigmaSimilarity === 0)
+    throw new MetricInputError(
+      'E_SHAPE',
+      `dss: Gaussian sigmas must not be 0 (sigmaWeight ${sigmaWeight}, sigmaSimilarity ${sigmaSimilarity})`,
+    );
+  if (!(percentile > 0 && percentile <= 1))
+    throw new MetricInputError('E_SHAPE', `dss: percentile must be in (0, 1] but is ${percentile}`);
   checkReduction('dss', o.reduction);
   const dr = checkImagePair('dss', x, y, o.dataRange, { channels: [1, 3], checkRange: false });
   for (const size of [dctSize, kernelSize]) {
     if (!Number.isSafeInteger(size) || size <= 0 || size > Math.min(x.shape[2]!, x.shape[3]!)) {
-      throw new MetricInputError('E_SHAPE', `dss: DCT and kernel sizes must be in (0, ${Math.min(x.shape[2]!, x.shape[3]!)}] (the image size) but are ${dctSize} and ${kernelSize}`);
+      throw new MetricInputError(
+        'E_SHAPE',
+        `dss: DCT and kernel sizes must be in (0, ${Math.min(x.shape[2]!, x.shape[3]!)}] (the image size) but are ${dctSize} and ${kernelSize}`,
+      );
     }
   }
   return scope(() => {
@@ -55,9 +73,18 @@ export function dss(x: Tensor, y: Tensor, o: DSSOptions = {}): Tensor {
     const dctX = dctDecomp(aLum, dctSize);
     const dctY = dctDecomp(bLum, dctSize);
     // Gaussian weights over the (m, n) frequency plane, computed as piq does (in the images' dtype).
-    const coords = tensor(Float64Array.from({ length: dctSize }, (_, i) => i + 1), [dctSize], { dtype: x.dtype, device: x.device });
+    const coords = tensor(
+      Float64Array.from({ length: dctSize }, (_, i) => i + 1),
+      [dctSize],
+      { dtype: x.dtype, device: x.device },
+    );
     const wq = coords.sub(0.5).pow(2);
-    const weight = wq.unsqueeze(0).add(wq.unsqueeze(1)).neg().div(2 * sigmaWeight ** 2).exp();
+    const weight = wq
+      .unsqueeze(0)
+      .add(wq.unsqueeze(1))
+      .neg()
+      .div(2 * sigmaWeight ** 2)
+      .exp();
     const wv = weight.toArray();
     const threshold = 1e-2;
     const sims: Tensor[] = [];
@@ -71,7 +98,11 @@ export function dss(x: Tensor, y: Tensor, o: DSSOptions = {}): Tensor {
           continue;
         }
         const sub = (t: Tensor) => t.slice(2, m, null, dctSize).slice(3, k, null, dctSize);
-        sims.push(subbandSimilarity(sub(dctX), sub(dctY), m === 0 && k === 0, kernelSize, sigmaSimilarity, percentile).to('float32'));
+        sims.push(
+          subbandSimilarity(sub(dctX), sub(dctY), m === 0 && k === 0, kernelSize, sigmaSimilarity, percentile).to(
+            'float32',
+          ),
+        );
       }
     }
     const subbandSim = stack(sims, 1).view(n, dctSize, dctSize);
@@ -82,7 +113,14 @@ export function dss(x: Tensor, y: Tensor, o: DSSOptions = {}): Tensor {
 }
 
 /** Similarity of one DCT subband (piq _subband_similarity). */
-function subbandSimilarity(x: Tensor, y: Tensor, firstTerm: boolean, kernelSize: number, sigma: number, percentile: number): Tensor {
+function subbandSimilarity(
+  x: Tensor,
+  y: Tensor,
+  firstTerm: boolean,
+  kernelSize: number,
+  sigma: number,
+  percentile: number,
+): Tensor {
   // Constants from the paper: DC and AC stabilisers.
   const c = firstTerm ? 1000 : 300;
   return scope(() => {
@@ -112,10 +150,22 @@ function subbandSimilarity(x: Tensor, y: Tensor, firstTerm: boolean, kernelSize:
 function dctMatrix(size: number, like: Tensor): Tensor {
   return scope(() => {
     const opts = { dtype: like.dtype, device: like.device };
-    const p = tensor(Float64Array.from({ length: size - 1 }, (_, i) => i + 1), [size - 1, 1], opts);
-    const q = tensor(Float64Array.from({ length: size }, (_, i) => 2 * i + 1), [size], opts);
+    const p = tensor(
+      Float64Array.from({ length: size - 1 }, (_, i) => i + 1),
+      [size - 1, 1],
+      opts,
+    );
+    const q = tensor(
+      Float64Array.from({ length: size }, (_, i) => 2 * i + 1),
+      [size],
+      opts,
+    );
     const first = tensor(new Float64Array(size).fill(1), [1, size], opts).mul(Math.sqrt(1 / size));
-    const rest = p.mul(Math.PI / (2 * size)).mul(q).cos().mul(Math.sqrt(2 / size));
+    const rest = p
+      .mul(Math.PI / (2 * size))
+      .mul(q)
+      .cos()
+      .mul(Math.sqrt(2 / size));
     return cat([first, rest], 0);
   });
 }
@@ -125,10 +175,15 @@ function dctDecomp(x: Tensor, size: number): Tensor {
   return scope(() => {
     const [bs, , h, w] = x.shape as [number, number, number, number];
     const xv = x.reshape(bs, 1, h, w);
-    const blocks = F.unfold(xv, [size, size], { stride: [size, size] }).transpose(1, 2).reshape(bs, 1, -1, size, size);
+    const blocks = F.unfold(xv, [size, size], { stride: [size, size] })
+      .transpose(1, 2)
+      .reshape(bs, 1, -1, size, size);
     const coeffs = dctMatrix(size, x);
     const out = coeffs.matmul(blocks).matmul(coeffs.transpose(0, 1));
     // F.fold with stride = kernel only places each block back: (bs, L, k·k) → (bs, 1, H, W).
-    return out.reshape(bs, h / size, w / size, size, size).permute(0, 1, 3, 2, 4).reshape(bs, 1, h, w);
+    return out
+      .reshape(bs, h / size, w / size, size, size)
+      .permute(0, 1, 3, 2, 4)
+      .reshape(bs, 1, h, w);
   });
 }

@@ -31,17 +31,28 @@ export interface ActivationStatistics {
 
 /** mu and sigma of features [N, D] (pytorch-fid calculate_activation_statistics), in float64. */
 export function activationStatistics(features: Tensor): ActivationStatistics {
-  if (!isTensor(features)) throw new ArgumentError(`fid: expected features to be a Tensor [N, D] but received ${describe(features)}`);
-  if (features.ndim !== 2) throw new ImmunizeError('E_SHAPE', `fid: expected features of shape [N, D] but received [${features.shape.join(', ')}]`);
+  if (!isTensor(features))
+    throw new ArgumentError(`fid: expected features to be a Tensor [N, D] but received ${describe(features)}`);
+  if (features.ndim !== 2)
+    throw new ImmunizeError(
+      'E_SHAPE',
+      `fid: expected features of shape [N, D] but received [${features.shape.join(', ')}]`,
+    );
   const n = features.shape[0]!;
-  if (n < 2) throw new ImmunizeError('E_SHAPE', `fid: at least 2 feature vectors are needed for a covariance but received ${n}`);
-  return noGrad(() => scope(() => {
-    const f = features.to('float64');
-    const mu = f.mean(0);
-    const centred = f.sub(mu);
-    const sigma = centred.transpose(0, 1).matmul(centred).div(n - 1);
-    return { mu, sigma };
-  }));
+  if (n < 2)
+    throw new ImmunizeError('E_SHAPE', `fid: at least 2 feature vectors are needed for a covariance but received ${n}`);
+  return noGrad(() =>
+    scope(() => {
+      const f = features.to('float64');
+      const mu = f.mean(0);
+      const centred = f.sub(mu);
+      const sigma = centred
+        .transpose(0, 1)
+        .matmul(centred)
+        .div(n - 1);
+      return { mu, sigma };
+    }),
+  );
 }
 
 export interface FrechetOptions {
@@ -52,36 +63,72 @@ export interface FrechetOptions {
 }
 
 /** Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), as pytorch-fid calculate_frechet_distance. */
-export function frechetDistance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor, o: FrechetOptions = {}): number {
+export function frechetDistance(
+  mu1: Tensor,
+  sigma1: Tensor,
+  mu2: Tensor,
+  sigma2: Tensor,
+  o: FrechetOptions = {},
+): number {
   const eps = o.eps ?? 1e-6;
-  for (const [name, t] of [['mu1', mu1], ['sigma1', sigma1], ['mu2', mu2], ['sigma2', sigma2]] as const) {
+  for (const [name, t] of [
+    ['mu1', mu1],
+    ['sigma1', sigma1],
+    ['mu2', mu2],
+    ['sigma2', sigma2],
+  ] as const) {
     if (!isTensor(t)) throw new ArgumentError(`fid: expected ${name} to be a Tensor but received ${describe(t)}`);
   }
-  return noGrad(() => scope(() => {
-    const m1 = mu1.to('float64').reshape(-1);
-    const m2 = mu2.to('float64').reshape(-1);
-    const s1 = atLeast2d(sigma1.to('float64'));
-    const s2 = atLeast2d(sigma2.to('float64'));
-    if (m1.shape[0] !== m2.shape[0]) throw new ImmunizeError('E_SHAPE', `fid: the mean vectors have different lengths (${m1.shape[0]} and ${m2.shape[0]})`);
-    if (s1.shape.join() !== s2.shape.join()) throw new ImmunizeError('E_SHAPE', `fid: the covariances have different dimensions ([${s1.shape.join(', ')}] and [${s2.shape.join(', ')}])`);
-    if (s1.shape[0] !== s1.shape[1] || s1.shape[0] !== m1.shape[0]) {
-      throw new ImmunizeError('E_SHAPE', `fid: expected [D, D] covariances for D = ${m1.shape[0]} but received [${s1.shape.join(', ')}]`);
-    }
-    const diff = m1.sub(m2);
-    let root = sqrtmOfProduct(s1, s2);
-    if (!root.finite) {
-      const message = `fid calculation produces singular product; adding ${pyFloat(eps)} to diagonal of cov estimates`;
-      (o.onWarning ?? ((m: string) => process.emitWarning(m, 'FIDWarning')))(message);
-      const offset = eye(s1.shape[0]!, { dtype: 'float64', device: s1.device }).mul(eps);
-      root = sqrtmOfProduct(s1.add(offset), s2.add(offset));
-      if (!root.finite) throw new ImmunizeError('E_FID_NONFINITE', 'fid: the covariance product has no finite square root even after adding eps to the diagonals (are there NaN or infinite features?)');
-    }
-    if (!(root.diagImag <= 1e-3)) {
-      throw new ImmunizeError('E_FID_COMPLEX', `fid: Imaginary component ${root.maxImag} (the square root of sigma1·sigma2 is not real: its diagonal has imaginary parts up to ${root.diagImag})`);
-    }
-    const trace = (t: Tensor) => t.flatten().slice(0, 0, null, t.shape[0]! + 1).sum().item();
-    return diff.dot(diff).item() + trace(s1) + trace(s2) - 2 * root.trace;
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const m1 = mu1.to('float64').reshape(-1);
+      const m2 = mu2.to('float64').reshape(-1);
+      const s1 = atLeast2d(sigma1.to('float64'));
+      const s2 = atLeast2d(sigma2.to('float64'));
+      if (m1.shape[0] !== m2.shape[0])
+        throw new ImmunizeError(
+          'E_SHAPE',
+          `fid: the mean vectors have different lengths (${m1.shape[0]} and ${m2.shape[0]})`,
+        );
+      if (s1.shape.join() !== s2.shape.join())
+        throw new ImmunizeError(
+          'E_SHAPE',
+          `fid: the covariances have different dimensions ([${s1.shape.join(', ')}] and [${s2.shape.join(', ')}])`,
+        );
+      if (s1.shape[0] !== s1.shape[1] || s1.shape[0] !== m1.shape[0]) {
+        throw new ImmunizeError(
+          'E_SHAPE',
+          `fid: expected [D, D] covariances for D = ${m1.shape[0]} but received [${s1.shape.join(', ')}]`,
+        );
+      }
+      const diff = m1.sub(m2);
+      let root = sqrtmOfProduct(s1, s2);
+      if (!root.finite) {
+        const message = `fid calculation produces singular product; adding ${pyFloat(eps)} to diagonal of cov estimates`;
+        (o.onWarning ?? ((m: string) => process.emitWarning(m, 'FIDWarning')))(message);
+        const offset = eye(s1.shape[0]!, { dtype: 'float64', device: s1.device }).mul(eps);
+        root = sqrtmOfProduct(s1.add(offset), s2.add(offset));
+        if (!root.finite)
+          throw new ImmunizeError(
+            'E_FID_NONFINITE',
+            'fid: the covariance product has no finite square root even after adding eps to the diagonals (are there NaN or infinite features?)',
+          );
+      }
+      if (!(root.diagImag <= 1e-3)) {
+        throw new ImmunizeError(
+          'E_FID_COMPLEX',
+          `fid: Imaginary component ${root.maxImag} (the square root of sigma1·sigma2 is not real: its diagonal has imaginary parts up to ${root.diagImag})`,
+        );
+      }
+      const trace = (t: Tensor) =>
+        t
+          .flatten()
+          .slice(0, 0, null, t.shape[0]! + 1)
+          .sum()
+          .item();
+      return diff.dot(diff).item() + trace(s1) + trace(s2) - 2 * root.trace;
+    }),
+  );
 }
 
 /** FID between two feature sets [N, D] (e.g. Inception pool3 features). */
@@ -102,7 +149,12 @@ function atLeast2d(t: Tensor): Tensor {
   return t.ndim >= 2 ? t : t.reshape(1, -1);
 }
 
-interface Root { finite: boolean; trace: number; diagImag: number; maxImag: number }
+interface Root {
+  finite: boolean;
+  trace: number;
+  diagImag: number;
+  maxImag: number;
+}
 
 /** sqrtm(a·b) through eig: finiteness, tr = Σ Re √λ, and the imaginary parts pytorch-fid checks. */
 function sqrtmOfProduct(a: Tensor, b: Tensor): Root {
@@ -127,7 +179,11 @@ function sqrtmOfProduct(a: Tensor, b: Tensor): Root {
     return {
       finite: true,
       trace: sq.real().sum().item(),
-      diagImag: imag.flatten().slice(0, 0, null, n + 1).max().item(),
+      diagImag: imag
+        .flatten()
+        .slice(0, 0, null, n + 1)
+        .max()
+        .item(),
       maxImag: imag.max().item(),
     };
   });
@@ -143,18 +199,30 @@ export interface InceptionFeatureOptions {
 /** Inception features [N, dims] of images [N, 3, H, W] in [0, 1], batch by batch (pytorch-fid get_activations). */
 export function inceptionFeatures(model: FIDInceptionV3, images: Tensor, o: InceptionFeatureOptions = {}): Tensor {
   const batchSize = o.batchSize ?? 50;
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new ArgumentError(`fid: batchSize must be a positive integer but is ${describe(batchSize)}`);
-  if (!isTensor(images) || images.ndim !== 4) throw new ImmunizeError('E_SHAPE', `fid: expected images [N, 3, H, W] but received ${isTensor(images) ? `[${images.shape.join(', ')}]` : describe(images)}`);
-  return noGrad(() => scope(() => {
-    const parts: Tensor[] = [];
-    for (let s = 0; s < images.shape[0]!; s += batchSize) {
-      parts.push(model.features(images.narrow(0, s, Math.min(batchSize, images.shape[0]! - s)), o.dims ?? 2048));
-    }
-    return cat(parts, 0);
-  }));
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1)
+    throw new ArgumentError(`fid: batchSize must be a positive integer but is ${describe(batchSize)}`);
+  if (!isTensor(images) || images.ndim !== 4)
+    throw new ImmunizeError(
+      'E_SHAPE',
+      `fid: expected images [N, 3, H, W] but received ${isTensor(images) ? `[${images.shape.join(', ')}]` : describe(images)}`,
+    );
+  return noGrad(() =>
+    scope(() => {
+      const parts: Tensor[] = [];
+      for (let s = 0; s < images.shape[0]!; s += batchSize) {
+        parts.push(model.features(images.narrow(0, s, Math.min(batchSize, images.shape[0]! - s)), o.dims ?? 2048));
+      }
+      return cat(parts, 0);
+    }),
+  );
 }
 
 /** FID between two image sets [N, 3, H, W] in [0, 1] with the FID Inception. */
-export function fid(model: FIDInceptionV3, imagesA: Tensor, imagesB: Tensor, o: InceptionFeatureOptions & FrechetOptions = {}): number {
+export function fid(
+  model: FIDInceptionV3,
+  imagesA: Tensor,
+  imagesB: Tensor,
+  o: InceptionFeatureOptions & FrechetOptions = {},
+): number {
   return scope(() => fidFromFeatures(inceptionFeatures(model, imagesA, o), inceptionFeatures(model, imagesB, o), o));
 }

@@ -8,7 +8,18 @@
  */
 import { F, fft, scope, stack, where, zeros, type Tensor } from '../torch/index.js';
 import {
-  FLOAT32_EPS, checkImagePair, checkReduction, getMeshgrid, gradientMap, ifftshift, pyRound, reduce, rgb2yiq, scharrFilter, similarityMap, xyKernels,
+  FLOAT32_EPS,
+  checkImagePair,
+  checkReduction,
+  getMeshgrid,
+  gradientMap,
+  ifftshift,
+  pyRound,
+  reduce,
+  rgb2yiq,
+  scharrFilter,
+  similarityMap,
+  xyKernels,
   type MetricOptions,
 } from './functional.js';
 
@@ -51,7 +62,15 @@ export function fsim(x: Tensor, y: Tensor, o: FSIMOptions = {}): Tensor {
       aLum = aYiq.narrow(1, 0, 1);
       bLum = bYiq.narrow(1, 0, 1);
     }
-    const filters = constructFilters(aLum, scales, orientations, o.minLength ?? 6, o.mult ?? 2, o.sigmaF ?? 0.55, o.deltaTheta ?? 1.2);
+    const filters = constructFilters(
+      aLum,
+      scales,
+      orientations,
+      o.minLength ?? 6,
+      o.mult ?? 2,
+      o.sigmaF ?? 0.55,
+      o.deltaTheta ?? 1.2,
+    );
     const pcX = phaseCongruency(aLum, filters, scales, orientations, o.k ?? 2.0);
     const pcY = phaseCongruency(bLum, filters, scales, orientations, o.k ?? 2.0);
     const kernels = xyKernels(scharrFilter(aLum.dtype, aLum.device));
@@ -73,7 +92,15 @@ export function fsim(x: Tensor, y: Tensor, o: FSIMOptions = {}): Tensor {
 }
 
 /** Log-Gabor filters in the frequency plane, (1, orientations·scales, H, W) (piq _construct_filters). */
-function constructFilters(x: Tensor, scales: number, orientations: number, minLength: number, mult: number, sigmaF: number, deltaTheta: number): Tensor {
+function constructFilters(
+  x: Tensor,
+  scales: number,
+  orientations: number,
+  minLength: number,
+  mult: number,
+  sigmaF: number,
+  deltaTheta: number,
+): Tensor {
   const [h, w] = [x.shape[2]!, x.shape[3]!];
   return scope(() => {
     const thetaSigma = Math.PI / (orientations * deltaTheta);
@@ -84,7 +111,13 @@ function constructFilters(x: Tensor, scales: number, orientations: number, minLe
     // reaches the corners of the spectrum.
     const n = 15;
     const cutoff = 0.45;
-    const lp = ifftshift(radius.div(cutoff).pow(2 * n).add(1.0).reciprocal());
+    const lp = ifftshift(
+      radius
+        .div(cutoff)
+        .pow(2 * n)
+        .add(1.0)
+        .reciprocal(),
+    );
     radius = ifftshift(radius).contiguous();
     theta = ifftshift(theta);
     radius.select(0, 0).select(0, 0).fill_(1);
@@ -93,7 +126,15 @@ function constructFilters(x: Tensor, scales: number, orientations: number, minLe
     const logGabor: Tensor[] = [];
     for (let s = 0; s < scales; s++) {
       const omega0 = 1.0 / (minLength * mult ** s);
-      const gf = radius.div(omega0).log().pow(2).neg().div(2 * Math.log(sigmaF) ** 2).exp().mul(lp).contiguous();
+      const gf = radius
+        .div(omega0)
+        .log()
+        .pow(2)
+        .neg()
+        .div(2 * Math.log(sigmaF) ** 2)
+        .exp()
+        .mul(lp)
+        .contiguous();
       gf.select(0, 0).select(0, 0).fill_(0);
       logGabor.push(gf);
     }
@@ -103,9 +144,18 @@ function constructFilters(x: Tensor, scales: number, orientations: number, minLe
       const ds = sinTheta.mul(Math.cos(angl)).sub(cosTheta.mul(Math.sin(angl)));
       const dc = cosTheta.mul(Math.cos(angl)).add(sinTheta.mul(Math.sin(angl)));
       const dtheta = ds.atan2(dc).abs();
-      spread.push(dtheta.pow(2).neg().div(2 * thetaSigma ** 2).exp());
+      spread.push(
+        dtheta
+          .pow(2)
+          .neg()
+          .div(2 * thetaSigma ** 2)
+          .exp(),
+      );
     }
-    return stack(spread).repeatInterleave(scales, 0).mul(stack(logGabor).repeat(orientations, 1, 1)).unsqueeze(0);
+    return stack(spread)
+      .repeatInterleave(scales, 0)
+      .mul(stack(logGabor).repeat(orientations, 1, 1))
+      .unsqueeze(0);
   });
 }
 
@@ -115,7 +165,10 @@ function phaseCongruency(x: Tensor, filters: Tensor, scales: number, orientation
   const [n, , h, w] = x.shape as [number, number, number, number];
   return scope(() => {
     const imagefft = fft.fft2(x);
-    const filtersIfft = fft.ifft2(filters).real().mul(Math.sqrt(h * w));
+    const filtersIfft = fft
+      .ifft2(filters)
+      .real()
+      .mul(Math.sqrt(h * w));
     const evenOdd = fft.ifft2(imagefft.mul(filters)).viewAsReal().view(n, orientations, scales, h, w, 2);
     // Amplitude of the even and odd responses.
     const an = evenOdd.pow(2).sum(-1).sqrt();
@@ -130,9 +183,18 @@ function phaseCongruency(x: Tensor, filters: Tensor, scales: number, orientation
     const meanE = sumE.div(xEnergy);
     const meanO = sumO.div(xEnergy);
     // An·(cos(phase deviation) − |sin(phase deviation)|), summed over scales.
-    let energy = even.mul(meanE).add(odd.mul(meanO)).sub(even.mul(meanO).sub(odd.mul(meanE)).abs()).sum(2, true);
+    let energy = even
+      .mul(meanE)
+      .add(odd.mul(meanO))
+      .sub(even.mul(meanO).sub(odd.mul(meanE)).abs())
+      .sum(2, true);
     // Noise: the median squared energy at the smallest scale estimates a Rayleigh distribution.
-    const absEo = evenOdd.narrow(2, 0, 1).pow(2).sum(-1).sqrt().reshape(n, orientations, 1, 1, h * w);
+    const absEo = evenOdd
+      .narrow(2, 0, 1)
+      .pow(2)
+      .sum(-1)
+      .sqrt()
+      .reshape(n, orientations, 1, 1, h * w);
     const [medianE2n] = absEo.pow(2).median(-1, true);
     const meanE2n = medianE2n.neg().div(Math.log(0.5));
     const noisePower = meanE2n.div(emN);
@@ -140,14 +202,22 @@ function phaseCongruency(x: Tensor, filters: Tensor, scales: number, orientation
     let sumAn2 = fi.pow(2).sum(-3, true);
     let sumAiAj: Tensor = zeros([n, orientations, 1, h, w], { dtype: x.dtype, device: x.device });
     for (let s = 0; s < scales - 1; s++) {
-      sumAiAj = sumAiAj.add(fi.narrow(2, s, 1).mul(fi.narrow(2, s + 1, scales - s - 1)).sum(-3, true));
+      sumAiAj = sumAiAj.add(
+        fi
+          .narrow(2, s, 1)
+          .mul(fi.narrow(2, s + 1, scales - s - 1))
+          .sum(-3, true),
+      );
     }
     sumAn2 = sumAn2.sum([-1, -2], true);
     sumAiAj = sumAiAj.sum([-1, -2], true);
     const noiseEnergy2 = noisePower.mul(2).mul(sumAn2).add(noisePower.mul(4).mul(sumAiAj));
     const tau = noiseEnergy2.div(2).sqrt();
     const noiseEnergy = tau.mul(Math.sqrt(Math.PI / 2));
-    const noiseEnergySigma = tau.pow(2).mul(2 - Math.PI / 2).sqrt();
+    const noiseEnergySigma = tau
+      .pow(2)
+      .mul(2 - Math.PI / 2)
+      .sqrt();
     // Kovesi's empirical factor 1.7 for the PC_2 measure.
     const T = noiseEnergy.add(noiseEnergySigma.mul(k)).div(1.7);
     energy = energy.sub(T).maximum(zeros(T.shape, { dtype: T.dtype, device: T.device }));

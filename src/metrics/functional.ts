@@ -9,7 +9,19 @@
  * `gradientMap`, `ifftshift`, `getMeshgrid`, `powForComplex`, `FLOAT32_EPS`.
  */
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
-import { F, arange, isTensor, noGrad, scope, stack, tensor, zerosLike, type DType, type Device, type Tensor } from '../torch/index.js';
+import {
+  F,
+  arange,
+  isTensor,
+  noGrad,
+  scope,
+  stack,
+  tensor,
+  zerosLike,
+  type DType,
+  type Device,
+  type Tensor,
+} from '../torch/index.js';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 
@@ -55,39 +67,80 @@ export interface PairCheck {
  * the problem: tensors, 4-d NCHW, equal shapes and devices, floating point, channel count, size,
  * and values within [0, dataRange]. Returns the validated data range.
  */
-export function checkImagePair(metric: string, x: Tensor, y: Tensor, dataRange: number | undefined, c: PairCheck = {}): number {
-  for (const [name, t] of [['x', x], ['y', y]] as const) {
-    if (!isTensor(t)) throw new ArgumentError(`${metric}: expected ${name} to be a Tensor (N, C, H, W) but received ${describe(t)}`);
+export function checkImagePair(
+  metric: string,
+  x: Tensor,
+  y: Tensor,
+  dataRange: number | undefined,
+  c: PairCheck = {},
+): number {
+  for (const [name, t] of [
+    ['x', x],
+    ['y', y],
+  ] as const) {
+    if (!isTensor(t))
+      throw new ArgumentError(`${metric}: expected ${name} to be a Tensor (N, C, H, W) but received ${describe(t)}`);
   }
   const dr = dataRange ?? 1;
-  if (typeof dr !== 'number' || !Number.isFinite(dr) || dr <= 0) throw new ArgumentError(`${metric}: expected dataRange to be a positive number but received ${describe(dataRange)}`);
+  if (typeof dr !== 'number' || !Number.isFinite(dr) || dr <= 0)
+    throw new ArgumentError(
+      `${metric}: expected dataRange to be a positive number but received ${describe(dataRange)}`,
+    );
   const xs = x.shape;
   const ys = y.shape;
-  if (xs.length !== 4) throw new MetricInputError('E_SHAPE', `${metric}: expected 4-d image batches (N, C, H, W) but x has shape [${xs.join(', ')}]`);
+  if (xs.length !== 4)
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: expected 4-d image batches (N, C, H, W) but x has shape [${xs.join(', ')}]`,
+    );
   if (xs.length !== ys.length || xs.some((d, i) => d !== ys[i])) {
-    throw new MetricInputError('E_SHAPE', `${metric}: x and y must have the same shape but received [${xs.join(', ')}] and [${ys.join(', ')}]`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: x and y must have the same shape but received [${xs.join(', ')}] and [${ys.join(', ')}]`,
+    );
   }
   if (xs[0] === 0) throw new MetricInputError('E_SHAPE', `${metric}: the batch is empty (shape [${xs.join(', ')}])`);
-  if (x.device !== y.device) throw new MetricInputError('E_SHAPE', `${metric}: x and y must be on the same device but x is on ${x.device} and y on ${y.device}`);
-  for (const [name, t] of [['x', x], ['y', y]] as const) {
+  if (x.device !== y.device)
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: x and y must be on the same device but x is on ${x.device} and y on ${y.device}`,
+    );
+  for (const [name, t] of [
+    ['x', x],
+    ['y', y],
+  ] as const) {
     const dt = t.dtype;
     if (dt !== 'float32' && dt !== 'float64' && dt !== 'float16' && dt !== 'bfloat16') {
-      throw new ArgumentError(`${metric}: expected floating-point images but ${name} is ${dt} (convert with .to('float32'))`);
+      throw new ArgumentError(
+        `${metric}: expected floating-point images but ${name} is ${dt} (convert with .to('float32'))`,
+      );
     }
   }
   const ch = xs[1]!;
   if (c.channels !== undefined && !c.channels.includes(ch)) {
     const names = c.channels.map((n) => (n === 1 ? '1 (greyscale)' : n === 3 ? '3 (RGB)' : String(n)));
-    throw new MetricInputError('E_SHAPE', `${metric}: expected ${names.join(' or ')} channels but received ${ch} (shape [${xs.join(', ')}])`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: expected ${names.join(' or ')} channels but received ${ch} (shape [${xs.join(', ')}])`,
+    );
   }
   if (c.minSize !== undefined && (xs[2]! < c.minSize || xs[3]! < c.minSize)) {
-    throw new MetricInputError('E_SHAPE', `${metric}: images must be at least ${c.minSize}×${c.minSize} but are ${xs[2]}×${xs[3]}`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: images must be at least ${c.minSize}×${c.minSize} but are ${xs[2]}×${xs[3]}`,
+    );
   }
   if (c.checkRange ?? true) {
-    for (const [name, t] of [['x', x], ['y', y]] as const) {
+    for (const [name, t] of [
+      ['x', x],
+      ['y', y],
+    ] as const) {
       const [lo, hi] = noGrad(() => scope(() => [t.min().item(), t.max().item()]));
       if (!(lo! >= 0) || !(hi! <= dr)) {
-        throw new MetricInputError('E_RANGE', `${metric}: ${name} has values outside [0, ${dr}] (dataRange ${dr}): min ${lo}, max ${hi}`);
+        throw new MetricInputError(
+          'E_RANGE',
+          `${metric}: ${name} has values outside [0, ${dr}] (dataRange ${dr}): min ${lo}, max ${hi}`,
+        );
       }
     }
   }
@@ -97,23 +150,34 @@ export function checkImagePair(metric: string, x: Tensor, y: Tensor, dataRange: 
 /** piq's `_reduce` over the batch dimension. */
 export function reduce(metric: string, score: Tensor, reduction: Reduction | undefined): Tensor {
   switch (reduction ?? 'mean') {
-    case 'none': return score;
-    case 'mean': return score.mean(0);
-    case 'sum': return score.sum(0);
-    default: throw new ArgumentError(`${metric}: expected reduction to be 'none', 'mean' or 'sum' but received ${describe(reduction)}`);
+    case 'none':
+      return score;
+    case 'mean':
+      return score.mean(0);
+    case 'sum':
+      return score.sum(0);
+    default:
+      throw new ArgumentError(
+        `${metric}: expected reduction to be 'none', 'mean' or 'sum' but received ${describe(reduction)}`,
+      );
   }
 }
 
 /** Checks a reduction before any work is done. */
 export function checkReduction(metric: string, reduction: unknown): void {
   if (reduction !== undefined && reduction !== 'none' && reduction !== 'mean' && reduction !== 'sum') {
-    throw new ArgumentError(`${metric}: expected reduction to be 'none', 'mean' or 'sum' but received ${describe(reduction)}`);
+    throw new ArgumentError(
+      `${metric}: expected reduction to be 'none', 'mean' or 'sum' but received ${describe(reduction)}`,
+    );
   }
 }
 
 /** A constant 2-d matrix in the dtype/device of `like`. */
 function matrix(rows: readonly (readonly number[])[], like: Tensor): Tensor {
-  return tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], { dtype: like.dtype, device: like.device });
+  return tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], {
+    dtype: like.dtype,
+    device: like.device,
+  });
 }
 
 /** x (N, 3, H, W) times a 3×3 colour matrix per pixel: torch.matmul(x.permute(0, 2, 3, 1), W.t()).permute(0, 3, 1, 2). */
@@ -123,17 +187,29 @@ function colourTransform(x: Tensor, w: readonly (readonly number[])[]): Tensor {
 
 /** RGB → YIQ (piq rgb2yiq; Y = 0.299 R + 0.587 G + 0.114 B). */
 export function rgb2yiq(x: Tensor): Tensor {
-  return colourTransform(x, [[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]]);
+  return colourTransform(x, [
+    [0.299, 0.587, 0.114],
+    [0.5959, -0.2746, -0.3213],
+    [0.2115, -0.5227, 0.3112],
+  ]);
 }
 
 /** RGB → LMN (piq rgb2lmn, from VSI: Zhang, Shen & Li 2014). */
 export function rgb2lmn(x: Tensor): Tensor {
-  return colourTransform(x, [[0.06, 0.63, 0.27], [0.30, 0.04, -0.35], [0.34, -0.6, 0.17]]);
+  return colourTransform(x, [
+    [0.06, 0.63, 0.27],
+    [0.3, 0.04, -0.35],
+    [0.34, -0.6, 0.17],
+  ]);
 }
 
 /** RGB → LHM (piq rgb2lhm, from MDSI: Nafchi et al. 2016, arXiv:1608.07433). */
 export function rgb2lhm(x: Tensor): Tensor {
-  return colourTransform(x, [[0.2989, 0.587, 0.114], [0.3, 0.04, -0.35], [0.34, -0.6, 0.17]]);
+  return colourTransform(x, [
+    [0.2989, 0.587, 0.114],
+    [0.3, 0.04, -0.35],
+    [0.34, -0.6, 0.17],
+  ]);
 }
 
 /** sRGB in [0, 1] → CIE XYZ (D65), as piq rgb2xyz. */
@@ -142,7 +218,11 @@ export function rgb2xyz(x: Tensor): Tensor {
     const below = x.le(0.04045).to(x.dtype);
     const above = x.gt(0.04045).to(x.dtype);
     const tmp = x.div(12.92).mul(below).add(x.add(0.055).div(1.055).pow(2.4).mul(above));
-    return colourTransform(tmp, [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]);
+    return colourTransform(tmp, [
+      [0.4124564, 0.3575761, 0.1804375],
+      [0.2126729, 0.7151522, 0.072175],
+      [0.0193339, 0.119192, 0.9503041],
+    ]);
   });
 }
 
@@ -151,13 +231,23 @@ export function xyz2lab(x: Tensor): Tensor {
   const epsilon = 0.008856;
   const kappa = 903.3;
   return scope(() => {
-    const white = tensor(Float64Array.of(0.9642119944211994, 1, 0.8251882845188288), [1, 3, 1, 1], { dtype: x.dtype, device: x.device });
+    const white = tensor(Float64Array.of(0.9642119944211994, 1, 0.8251882845188288), [1, 3, 1, 1], {
+      dtype: x.dtype,
+      device: x.device,
+    });
     const tmp = x.div(white);
     const below = tmp.le(epsilon).to(x.dtype);
     const above = tmp.gt(epsilon).to(x.dtype);
-    const f = tmp.pow(1 / 3).mul(above).add(tmp.mul(kappa).add(16).div(116).mul(below));
+    const f = tmp
+      .pow(1 / 3)
+      .mul(above)
+      .add(tmp.mul(kappa).add(16).div(116).mul(below));
     const bias = tensor(Float64Array.of(-16, 0, 0), [1, 3, 1, 1], { dtype: x.dtype, device: x.device });
-    return colourTransform(f, [[0, 116, 0], [500, -500, 0], [0, 200, -200]]).add(bias);
+    return colourTransform(f, [
+      [0, 116, 0],
+      [500, -500, 0],
+      [0, 200, -200],
+    ]).add(bias);
   });
 }
 
@@ -171,7 +261,12 @@ export function gaussianFilter(kernelSize: number, sigma: number, dtype: DType, 
   return scope(() => {
     const coords = arange(0, kernelSize, 1, { dtype, device }).sub((kernelSize - 1) / 2);
     const g = coords.pow(2);
-    const e = g.unsqueeze(0).add(g.unsqueeze(1)).neg().div(2 * sigma ** 2).exp();
+    const e = g
+      .unsqueeze(0)
+      .add(g.unsqueeze(1))
+      .neg()
+      .div(2 * sigma ** 2)
+      .exp();
     return e.div(e.sum()).unsqueeze(0);
   });
 }
@@ -190,7 +285,8 @@ export function prewittFilter(dtype: DType, device: Device): Tensor {
 export function haarFilter(kernelSize: number, dtype: DType, device: Device): Tensor {
   const v = new Float64Array(kernelSize * kernelSize);
   const w = 1 / kernelSize;
-  for (let i = 0; i < kernelSize; i++) for (let j = 0; j < kernelSize; j++) v[i * kernelSize + j] = i < Math.floor(kernelSize / 2) ? w : -w;
+  for (let i = 0; i < kernelSize; i++)
+    for (let j = 0; j < kernelSize; j++) v[i * kernelSize + j] = i < Math.floor(kernelSize / 2) ? w : -w;
   return tensor(v, [1, kernelSize, kernelSize], { dtype, device });
 }
 
@@ -220,15 +316,19 @@ export function gradientMap(x: Tensor, kernels: Tensor): Tensor {
 /** np.fft.ifftshift over every dimension (piq ifftshift). */
 export function ifftshift(x: Tensor): Tensor {
   const shape = x.shape;
-  return x.roll(shape.map((n) => -Math.floor(n / 2)), shape.map((_, i) => i));
+  return x.roll(
+    shape.map((n) => -Math.floor(n / 2)),
+    shape.map((_, i) => i),
+  );
 }
 
 /** Centred coordinate grids in [-0.5, 0.5) ('ij' indexing), as piq get_meshgrid. */
 export function getMeshgrid(size: readonly [number, number], dtype: DType, device: Device): [Tensor, Tensor] {
   return scope(() => {
-    const axis = (n: number): Tensor => (n % 2 === 1
-      ? arange(-(n - 1) / 2, n / 2, 1, { dtype, device }).div(n - 1)
-      : arange(-n / 2, n / 2, 1, { dtype, device }).div(n));
+    const axis = (n: number): Tensor =>
+      n % 2 === 1
+        ? arange(-(n - 1) / 2, n / 2, 1, { dtype, device }).div(n - 1)
+        : arange(-n / 2, n / 2, 1, { dtype, device }).div(n);
     const [h, w] = size;
     const gx = axis(h).unsqueeze(1).expand(h, w);
     const gy = axis(w).unsqueeze(0).expand(h, w);

@@ -12,7 +12,18 @@
  * Both differentiable.
  */
 import { F, scope, stack, tensor, type Tensor } from '../torch/index.js';
-import { checkImagePair, checkReduction, gradientMap, prewittFilter, reduce, rgb2yiq, similarityMap, xyKernels, MetricInputError, type MetricOptions } from './functional.js';
+import {
+  checkImagePair,
+  checkReduction,
+  gradientMap,
+  prewittFilter,
+  reduce,
+  rgb2yiq,
+  similarityMap,
+  xyKernels,
+  MetricInputError,
+  type MetricOptions,
+} from './functional.js';
 
 export interface GMSDOptions extends MetricOptions {
   /** Constant for numerical stability (in [0, 1]² units). Default 170 / 255². */
@@ -67,16 +78,25 @@ export function multiScaleGmsd(x: Tensor, y: Tensor, o: MultiScaleGMSDOptions = 
   const chromatic = o.chromatic ?? false;
   checkReduction(metric, o.reduction);
   const given = o.scaleWeights;
-  if (given !== undefined && (!Array.isArray(given) || given.length === 0 || !given.every((w) => Number.isFinite(w) && w >= 0))) {
+  if (
+    given !== undefined &&
+    (!Array.isArray(given) || given.length === 0 || !given.every((w) => Number.isFinite(w) && w >= 0))
+  ) {
     throw new MetricInputError('E_SHAPE', `${metric}: scaleWeights must be a non-empty array of non-negative numbers`);
   }
   const numScales = given?.length ?? MS_GMSD_WEIGHTS.length;
-  const dr = checkImagePair(metric, x, y, o.dataRange, { channels: chromatic ? [3] : [1, 3], minSize: 2 ** numScales + 1 });
+  const dr = checkImagePair(metric, x, y, o.dataRange, {
+    channels: chromatic ? [3] : [1, 3],
+    minSize: 2 ** numScales + 1,
+  });
   const alpha = o.alpha ?? 0.5;
   return scope(() => {
     let a = x.div(dr).mul(255);
     let b = y.div(dr).mul(255);
-    let weights = tensor(Float64Array.from(given ?? MS_GMSD_WEIGHTS), [numScales], { dtype: a.dtype, device: a.device });
+    let weights = tensor(Float64Array.from(given ?? MS_GMSD_WEIGHTS), [numScales], {
+      dtype: a.dtype,
+      device: a.device,
+    });
     if (given !== undefined) weights = weights.div(weights.sum());
     if (a.shape[1] === 3) {
       a = rgb2yiq(a);
@@ -94,10 +114,27 @@ export function multiScaleGmsd(x: Tensor, y: Tensor, o: MultiScaleGMSDOptions = 
     const msGmsd = weights.view(1, numScales).mul(stack(scores, 1).pow(2)).sum(1).sqrt();
     let score = msGmsd;
     if (chromatic) {
-      const rmseIq = a.narrow(1, 1, 2).sub(b.narrow(1, 1, 2)).pow(2).mean([2, 3]).sqrt();
+      const rmseIq = a
+        .narrow(1, 1, 2)
+        .sub(b.narrow(1, 1, 2))
+        .pow(2)
+        .mean([2, 3])
+        .sqrt();
       const rmseChrome = rmseIq.pow(2).sum(1).sqrt();
-      const gamma = msGmsd.mul(-(o.beta3 ?? 15)).exp().mul(o.beta2 ?? 0.32).add(1).reciprocal().mul(2).sub(1);
-      score = gamma.mul(msGmsd).add(gamma.rsub(1).mul(o.beta1 ?? 0.01).mul(rmseChrome));
+      const gamma = msGmsd
+        .mul(-(o.beta3 ?? 15))
+        .exp()
+        .mul(o.beta2 ?? 0.32)
+        .add(1)
+        .reciprocal()
+        .mul(2)
+        .sub(1);
+      score = gamma.mul(msGmsd).add(
+        gamma
+          .rsub(1)
+          .mul(o.beta1 ?? 0.01)
+          .mul(rmseChrome),
+      );
     }
     return reduce(metric, score, o.reduction);
   });

@@ -6,7 +6,16 @@
  * 1 for identical images. Needs images of at least 2^(scales+1) px. Differentiable.
  */
 import { F, cat, scope, stack, tensor, type Tensor } from '../torch/index.js';
-import { FLOAT32_EPS, checkImagePair, checkReduction, haarFilter, reduce, rgb2yiq, similarityMap, type MetricOptions } from './functional.js';
+import {
+  FLOAT32_EPS,
+  checkImagePair,
+  checkReduction,
+  haarFilter,
+  reduce,
+  rgb2yiq,
+  similarityMap,
+  type MetricOptions,
+} from './functional.js';
 
 export interface HaarPSIOptions extends MetricOptions {
   scales?: number;
@@ -45,7 +54,10 @@ export function haarpsi(x: Tensor, y: Tensor, o: HaarPSIOptions = {}): Tensor {
     }
     const cx = cat(coeffsX, 1);
     const cy = cat(coeffsY, 1);
-    let weights = cx.narrow(1, 4, cx.shape[1]! - 4).abs().maximum(cy.narrow(1, 4, cy.shape[1]! - 4).abs());
+    let weights = cx
+      .narrow(1, 4, cx.shape[1]! - 4)
+      .abs()
+      .maximum(cy.narrow(1, 4, cy.shape[1]! - 4).abs());
     const simMap: Tensor[] = [];
     for (let orientation = 0; orientation < 2; orientation++) {
       const idx = tensor(BigInt64Array.of(BigInt(orientation), BigInt(orientation + 2)), [2], { device: x.device });
@@ -63,7 +75,13 @@ export function haarpsi(x: Tensor, y: Tensor, o: HaarPSIOptions = {}): Tensor {
     }
     const sim = cat(simMap, 1);
     const eps = FLOAT32_EPS;
-    let score = sim.mul(alpha).sigmoid().mul(weights).sum([1, 2, 3]).add(eps).div(weights.sum([1, 2, 3]).add(eps));
+    let score = sim
+      .mul(alpha)
+      .sigmoid()
+      .mul(weights)
+      .sum([1, 2, 3])
+      .add(eps)
+      .div(weights.sum([1, 2, 3]).add(eps));
     score = score.div(score.rsub(1)).log().div(alpha).pow(2);
     return reduce('haarpsi', score, o.reduction);
   });

@@ -7,14 +7,17 @@
 import { ArgumentError } from '../errors.js';
 import { F, linspace, scope, stack, tensor, type Tensor } from '../torch/index.js';
 
-export type ImresizeOptions = { scale: number; sizes?: undefined } | { sizes: readonly [number, number]; scale?: undefined };
+export type ImresizeOptions =
+  { scale: number; sizes?: undefined } | { sizes: readonly [number, number]; scale?: undefined };
 
 /** Resizes (N, C, H, W) (or (C, H, W), (H, W)) images by a scale or to a size. */
 export function imresize(x: Tensor, o: ImresizeOptions): Tensor {
-  if ((o.scale === undefined) === (o.sizes === undefined)) throw new ArgumentError('imresize: give exactly one of scale and sizes');
+  if ((o.scale === undefined) === (o.sizes === undefined))
+    throw new ArgumentError('imresize: give exactly one of scale and sizes');
   return scope(() => {
     const shape = x.shape;
-    if (shape.length < 2 || shape.length > 4) throw new ArgumentError(`imresize: ${shape.length}-d tensors are not supported`);
+    if (shape.length < 2 || shape.length > 4)
+      throw new ArgumentError(`imresize: ${shape.length}-d tensors are not supported`);
     const [h, w] = shape.slice(-2) as [number, number];
     let sizes: [number, number];
     let scales: [number, number];
@@ -42,8 +45,17 @@ function cubicContribution(x: Tensor, a = -0.5): Tensor {
     const ax3 = ax.mul(ax2);
     const range01 = ax.le(1);
     const range12 = ax.gt(1).logicalAnd(ax.le(2));
-    const c01 = ax3.mul(a + 2).sub(ax2.mul(a + 3)).add(1).mul(range01.to(x.dtype));
-    const c12 = ax3.mul(a).sub(ax2.mul(5 * a)).add(ax.mul(8 * a)).sub(4 * a).mul(range12.to(x.dtype));
+    const c01 = ax3
+      .mul(a + 2)
+      .sub(ax2.mul(a + 3))
+      .add(1)
+      .mul(range01.to(x.dtype));
+    const c12 = ax3
+      .mul(a)
+      .sub(ax2.mul(5 * a))
+      .add(ax.mul(8 * a))
+      .sub(4 * a)
+      .mul(range12.to(x.dtype));
     return c01.add(c12);
   });
 }
@@ -55,8 +67,11 @@ function reflectPadding(x: Tensor, dim: number, pre: number, post: number): Tens
   for (let q = 0; q < pre; q++) idx.push(pre - 1 - q);
   for (let i = 0; i < n; i++) idx.push(i);
   for (let p = 0; p < post; p++) idx.push(n - 1 - p);
-  if (idx.some((i) => i < 0 || i >= n)) throw new ArgumentError(`imresize: the image (${n} px) is too small for a padding of ${pre}/${post}`);
-  return scope(() => x.indexSelect(x.ndim + dim, tensor(BigInt64Array.from(idx, BigInt), [idx.length], { device: x.device })));
+  if (idx.some((i) => i < 0 || i >= n))
+    throw new ArgumentError(`imresize: the image (${n} px) is too small for a padding of ${pre}/${post}`);
+  return scope(() =>
+    x.indexSelect(x.ndim + dim, tensor(BigInt64Array.from(idx, BigInt), [idx.length], { device: x.device })),
+  );
 }
 
 function resize1d(x: Tensor, dim: -2 | -1, size: number, scale: number): Tensor {
@@ -69,8 +84,14 @@ function resize1d(x: Tensor, dim: -2 | -1, size: number, scale: number): Tensor 
   }
   kernelSize += 2;
   return scope(() => {
-    const pos = linspace(0, size - 1, size, { dtype: x.dtype, device: x.device }).add(0.5).div(scale).sub(0.5);
-    const base = pos.floor().sub(Math.floor(kernelSize / 2)).add(1);
+    const pos = linspace(0, size - 1, size, { dtype: x.dtype, device: x.device })
+      .add(0.5)
+      .div(scale)
+      .sub(0.5);
+    const base = pos
+      .floor()
+      .sub(Math.floor(kernelSize / 2))
+      .add(1);
     const dist = pos.sub(base);
     const buffer = stack(Array.from({ length: kernelSize }, (_, i) => dist.sub(i))).mul(aa);
     const cw = cubicContribution(buffer);
@@ -82,7 +103,11 @@ function resize1d(x: Tensor, dim: -2 | -1, size: number, scale: number): Tensor 
     const xSize = x.shape[x.ndim + dim]!;
     const pre = rMin <= 0 ? -rMin : 0;
     const post = rMax >= xSize ? rMax - xSize + 1 : 0;
-    const baseIdx = tensor(BigInt64Array.from(b, (v) => BigInt(v + pre)), [b.length], { device: x.device });
+    const baseIdx = tensor(
+      BigInt64Array.from(b, (v) => BigInt(v + pre)),
+      [b.length],
+      { device: x.device },
+    );
     const xPad = reflectPadding(x, dim, pre, post);
     // reshape_tensor: every window of kernelSize along dim, as channels.
     const [hp, wp] = [xPad.shape[2]!, xPad.shape[3]!];

@@ -30,7 +30,15 @@ export { dss, type DSSOptions } from './dss.js';
 export { haarpsi, type HaarPSIOptions } from './haarpsi.js';
 export { mdsi, type MDSIOptions } from './mdsi.js';
 export { MetricInputError, type MetricOptions, type Reduction } from './functional.js';
-export { activationStatistics, fid, fidFromFeatures, frechetDistance, inceptionFeatures, type ActivationStatistics, type FrechetOptions } from './fid.js';
+export {
+  activationStatistics,
+  fid,
+  fidFromFeatures,
+  frechetDistance,
+  inceptionFeatures,
+  type ActivationStatistics,
+  type FrechetOptions,
+} from './fid.js';
 export { precisionRecall, type PrecisionRecallOptions } from './precision-recall.js';
 export { CLIPScorer, cosineSimilarityMatrix } from './clip-score.js';
 

@@ -9,7 +9,17 @@
  */
 import { F, scope, stack, type Tensor } from '../torch/index.js';
 import {
-  checkImagePair, checkReduction, gradientMap, powForComplex, prewittFilter, pyRound, reduce, rgb2lhm, similarityMap, xyKernels, MetricInputError,
+  checkImagePair,
+  checkReduction,
+  gradientMap,
+  powForComplex,
+  prewittFilter,
+  pyRound,
+  reduce,
+  rgb2lhm,
+  similarityMap,
+  xyKernels,
+  MetricInputError,
   type MetricOptions,
 } from './functional.js';
 
@@ -38,7 +48,8 @@ export function mdsi(x: Tensor, y: Tensor, opt: MDSIOptions = {}): Tensor {
   const rho = opt.rho ?? 1;
   const q = opt.q ?? 0.25;
   const o = opt.o ?? 0.25;
-  if (combination !== 'sum' && combination !== 'mult') throw new MetricInputError('E_SHAPE', `mdsi: combination must be 'sum' or 'mult' but is ${String(combination)}`);
+  if (combination !== 'sum' && combination !== 'mult')
+    throw new MetricInputError('E_SHAPE', `mdsi: combination must be 'sum' or 'mult' but is ${String(combination)}`);
   checkReduction('mdsi', opt.reduction);
   const dr = checkImagePair('mdsi', x, y, opt.dataRange, { channels: [1, 3] });
   return scope(() => {
@@ -74,7 +85,11 @@ export function mdsi(x: Tensor, y: Tensor, opt: MDSIOptions = {}): Tensor {
     const gsTotal = gsXY.add(gsXAvg).sub(gsYAvg);
     const [hX, mX] = [lx.narrow(1, 1, 1), lx.narrow(1, 2, 1)];
     const [hY, mY] = [ly.narrow(1, 1, 1), ly.narrow(1, 2, 1)];
-    const csTotal = hX.mul(hY).add(mX.mul(mY)).mul(2).add(c3)
+    const csTotal = hX
+      .mul(hY)
+      .add(mX.mul(mY))
+      .mul(2)
+      .add(c3)
       .div(hX.pow(2).add(hY.pow(2)).add(mX.pow(2)).add(mY.pow(2)).add(c3));
     let gcs: Tensor;
     if (combination === 'sum') {
@@ -86,7 +101,11 @@ export function mdsi(x: Tensor, y: Tensor, opt: MDSIOptions = {}): Tensor {
     }
     const mct = powForComplex(gcs, q).mean(2, true).mean(3, true);
     let score = powForComplex(gcs, q).sub(mct).pow(2).sum(-1).sqrt();
-    score = score.pow(rho).mean([-1, -2]).pow(o / rho).squeeze(1);
+    score = score
+      .pow(rho)
+      .mean([-1, -2])
+      .pow(o / rho)
+      .squeeze(1);
     return reduce('mdsi', score, opt.reduction);
   });
 }

@@ -7,7 +7,14 @@
  * default 11-px window. Differentiable.
  */
 import { F, scope, stack, tensor, type Tensor } from '../torch/index.js';
-import { checkImagePair, checkReduction, gaussianFilter, MetricInputError, reduce, type MetricOptions } from './functional.js';
+import {
+  checkImagePair,
+  checkReduction,
+  gaussianFilter,
+  MetricInputError,
+  reduce,
+  type MetricOptions,
+} from './functional.js';
 import { checkKernel, ssimPerChannel } from './ssim.js';
 
 export interface MultiScaleSSIMOptions extends MetricOptions {
@@ -29,13 +36,19 @@ export function multiScaleSsim(x: Tensor, y: Tensor, o: MultiScaleSSIMOptions = 
   checkReduction(metric, o.reduction);
   const dr = checkImagePair(metric, x, y, o.dataRange);
   const given = o.scaleWeights;
-  if (given !== undefined && (!Array.isArray(given) || given.length === 0 || !given.every((w) => Number.isFinite(w) && w >= 0))) {
+  if (
+    given !== undefined &&
+    (!Array.isArray(given) || given.length === 0 || !given.every((w) => Number.isFinite(w) && w >= 0))
+  ) {
     throw new MetricInputError('E_SHAPE', `${metric}: scaleWeights must be a non-empty array of non-negative numbers`);
   }
   const levels = given?.length ?? MS_SSIM_WEIGHTS.length;
   const minSize = (kernelSize - 1) * 2 ** (levels - 1) + 1;
   if (x.shape[2]! < minSize || x.shape[3]! < minSize) {
-    throw new MetricInputError('E_SHAPE', `${metric}: images must be at least ${minSize}×${minSize} for ${levels} scales with a ${kernelSize}-px window but are ${x.shape[2]}×${x.shape[3]}`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: images must be at least ${minSize}×${minSize} for ${levels} scales with a ${kernelSize}-px window but are ${x.shape[2]}×${x.shape[3]}`,
+    );
   }
   return scope(() => {
     let a = x.div(dr);
@@ -56,7 +69,10 @@ export function multiScaleSsim(x: Tensor, y: Tensor, o: MultiScaleSSIMOptions = 
       last = s;
     }
     const values = stack([...mcs.slice(0, -1), last!], 0).relu();
-    const score = values.pow(weights.view(-1, 1, 1)).prod(0).mean(1);
+    const score = values
+      .pow(weights.view(-1, 1, 1))
+      .prod(0)
+      .mean(1);
     return reduce(metric, score, o.reduction);
   });
 }

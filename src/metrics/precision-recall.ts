@@ -22,40 +22,63 @@ export interface PrecisionRecallOptions {
   chunkSize?: number;
 }
 
-export function precisionRecall(realFeatures: Tensor, fakeFeatures: Tensor, o: PrecisionRecallOptions = {}): { precision: number; recall: number } {
+export function precisionRecall(
+  realFeatures: Tensor,
+  fakeFeatures: Tensor,
+  o: PrecisionRecallOptions = {},
+): { precision: number; recall: number } {
   const k = o.nearestK ?? 5;
   const chunk = o.chunkSize ?? 8192;
-  for (const [name, t] of [['realFeatures', realFeatures], ['fakeFeatures', fakeFeatures]] as const) {
-    if (!isTensor(t)) throw new ArgumentError(`precision_recall: expected ${name} to be a Tensor [N, D] but received ${describe(t)}`);
-    if (t.ndim !== 2) throw new ImmunizeError('E_SHAPE', `precision_recall: expected ${name} of shape [N, D] but received [${t.shape.join(', ')}]`);
-    if (t.shape[0]! < k + 1) throw new ImmunizeError('E_SHAPE', `precision_recall: ${name} has ${t.shape[0]} rows; k = ${k} nearest neighbours need at least ${k + 1}`);
+  for (const [name, t] of [
+    ['realFeatures', realFeatures],
+    ['fakeFeatures', fakeFeatures],
+  ] as const) {
+    if (!isTensor(t))
+      throw new ArgumentError(`precision_recall: expected ${name} to be a Tensor [N, D] but received ${describe(t)}`);
+    if (t.ndim !== 2)
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `precision_recall: expected ${name} of shape [N, D] but received [${t.shape.join(', ')}]`,
+      );
+    if (t.shape[0]! < k + 1)
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `precision_recall: ${name} has ${t.shape[0]} rows; k = ${k} nearest neighbours need at least ${k + 1}`,
+      );
   }
   if (realFeatures.shape[1] !== fakeFeatures.shape[1]) {
-    throw new ImmunizeError('E_SHAPE', `precision_recall: real and fake features have different dimensions (${realFeatures.shape[1]} and ${fakeFeatures.shape[1]})`);
+    throw new ImmunizeError(
+      'E_SHAPE',
+      `precision_recall: real and fake features have different dimensions (${realFeatures.shape[1]} and ${fakeFeatures.shape[1]})`,
+    );
   }
-  if (!Number.isSafeInteger(k) || k < 1) throw new ArgumentError(`precision_recall: nearestK must be a positive integer but is ${describe(k)}`);
-  if (!Number.isSafeInteger(chunk) || chunk < 1) throw new ArgumentError(`precision_recall: chunkSize must be a positive integer but is ${describe(chunk)}`);
-  return noGrad(() => scope(() => {
-    const real = realFeatures;
-    const fake = fakeFeatures.to({ dtype: real.dtype, device: real.device });
-    const realRadii = kthNeighbourDistance(real, k, chunk).unsqueeze(1); // [R, 1]
-    const fakeRadii = kthNeighbourDistance(fake, k, chunk).unsqueeze(0); // [1, F]
-    let inReal: Tensor | null = null; // fake j inside the real manifold (precision)
-    const inFake: Tensor[] = []; // real i inside the fake manifold (recall)
-    for (let s = 0; s < real.shape[0]!; s += chunk) {
-      const len = Math.min(chunk, real.shape[0]! - s);
-      const d = cdist(real.narrow(0, s, len), fake); // [len, F]
-      const rr = realRadii.narrow(0, s, len);
-      const close = isclose(d, rr);
-      const p = d.lt(rr).logicalOr(close).any(0);
-      inReal = inReal === null ? p : inReal.logicalOr(p);
-      inFake.push(d.lt(fakeRadii).logicalOr(close).any(1));
-    }
-    return {
-      precision: inReal!.to('float32').mean().item(),
-      recall: cat(inFake, 0).to('float32').mean().item(),
-    };
-  }));
+  if (!Number.isSafeInteger(k) || k < 1)
+    throw new ArgumentError(`precision_recall: nearestK must be a positive integer but is ${describe(k)}`);
+  if (!Number.isSafeInteger(chunk) || chunk < 1)
+    throw new ArgumentError(`precision_recall: chunkSize must be a positive integer but is ${describe(chunk)}`);
+  return noGrad(() =>
+    scope(() => {
+      const real = realFeatures;
+      const fake = fakeFeatures.to({ dtype: real.dtype, device: real.device });
+      const realRadii = kthNeighbourDistance(real, k, chunk).unsqueeze(1); // [R, 1]
+      const fakeRadii = kthNeighbourDistance(fake, k, chunk).unsqueeze(0); // [1, F]
+      let inReal: Tensor | null = null; // fake j inside the real manifold (precision)
+      const inFake: Tensor[] = []; // real i inside the fake manifold (recall)
+      for (let s = 0; s < real.shape[0]!; s += chunk) {
+        const len = Math.min(chunk, real.shape[0]! - s);
+        const d = cdist(real.narrow(0, s, len), fake); // [len, F]
+        const rr = realRadii.narrow(0, s, len);
+        const close = isclose(d, rr);
+        const p = d.lt(rr).logicalOr(close).any(0);
+        inReal = inReal === null ? p : inReal.logicalOr(p);
+        inFake.push(d.lt(fakeRadii).logicalOr(close).any(1));
+      }
+      return {
+        precision: inReal!.to('float32').mean().item(),
+        recall: cat(inFake, 0).to('float32').mean().item(),
+      };
+    }),
+  );
 }
 
 /** Distance of every row to its k-th nearest other row: the (k+1)-th smallest of cdist(x, x). */

@@ -13,8 +13,19 @@
  */
 import { F, cat, fft, scope, stack, where, zeros, type Tensor } from '../torch/index.js';
 import {
-  FLOAT32_EPS, checkImagePair, checkReduction, gaussianFilter, gradientMap, pyRound, reduce, rgb2yiq, scharrFilter, similarityMap, xyKernels,
-  MetricInputError, type MetricOptions,
+  FLOAT32_EPS,
+  checkImagePair,
+  checkReduction,
+  gaussianFilter,
+  gradientMap,
+  pyRound,
+  reduce,
+  rgb2yiq,
+  scharrFilter,
+  similarityMap,
+  xyKernels,
+  MetricInputError,
+  type MetricOptions,
 } from './functional.js';
 import { imresize } from './imresize.js';
 
@@ -39,7 +50,10 @@ export function srsim(x: Tensor, y: Tensor, o: SRSIMOptions = {}): Tensor {
   const dr = checkImagePair('srsim', x, y, o.dataRange, { channels: chromatic ? [3] : [1, 3] });
   const perImage = (o.saliencyNorm ?? 'batch') === 'image';
   if (o.saliencyNorm !== undefined && o.saliencyNorm !== 'batch' && o.saliencyNorm !== 'image') {
-    throw new MetricInputError('E_SHAPE', `srsim: saliencyNorm must be 'batch' or 'image' but is ${String(o.saliencyNorm)}`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `srsim: saliencyNorm must be 'batch' or 'image' but is ${String(o.saliencyNorm)}`,
+    );
   }
   return scope(() => {
     let a = x.div(dr).mul(255);
@@ -63,16 +77,20 @@ export function srsim(x: Tensor, y: Tensor, o: SRSIMOptions = {}): Tensor {
       aLum = aYiq.narrow(1, 0, 1);
       bLum = bYiq.narrow(1, 0, 1);
     }
-    const sal = (t: Tensor) => perImage
-      ? cat(Array.from({ length: t.shape[0]! }, (_, i) => saliency(t.narrow(0, i, 1), o)), 0)
-      : saliency(t, o);
+    const sal = (t: Tensor) =>
+      perImage
+        ? cat(
+            Array.from({ length: t.shape[0]! }, (_, i) => saliency(t.narrow(0, i, 1), o)),
+            0,
+          )
+        : saliency(t, o);
     const svrsX = sal(aLum);
     const svrsY = sal(bLum);
     const kernels = xyKernels(scharrFilter(aLum.dtype, aLum.device));
     const gmX = gradientMap(aLum, kernels);
     const gmY = gradientMap(bLum, kernels);
     // Constants from the paper.
-    const [C1, C2, alpha] = [0.40, 225, 0.50];
+    const [C1, C2, alpha] = [0.4, 225, 0.5];
     const svrs = similarityMap(svrsX, svrsY, C1);
     const gm = similarityMap(gmX, gmY, C2);
     const svrsMax = where(svrsX.gt(svrsY), svrsX, svrsY);
@@ -95,7 +113,10 @@ function saliency(x: Tensor, o: SRSIMOptions): Tensor {
   const eps = FLOAT32_EPS;
   for (const k of [kernelSize, gaussianSize]) {
     if (x.shape[3]! * scale < k || x.shape[2]! * scale < k) {
-      throw new MetricInputError('E_SHAPE', `srsim: images of ${x.shape[2]}×${x.shape[3]} at scale ${scale} are smaller than the ${k}-px kernel`);
+      throw new MetricInputError(
+        'E_SHAPE',
+        `srsim: images of ${x.shape[2]}×${x.shape[3]} at scale ${scale} are smaller than the ${k}-px kernel`,
+      );
     }
   }
   return scope(() => {

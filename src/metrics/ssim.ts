@@ -9,7 +9,15 @@
  *   ssim(x, y)                          // number: the batch mean
  */
 import { F, scope, type Tensor } from '../torch/index.js';
-import { checkImagePair, checkReduction, gaussianFilter, MetricInputError, pyRound, reduce, type MetricOptions } from './functional.js';
+import {
+  checkImagePair,
+  checkReduction,
+  gaussianFilter,
+  MetricInputError,
+  pyRound,
+  reduce,
+  type MetricOptions,
+} from './functional.js';
 
 export interface SSIMOptions extends MetricOptions {
   /** Side of the Gaussian window (odd). Default 11. */
@@ -64,10 +72,20 @@ export function checkKernel(metric: string, kernelSize: number): void {
  * piq `_ssim_per_channel`: SSIM and cs per image and channel [N, C], for images already divided
  * by the data range; `kernel` is (C, 1, k, k) (a depthwise convolution).
  */
-export function ssimPerChannel(metric: string, x: Tensor, y: Tensor, kernel: Tensor, k1: number, k2: number): [Tensor, Tensor] {
+export function ssimPerChannel(
+  metric: string,
+  x: Tensor,
+  y: Tensor,
+  kernel: Tensor,
+  k1: number,
+  k2: number,
+): [Tensor, Tensor] {
   const k = kernel.shape[kernel.ndim - 1]!;
   if (x.shape[3]! < k || x.shape[2]! < k) {
-    throw new MetricInputError('E_SHAPE', `${metric}: the ${k}×${k} window is larger than the ${x.shape[2]}×${x.shape[3]} images`);
+    throw new MetricInputError(
+      'E_SHAPE',
+      `${metric}: the ${k}×${k} window is larger than the ${x.shape[2]}×${x.shape[3]} images`,
+    );
   }
   return scope(() => {
     const c1 = k1 ** 2;

@@ -23,7 +23,8 @@ export function vifP(x: Tensor, y: Tensor, o: VIFOptions = {}): Tensor {
     let a = x.div(dr).mul(255);
     let b = y.div(dr).mul(255);
     if (a.shape[1] === 3) {
-      const lum = (t: Tensor) => t.select(1, 0).mul(0.299).add(t.select(1, 1).mul(0.587)).add(t.select(1, 2).mul(0.114)).unsqueeze(1);
+      const lum = (t: Tensor) =>
+        t.select(1, 0).mul(0.299).add(t.select(1, 1).mul(0.587)).add(t.select(1, 2).mul(0.114)).unsqueeze(1);
       a = lum(a);
       b = lum(b);
     }

@@ -9,7 +9,19 @@
  */
 import { F, fft, scope, stack, zerosLike, type Tensor } from '../torch/index.js';
 import {
-  FLOAT32_EPS, checkImagePair, checkReduction, getMeshgrid, gradientMap, ifftshift, pyRound, reduce, rgb2lab, rgb2lmn, scharrFilter, similarityMap, xyKernels,
+  FLOAT32_EPS,
+  checkImagePair,
+  checkReduction,
+  getMeshgrid,
+  gradientMap,
+  ifftshift,
+  pyRound,
+  reduce,
+  rgb2lab,
+  rgb2lmn,
+  scharrFilter,
+  similarityMap,
+  xyKernels,
   type MetricOptions,
 } from './functional.js';
 
@@ -79,7 +91,12 @@ export function vsi(x: Tensor, y: Tensor, o: VSIOptions = {}): Tensor {
     const s = sVs.mul(sGm.pow(alpha)).mul(sCPow);
     const vsMax = vsX.maximum(vsY);
     const eps = FLOAT32_EPS;
-    const out = s.mul(vsMax).sum([-1, -2]).add(eps).div(vsMax.sum([-1, -2]).add(eps)).squeeze(-1);
+    const out = s
+      .mul(vsMax)
+      .sum([-1, -2])
+      .add(eps)
+      .div(vsMax.sum([-1, -2]).add(eps))
+      .squeeze(-1);
     return reduce('vsi', out, o.reduction);
   });
 }
@@ -102,13 +119,23 @@ export function sdsp(x: Tensor, o: VSIOptions = {}): Tensor {
     const lg = logGabor(xx, yy, omega0, sigmaF).view(1, 1, ...size);
     const sF = fft.ifft2(fft.fft2(lab).mul(lg)).real().pow(2).sum(1, true).sqrt();
     const coords = stack([xx, yy], 0).mul(size[0]).add(1);
-    const sD = coords.pow(2).sum(0).div(sigmaD ** 2).neg().exp().view(1, 1, ...size);
+    const sD = coords
+      .pow(2)
+      .sum(0)
+      .div(sigmaD ** 2)
+      .neg()
+      .exp()
+      .view(1, 1, ...size);
     const eps = FLOAT32_EPS;
     const minX = lab.amin(-1, true).amin(-2, true);
     const maxX = lab.amax(-1, true).amax(-2, true);
     const normalized = lab.sub(minX).div(maxX.sub(minX).add(eps));
     const norm = normalized.narrow(1, 1, 2).pow(2).sum(1, true);
-    const sC = norm.neg().div(sigmaC ** 2).exp().rsub(1);
+    const sC = norm
+      .neg()
+      .div(sigmaC ** 2)
+      .exp()
+      .rsub(1);
     let vsM = sF.mul(sD).mul(sC);
     vsM = F.interpolate(vsM, { size: [h, w], mode: 'bilinear', alignCorners: true });
     const minV = vsM.amin(-1, true).amin(-2, true);
@@ -124,7 +151,14 @@ function logGabor(xx: Tensor, yy: Tensor, omega0: number, sigmaF: number): Tenso
     const mask = radius.le(0.5);
     const r = ifftshift(radius.mul(mask)).contiguous();
     r.select(0, 0).select(0, 0).fill_(1);
-    const lg = r.div(omega0).log().pow(2).neg().div(2 * sigmaF ** 2).exp().contiguous();
+    const lg = r
+      .div(omega0)
+      .log()
+      .pow(2)
+      .neg()
+      .div(2 * sigmaF ** 2)
+      .exp()
+      .contiguous();
     lg.select(0, 0).select(0, 0).fill_(0);
     return lg;
   });

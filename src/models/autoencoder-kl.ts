@@ -28,15 +28,29 @@ export interface AutoencoderKLConfig {
 
 // diffusers' AutoencoderKL.__init__ defaults; SD v1.5's published config omits scaling_factor.
 const DEFAULTS: AutoencoderKLConfig = {
-  in_channels: 3, out_channels: 3, down_block_types: ['DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D'],
-  block_out_channels: [64], layers_per_block: 1, act_fn: 'silu', latent_channels: 4, norm_num_groups: 32,
-  sample_size: 32, scaling_factor: 0.18215, shift_factor: null, mid_block_add_attention: true,
-  use_quant_conv: true, use_post_quant_conv: true,
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ['DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D'],
+  block_out_channels: [64],
+  layers_per_block: 1,
+  act_fn: 'silu',
+  latent_channels: 4,
+  norm_num_groups: 32,
+  sample_size: 32,
+  scaling_factor: 0.18215,
+  shift_factor: null,
+  mid_block_add_attention: true,
+  use_quant_conv: true,
+  use_post_quant_conv: true,
 };
 
 export function parseAutoencoderKLConfig(raw: Record<string, unknown>, label = 'config.json'): AutoencoderKLConfig {
   if (raw['_class_name'] !== undefined && raw['_class_name'] !== 'AutoencoderKL') {
-    throw new ImmunizeError('E_CONFIG', `${label}: _class_name is '${String(raw['_class_name'])}', expected AutoencoderKL`);
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: _class_name is '${String(raw['_class_name'])}', expected AutoencoderKL`,
+    );
   }
   const cfg = { ...DEFAULTS } as AutoencoderKLConfig;
   for (const k of Object.keys(DEFAULTS) as (keyof AutoencoderKLConfig)[]) {
@@ -44,11 +58,29 @@ export function parseAutoencoderKLConfig(raw: Record<string, unknown>, label = '
   }
   const n = cfg.block_out_channels.length;
   if (n === 0 || cfg.down_block_types.length !== n || cfg.up_block_types.length !== n) {
-    throw new ImmunizeError('E_CONFIG', `${label}: block_out_channels (${n}), down_block_types (${cfg.down_block_types.length}) and up_block_types (${cfg.up_block_types.length}) must have the same non-zero length`);
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: block_out_channels (${n}), down_block_types (${cfg.down_block_types.length}) and up_block_types (${cfg.up_block_types.length}) must have the same non-zero length`,
+    );
   }
-  for (const t of cfg.down_block_types) if (t !== 'DownEncoderBlock2D') throw new ImmunizeError('E_CONFIG', `${label}: unknown down block type '${t}' (AutoencoderKL supports DownEncoderBlock2D)`);
-  for (const t of cfg.up_block_types) if (t !== 'UpDecoderBlock2D') throw new ImmunizeError('E_CONFIG', `${label}: unknown up block type '${t}' (AutoencoderKL supports UpDecoderBlock2D)`);
-  for (const c of cfg.block_out_channels) if (c % cfg.norm_num_groups !== 0) throw new ImmunizeError('E_CONFIG', `${label}: ${c} channels are not divisible by norm_num_groups=${cfg.norm_num_groups}`);
+  for (const t of cfg.down_block_types)
+    if (t !== 'DownEncoderBlock2D')
+      throw new ImmunizeError(
+        'E_CONFIG',
+        `${label}: unknown down block type '${t}' (AutoencoderKL supports DownEncoderBlock2D)`,
+      );
+  for (const t of cfg.up_block_types)
+    if (t !== 'UpDecoderBlock2D')
+      throw new ImmunizeError(
+        'E_CONFIG',
+        `${label}: unknown up block type '${t}' (AutoencoderKL supports UpDecoderBlock2D)`,
+      );
+  for (const c of cfg.block_out_channels)
+    if (c % cfg.norm_num_groups !== 0)
+      throw new ImmunizeError(
+        'E_CONFIG',
+        `${label}: ${c} channels are not divisible by norm_num_groups=${cfg.norm_num_groups}`,
+      );
   activation(cfg.act_fn);
   return cfg;
 }
@@ -62,10 +94,26 @@ const EPS = 1e-6; // diffusers' VAE blocks use resnet_eps=1e-6 everywhere
 class VaeBlock2D extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly resampler: Downsample2D | Upsample2D | null;
-  constructor(inC: number, outC: number, o: { layers: number; groups: number; act: string }, resampler: ['downsamplers', Downsample2D] | ['upsamplers', Upsample2D] | null) {
+  constructor(
+    inC: number,
+    outC: number,
+    o: { layers: number; groups: number; act: string },
+    resampler: ['downsamplers', Downsample2D] | ['upsamplers', Upsample2D] | null,
+  ) {
     super();
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: o.layers }, (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups: o.groups, eps: EPS, act: o.act }))));
-    this.resampler = resampler === null ? null : this.child(resampler[0], new ModuleList<Downsample2D | Upsample2D>([resampler[1]])).at(0);
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from(
+          { length: o.layers },
+          (_, i) => new ResnetBlock2D(i === 0 ? inC : outC, outC, { groups: o.groups, eps: EPS, act: o.act }),
+        ),
+      ),
+    );
+    this.resampler =
+      resampler === null
+        ? null
+        : this.child(resampler[0], new ModuleList<Downsample2D | Upsample2D>([resampler[1]])).at(0);
   }
   forward(x: Tensor): Tensor {
     return scope(() => {
@@ -101,11 +149,15 @@ class VaeCoder extends Module {
     const g = c.norm_num_groups;
     this.convIn = this.child('conv_in', new Conv2d(o.inChannels, o.stemChannels, { kernelSize: 3, padding: 1 }));
     this.blocks = this.child(o.blocks[0], new ModuleList(o.blocks[1]));
-    this.midBlock = this.child('mid_block', new UNetMidBlock2D(o.midChannels, { groups: g, eps: EPS, addAttention: c.mid_block_add_attention }));
+    this.midBlock = this.child(
+      'mid_block',
+      new UNetMidBlock2D(o.midChannels, { groups: g, eps: EPS, addAttention: c.mid_block_add_attention }),
+    );
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(g, o.normChannels, EPS));
     this.convOut = this.child('conv_out', new Conv2d(o.normChannels, o.outChannels, { kernelSize: 3, padding: 1 }));
     this.#act = activation(c.act_fn);
-    this.#stages = o.blocks[0] === 'down_blocks' ? [...this.blocks.items, this.midBlock] : [this.midBlock, ...this.blocks.items];
+    this.#stages =
+      o.blocks[0] === 'down_blocks' ? [...this.blocks.items, this.midBlock] : [this.midBlock, ...this.blocks.items];
   }
   forward(x: Tensor): Tensor {
     return scope(() => {
@@ -121,8 +173,23 @@ export class Encoder extends VaeCoder {
   constructor(c: AutoencoderKLConfig) {
     const ch = c.block_out_channels;
     const o = { layers: c.layers_per_block, groups: c.norm_num_groups, act: c.act_fn };
-    const blocks = ch.map((out, i) => new VaeBlock2D(i === 0 ? ch[0]! : ch[i - 1]!, out, o, i !== ch.length - 1 ? ['downsamplers', new Downsample2D(out, out, 0)] : null));
-    super(c, { inChannels: c.in_channels, outChannels: 2 * c.latent_channels, blocks: ['down_blocks', blocks], stemChannels: ch[0]!, midChannels: ch.at(-1)!, normChannels: ch.at(-1)! });
+    const blocks = ch.map(
+      (out, i) =>
+        new VaeBlock2D(
+          i === 0 ? ch[0]! : ch[i - 1]!,
+          out,
+          o,
+          i !== ch.length - 1 ? ['downsamplers', new Downsample2D(out, out, 0)] : null,
+        ),
+    );
+    super(c, {
+      inChannels: c.in_channels,
+      outChannels: 2 * c.latent_channels,
+      blocks: ['down_blocks', blocks],
+      stemChannels: ch[0]!,
+      midChannels: ch.at(-1)!,
+      normChannels: ch.at(-1)!,
+    });
   }
 }
 
@@ -131,8 +198,23 @@ export class Decoder extends VaeCoder {
   constructor(c: AutoencoderKLConfig) {
     const rev = [...c.block_out_channels].reverse();
     const o = { layers: c.layers_per_block + 1, groups: c.norm_num_groups, act: c.act_fn };
-    const blocks = rev.map((out, i) => new VaeBlock2D(i === 0 ? rev[0]! : rev[i - 1]!, out, o, i !== rev.length - 1 ? ['upsamplers', new Upsample2D(out, out)] : null));
-    super(c, { inChannels: c.latent_channels, outChannels: c.out_channels, blocks: ['up_blocks', blocks], stemChannels: rev[0]!, midChannels: rev[0]!, normChannels: rev.at(-1)! });
+    const blocks = rev.map(
+      (out, i) =>
+        new VaeBlock2D(
+          i === 0 ? rev[0]! : rev[i - 1]!,
+          out,
+          o,
+          i !== rev.length - 1 ? ['upsamplers', new Upsample2D(out, out)] : null,
+        ),
+    );
+    super(c, {
+      inChannels: c.latent_channels,
+      outChannels: c.out_channels,
+      blocks: ['up_blocks', blocks],
+      stemChannels: rev[0]!,
+      midChannels: rev[0]!,
+      normChannels: rev.at(-1)!,
+    });
   }
 }
 
@@ -176,13 +258,18 @@ export class AutoencoderKL extends Module {
   readonly postQuantConv: Conv2d | null;
   constructor(config: AutoencoderKLConfig | Record<string, unknown>) {
     super();
-    const c = 'down_block_types' in config && 'scaling_factor' in config && 'use_quant_conv' in config ? (config as AutoencoderKLConfig) : parseAutoencoderKLConfig(config as Record<string, unknown>);
+    const c =
+      'down_block_types' in config && 'scaling_factor' in config && 'use_quant_conv' in config
+        ? (config as AutoencoderKLConfig)
+        : parseAutoencoderKLConfig(config as Record<string, unknown>);
     this.config = c;
     this.encoder = this.child('encoder', new Encoder(c));
     this.decoder = this.child('decoder', new Decoder(c));
     const L = c.latent_channels;
     this.quantConv = c.use_quant_conv ? this.child('quant_conv', new Conv2d(2 * L, 2 * L, { kernelSize: 1 })) : null;
-    this.postQuantConv = c.use_post_quant_conv ? this.child('post_quant_conv', new Conv2d(L, L, { kernelSize: 1 })) : null;
+    this.postQuantConv = c.use_post_quant_conv
+      ? this.child('post_quant_conv', new Conv2d(L, L, { kernelSize: 1 }))
+      : null;
   }
 
   /** Spatial downscaling factor (8 for SD). */

@@ -28,23 +28,45 @@ export interface AutoencoderTinyConfig {
 
 // diffusers' AutoencoderTiny defaults (= taesd for SD 1.x).
 export const TINY_DEFAULTS: AutoencoderTinyConfig = {
-  in_channels: 3, out_channels: 3, latent_channels: 4,
-  encoder_block_out_channels: [64, 64, 64, 64], decoder_block_out_channels: [64, 64, 64, 64],
-  num_encoder_blocks: [1, 3, 3, 3], num_decoder_blocks: [3, 3, 3, 1], upsampling_scaling_factor: 2,
-  use_midblock_gn: false, scaling_factor: 1, latent_magnitude: 3, latent_shift: 0.5,
+  in_channels: 3,
+  out_channels: 3,
+  latent_channels: 4,
+  encoder_block_out_channels: [64, 64, 64, 64],
+  decoder_block_out_channels: [64, 64, 64, 64],
+  num_encoder_blocks: [1, 3, 3, 3],
+  num_decoder_blocks: [3, 3, 3, 1],
+  upsampling_scaling_factor: 2,
+  use_midblock_gn: false,
+  scaling_factor: 1,
+  latent_magnitude: 3,
+  latent_shift: 0.5,
 };
 
 export function parseAutoencoderTinyConfig(raw: Record<string, unknown>, label = 'config.json'): AutoencoderTinyConfig {
   if (raw['_class_name'] !== undefined && raw['_class_name'] !== 'AutoencoderTiny') {
-    throw new ImmunizeError('E_CONFIG', `${label}: _class_name is '${String(raw['_class_name'])}', expected AutoencoderTiny`);
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: _class_name is '${String(raw['_class_name'])}', expected AutoencoderTiny`,
+    );
   }
   const cfg = { ...TINY_DEFAULTS };
   for (const k of Object.keys(TINY_DEFAULTS) as (keyof AutoencoderTinyConfig)[]) {
     if (raw[k] !== undefined && raw[k] !== null) (cfg as Record<string, unknown>)[k] = raw[k];
   }
-  if (raw['act_fn'] !== undefined && raw['act_fn'] !== 'relu') throw new ImmunizeError('E_CONFIG', `${label}: act_fn '${String(raw['act_fn'])}' is not supported (taesd uses relu)`);
-  if (raw['upsample_fn'] !== undefined && raw['upsample_fn'] !== 'nearest') throw new ImmunizeError('E_CONFIG', `${label}: upsample_fn '${String(raw['upsample_fn'])}' is not supported (taesd uses nearest)`);
-  if (cfg.num_encoder_blocks.length !== cfg.encoder_block_out_channels.length || cfg.num_decoder_blocks.length !== cfg.decoder_block_out_channels.length) {
+  if (raw['act_fn'] !== undefined && raw['act_fn'] !== 'relu')
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: act_fn '${String(raw['act_fn'])}' is not supported (taesd uses relu)`,
+    );
+  if (raw['upsample_fn'] !== undefined && raw['upsample_fn'] !== 'nearest')
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: upsample_fn '${String(raw['upsample_fn'])}' is not supported (taesd uses nearest)`,
+    );
+  if (
+    cfg.num_encoder_blocks.length !== cfg.encoder_block_out_channels.length ||
+    cfg.num_decoder_blocks.length !== cfg.decoder_block_out_channels.length
+  ) {
     throw new ImmunizeError('E_CONFIG', `${label}: num_*_blocks and *_block_out_channels must have equal lengths`);
   }
   return cfg;
@@ -58,11 +80,25 @@ class TinyBlock extends Module {
   constructor(nIn: number, nOut: number, midblockGn: boolean) {
     super();
     // nn.Sequential(conv, ReLU, conv, ReLU, conv): parameters at indices 0, 2, 4.
-    this.conv = this.child('conv', new SparseList({ 0: new Conv2d(nIn, nOut, { padding: 1 }), 2: new Conv2d(nOut, nOut, { padding: 1 }), 4: new Conv2d(nOut, nOut, { padding: 1 }) }));
+    this.conv = this.child(
+      'conv',
+      new SparseList({
+        0: new Conv2d(nIn, nOut, { padding: 1 }),
+        2: new Conv2d(nOut, nOut, { padding: 1 }),
+        4: new Conv2d(nOut, nOut, { padding: 1 }),
+      }),
+    );
     this.skip = nIn !== nOut ? this.child('skip', new Conv2d(nIn, nOut, { kernelSize: 1, bias: false })) : null;
     // nn.Sequential(conv1x1(n, 4n), GroupNorm(4, 4n), ReLU, conv1x1(4n, n)).
     this.pool = midblockGn
-      ? this.child('pool', new SparseList({ 0: new Conv2d(nIn, nIn * 4, { kernelSize: 1, bias: false }), 1: new GroupNorm(4, nIn * 4), 3: new Conv2d(nIn * 4, nIn, { kernelSize: 1, bias: false }) }))
+      ? this.child(
+          'pool',
+          new SparseList({
+            0: new Conv2d(nIn, nIn * 4, { kernelSize: 1, bias: false }),
+            1: new GroupNorm(4, nIn * 4),
+            3: new Conv2d(nIn * 4, nIn, { kernelSize: 1, bias: false }),
+          }),
+        )
       : null;
   }
   forward(x: Tensor): Tensor {
@@ -101,7 +137,11 @@ class SparseList extends Module {
   }
 }
 
-type Layer = { kind: 'conv'; m: Conv2d } | { kind: 'block'; m: TinyBlock } | { kind: 'relu' } | { kind: 'upsample'; factor: number };
+type Layer =
+  | { kind: 'conv'; m: Conv2d }
+  | { kind: 'block'; m: TinyBlock }
+  | { kind: 'relu' }
+  | { kind: 'upsample'; factor: number };
 
 class TinySequential extends Module {
   readonly #layers: Layer[];
@@ -138,7 +178,13 @@ function encoderLayers(c: AutoencoderTinyConfig): Layer[] {
   const last = c.num_encoder_blocks.length - 1;
   c.num_encoder_blocks.forEach((n, i) => {
     const ch = c.encoder_block_out_channels[i]!;
-    out.push({ kind: 'conv', m: i === 0 ? new Conv2d(c.in_channels, ch, { padding: 1 }) : new Conv2d(c.encoder_block_out_channels[i - 1]!, ch, { padding: 1, stride: 2, bias: false }) });
+    out.push({
+      kind: 'conv',
+      m:
+        i === 0
+          ? new Conv2d(c.in_channels, ch, { padding: 1 })
+          : new Conv2d(c.encoder_block_out_channels[i - 1]!, ch, { padding: 1, stride: 2, bias: false }),
+    });
     for (let j = 0; j < n; j++) out.push({ kind: 'block', m: new TinyBlock(ch, ch, c.use_midblock_gn && i === last) });
   });
   out.push({ kind: 'conv', m: new Conv2d(c.encoder_block_out_channels[last]!, c.latent_channels, { padding: 1 }) });
@@ -146,7 +192,10 @@ function encoderLayers(c: AutoencoderTinyConfig): Layer[] {
 }
 
 function decoderLayers(c: AutoencoderTinyConfig): Layer[] {
-  const out: Layer[] = [{ kind: 'conv', m: new Conv2d(c.latent_channels, c.decoder_block_out_channels[0]!, { padding: 1 }) }, { kind: 'relu' }];
+  const out: Layer[] = [
+    { kind: 'conv', m: new Conv2d(c.latent_channels, c.decoder_block_out_channels[0]!, { padding: 1 }) },
+    { kind: 'relu' },
+  ];
   const last = c.num_decoder_blocks.length - 1;
   c.num_decoder_blocks.forEach((n, i) => {
     const ch = c.decoder_block_out_channels[i]!;
@@ -208,13 +257,19 @@ export function taesdOriginalRename(half: 'encoder' | 'decoder'): (key: string) 
 export function inferTinyConfig(shapes: ReadonlyMap<string, number[]>): AutoencoderTinyConfig {
   const enc = [...shapes.keys()].filter((k) => k.startsWith('encoder.layers.'));
   const dec = [...shapes.keys()].filter((k) => k.startsWith('decoder.layers.'));
-  if (enc.length === 0 && dec.length === 0) throw new ImmunizeError('E_CONFIG', 'not a TAESD-family checkpoint: no encoder.layers.* or decoder.layers.* keys');
+  if (enc.length === 0 && dec.length === 0)
+    throw new ImmunizeError('E_CONFIG', 'not a TAESD-family checkpoint: no encoder.layers.* or decoder.layers.* keys');
   const c = { ...TINY_DEFAULTS };
-  const maxIdx = (keys: string[], prefix: string) => Math.max(...keys.map((k) => Number(k.slice(prefix.length).split('.')[0])));
+  const maxIdx = (keys: string[], prefix: string) =>
+    Math.max(...keys.map((k) => Number(k.slice(prefix.length).split('.')[0])));
   if (enc.length) {
     const last = maxIdx(enc, 'encoder.layers.');
     const w = shapes.get(`encoder.layers.${last}.weight`);
-    if (w === undefined) throw new ImmunizeError('E_CONFIG', `TAESD checkpoint: encoder.layers.${last}.weight (the latent projection) is missing`);
+    if (w === undefined)
+      throw new ImmunizeError(
+        'E_CONFIG',
+        `TAESD checkpoint: encoder.layers.${last}.weight (the latent projection) is missing`,
+      );
     c.latent_channels = w[0]!;
   }
   if (dec.length) {

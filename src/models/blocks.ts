@@ -25,14 +25,21 @@ export class ResnetBlock2D extends Module {
   readonly convShortcut: Conv2d | null;
   readonly #act: (x: Tensor) => Tensor;
   readonly #scale: number;
-  constructor(readonly inChannels: number, readonly outChannels: number, o: ResnetOptions) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    o: ResnetOptions,
+  ) {
     super();
     this.norm1 = this.child('norm1', new GroupNorm(o.groups, inChannels, o.eps));
     this.conv1 = this.child('conv1', new Conv2d(inChannels, outChannels, { kernelSize: 3, padding: 1 }));
     this.timeEmbProj = o.tembChannels ? this.child('time_emb_proj', new Linear(o.tembChannels, outChannels)) : null;
     this.norm2 = this.child('norm2', new GroupNorm(o.groupsOut ?? o.groups, outChannels, o.eps));
     this.conv2 = this.child('conv2', new Conv2d(outChannels, outChannels, { kernelSize: 3, padding: 1 }));
-    this.convShortcut = inChannels !== outChannels ? this.child('conv_shortcut', new Conv2d(inChannels, outChannels, { kernelSize: 1 })) : null;
+    this.convShortcut =
+      inChannels !== outChannels
+        ? this.child('conv_shortcut', new Conv2d(inChannels, outChannels, { kernelSize: 1 }))
+        : null;
     this.#act = activation(o.act ?? 'silu');
     this.#scale = o.outputScaleFactor ?? 1;
   }
@@ -54,7 +61,11 @@ export class ResnetBlock2D extends Module {
 /** Downsample2D with a strided conv; padding 0 means diffusers' asymmetric (0,1,0,1) pad first. */
 export class Downsample2D extends Module {
   readonly conv: Conv2d;
-  constructor(channels: number, outChannels: number, readonly padding: number) {
+  constructor(
+    channels: number,
+    outChannels: number,
+    readonly padding: number,
+  ) {
     super();
     this.conv = this.child('conv', new Conv2d(channels, outChannels, { kernelSize: 3, stride: 2, padding }));
   }
@@ -77,7 +88,9 @@ export class Upsample2D extends Module {
       // As diffusers: bfloat16 is upsampled in float32 and cast back (upsample_nearest2d had no
       // bfloat16 kernel, pytorch#86679); nearest sampling copies values, so nothing is rounded.
       const src = x.dtype === 'bfloat16' ? x.to('float32') : x;
-      let up = size ? F.interpolate(src, { size, mode: 'nearest' }) : F.interpolate(src, { scaleFactor: 2, mode: 'nearest' });
+      let up = size
+        ? F.interpolate(src, { size, mode: 'nearest' })
+        : F.interpolate(src, { scaleFactor: 2, mode: 'nearest' });
       if (src !== x) up = up.to('bfloat16');
       return this.conv.forward(up);
     });
@@ -95,7 +108,11 @@ export class VaeAttentionBlock extends Module {
   readonly key: Linear;
   readonly value: Linear;
   readonly projAttn: Linear;
-  constructor(readonly channels: number, groups: number, eps: number) {
+  constructor(
+    readonly channels: number,
+    groups: number,
+    eps: number,
+  ) {
     super();
     this.groupNorm = this.child('group_norm', new GroupNorm(groups, channels, eps));
     this.query = this.child('query', new Linear(channels, channels));
@@ -106,7 +123,10 @@ export class VaeAttentionBlock extends Module {
   forward(x: Tensor): Tensor {
     return scope(() => {
       const [b, c, h, w] = x.shape as [number, number, number, number];
-      const seq = this.groupNorm.forward(x).view(b, c, h * w).transpose(1, 2);
+      const seq = this.groupNorm
+        .forward(x)
+        .view(b, c, h * w)
+        .transpose(1, 2);
       const q = this.query.forward(seq);
       const k = this.key.forward(seq);
       const v = this.value.forward(seq);
@@ -133,14 +153,21 @@ export function vaeAttentionRename(key: string): string {
 export class UNetMidBlock2D extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly attentions: ModuleList<VaeAttentionBlock> | null;
-  constructor(channels: number, o: { groups: number; eps: number; addAttention: boolean; tembChannels?: number | null; layers?: number }) {
+  constructor(
+    channels: number,
+    o: { groups: number; eps: number; addAttention: boolean; tembChannels?: number | null; layers?: number },
+  ) {
     super();
     const n = o.layers ?? 1;
-    const res = [new ResnetBlock2D(channels, channels, { groups: o.groups, eps: o.eps, tembChannels: o.tembChannels ?? null })];
+    const res = [
+      new ResnetBlock2D(channels, channels, { groups: o.groups, eps: o.eps, tembChannels: o.tembChannels ?? null }),
+    ];
     const att: VaeAttentionBlock[] = [];
     for (let i = 0; i < n; i++) {
       if (o.addAttention) att.push(new VaeAttentionBlock(channels, o.groups, o.eps));
-      res.push(new ResnetBlock2D(channels, channels, { groups: o.groups, eps: o.eps, tembChannels: o.tembChannels ?? null }));
+      res.push(
+        new ResnetBlock2D(channels, channels, { groups: o.groups, eps: o.eps, tembChannels: o.tembChannels ?? null }),
+      );
     }
     this.attentions = o.addAttention ? this.child('attentions', new ModuleList(att)) : null;
     this.resnets = this.child('resnets', new ModuleList(res));

@@ -36,16 +36,30 @@ export function asImageAutoencoder(model: AnyAutoencoder): ImageAutoencoder {
     return {
       name: 'AutoencoderKL',
       downscale: model.downscale,
-      encode01: (x) => scope(() => {
-        using d = model.encode(x.mul(2).sub(1));
-        return d.mean.alias();
-      }),
+      encode01: (x) =>
+        scope(() => {
+          using d = model.encode(x.mul(2).sub(1));
+          return d.mean.alias();
+        }),
       decode01: (z) => scope(() => model.decode(z).add(1).div(2)),
     };
   }
-  if (model instanceof AutoencoderTiny) return { name: 'AutoencoderTiny', downscale: model.downscale, encode01: (x) => model.encode(x), decode01: (z) => model.decode(z) };
-  if (model === null || typeof model !== 'object' || typeof model.encode01 !== 'function' || typeof model.decode01 !== 'function') {
-    throw new ArgumentError(`expected an AutoencoderKL, an AutoencoderTiny or { encode01, decode01 } but received ${describe(model)}`);
+  if (model instanceof AutoencoderTiny)
+    return {
+      name: 'AutoencoderTiny',
+      downscale: model.downscale,
+      encode01: (x) => model.encode(x),
+      decode01: (z) => model.decode(z),
+    };
+  if (
+    model === null ||
+    typeof model !== 'object' ||
+    typeof model.encode01 !== 'function' ||
+    typeof model.decode01 !== 'function'
+  ) {
+    throw new ArgumentError(
+      `expected an AutoencoderKL, an AutoencoderTiny or { encode01, decode01 } but received ${describe(model)}`,
+    );
   }
   return model;
 }
@@ -98,6 +112,16 @@ export function reconstruct(model: AnyAutoencoder, x: Tensor, o: ReconstructOpti
 }
 
 /** The reconstruction as a measurement: no gradient, clamped to [0, 1], contiguous on the CPU. */
-export function reconstructForMeasure(model: AnyAutoencoder, x: Tensor, o: { tile?: number; device?: Device } = {}): Tensor {
-  return noGrad(() => scope(() => reconstruct(model, o.device === undefined ? x : x.to(o.device), { tile: o.tile, clamp: true }).to('cpu').contiguous()));
+export function reconstructForMeasure(
+  model: AnyAutoencoder,
+  x: Tensor,
+  o: { tile?: number; device?: Device } = {},
+): Tensor {
+  return noGrad(() =>
+    scope(() =>
+      reconstruct(model, o.device === undefined ? x : x.to(o.device), { tile: o.tile, clamp: true })
+        .to('cpu')
+        .contiguous(),
+    ),
+  );
 }

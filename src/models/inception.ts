@@ -29,7 +29,10 @@ class BatchNorm2d extends Module {
   readonly bias: ParamRef;
   readonly runningMean: ParamRef;
   readonly runningVar: ParamRef;
-  constructor(readonly channels: number, readonly eps: number) {
+  constructor(
+    readonly channels: number,
+    readonly eps: number,
+  ) {
     super();
     this.weight = this.param('weight', [channels]);
     this.bias = this.param('bias', [channels]);
@@ -37,14 +40,25 @@ class BatchNorm2d extends Module {
     this.runningVar = this.buffer('running_var', [channels]);
   }
   forward(x: Tensor): Tensor {
-    return F.batchNorm(x, this.runningMean.t, this.runningVar.t, { weight: this.weight.t, bias: this.bias.t, training: false, eps: this.eps });
+    return F.batchNorm(x, this.runningMean.t, this.runningVar.t, {
+      weight: this.weight.t,
+      bias: this.bias.t,
+      training: false,
+      eps: this.eps,
+    });
   }
 }
 
 /** Bias-free convolution with rectangular kernels and padding (nn.Conv2d(bias=False)). */
 class ConvNoBias extends Module {
   readonly weight: ParamRef;
-  constructor(inCh: number, outCh: number, readonly kernel: Pair, readonly stride: Pair, readonly padding: Pair) {
+  constructor(
+    inCh: number,
+    outCh: number,
+    readonly kernel: Pair,
+    readonly stride: Pair,
+    readonly padding: Pair,
+  ) {
     super();
     this.weight = this.param('weight', [outCh, inCh, kernel[0], kernel[1]]);
   }
@@ -57,9 +71,17 @@ class ConvNoBias extends Module {
 class BasicConv2d extends Module {
   readonly conv: ConvNoBias;
   readonly bn: BatchNorm2d;
-  constructor(inCh: number, outCh: number, kernel: number | Pair, o: { stride?: number | Pair; padding?: number | Pair } = {}) {
+  constructor(
+    inCh: number,
+    outCh: number,
+    kernel: number | Pair,
+    o: { stride?: number | Pair; padding?: number | Pair } = {},
+  ) {
     super();
-    this.conv = this.child('conv', new ConvNoBias(inCh, outCh, pair(kernel), pair(o.stride ?? 1), pair(o.padding ?? 0)));
+    this.conv = this.child(
+      'conv',
+      new ConvNoBias(inCh, outCh, pair(kernel), pair(o.stride ?? 1), pair(o.padding ?? 0)),
+    );
     this.bn = this.child('bn', new BatchNorm2d(outCh, 0.001));
   }
   forward(x: Tensor): Tensor {
@@ -72,8 +94,13 @@ const tfAvgPool = (x: Tensor) => F.avgPool2d(x, 3, { stride: 1, padding: 1, coun
 
 /** FIDInceptionA (torchvision InceptionA with the TF average pool). */
 class InceptionA extends Module {
-  readonly b1: BasicConv2d; readonly b5a: BasicConv2d; readonly b5b: BasicConv2d;
-  readonly b3a: BasicConv2d; readonly b3b: BasicConv2d; readonly b3c: BasicConv2d; readonly pool: BasicConv2d;
+  readonly b1: BasicConv2d;
+  readonly b5a: BasicConv2d;
+  readonly b5b: BasicConv2d;
+  readonly b3a: BasicConv2d;
+  readonly b3b: BasicConv2d;
+  readonly b3c: BasicConv2d;
+  readonly pool: BasicConv2d;
   constructor(inCh: number, poolFeatures: number) {
     super();
     this.b1 = this.child('branch1x1', new BasicConv2d(inCh, 64, 1));
@@ -85,18 +112,26 @@ class InceptionA extends Module {
     this.pool = this.child('branch_pool', new BasicConv2d(inCh, poolFeatures, 1));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => cat([
-      this.b1.forward(x),
-      this.b5b.forward(this.b5a.forward(x)),
-      this.b3c.forward(this.b3b.forward(this.b3a.forward(x))),
-      this.pool.forward(tfAvgPool(x)),
-    ], 1));
+    return scope(() =>
+      cat(
+        [
+          this.b1.forward(x),
+          this.b5b.forward(this.b5a.forward(x)),
+          this.b3c.forward(this.b3b.forward(this.b3a.forward(x))),
+          this.pool.forward(tfAvgPool(x)),
+        ],
+        1,
+      ),
+    );
   }
 }
 
 /** torchvision InceptionB (grid reduction 35 → 17). */
 class InceptionB extends Module {
-  readonly b3: BasicConv2d; readonly d1: BasicConv2d; readonly d2: BasicConv2d; readonly d3: BasicConv2d;
+  readonly b3: BasicConv2d;
+  readonly d1: BasicConv2d;
+  readonly d2: BasicConv2d;
+  readonly d3: BasicConv2d;
   constructor(inCh: number) {
     super();
     this.b3 = this.child('branch3x3', new BasicConv2d(inCh, 384, 3, { stride: 2 }));
@@ -105,17 +140,21 @@ class InceptionB extends Module {
     this.d3 = this.child('branch3x3dbl_3', new BasicConv2d(96, 96, 3, { stride: 2 }));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => cat([
-      this.b3.forward(x),
-      this.d3.forward(this.d2.forward(this.d1.forward(x))),
-      F.maxPool2d(x, 3, { stride: 2 }),
-    ], 1));
+    return scope(() =>
+      cat(
+        [this.b3.forward(x), this.d3.forward(this.d2.forward(this.d1.forward(x))), F.maxPool2d(x, 3, { stride: 2 })],
+        1,
+      ),
+    );
   }
 }
 
 /** FIDInceptionC (torchvision InceptionC with the TF average pool). */
 class InceptionC extends Module {
-  readonly b1: BasicConv2d; readonly s: BasicConv2d[]; readonly d: BasicConv2d[]; readonly pool: BasicConv2d;
+  readonly b1: BasicConv2d;
+  readonly s: BasicConv2d[];
+  readonly d: BasicConv2d[];
+  readonly pool: BasicConv2d;
   constructor(inCh: number, c7: number) {
     super();
     this.b1 = this.child('branch1x1', new BasicConv2d(inCh, 192, 1));
@@ -134,18 +173,24 @@ class InceptionC extends Module {
     this.pool = this.child('branch_pool', new BasicConv2d(inCh, 192, 1));
   }
   forward(x: Tensor): Tensor {
-    return scope(() => cat([
-      this.b1.forward(x),
-      this.s.reduce((h, m) => m.forward(h), x),
-      this.d.reduce((h, m) => m.forward(h), x),
-      this.pool.forward(tfAvgPool(x)),
-    ], 1));
+    return scope(() =>
+      cat(
+        [
+          this.b1.forward(x),
+          this.s.reduce((h, m) => m.forward(h), x),
+          this.d.reduce((h, m) => m.forward(h), x),
+          this.pool.forward(tfAvgPool(x)),
+        ],
+        1,
+      ),
+    );
   }
 }
 
 /** torchvision InceptionD (grid reduction 17 → 8). */
 class InceptionD extends Module {
-  readonly a: BasicConv2d[]; readonly b: BasicConv2d[];
+  readonly a: BasicConv2d[];
+  readonly b: BasicConv2d[];
   constructor(inCh: number) {
     super();
     this.a = [
@@ -160,19 +205,34 @@ class InceptionD extends Module {
     ];
   }
   forward(x: Tensor): Tensor {
-    return scope(() => cat([
-      this.a.reduce((h, m) => m.forward(h), x),
-      this.b.reduce((h, m) => m.forward(h), x),
-      F.maxPool2d(x, 3, { stride: 2 }),
-    ], 1));
+    return scope(() =>
+      cat(
+        [
+          this.a.reduce((h, m) => m.forward(h), x),
+          this.b.reduce((h, m) => m.forward(h), x),
+          F.maxPool2d(x, 3, { stride: 2 }),
+        ],
+        1,
+      ),
+    );
   }
 }
 
 /** FIDInceptionE_1 (TF average pool) and FIDInceptionE_2 (max pool, as the TF graph has it). */
 class InceptionE extends Module {
-  readonly b1: BasicConv2d; readonly s1: BasicConv2d; readonly s2a: BasicConv2d; readonly s2b: BasicConv2d;
-  readonly d1: BasicConv2d; readonly d2: BasicConv2d; readonly d3a: BasicConv2d; readonly d3b: BasicConv2d; readonly pool: BasicConv2d;
-  constructor(inCh: number, readonly poolKind: 'avg' | 'max') {
+  readonly b1: BasicConv2d;
+  readonly s1: BasicConv2d;
+  readonly s2a: BasicConv2d;
+  readonly s2b: BasicConv2d;
+  readonly d1: BasicConv2d;
+  readonly d2: BasicConv2d;
+  readonly d3a: BasicConv2d;
+  readonly d3b: BasicConv2d;
+  readonly pool: BasicConv2d;
+  constructor(
+    inCh: number,
+    readonly poolKind: 'avg' | 'max',
+  ) {
     super();
     this.b1 = this.child('branch1x1', new BasicConv2d(inCh, 320, 1));
     this.s1 = this.child('branch3x3_1', new BasicConv2d(inCh, 384, 1));
@@ -189,12 +249,15 @@ class InceptionE extends Module {
       const s = this.s1.forward(x);
       const d = this.d2.forward(this.d1.forward(x));
       const pooled = this.poolKind === 'avg' ? tfAvgPool(x) : F.maxPool2d(x, 3, { stride: 1, padding: 1 });
-      return cat([
-        this.b1.forward(x),
-        cat([this.s2a.forward(s), this.s2b.forward(s)], 1),
-        cat([this.d3a.forward(d), this.d3b.forward(d)], 1),
-        this.pool.forward(pooled),
-      ], 1);
+      return cat(
+        [
+          this.b1.forward(x),
+          cat([this.s2a.forward(s), this.s2b.forward(s)], 1),
+          cat([this.d3a.forward(d), this.d3b.forward(d)], 1),
+          this.pool.forward(pooled),
+        ],
+        1,
+      );
     });
   }
 }
@@ -232,23 +295,60 @@ export class FIDInceptionV3 extends Module {
 
   /** The four blocks of pytorch-fid's InceptionV3, in order. */
   #blocks(): ((x: Tensor) => Tensor)[] {
-    const seq = (...fs: ((x: Tensor) => Tensor)[]) => (x: Tensor) => scope(() => fs.reduce((h, f) => f(h), x));
+    const seq =
+      (...fs: ((x: Tensor) => Tensor)[]) =>
+      (x: Tensor) =>
+        scope(() => fs.reduce((h, f) => f(h), x));
     const maxPool = (x: Tensor) => F.maxPool2d(x, 3, { stride: 2 });
     return [
-      seq((x) => this.Conv2d_1a_3x3.forward(x), (x) => this.Conv2d_2a_3x3.forward(x), (x) => this.Conv2d_2b_3x3.forward(x), maxPool),
-      seq((x) => this.Conv2d_3b_1x1.forward(x), (x) => this.Conv2d_4a_3x3.forward(x), maxPool),
-      seq(...[this.Mixed_5b, this.Mixed_5c, this.Mixed_5d, this.Mixed_6a, this.Mixed_6b, this.Mixed_6c, this.Mixed_6d, this.Mixed_6e].map((m) => (x: Tensor) => m.forward(x))),
-      seq((x) => this.Mixed_7a.forward(x), (x) => this.Mixed_7b.forward(x), (x) => this.Mixed_7c.forward(x), (x) => F.adaptiveAvgPool2d(x, 1)),
+      seq(
+        (x) => this.Conv2d_1a_3x3.forward(x),
+        (x) => this.Conv2d_2a_3x3.forward(x),
+        (x) => this.Conv2d_2b_3x3.forward(x),
+        maxPool,
+      ),
+      seq(
+        (x) => this.Conv2d_3b_1x1.forward(x),
+        (x) => this.Conv2d_4a_3x3.forward(x),
+        maxPool,
+      ),
+      seq(
+        ...[
+          this.Mixed_5b,
+          this.Mixed_5c,
+          this.Mixed_5d,
+          this.Mixed_6a,
+          this.Mixed_6b,
+          this.Mixed_6c,
+          this.Mixed_6d,
+          this.Mixed_6e,
+        ].map((m) => (x: Tensor) => m.forward(x)),
+      ),
+      seq(
+        (x) => this.Mixed_7a.forward(x),
+        (x) => this.Mixed_7b.forward(x),
+        (x) => this.Mixed_7c.forward(x),
+        (x) => F.adaptiveAvgPool2d(x, 1),
+      ),
     ];
   }
 
   /** Images [N, 3, H, W] in [0, 1] → the requested blocks' feature maps, in ascending block order (pytorch-fid InceptionV3.forward). */
   forward(images: Tensor, o: InceptionForwardOptions = {}): Tensor[] {
-    if (!isTensor(images)) throw new ArgumentError(`FIDInceptionV3: expected images to be a Tensor [N, 3, H, W] but received ${describe(images)}`);
-    if (images.ndim !== 4 || images.shape[1] !== 3) throw new ImmunizeError('E_SHAPE', `FIDInceptionV3: expected RGB images [N, 3, H, W] but received [${images.shape.join(', ')}]`);
+    if (!isTensor(images))
+      throw new ArgumentError(
+        `FIDInceptionV3: expected images to be a Tensor [N, 3, H, W] but received ${describe(images)}`,
+      );
+    if (images.ndim !== 4 || images.shape[1] !== 3)
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `FIDInceptionV3: expected RGB images [N, 3, H, W] but received [${images.shape.join(', ')}]`,
+      );
     const blocks = [...new Set(o.outputBlocks ?? [3])].sort((a, b) => a - b);
     if (blocks.length === 0 || blocks.some((b) => !Number.isInteger(b) || b < 0 || b > 3)) {
-      throw new ArgumentError(`FIDInceptionV3: outputBlocks must be block indices 0–3 but received [${(o.outputBlocks ?? []).join(', ')}]`);
+      throw new ArgumentError(
+        `FIDInceptionV3: outputBlocks must be block indices 0–3 but received [${(o.outputBlocks ?? []).join(', ')}]`,
+      );
     }
     const last = blocks[blocks.length - 1]!;
     return scope(() => {
@@ -271,7 +371,8 @@ export class FIDInceptionV3 extends Module {
    */
   features(images: Tensor, dims = 2048): Tensor {
     const block = BLOCK_INDEX_BY_DIM[dims];
-    if (block === undefined) throw new ArgumentError(`FIDInceptionV3: dims must be one of 64, 192, 768, 2048 but is ${describe(dims)}`);
+    if (block === undefined)
+      throw new ArgumentError(`FIDInceptionV3: dims must be one of 64, 192, 768, 2048 but is ${describe(dims)}`);
     return scope(() => {
       let pred = this.forward(images, { outputBlocks: [block] })[0]!;
       if (pred.shape[2] !== 1 || pred.shape[3] !== 1) pred = F.adaptiveAvgPool2d(pred, 1);
@@ -282,9 +383,22 @@ export class FIDInceptionV3 extends Module {
 
 /** Block and position in pytorch-fid's wrapper (`blocks.B.P`) → the Inception3 attribute name. */
 const WRAPPER_NAMES: Readonly<Record<string, string>> = {
-  '0.0': 'Conv2d_1a_3x3', '0.1': 'Conv2d_2a_3x3', '0.2': 'Conv2d_2b_3x3', '1.0': 'Conv2d_3b_1x1', '1.1': 'Conv2d_4a_3x3',
-  '2.0': 'Mixed_5b', '2.1': 'Mixed_5c', '2.2': 'Mixed_5d', '2.3': 'Mixed_6a', '2.4': 'Mixed_6b', '2.5': 'Mixed_6c', '2.6': 'Mixed_6d', '2.7': 'Mixed_6e',
-  '3.0': 'Mixed_7a', '3.1': 'Mixed_7b', '3.2': 'Mixed_7c',
+  '0.0': 'Conv2d_1a_3x3',
+  '0.1': 'Conv2d_2a_3x3',
+  '0.2': 'Conv2d_2b_3x3',
+  '1.0': 'Conv2d_3b_1x1',
+  '1.1': 'Conv2d_4a_3x3',
+  '2.0': 'Mixed_5b',
+  '2.1': 'Mixed_5c',
+  '2.2': 'Mixed_5d',
+  '2.3': 'Mixed_6a',
+  '2.4': 'Mixed_6b',
+  '2.5': 'Mixed_6c',
+  '2.6': 'Mixed_6d',
+  '2.7': 'Mixed_6e',
+  '3.0': 'Mixed_7a',
+  '3.1': 'Mixed_7b',
+  '3.2': 'Mixed_7c',
 };
 
 /** Checkpoint key → module key: drops fc / num_batches_tracked / aux heads, renames pytorch-fid wrapper keys. */
@@ -310,11 +424,16 @@ export interface LoadInceptionOptions {
  */
 export function loadFIDInception(path: string, o: LoadInceptionOptions = {}): FIDInceptionV3 {
   if (!existsSync(path)) {
-    throw new ImmunizeError('E_MODEL_FILE', `${path} does not exist. FID needs pytorch-fid's Inception weights converted to safetensors; see docs/metrics.md ("Inception weights")`);
+    throw new ImmunizeError(
+      'E_MODEL_FILE',
+      `${path} does not exist. FID needs pytorch-fid's Inception weights converted to safetensors; see docs/metrics.md ("Inception weights")`,
+    );
   }
-  if (statSync(path).isDirectory()) throw new ImmunizeError('E_MODEL_FILE', `${path}: expected the Inception .safetensors file, not a folder`);
+  if (statSync(path).isDirectory())
+    throw new ImmunizeError('E_MODEL_FILE', `${path}: expected the Inception .safetensors file, not a folder`);
   refusePickle(path);
-  if (extname(path) !== '.safetensors') throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file`);
+  if (extname(path) !== '.safetensors')
+    throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file`);
   const model = new FIDInceptionV3();
   try {
     using source = new SafetensorsSource([{ path, rename: inceptionKeyRename }]);

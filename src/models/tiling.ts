@@ -38,7 +38,8 @@ function ramp(len: number, overlap: number, rampStart: boolean, rampEnd: boolean
  */
 export function tiled(x: Tensor, fn: (tile: Tensor) => Tensor, scale: number, o: TileOptions): Tensor {
   const [n, , h, w] = x.shape as [number, number, number, number];
-  if (!(o.tile > 0) || o.overlap < 0 || o.overlap >= o.tile) throw new ArgumentError(`tiling: need 0 <= overlap < tile, received tile=${o.tile}, overlap=${o.overlap}`);
+  if (!(o.tile > 0) || o.overlap < 0 || o.overlap >= o.tile)
+    throw new ArgumentError(`tiling: need 0 <= overlap < tile, received tile=${o.tile}, overlap=${o.overlap}`);
   if (h <= o.tile && w <= o.tile) return fn(x);
   const stride = o.tile - o.overlap;
   const ys = starts(h, o.tile, stride);
@@ -75,4 +76,3 @@ export function tiled(x: Tensor, fn: (tile: Tensor) => Tensor, scale: number, o:
     return acc!.div(wsum!);
   });
 }
-

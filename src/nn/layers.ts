@@ -19,25 +19,43 @@ export class ModuleList<M extends Module> extends Module {
   }
 }
 
-export interface Conv2dConfig { kernelSize?: number; stride?: number; padding?: number; bias?: boolean; groups?: number }
+export interface Conv2dConfig {
+  kernelSize?: number;
+  stride?: number;
+  padding?: number;
+  bias?: boolean;
+  groups?: number;
+}
 export class Conv2d extends Module {
   readonly weight: ParamRef;
   readonly bias: ParamRef | null;
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly cfg: Conv2dConfig = {}) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly cfg: Conv2dConfig = {},
+  ) {
     super();
     const k = cfg.kernelSize ?? 3;
     this.weight = this.param('weight', [outChannels, inChannels / (cfg.groups ?? 1), k, k]);
     this.bias = cfg.bias === false ? null : this.param('bias', [outChannels]);
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight.t, this.bias?.t ?? null, { stride: this.cfg.stride ?? 1, padding: this.cfg.padding ?? 0, groups: this.cfg.groups ?? 1 });
+    return F.conv2d(x, this.weight.t, this.bias?.t ?? null, {
+      stride: this.cfg.stride ?? 1,
+      padding: this.cfg.padding ?? 0,
+      groups: this.cfg.groups ?? 1,
+    });
   }
 }
 
 export class Linear extends Module {
   readonly weight: ParamRef;
   readonly bias: ParamRef | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias = true,
+  ) {
     super();
     this.weight = this.param('weight', [outFeatures, inFeatures]);
     this.bias = bias ? this.param('bias', [outFeatures]) : null;
@@ -50,7 +68,11 @@ export class Linear extends Module {
 export class GroupNorm extends Module {
   readonly weight: ParamRef;
   readonly bias: ParamRef;
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
     super();
     this.weight = this.param('weight', [numChannels]);
     this.bias = this.param('bias', [numChannels]);
@@ -63,7 +85,10 @@ export class GroupNorm extends Module {
 export class LayerNorm extends Module {
   readonly weight: ParamRef;
   readonly bias: ParamRef;
-  constructor(readonly dim: number, readonly eps = 1e-5) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
     super();
     this.weight = this.param('weight', [dim]);
     this.bias = this.param('bias', [dim]);
@@ -76,18 +101,30 @@ export class LayerNorm extends Module {
 export type Activation = 'silu' | 'relu' | 'gelu' | 'gelu_tanh' | 'quick_gelu' | 'tanh' | 'sigmoid';
 export function activation(name: string): (x: Tensor) => Tensor {
   switch (name) {
-    case 'silu': case 'swish': return (x) => x.silu();
-    case 'relu': return (x) => x.relu();
-    case 'gelu': return (x) => x.gelu();
-    case 'gelu_tanh': case 'gelu_pytorch_tanh': return (x) => x.gelu('tanh');
-    case 'tanh': return (x) => x.tanh();
-    case 'sigmoid': return (x) => x.sigmoid();
-    case 'quick_gelu': return (x) => {
-      // x * sigmoid(1.702 x): CLIP's activation (openai/CLIP model.py QuickGELU).
-      using s = x.mul(1.702);
-      using g = s.sigmoid();
-      return x.mul(g);
-    };
-    default: throw new RangeError(`unknown activation function '${name}' (expected silu, relu, gelu, gelu_tanh, quick_gelu, tanh or sigmoid)`);
+    case 'silu':
+    case 'swish':
+      return (x) => x.silu();
+    case 'relu':
+      return (x) => x.relu();
+    case 'gelu':
+      return (x) => x.gelu();
+    case 'gelu_tanh':
+    case 'gelu_pytorch_tanh':
+      return (x) => x.gelu('tanh');
+    case 'tanh':
+      return (x) => x.tanh();
+    case 'sigmoid':
+      return (x) => x.sigmoid();
+    case 'quick_gelu':
+      return (x) => {
+        // x * sigmoid(1.702 x): CLIP's activation (openai/CLIP model.py QuickGELU).
+        using s = x.mul(1.702);
+        using g = s.sigmoid();
+        return x.mul(g);
+      };
+    default:
+      throw new RangeError(
+        `unknown activation function '${name}' (expected silu, relu, gelu, gelu_tanh, quick_gelu, tanh or sigmoid)`,
+      );
   }
 }

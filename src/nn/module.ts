@@ -11,7 +11,15 @@ export class WeightsError extends ImmunizeError {
   readonly missing: string[];
   readonly unexpected: string[];
   readonly mismatched: { key: string; expected: number[]; found: number[] }[];
-  constructor(code: string, message: string, details: { missing?: string[]; unexpected?: string[]; mismatched?: { key: string; expected: number[]; found: number[] }[] } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    details: {
+      missing?: string[];
+      unexpected?: string[];
+      mismatched?: { key: string; expected: number[]; found: number[] }[];
+    } = {},
+  ) {
     super(code, message);
     this.name = 'WeightsError';
     this.missing = details.missing ?? [];
@@ -137,23 +145,46 @@ export abstract class Module {
     for (const [mine, key] of found) {
       const want = slots.get(mine)!.shape;
       const got = src.shape(key);
-      if (want.length !== got.length || want.some((d, i) => d !== got[i])) mismatched.push({ key, expected: want, found: got });
+      if (want.length !== got.length || want.some((d, i) => d !== got[i]))
+        mismatched.push({ key, expected: want, found: got });
     }
     if (mismatched.length > 0) {
-      const lines = mismatched.slice(0, 10).map((m) => `  ${m.key}: expected [${m.expected.join(', ')}], found [${m.found.join(', ')}]`);
-      throw new WeightsError('E_WEIGHTS_SHAPE', `${label}${mismatched.length} weight(s) have the wrong shape:\n${lines.join('\n')}${mismatched.length > 10 ? '\n  …' : ''}`, { mismatched });
+      const lines = mismatched
+        .slice(0, 10)
+        .map((m) => `  ${m.key}: expected [${m.expected.join(', ')}], found [${m.found.join(', ')}]`);
+      throw new WeightsError(
+        'E_WEIGHTS_SHAPE',
+        `${label}${mismatched.length} weight(s) have the wrong shape:\n${lines.join('\n')}${mismatched.length > 10 ? '\n  …' : ''}`,
+        { mismatched },
+      );
     }
     if (strict && (missing.length > 0 || unexpected.length > 0)) {
       const parts: string[] = [];
-      if (missing.length) parts.push(`missing ${missing.length} key(s): ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);
-      if (unexpected.length) parts.push(`unexpected ${unexpected.length} key(s): ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', …' : ''}`);
-      throw new WeightsError(missing.length ? 'E_WEIGHTS_MISSING' : 'E_WEIGHTS_UNEXPECTED', `${label}weights do not match ${this.constructor.name}: ${parts.join('; ')}`, { missing, unexpected });
+      if (missing.length)
+        parts.push(
+          `missing ${missing.length} key(s): ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`,
+        );
+      if (unexpected.length)
+        parts.push(
+          `unexpected ${unexpected.length} key(s): ${unexpected.slice(0, 10).join(', ')}${unexpected.length > 10 ? ', …' : ''}`,
+        );
+      throw new WeightsError(
+        missing.length ? 'E_WEIGHTS_MISSING' : 'E_WEIGHTS_UNEXPECTED',
+        `${label}weights do not match ${this.constructor.name}: ${parts.join('; ')}`,
+        { missing, unexpected },
+      );
     }
     for (const [mine, key] of found) {
       const slot = slots.get(mine)!;
       let t = src.read(key);
-      if ((o.dtype !== undefined && FLOAT.has(t.dtype) && t.dtype !== o.dtype) || (o.device !== undefined && t.device !== o.device)) {
-        const u = t.to({ dtype: o.dtype !== undefined && FLOAT.has(t.dtype) ? o.dtype : t.dtype, device: o.device ?? t.device });
+      if (
+        (o.dtype !== undefined && FLOAT.has(t.dtype) && t.dtype !== o.dtype) ||
+        (o.device !== undefined && t.device !== o.device)
+      ) {
+        const u = t.to({
+          dtype: o.dtype !== undefined && FLOAT.has(t.dtype) ? o.dtype : t.dtype,
+          device: o.device ?? t.device,
+        });
         t.dispose();
         t = u;
       }
@@ -192,10 +223,17 @@ export abstract class Module {
 
 /** Accessor for a declared parameter: `this.weight.t` is the loaded tensor. */
 export class ParamRef {
-  constructor(private readonly owner: Module, private readonly name: string) {}
+  constructor(
+    private readonly owner: Module,
+    private readonly name: string,
+  ) {}
   get t(): Tensor {
     const s = this.owner.slot(this.name);
-    if (s.tensor === null) throw new WeightsError('E_WEIGHTS_MISSING', `parameter '${this.name}' of ${this.owner.constructor.name} is not loaded (call loadStateDict first)`);
+    if (s.tensor === null)
+      throw new WeightsError(
+        'E_WEIGHTS_MISSING',
+        `parameter '${this.name}' of ${this.owner.constructor.name} is not loaded (call loadStateDict first)`,
+      );
     return s.tensor;
   }
   get loaded(): boolean {

@@ -43,20 +43,24 @@ const PARTS = ['vae', 'unet', 'text_encoder', 'tokenizer', 'scheduler'] as const
 export function loadStableDiffusionFromPath(root: string, o: LoadPipelineOptions = {}): StableDiffusion {
   if (!existsSync(root)) throw new ImmunizeError('E_MODEL_FILE', `pipeline not found: ${root} does not exist`);
   const indexPath = join(root, 'model_index.json');
-  if (!existsSync(indexPath)) throw new ImmunizeError('E_MODEL_FILE', `${root}: not a diffusers pipeline folder (no model_index.json)`);
+  if (!existsSync(indexPath))
+    throw new ImmunizeError('E_MODEL_FILE', `${root}: not a diffusers pipeline folder (no model_index.json)`);
   let index: Record<string, unknown>;
   try {
     index = JSON.parse(readFileSync(indexPath, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new ImmunizeError('E_CONFIG', `${indexPath}: ${(e as Error).message}`);
   }
-  for (const p of PARTS) if (!existsSync(join(root, p))) throw new ImmunizeError('E_MODEL_FILE', `${root}: the pipeline has no ${p}/ folder`);
+  for (const p of PARTS)
+    if (!existsSync(join(root, p)))
+      throw new ImmunizeError('E_MODEL_FILE', `${root}: the pipeline has no ${p}/ folder`);
   const opts = { dtype: o.dtype, device: o.device, variant: o.variant };
   const owned: { dispose(): void }[] = [];
   try {
     const vae = loadAutoencoderFromPath(join(root, 'vae'), opts);
     owned.push(vae);
-    if (!(vae instanceof AutoencoderKL)) throw new ImmunizeError('E_CONFIG', `${root}/vae: a Stable Diffusion pipeline needs an AutoencoderKL`);
+    if (!(vae instanceof AutoencoderKL))
+      throw new ImmunizeError('E_CONFIG', `${root}/vae: a Stable Diffusion pipeline needs an AutoencoderKL`);
     const unet = loadUNet(join(root, 'unet'), opts);
     owned.push(unet);
     const textEncoder = loadCLIPTextModel(join(root, 'text_encoder'), opts);
@@ -65,9 +69,24 @@ export function loadStableDiffusionFromPath(root: string, o: LoadPipelineOptions
     const base = join(root, 'scheduler');
     const scheduler = o.scheduler === undefined ? createScheduler(base) : fromName(o.scheduler, base);
     return {
-      root, vae, unet, textEncoder, tokenizer, scheduler, device: o.device ?? 'cpu', dtype: o.dtype ?? 'float32', pipelineClass: String(index['_class_name'] ?? 'unknown'),
-      dispose() { vae.dispose(); unet.dispose(); textEncoder.dispose(); scheduler.dispose(); },
-      [Symbol.dispose]() { this.dispose(); },
+      root,
+      vae,
+      unet,
+      textEncoder,
+      tokenizer,
+      scheduler,
+      device: o.device ?? 'cpu',
+      dtype: o.dtype ?? 'float32',
+      pipelineClass: String(index['_class_name'] ?? 'unknown'),
+      dispose() {
+        vae.dispose();
+        unet.dispose();
+        textEncoder.dispose();
+        scheduler.dispose();
+      },
+      [Symbol.dispose]() {
+        this.dispose();
+      },
     };
   } catch (e) {
     for (const m of owned) m.dispose();
@@ -85,8 +104,15 @@ export async function loadStableDiffusion(spec: string, o: LoadPipelineOptions =
     return `${folder}/${name}.safetensors`;
   };
   const allow = [
-    'model_index.json', 'vae/config.json', weight('vae', 'diffusion_pytorch_model'), 'unet/config.json', weight('unet', 'diffusion_pytorch_model'),
-    'text_encoder/config.json', weight('text_encoder', 'model'), 'tokenizer/*', 'scheduler/scheduler_config.json',
+    'model_index.json',
+    'vae/config.json',
+    weight('vae', 'diffusion_pytorch_model'),
+    'unet/config.json',
+    weight('unet', 'diffusion_pytorch_model'),
+    'text_encoder/config.json',
+    weight('text_encoder', 'model'),
+    'tokenizer/*',
+    'scheduler/scheduler_config.json',
   ];
   const dir = await snapshot(spec, { ...(o.hub ?? {}), allow });
   return loadStableDiffusionFromPath(dir, o);

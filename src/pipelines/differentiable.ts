@@ -36,7 +36,12 @@ function setup(sd: StableDiffusion, o: Img2ImgOptions) {
   return { guidance, eta: o.eta ?? 0, embeds, plan, noise: o.noise ?? seededNoise(o.seed ?? 0) };
 }
 
-function initialLatents(sd: StableDiffusion, image01: Tensor, noise: NoiseSource, latentTimestep: number | null): Tensor {
+function initialLatents(
+  sd: StableDiffusion,
+  image01: Tensor,
+  noise: NoiseSource,
+  latentTimestep: number | null,
+): Tensor {
   return scope(() => {
     const init = encodeLatents(sd.vae, image01, noise, 'vae posterior sample');
     if (latentTimestep === null) return init;
@@ -50,7 +55,9 @@ export function img2imgDifferentiable(sd: StableDiffusion, image01: Tensor, o: I
   try {
     return scope(() => {
       let z = initialLatents(sd, image01, noise, plan.latentTimestep);
-      plan.timesteps.forEach((t, i) => { z = denoiseStep(sd, z, t, embeds, guidance, eta, noise, null, i); });
+      plan.timesteps.forEach((t, i) => {
+        z = denoiseStep(sd, z, t, embeds, guidance, eta, noise, null, i);
+      });
       return decodeLatents(sd.vae, z);
     });
   } finally {
@@ -59,7 +66,12 @@ export function img2imgDifferentiable(sd: StableDiffusion, image01: Tensor, o: I
 }
 
 /** loss(edit(image01)) and its gradient with respect to image01 (the caller owns grad and image). */
-export function img2imgLossAndGradient(sd: StableDiffusion, image01: Tensor, lossFn: (edit01: Tensor) => Tensor, o: DifferentiableImg2ImgOptions): { loss: number; grad: Tensor; image: Tensor } {
+export function img2imgLossAndGradient(
+  sd: StableDiffusion,
+  image01: Tensor,
+  lossFn: (edit01: Tensor) => Tensor,
+  o: DifferentiableImg2ImgOptions,
+): { loss: number; grad: Tensor; image: Tensor } {
   if (!(o.checkpoint ?? true)) {
     return scope(() => {
       const leaf = image01.detach().requiresGrad_();
@@ -78,7 +90,11 @@ export function img2imgLossAndGradient(sd: StableDiffusion, image01: Tensor, los
       const first = recorder.draws.length;
       // Forward without a graph, keeping each step's input and its noise.
       const states: Tensor[] = [z0.detach()];
-      noGrad(() => plan.timesteps.forEach((t, i) => states.push(denoiseStep(sd, states[i]!, t, embeds, guidance, eta, recorder, null, i))));
+      noGrad(() =>
+        plan.timesteps.forEach((t, i) =>
+          states.push(denoiseStep(sd, states[i]!, t, embeds, guidance, eta, recorder, null, i)),
+        ),
+      );
       const stepDraws = recorder.draws.slice(first);
       const perStep = stepDraws.length / Math.max(1, plan.timesteps.length);
       const zT = states.at(-1)!.detach().requiresGrad_();

@@ -49,31 +49,44 @@ export interface GenerateResult {
 const pad2 = (i: number) => String(i).padStart(2, '0');
 
 function checkImage(image: Tensor, what: string): [number, number] {
-  if (image.ndim !== 4 || image.shape[0] !== 1 || image.shape[1] !== 3) throw new ArgumentError(`${what}: expected an image of shape [1, 3, H, W] but received [${image.shape.join(', ')}]`);
+  if (image.ndim !== 4 || image.shape[0] !== 1 || image.shape[1] !== 3)
+    throw new ArgumentError(
+      `${what}: expected an image of shape [1, 3, H, W] but received [${image.shape.join(', ')}]`,
+    );
   const [h, w] = [image.shape[2]!, image.shape[3]!];
-  if (h % 8 !== 0 || w % 8 !== 0) throw new ArgumentError(`${what}: height and width must be multiples of 8 (received ${w}×${h}); resize or pad first`);
+  if (h % 8 !== 0 || w % 8 !== 0)
+    throw new ArgumentError(
+      `${what}: height and width must be multiples of 8 (received ${w}×${h}); resize or pad first`,
+    );
   return [h, w];
 }
 
 function checkCommon(o: GenerateOptions): { steps: number; guidance: number; eta: number; noise: NoiseSource } {
   const steps = o.steps ?? 50;
-  if (!Number.isSafeInteger(steps) || steps < 1 || steps > 1000) throw new ArgumentError(`steps must be an integer in 1..1000 but received ${steps}`);
+  if (!Number.isSafeInteger(steps) || steps < 1 || steps > 1000)
+    throw new ArgumentError(`steps must be an integer in 1..1000 but received ${steps}`);
   const guidance = o.guidance ?? 7.5;
-  if (!Number.isFinite(guidance) || guidance < 0) throw new ArgumentError(`guidance must be a non-negative number but received ${guidance}`);
+  if (!Number.isFinite(guidance) || guidance < 0)
+    throw new ArgumentError(`guidance must be a non-negative number but received ${guidance}`);
   const eta = o.eta ?? 0;
-  if (!Number.isFinite(eta) || eta < 0) throw new ArgumentError(`eta must be a non-negative number but received ${eta}`);
+  if (!Number.isFinite(eta) || eta < 0)
+    throw new ArgumentError(`eta must be a non-negative number but received ${eta}`);
   if (typeof o.prompt !== 'string') throw new ArgumentError('prompt must be a string');
   return { steps, guidance, eta, noise: o.noise ?? seededNoise(o.seed ?? 0) };
 }
 
 /** Text embeddings the UNet sees: cat([uncond, cond]) with guidance, else cond alone. */
 export function encodePrompt(sd: StableDiffusion, prompt: string, negativePrompt: string, guidance: boolean): Tensor {
-  return noGrad(() => scope(() => {
-    const device = sd.device;
-    const embed = (text: string) => sd.textEncoder.forward(sd.tokenizer.inputIdsTensor([text], { padding: 'max_length', truncation: true, device })).lastHiddenState;
-    const cond = embed(prompt);
-    return guidance ? cat([embed(negativePrompt), cond], 0) : cond;
-  }));
+  return noGrad(() =>
+    scope(() => {
+      const device = sd.device;
+      const embed = (text: string) =>
+        sd.textEncoder.forward(sd.tokenizer.inputIdsTensor([text], { padding: 'max_length', truncation: true, device }))
+          .lastHiddenState;
+      const cond = embed(prompt);
+      return guidance ? cat([embed(negativePrompt), cond], 0) : cond;
+    }),
+  );
 }
 
 /** posterior sample · scaling_factor, with the sample's noise drawn from `noise`. */
@@ -95,7 +108,18 @@ export function decodeLatents(vae: AutoencoderKL, latents: Tensor, trace?: Gener
 }
 
 /** One guided denoising step: UNet on the doubled batch, guidance, scheduler step. */
-export function denoiseStep(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, guidance: number, eta: number, noise: NoiseSource, extra: Tensor | null, i: number, trace?: GenerateOptions['trace']): Tensor {
+export function denoiseStep(
+  sd: StableDiffusion,
+  latents: Tensor,
+  t: number,
+  embeds: Tensor,
+  guidance: number,
+  eta: number,
+  noise: NoiseSource,
+  extra: Tensor | null,
+  i: number,
+  trace?: GenerateOptions['trace'],
+): Tensor {
   return scope(() => {
     const cfg = guidance > 1;
     let input = sd.scheduler.scaleModelInput(cfg ? cat([latents, latents], 0) : latents, t);
@@ -118,11 +142,15 @@ export function denoiseStep(sd: StableDiffusion, latents: Tensor, t: number, emb
 /** Whether the scheduler draws noise in step() (diffusers calls randn_tensor there). */
 function needsNoise(sd: StableDiffusion, eta: number, t: number): boolean {
   switch (sd.scheduler.className) {
-    case 'DDIMScheduler': return eta > 0;
-    case 'DDPMScheduler': return t > 0;
+    case 'DDIMScheduler':
+      return eta > 0;
+    case 'DDPMScheduler':
+      return t > 0;
     case 'EulerDiscreteScheduler':
-    case 'EulerAncestralDiscreteScheduler': return true;
-    default: return false;
+    case 'EulerAncestralDiscreteScheduler':
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -164,7 +192,9 @@ export function prepareMask(image: Tensor, mask: Tensor): { mask: Tensor; masked
   return scope(() => {
     const [h, w] = [image.shape[2]!, image.shape[3]!];
     if (mask.ndim !== 4 || mask.shape[0] !== 1 || mask.shape[1] !== 1 || mask.shape[2] !== h || mask.shape[3] !== w) {
-      throw new ArgumentError(`inpaint: the mask must be [1, 1, ${h}, ${w}] like the image but is [${mask.shape.join(', ')}]`);
+      throw new ArgumentError(
+        `inpaint: the mask must be [1, 1, ${h}, ${w}] like the image but is [${mask.shape.join(', ')}]`,
+      );
     }
     const bin = mask.ge(0.5).to(image.dtype);
     // The masked image keeps the pixels outside the repaint region; in [-1, 1] the rest is 0 (gray).
@@ -179,7 +209,10 @@ export function inpaint(sd: StableDiffusion, image: Tensor, o: InpaintOptions): 
   const { steps, guidance, eta, noise } = checkCommon(o);
   const inC = sd.unet.config.in_channels;
   const latentC = sd.vae.config.latent_channels;
-  if (inC !== 2 * latentC + 1) throw new ArgumentError(`inpaint needs an inpainting UNet with ${2 * latentC + 1} input channels; this one has ${inC}`);
+  if (inC !== 2 * latentC + 1)
+    throw new ArgumentError(
+      `inpaint needs an inpainting UNet with ${2 * latentC + 1} input channels; this one has ${inC}`,
+    );
   return noGrad(() => {
     const embeds = keep(encodePrompt(sd, o.prompt, o.negativePrompt ?? '', guidance > 1));
     const cfg = guidance > 1;
@@ -188,17 +221,23 @@ export function inpaint(sd: StableDiffusion, image: Tensor, o: InpaintOptions): 
       sd.scheduler.setTimesteps(steps);
       const dev = sd.device;
       const dtype = embeds.dtype;
-      let latents = scope(() => noise.next([1, latentC, h / 8, w / 8], { dtype, device: dev }, 'initial latents').mul(sd.scheduler.initNoiseSigma));
-      const extra = keep(scope(() => {
-        const { mask, masked } = prepareMask(image.to(dev), o.mask.to(dev));
-        const small = F.interpolate(mask, { size: [h / 8, w / 8], mode: 'nearest' });
-        using d = sd.vae.encode(masked);
-        const eps = noise.next(d.mean.shape, d.mean, 'masked image posterior sample');
-        const maskedLatents = d.mean.add(d.std.mul(eps)).mul(sd.vae.config.scaling_factor);
-        const m = cfg ? cat([small, small], 0) : small;
-        const ml = cfg ? cat([maskedLatents, maskedLatents], 0) : maskedLatents;
-        return cat([m, ml], 1);
-      }));
+      let latents = scope(() =>
+        noise
+          .next([1, latentC, h / 8, w / 8], { dtype, device: dev }, 'initial latents')
+          .mul(sd.scheduler.initNoiseSigma),
+      );
+      const extra = keep(
+        scope(() => {
+          const { mask, masked } = prepareMask(image.to(dev), o.mask.to(dev));
+          const small = F.interpolate(mask, { size: [h / 8, w / 8], mode: 'nearest' });
+          using d = sd.vae.encode(masked);
+          const eps = noise.next(d.mean.shape, d.mean, 'masked image posterior sample');
+          const maskedLatents = d.mean.add(d.std.mul(eps)).mul(sd.vae.config.scaling_factor);
+          const m = cfg ? cat([small, small], 0) : small;
+          const ml = cfg ? cat([maskedLatents, maskedLatents], 0) : maskedLatents;
+          return cat([m, ml], 1);
+        }),
+      );
       try {
         sd.scheduler.timesteps.forEach((t, i) => {
           const next = denoiseStep(sd, latents, t, embeds, guidance, eta, noise, extra, i, o.trace);

@@ -14,15 +14,17 @@ export interface NoiseSource {
 /** Draws from a CPU generator (or the global one), then moves to the device, as diffusers does for CPU generators. */
 export function generatorNoise(generator?: Generator): NoiseSource {
   return {
-    next: (shape, like) => scope(() => {
-      const n = randn([...shape], { generator, dtype: like.dtype });
-      return like.device === 'cpu' ? n : n.to(like.device);
-    }),
+    next: (shape, like) =>
+      scope(() => {
+        const n = randn([...shape], { generator, dtype: like.dtype });
+        return like.device === 'cpu' ? n : n.to(like.device);
+      }),
   };
 }
 
 export function seededNoise(seed: number): NoiseSource {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new ArgumentError(`seed must be a non-negative integer but received ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new ArgumentError(`seed must be a non-negative integer but received ${seed}`);
   return generatorNoise(new Generator({ seed }));
 }
 
@@ -30,11 +32,21 @@ export function seededNoise(seed: number): NoiseSource {
 export function replayNoise(draws: readonly Tensor[]): NoiseSource & { readonly used: number } {
   let i = 0;
   return {
-    get used() { return i; },
+    get used() {
+      return i;
+    },
     next(shape, like, site) {
       const t = draws[i];
-      if (t === undefined) throw new ImmunizeError('E_NOISE', `replayed noise ran out at draw ${i} (${site}); ${draws.length} were recorded`);
-      if (t.shape.join() !== shape.join()) throw new ImmunizeError('E_NOISE', `replayed draw ${i} (${site}) has shape [${t.shape.join(', ')}] but [${shape.join(', ')}] is needed`);
+      if (t === undefined)
+        throw new ImmunizeError(
+          'E_NOISE',
+          `replayed noise ran out at draw ${i} (${site}); ${draws.length} were recorded`,
+        );
+      if (t.shape.join() !== shape.join())
+        throw new ImmunizeError(
+          'E_NOISE',
+          `replayed draw ${i} (${site}) has shape [${t.shape.join(', ')}] but [${shape.join(', ')}] is needed`,
+        );
       i++;
       return t.to({ dtype: like.dtype, device: like.device });
     },

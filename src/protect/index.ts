@@ -8,10 +8,46 @@
  *   const result = await protectImage(inputs, models, r, { parameters, inputPath: 'photo.jpg' });
  *   writeProtected(result, 'photo.immunized.png');
  */
-export { PROTECT_PARAMETERS, DEFAULT_MAX_PIXELS, parametersFor, parameterSpec, jsonSchemaOf, type Door, type ParameterSpec } from './schema.js';
-export { resolveProtectParameters, pgdOptionsOf, ParameterError, type ProtectRequest, type ResolveContext } from './parameters.js';
-export { sidecarParameters, canonical, type ProtectParameters, type ProtectSidecar, type InputFingerprints } from './sidecar.js';
-export { readProtectInputs, preflightPhoto, sha256File, sizeAfterResize, pixels, DECODE_LIMIT, type ProtectInputs } from './inputs.js';
+export {
+  PROTECT_PARAMETERS,
+  DEFAULT_MAX_PIXELS,
+  parametersFor,
+  parameterSpec,
+  jsonSchemaOf,
+  type Door,
+  type ParameterSpec,
+} from './schema.js';
+export {
+  resolveProtectParameters,
+  pgdOptionsOf,
+  ParameterError,
+  type ProtectRequest,
+  type ResolveContext,
+} from './parameters.js';
+export {
+  sidecarParameters,
+  canonical,
+  type ProtectParameters,
+  type ProtectSidecar,
+  type InputFingerprints,
+} from './sidecar.js';
+export {
+  readProtectInputs,
+  preflightPhoto,
+  sha256File,
+  sizeAfterResize,
+  pixels,
+  DECODE_LIMIT,
+  type ProtectInputs,
+} from './inputs.js';
 export { loadProtectModels, type ProtectModels } from './models.js';
-export { protectImage, checkImmunized, creationDate, ProtectCanceled, type ProtectOptions, type ProtectResult, type ProtectStep } from './protect-image.js';
+export {
+  protectImage,
+  checkImmunized,
+  creationDate,
+  ProtectCanceled,
+  type ProtectOptions,
+  type ProtectResult,
+  type ProtectStep,
+} from './protect-image.js';
 export { writeProtected, writeCheck, sidecarPathFor, checkPathFor } from './write.js';

@@ -45,32 +45,54 @@ export function pixels(n: number): string {
  * Refuses, before decoding, a photo that is too large (for sharp, or for `maxPixels` after the
  * resize) or whose mask has another size. Returns the photo's probe.
  */
-export async function preflightPhoto(path: string, r: Pick<ProtectRequest, 'size' | 'maxPixels'>, maskProbe: ImageProbe | null, maskPath?: string): Promise<ImageProbe> {
+export async function preflightPhoto(
+  path: string,
+  r: Pick<ProtectRequest, 'size' | 'maxPixels'>,
+  maskProbe: ImageProbe | null,
+  maskPath?: string,
+): Promise<ImageProbe> {
   const p = await probeImage(path);
   if (p.width * p.height > DECODE_LIMIT) {
-    throw new ImmunizeError('E_IMAGE_TOO_LARGE', `${path}: ${p.width}×${p.height} = ${pixels(p.width * p.height)} is more than can be decoded safely (${pixels(DECODE_LIMIT)}, sharp's decompression-bomb limit)`);
+    throw new ImmunizeError(
+      'E_IMAGE_TOO_LARGE',
+      `${path}: ${p.width}×${p.height} = ${pixels(p.width * p.height)} is more than can be decoded safely (${pixels(DECODE_LIMIT)}, sharp's decompression-bomb limit)`,
+    );
   }
   const [ew, eh] = sizeAfterResize(p.width, p.height, r.size);
   if (ew * eh > r.maxPixels) {
-    throw new ImmunizeError('E_IMAGE_TOO_LARGE', `${path}: ${ew}×${eh} = ${pixels(ew * eh)} is over the limit of ${pixels(r.maxPixels)} (--max-pixels); downscale it with --size, or raise --max-pixels if this machine has the memory`);
+    throw new ImmunizeError(
+      'E_IMAGE_TOO_LARGE',
+      `${path}: ${ew}×${eh} = ${pixels(ew * eh)} is over the limit of ${pixels(r.maxPixels)} (--max-pixels); downscale it with --size, or raise --max-pixels if this machine has the memory`,
+    );
   }
   if (maskProbe !== null && (maskProbe.width !== p.width || maskProbe.height !== p.height)) {
-    throw new ImmunizeError('E_IMAGE_SIZE', `the mask ${maskPath ?? ''} is ${maskProbe.width}×${maskProbe.height} but the photo ${path} is ${p.width}×${p.height}; they must have the same size`);
+    throw new ImmunizeError(
+      'E_IMAGE_SIZE',
+      `the mask ${maskPath ?? ''} is ${maskProbe.width}×${maskProbe.height} but the photo ${path} is ${p.width}×${p.height}; they must have the same size`,
+    );
   }
   return p;
 }
 
 /** Reads the photo, mask and target of one job (the caller disposes the result). */
-export async function readProtectInputs(files: { image: string; mask?: string | null; target?: string | null }, r: ProtectRequest, probe?: ImageProbe): Promise<ProtectInputs> {
+export async function readProtectInputs(
+  files: { image: string; mask?: string | null; target?: string | null },
+  r: ProtectRequest,
+  probe?: ImageProbe,
+): Promise<ProtectInputs> {
   const pr = probe ?? (await probeImage(files.image));
-  const resize = r.size === null ? {} : { width: r.size, height: r.size, fit: 'inside' as const, withoutEnlargement: true };
+  const resize =
+    r.size === null ? {} : { width: r.size, height: r.size, fit: 'inside' as const, withoutEnlargement: true };
   const image = await readImage(files.image, { maxPixels: r.size === null ? r.maxPixels : DECODE_LIMIT, ...resize });
   const owned: Tensor[] = [image.tensor];
   try {
     const name = basename(files.image);
     const resized = image.width !== pr.width || image.height !== pr.height;
     const notes: string[] = [];
-    if (resized) notes.push(`${name}: resized from ${pr.width}×${pr.height} to ${image.width}×${image.height} as --size ${r.size} asked; the output has the new size`);
+    if (resized)
+      notes.push(
+        `${name}: resized from ${pr.width}×${pr.height} to ${image.width}×${image.height} as --size ${r.size} asked; the output has the new size`,
+      );
     if (image.hadAlpha) notes.push(`${name}: has an alpha channel; flattened onto white (the output has none)`);
     if (pr.pages > 1) notes.push(`${name}: ${pr.pages} frames; only the first is protected`);
     let mask: Tensor | null = null;
@@ -82,10 +104,20 @@ export async function readProtectInputs(files: { image: string; mask?: string | 
     }
     let target: ProtectInputs['target'] = r.target === 'zeros' ? 'zeros' : 'gray';
     if (r.method !== 'noise' && files.target) {
-      target = (await readImage(files.target, { maxPixels: r.maxPixels, width: image.width, height: image.height })).tensor;
+      target = (await readImage(files.target, { maxPixels: r.maxPixels, width: image.width, height: image.height }))
+        .tensor;
       owned.push(target);
     }
-    return { image, probe: pr, mask, target, notes, [Symbol.dispose]: () => { for (const t of owned) t.dispose(); } };
+    return {
+      image,
+      probe: pr,
+      mask,
+      target,
+      notes,
+      [Symbol.dispose]: () => {
+        for (const t of owned) t.dispose();
+      },
+    };
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;

@@ -28,16 +28,26 @@ export async function loadProtectModels(r: ProtectRequest): Promise<ProtectModel
     const sd = await loadStableDiffusion(r.model!, { device, variant });
     if (sd.unet.config.in_channels !== 2 * sd.vae.config.latent_channels + 1) {
       sd.dispose();
-      throw new ParameterError('model', `{method} diffusion needs an inpainting pipeline (9-channel UNet); ${r.model} has ${sd.unet.config.in_channels} input channels`);
+      throw new ParameterError(
+        'model',
+        `{method} diffusion needs an inpainting pipeline (9-channel UNet); ${r.model} has ${sd.unet.config.in_channels} input channels`,
+      );
     }
     return { autoencoder: null, encoder: null, pipeline: sd, measuredBy: sd.vae, [Symbol.dispose]: () => sd.dispose() };
   }
-  if (r.model === null) return { autoencoder: null, encoder: null, pipeline: null, measuredBy: null, [Symbol.dispose]: () => {} };
+  if (r.model === null)
+    return { autoencoder: null, encoder: null, pipeline: null, measuredBy: null, [Symbol.dispose]: () => {} };
   const model = await loadAutoencoder(r.model, { device, variant });
   if (r.tile !== null && r.tile % (4 * model.downscale) !== 0) {
     model.dispose();
-    throw new ParameterError('tile', `{tile}: ${r.tile} must be a multiple of ${4 * model.downscale} for this model (4 × its downscale factor ${model.downscale})`);
+    throw new ParameterError(
+      'tile',
+      `{tile}: ${r.tile} must be a multiple of ${4 * model.downscale} for this model (4 × its downscale factor ${model.downscale})`,
+    );
   }
-  const encoder = r.tile === null ? asEncoder(model) : tiledEncoder(asEncoder(model), model.downscale, { tile: r.tile, overlap: r.tile / 4 });
+  const encoder =
+    r.tile === null
+      ? asEncoder(model)
+      : tiledEncoder(asEncoder(model), model.downscale, { tile: r.tile, overlap: r.tile / 4 });
   return { autoencoder: model, encoder, pipeline: null, measuredBy: model, [Symbol.dispose]: () => model.dispose() };
 }

@@ -61,8 +61,14 @@ export interface ResolveContext {
  * `--step-size` on the command line, `stepSize` in the API (`render`).
  */
 export class ParameterError extends ArgumentError {
-  constructor(field: string, readonly template: string) {
-    super(ParameterError.fill(template, (n) => n), { field });
+  constructor(
+    field: string,
+    readonly template: string,
+  ) {
+    super(
+      ParameterError.fill(template, (n) => n),
+      { field },
+    );
     this.name = 'ParameterError';
   }
   static fill(template: string, nameOf: (name: string) => string): string {
@@ -94,19 +100,27 @@ function parseValue(p: ParameterSpec, raw: unknown, door: Door, maxOverride?: nu
     case 'number':
     case 'integer': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' ? parseNumberText(raw) : null;
-      const expected = p.type === 'integer' ? 'an integer' : p.fraction ? 'a number or a fraction like 16/255' : 'a number';
+      const expected =
+        p.type === 'integer' ? 'an integer' : p.fraction ? 'a number or a fraction like 16/255' : 'a number';
       if (n === null || !Number.isFinite(n)) throw fail(p.name, `expected ${expected} but received ${shown(raw)}`);
-      if (p.type === 'integer' && !Number.isSafeInteger(n)) throw fail(p.name, `expected an integer but received ${shown(raw)}`);
+      if (p.type === 'integer' && !Number.isSafeInteger(n))
+        throw fail(p.name, `expected an integer but received ${shown(raw)}`);
       const max = maxOverride ?? p.max;
       const bounds = { ...p, max };
-      if ((p.above !== undefined && !(n > p.above)) || (p.min !== undefined && n < p.min) || (max !== undefined && n > max)) {
+      if (
+        (p.above !== undefined && !(n > p.above)) ||
+        (p.min !== undefined && n < p.min) ||
+        (max !== undefined && n > max)
+      ) {
         throw fail(p.name, `must be ${rangeText(bounds)} but received ${typeof raw === 'string' ? raw : n}`);
       }
       return n;
     }
     case 'choice': {
-      if (typeof raw !== 'string') throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
-      if (!p.choices.includes(raw) && !(p.cliPath && door === 'cli')) throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
+      if (typeof raw !== 'string')
+        throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
+      if (!p.choices.includes(raw) && !(p.cliPath && door === 'cli'))
+        throw fail(p.name, `expected one of ${p.choices.join(', ')} but received ${shown(raw)}`);
       return raw;
     }
     case 'boolean':
@@ -114,12 +128,15 @@ function parseValue(p: ParameterSpec, raw: unknown, door: Door, maxOverride?: nu
       if (raw === false || raw === 'false') return false;
       throw fail(p.name, `expected true or false but received ${shown(raw)}`);
     case 'string':
-      if (typeof raw !== 'string' || raw === '') throw fail(p.name, `expected a non-empty text but received ${shown(raw)}`);
-      if (p.maxLength !== undefined && raw.length > p.maxLength) throw fail(p.name, `longer than ${p.maxLength} characters`);
+      if (typeof raw !== 'string' || raw === '')
+        throw fail(p.name, `expected a non-empty text but received ${shown(raw)}`);
+      if (p.maxLength !== undefined && raw.length > p.maxLength)
+        throw fail(p.name, `longer than ${p.maxLength} characters`);
       return raw;
     case 'list': {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
-      if (items === null || !items.every((s) => typeof s === 'string')) throw fail(p.name, `expected comma-separated text but received ${shown(raw)}`);
+      if (items === null || !items.every((s) => typeof s === 'string'))
+        throw fail(p.name, `expected comma-separated text but received ${shown(raw)}`);
       return items.map((s: string) => s.trim()).filter((s: string) => s !== '');
     }
   }
@@ -130,12 +147,16 @@ function parseValue(p: ParameterSpec, raw: unknown, door: Door, maxOverride?: nu
  * naming the field for an unknown field, a value out of its range or type, or a rule between
  * parameters that does not hold.
  */
-export function resolveProtectParameters(request: Readonly<Record<string, unknown>>, ctx: ResolveContext = {}): ProtectRequest {
+export function resolveProtectParameters(
+  request: Readonly<Record<string, unknown>>,
+  ctx: ResolveContext = {},
+): ProtectRequest {
   const door = ctx.door ?? 'cli';
   const offered = PROTECT_PARAMETERS.filter((p) => p.doors.includes(door));
   for (const k of Object.keys(request)) {
     if (request[k] === undefined) continue;
-    if (!offered.some((p) => p.name === k)) throw fail(k.slice(0, 40), `unknown parameter (expected ${offered.map((p) => p.name).join(', ')})`);
+    if (!offered.some((p) => p.name === k))
+      throw fail(k.slice(0, 40), `unknown parameter (expected ${offered.map((p) => p.name).join(', ')})`);
   }
   const given: Record<string, unknown> = {};
   for (const p of offered) {
@@ -153,13 +174,22 @@ export function resolveProtectParameters(request: Readonly<Record<string, unknow
   const presetName = value<string>('preset', fixed('preset') as string);
   const preset = PRESETS[presetName]!.options;
   const hasMask = ctx.hasMask === true;
-  if (method === 'diffusion' && !hasMask) throw rule('mask', '{method} diffusion needs {mask}: white where the photo must be protected (the region an editor would keep), black where it would be repainted');
+  if (method === 'diffusion' && !hasMask)
+    throw rule(
+      'mask',
+      '{method} diffusion needs {mask}: white where the photo must be protected (the region an editor would keep), black where it would be repainted',
+    );
   const invertMask = value('invertMask', false);
   if (invertMask && !hasMask) throw rule('invertMask', '{invertMask} needs {mask}');
 
   const robust = value<ProtectRequest['robust']>('robust', 'none');
-  if (robust !== 'none' && method !== 'encoder') throw rule('robust', '{robust} works with {method} encoder (the diffusion attack\'s gradient is computed step by step, without transforms; the noise baseline has none)');
-  if (given['robustSamples'] !== undefined && robust === 'none') throw rule('robustSamples', '{robustSamples} needs {robust} jpeg|all');
+  if (robust !== 'none' && method !== 'encoder')
+    throw rule(
+      'robust',
+      "{robust} works with {method} encoder (the diffusion attack's gradient is computed step by step, without transforms; the noise baseline has none)",
+    );
+  if (given['robustSamples'] !== undefined && robust === 'none')
+    throw rule('robustSamples', '{robustSamples} needs {robust} jpeg|all');
   const check = value('check', false);
   if (given['checkSuite'] !== undefined && !check) throw rule('checkSuite', '{checkSuite} needs {check}');
   const checkSuite = value<string[]>('checkSuite', [...(fixed('checkSuite') as readonly string[])]);
@@ -173,11 +203,16 @@ export function resolveProtectParameters(request: Readonly<Record<string, unknow
     }
   }
   const target = value<string>('target', 'gray');
-  if (method === 'diffusion' && target === 'zeros') throw rule('target', '{target} zeros is a latent target, for {method} encoder; the diffusion attack aims its edit at an image: gray (default) or an image path');
+  if (method === 'diffusion' && target === 'zeros')
+    throw rule(
+      'target',
+      '{target} zeros is a latent target, for {method} encoder; the diffusion attack aims its edit at an image: gray (default) or an image path',
+    );
 
   let model: string | null = value<string | null>('model', null);
   if (ctx.models !== undefined) {
-    if (model !== null && !ctx.models.includes(model)) throw fail('model', `expected one of ${ctx.models.join(', ')} but received ${shown(model)}`);
+    if (model !== null && !ctx.models.includes(model))
+      throw fail('model', `expected one of ${ctx.models.join(', ')} but received ${shown(model)}`);
     if (model === null && method !== 'noise') model = ctx.models[0] ?? null;
   } else if (model === null) {
     model = method === 'encoder' ? DEFAULT_MODEL : method === 'diffusion' ? DEFAULT_INPAINT_MODEL : null;
@@ -188,19 +223,49 @@ export function resolveProtectParameters(request: Readonly<Record<string, unknow
   } catch (e) {
     throw fail('device', (e as Error).message);
   }
-  if (check && method === 'noise' && model === null) throw rule('model', '{check} with {method} noise needs {model}: the protection is measured through a model (e.g. ../shared/models/taef2-hf)');
+  if (check && method === 'noise' && model === null)
+    throw rule(
+      'model',
+      '{check} with {method} noise needs {model}: the protection is measured through a model (e.g. ../shared/models/taef2-hf)',
+    );
 
   return {
-    method, model, preset: presetName,
-    eps: value('eps', preset.eps), stepSize: value('stepSize', preset.stepSize), steps: value('steps', preset.steps),
-    optimizer: value('optimizer', preset.optimizer ?? 'sign'), schedule: value('schedule', preset.schedule ?? 'constant'), randomStart: preset.randomStart === true,
-    target, invertMask, robust, robustSamples: value('robustSamples', 1), diffusionSteps: value('diffusionSteps', 4), gradReps: value('gradReps', 1),
-    size: value<number | null>('size', null), tile: value<number | null>('tile', null), seed: value('seed', 0),
-    check, checkSuite, maxPixels: value('maxPixels', fixed('maxPixels') as number), device, fp16: value('fp16', false),
+    method,
+    model,
+    preset: presetName,
+    eps: value('eps', preset.eps),
+    stepSize: value('stepSize', preset.stepSize),
+    steps: value('steps', preset.steps),
+    optimizer: value('optimizer', preset.optimizer ?? 'sign'),
+    schedule: value('schedule', preset.schedule ?? 'constant'),
+    randomStart: preset.randomStart === true,
+    target,
+    invertMask,
+    robust,
+    robustSamples: value('robustSamples', 1),
+    diffusionSteps: value('diffusionSteps', 4),
+    gradReps: value('gradReps', 1),
+    size: value<number | null>('size', null),
+    tile: value<number | null>('tile', null),
+    seed: value('seed', 0),
+    check,
+    checkSuite,
+    maxPixels: value('maxPixels', fixed('maxPixels') as number),
+    device,
+    fp16: value('fp16', false),
   };
 }
 
 /** The PGD options of a request (the attack's state stays on the [0, 1] scale). */
 export function pgdOptionsOf(r: ProtectRequest): Omit<PgdOptions, 'mask' | 'onStep'> {
-  return { eps: r.eps, stepSize: r.stepSize, steps: r.steps, norm: 'linf', schedule: r.schedule, randomStart: r.randomStart, optimizer: r.optimizer, seed: r.seed };
+  return {
+    eps: r.eps,
+    stepSize: r.stepSize,
+    steps: r.steps,
+    norm: 'linf',
+    schedule: r.schedule,
+    randomStart: r.randomStart,
+    optimizer: r.optimizer,
+    seed: r.seed,
+  };
 }

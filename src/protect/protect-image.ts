@@ -86,16 +86,23 @@ function eta(elapsedMs: number, step: number, steps: number): number | null {
 
 /** The side multiple the attack pads to: 8 for SD pipelines, the autoencoder's downscale, 1 for none. */
 function multipleOf(models: ProtectModels): number {
-  return models.pipeline !== null ? 8 : models.autoencoder?.downscale ?? 1;
+  return models.pipeline !== null ? 8 : (models.autoencoder?.downscale ?? 1);
 }
 
 /**
  * Measures what survives the request's purifications (`checkSuite`), through the model that
  * measures the job, for the photo as read (`original`) and as written (`written`).
  */
-export async function checkImmunized(original: Tensor, written: Tensor, models: ProtectModels, r: ProtectRequest, o: { modelName: string; onStep?: (s: ProtectStep) => void; signal?: AbortSignal }): Promise<ProtectionCheck> {
+export async function checkImmunized(
+  original: Tensor,
+  written: Tensor,
+  models: ProtectModels,
+  r: ProtectRequest,
+  o: { modelName: string; onStep?: (s: ProtectStep) => void; signal?: AbortSignal },
+): Promise<ProtectionCheck> {
   const model = models.measuredBy;
-  if (model === null) throw new ImmunizeError('E_NOT_AVAILABLE', 'checking the protection needs a model to measure it through');
+  if (model === null)
+    throw new ImmunizeError('E_NOT_AVAILABLE', 'checking the protection needs a model to measure it through');
   const device = checkDevice(r.device);
   const t0 = performance.now();
   const rec = (t: Tensor): Tensor => {
@@ -103,15 +110,29 @@ export async function checkImmunized(original: Tensor, written: Tensor, models: 
     return reconstructForMeasure(model, t, { tile: r.tile ?? undefined, device });
   };
   return checkProtection(rec, original, written, {
-    model: o.modelName, suite: r.checkSuite,
+    model: o.modelName,
+    suite: r.checkSuite,
     onProgress: (done, total, spec) => {
       const elapsedMs = performance.now() - t0;
-      o.onStep?.({ phase: 'check', step: done, steps: total, loss: null, elapsedMs, etaMs: eta(elapsedMs, done, total), detail: spec });
+      o.onStep?.({
+        phase: 'check',
+        step: done,
+        steps: total,
+        loss: null,
+        elapsedMs,
+        etaMs: eta(elapsedMs, done, total),
+        detail: spec,
+      });
     },
   });
 }
 
-export async function protectImage(inputs: ProtectInputs, models: ProtectModels, r: ProtectRequest, o: ProtectOptions): Promise<ProtectResult> {
+export async function protectImage(
+  inputs: ProtectInputs,
+  models: ProtectModels,
+  r: ProtectRequest,
+  o: ProtectOptions,
+): Promise<ProtectResult> {
   const t0 = performance.now();
   const createdAt = o.createdAt ?? creationDate();
   const format = o.format ?? 'png';
@@ -132,7 +153,10 @@ export async function protectImage(inputs: ProtectInputs, models: ProtectModels,
     if (maskP) tensors.push(maskP);
     const targetP = typeof inputs.target === 'string' ? inputs.target : prepare(inputs.target);
     if (typeof targetP !== 'string') tensors.push(targetP);
-    if (pad) o.onNote?.(`${name}: ${img.width}×${img.height} is not a multiple of ${m}; padded to ${img.width + pad[1]}×${img.height + pad[0]} for the model and cropped back`);
+    if (pad)
+      o.onNote?.(
+        `${name}: ${img.width}×${img.height} is not a multiple of ${m}; padded to ${img.width + pad[1]}×${img.height + pad[0]} for the model and cropped back`,
+      );
 
     const ta = performance.now();
     const result = immunize(xp, {
@@ -141,9 +165,24 @@ export async function protectImage(inputs: ProtectInputs, models: ProtectModels,
       mask: maskP,
       encoder: models.encoder ?? undefined,
       target: targetP,
-      diffusion: models.pipeline === null ? undefined : { pipeline: models.pipeline, denoiseSteps: r.diffusionSteps, gradReps: r.gradReps, name: String(o.parameters.model) },
+      diffusion:
+        models.pipeline === null
+          ? undefined
+          : {
+              pipeline: models.pipeline,
+              denoiseSteps: r.diffusionSteps,
+              gradReps: r.gradReps,
+              name: String(o.parameters.model),
+            },
       onStep: (s) => {
-        o.onStep?.({ phase: 'attack', step: s.step, steps: s.steps, loss: s.loss, elapsedMs: s.elapsedMs, etaMs: eta(s.elapsedMs, s.step, s.steps) });
+        o.onStep?.({
+          phase: 'attack',
+          step: s.step,
+          steps: s.steps,
+          loss: s.loss,
+          elapsedMs: s.elapsedMs,
+          etaMs: eta(s.elapsedMs, s.step, s.steps),
+        });
         return o.signal?.aborted !== true;
       },
     });
@@ -151,31 +190,50 @@ export async function protectImage(inputs: ProtectInputs, models: ProtectModels,
     tensors.push(adv);
     if (o.signal?.aborted) throw new ProtectCanceled();
     const attackMs = performance.now() - ta;
-    const attack: ProtectSidecar['attack'] = result.attack === null ? null : { ...result.attack, paddedTo: pad ? [img.width + pad[1], img.height + pad[0]] : null };
+    const attack: ProtectSidecar['attack'] =
+      result.attack === null
+        ? null
+        : { ...result.attack, paddedTo: pad ? [img.width + pad[1], img.height + pad[0]] : null };
     const cropped = noGrad(() => scope(() => cropTo(adv, img.height, img.width).to('cpu')));
     tensors.push(cropped);
 
     const p = o.parameters;
     const attacking = r.method !== 'noise';
     const marker: ImmunizeMarker = {
-      tool: 'immunize', toolVersion: toolVersion(), method: r.method, eps: r.eps, norm: 'linf',
+      tool: 'immunize',
+      toolVersion: toolVersion(),
+      method: r.method,
+      eps: r.eps,
+      norm: 'linf',
       // Only a repo id or a file name: an absolute local path would leak the user's folders.
       model: p.model === null ? null : existsSync(p.model) ? basename(p.model) : p.model,
-      preset: attacking ? r.preset : null, steps: attacking ? r.steps : 0,
-      stepsTaken: attack?.stepsTaken ?? 0, stepSize: attacking ? r.stepSize : null,
-      optimizer: attacking ? r.optimizer : null, seed: r.seed,
-      masked: inputs.mask !== null, date: createdAt,
+      preset: attacking ? r.preset : null,
+      steps: attacking ? r.steps : 0,
+      stepsTaken: attack?.stepsTaken ?? 0,
+      stepSize: attacking ? r.stepSize : null,
+      optimizer: attacking ? r.optimizer : null,
+      seed: r.seed,
+      masked: inputs.mask !== null,
+      date: createdAt,
     };
-    const bytes = await encodeImage(cropped, { format, xmp: buildImmunizeXmp(marker), warn: () => { /* the door warns, up front */ } });
+    const bytes = await encodeImage(cropped, {
+      format,
+      xmp: buildImmunizeXmp(marker),
+      warn: () => {
+        /* the door warns, up front */
+      },
+    });
 
     // Measure what was written: the 8-bit (and, for JPEG, re-compressed) file anyone downloading it gets.
     const written = (await readImage(bytes, { maxPixels: Number.MAX_SAFE_INTEGER })).tensor;
     tensors.push(written);
     const original = img.tensor;
-    const { linf, l2 } = noGrad(() => scope(() => {
-      const d = written.sub(original);
-      return { linf: d.abs().max().item(), l2: d.norm().item() };
-    }));
+    const { linf, l2 } = noGrad(() =>
+      scope(() => {
+        const d = written.sub(original);
+        return { linf: d.abs().max().item(), l2: d.norm().item() };
+      }),
+    );
     const ssimValue = Math.min(img.width, img.height) >= 11 ? ssim(written, original) : null;
 
     let reconstruction: ProtectSidecar['results']['reconstruction'] = null;
@@ -186,22 +244,51 @@ export async function protectImage(inputs: ProtectInputs, models: ProtectModels,
       tensors.push(recClean);
       const recImm = measure(written);
       tensors.push(recImm);
-      reconstruction = { model: p.model!, cleanPsnr: psnr(recClean, original), immunizedPsnr: psnr(recImm, written), immunizedVsOriginalPsnr: psnr(recImm, original) };
+      reconstruction = {
+        model: p.model!,
+        cleanPsnr: psnr(recClean, original),
+        immunizedPsnr: psnr(recImm, written),
+        immunizedVsOriginalPsnr: psnr(recImm, original),
+      };
     }
 
     const totalMs = performance.now() - t0;
     const sidecar: ProtectSidecar = {
       tool: { name: 'immunize', version: toolVersion() },
       createdAt,
-      input: { path: o.inputPath, width: probe.width, height: probe.height, format: probe.format, orientation: probe.orientation, resizedTo: img.width !== probe.width || img.height !== probe.height ? [img.width, img.height] : null, alphaFlattened: img.hadAlpha },
+      input: {
+        path: o.inputPath,
+        width: probe.width,
+        height: probe.height,
+        format: probe.format,
+        orientation: probe.orientation,
+        resizedTo: img.width !== probe.width || img.height !== probe.height ? [img.width, img.height] : null,
+        alphaFlattened: img.hadAlpha,
+      },
       output: { path: '', sidecar: '', format, width: img.width, height: img.height, xmp: true },
       parameters: p,
       attack,
       results: { linf, linf255: linf * 255, l2, psnr: psnr(written, original), ssim: ssimValue, reconstruction },
-      timing: { totalMs: Math.round(totalMs), attackMs: Math.round(attackMs), msPerStep: attack && attack.stepsTaken > 0 ? Math.round(attackMs / attack.stepsTaken) : null },
-      environment: { device, threads: getNumThreads(), libtorch: torchInfo().torchVersion, generator: 'cpu', node: process.version },
+      timing: {
+        totalMs: Math.round(totalMs),
+        attackMs: Math.round(attackMs),
+        msPerStep: attack && attack.stepsTaken > 0 ? Math.round(attackMs / attack.stepsTaken) : null,
+      },
+      environment: {
+        device,
+        threads: getNumThreads(),
+        libtorch: torchInfo().torchVersion,
+        generator: 'cpu',
+        node: process.version,
+      },
     };
-    const check = r.check ? await checkImmunized(original, written, models, r, { modelName: p.model ?? 'model', onStep: o.onStep, signal: o.signal }) : null;
+    const check = r.check
+      ? await checkImmunized(original, written, models, r, {
+          modelName: p.model ?? 'model',
+          onStep: o.onStep,
+          signal: o.signal,
+        })
+      : null;
     return { bytes, sidecar, check };
   } finally {
     for (const t of tensors) t.dispose();

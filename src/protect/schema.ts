@@ -64,42 +64,239 @@ const cliOnly: readonly Door[] = ['cli'];
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
 export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
-  { name: 'method', flag: 'method', type: 'choice', choices: IMMUNIZE_METHODS, default: 'encoder', doors: both, valueName: 'M',
-    description: 'encoder (the encoder attack) | diffusion (photoguard\'s attack through an inpainting pipeline; needs a mask, white = protect) | noise (random-noise baseline of the same budget)' },
-  { name: 'model', flag: 'model', type: 'string', maxLength: 4096, doors: both, valueName: 'ID|PATH',
-    description: 'the model to protect against: a Hugging Face repo id, a diffusers folder, a .safetensors file (the API: a model id from /v1/config)' },
-  { name: 'preset', flag: 'preset', type: 'choice', choices: Object.keys(PRESETS), default: DEFAULT_PRESET, doors: both, valueName: 'P',
-    description: Object.entries(PRESETS).map(([k, p]) => `${k}: ${p.description}`).join('; ') },
-  { name: 'eps', flag: 'eps', type: 'number', fraction: true, above: 0, max: 1, default: 'preset', doors: both, valueName: 'E',
-    description: 'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset)' },
-  { name: 'stepSize', flag: 'step-size', type: 'number', fraction: true, above: 0, max: 1, default: 'preset', doors: both, valueName: 'S',
-    description: 'step size, e.g. 2/255' },
-  { name: 'steps', flag: 'steps', type: 'integer', min: 1, max: 1_000_000, default: 'preset', doors: both, valueName: 'N', description: 'iterations' },
-  { name: 'optimizer', flag: 'optimizer', type: 'choice', choices: ['sign', 'momentum', 'adam'], default: 'preset', doors: both, valueName: 'O', description: 'sign | momentum | adam' },
-  { name: 'schedule', flag: 'schedule', type: 'choice', choices: ['constant', 'linear-decay'], default: 'preset', doors: both, valueName: 'S', description: 'constant | linear-decay' },
-  { name: 'target', flag: 'target', type: 'choice', choices: ['gray', 'zeros'], cliPath: true, default: 'gray', doors: both, valueName: 'T',
-    description: 'gray (default) | zeros | (command line) the path of a target image' },
-  { name: 'invertMask', flag: 'invert-mask', type: 'boolean', default: false, doors: both,
-    description: 'the mask is white where an editor would repaint (photoguard\'s and inpainting\'s convention): perturb where it is black' },
-  { name: 'robust', flag: 'robust', type: 'choice', choices: ['none', 'jpeg', 'all'], default: 'none', doors: both, valueName: 'K',
-    description: 'jpeg | all: robust immunization (expectation over transforms): every step optimises through a random differentiable JPEG (quality 50–95), or JPEG/resize/blur/noise (all), so that re-saving as JPEG does not remove the protection; same cost per step' },
-  { name: 'robustSamples', flag: 'robust-samples', type: 'integer', min: 1, max: 64, default: 1, doors: both, valueName: 'N',
-    description: 'random transforms averaged per step with robust (N× the cost)' },
-  { name: 'diffusionSteps', flag: 'diffusion-steps', type: 'integer', min: 1, max: 1000, default: 4, doors: both, valueName: 'N', description: 'diffusion: denoising steps back-propagated per pass' },
-  { name: 'gradReps', flag: 'grad-reps', type: 'integer', min: 1, max: 1000, default: 1, doors: both, valueName: 'N', description: 'diffusion: random passes averaged per step' },
-  { name: 'size', flag: 'size', type: 'integer', min: 8, max: 65_536, doors: both, valueName: 'N',
-    description: 'downscale so the longer side is N pixels (aspect ratio kept) first; by default photos are protected at their own size' },
-  { name: 'tile', flag: 'tile', type: 'integer', min: 32, max: 65_536, doors: cliOnly, valueName: 'N',
-    description: 'encode in N×N tiles overlapping by N/4 (large images, less memory; N a multiple of 4 × the model\'s downscale factor, e.g. 512)' },
-  { name: 'seed', flag: 'seed', type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0, doors: both, valueName: 'N', description: 'random seed: same seed, same result' },
-  { name: 'check', flag: 'check', type: 'boolean', default: false, doors: cliOnly,
-    description: 'after immunizing, purify the result (JPEG 95…50, WebP, blur, median, resize, rotation, flip, noise) and measure how much protection survives each' },
-  { name: 'checkSuite', flag: 'check-suite', type: 'list', maxLength: 200, default: DEFAULT_CHECK_SUITE, doors: cliOnly, valueName: 'S,S',
-    description: 'purifications for check (docs/purify.md grammar), comma-separated' },
-  { name: 'maxPixels', flag: 'max-pixels', type: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER, default: DEFAULT_MAX_PIXELS, doors: cliOnly, valueName: 'N',
-    description: `refuse photos larger than N pixels (default ${DEFAULT_MAX_PIXELS / 1e6} MP)` },
-  { name: 'device', flag: 'device', type: 'string', maxLength: 32, default: 'cpu', doors: cliOnly, valueName: 'D', description: 'cpu (default) | cuda | cuda:N' },
-  { name: 'fp16', flag: 'fp16', type: 'boolean', default: false, doors: cliOnly, description: 'prefer the model\'s fp16 weights (computation stays float32 on CPU)' },
+  {
+    name: 'method',
+    flag: 'method',
+    type: 'choice',
+    choices: IMMUNIZE_METHODS,
+    default: 'encoder',
+    doors: both,
+    valueName: 'M',
+    description:
+      "encoder (the encoder attack) | diffusion (photoguard's attack through an inpainting pipeline; needs a mask, white = protect) | noise (random-noise baseline of the same budget)",
+  },
+  {
+    name: 'model',
+    flag: 'model',
+    type: 'string',
+    maxLength: 4096,
+    doors: both,
+    valueName: 'ID|PATH',
+    description:
+      'the model to protect against: a Hugging Face repo id, a diffusers folder, a .safetensors file (the API: a model id from /v1/config)',
+  },
+  {
+    name: 'preset',
+    flag: 'preset',
+    type: 'choice',
+    choices: Object.keys(PRESETS),
+    default: DEFAULT_PRESET,
+    doors: both,
+    valueName: 'P',
+    description: Object.entries(PRESETS)
+      .map(([k, p]) => `${k}: ${p.description}`)
+      .join('; '),
+  },
+  {
+    name: 'eps',
+    flag: 'eps',
+    type: 'number',
+    fraction: true,
+    above: 0,
+    max: 1,
+    default: 'preset',
+    doors: both,
+    valueName: 'E',
+    description: 'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset)',
+  },
+  {
+    name: 'stepSize',
+    flag: 'step-size',
+    type: 'number',
+    fraction: true,
+    above: 0,
+    max: 1,
+    default: 'preset',
+    doors: both,
+    valueName: 'S',
+    description: 'step size, e.g. 2/255',
+  },
+  {
+    name: 'steps',
+    flag: 'steps',
+    type: 'integer',
+    min: 1,
+    max: 1_000_000,
+    default: 'preset',
+    doors: both,
+    valueName: 'N',
+    description: 'iterations',
+  },
+  {
+    name: 'optimizer',
+    flag: 'optimizer',
+    type: 'choice',
+    choices: ['sign', 'momentum', 'adam'],
+    default: 'preset',
+    doors: both,
+    valueName: 'O',
+    description: 'sign | momentum | adam',
+  },
+  {
+    name: 'schedule',
+    flag: 'schedule',
+    type: 'choice',
+    choices: ['constant', 'linear-decay'],
+    default: 'preset',
+    doors: both,
+    valueName: 'S',
+    description: 'constant | linear-decay',
+  },
+  {
+    name: 'target',
+    flag: 'target',
+    type: 'choice',
+    choices: ['gray', 'zeros'],
+    cliPath: true,
+    default: 'gray',
+    doors: both,
+    valueName: 'T',
+    description: 'gray (default) | zeros | (command line) the path of a target image',
+  },
+  {
+    name: 'invertMask',
+    flag: 'invert-mask',
+    type: 'boolean',
+    default: false,
+    doors: both,
+    description:
+      "the mask is white where an editor would repaint (photoguard's and inpainting's convention): perturb where it is black",
+  },
+  {
+    name: 'robust',
+    flag: 'robust',
+    type: 'choice',
+    choices: ['none', 'jpeg', 'all'],
+    default: 'none',
+    doors: both,
+    valueName: 'K',
+    description:
+      'jpeg | all: robust immunization (expectation over transforms): every step optimises through a random differentiable JPEG (quality 50–95), or JPEG/resize/blur/noise (all), so that re-saving as JPEG does not remove the protection; same cost per step',
+  },
+  {
+    name: 'robustSamples',
+    flag: 'robust-samples',
+    type: 'integer',
+    min: 1,
+    max: 64,
+    default: 1,
+    doors: both,
+    valueName: 'N',
+    description: 'random transforms averaged per step with robust (N× the cost)',
+  },
+  {
+    name: 'diffusionSteps',
+    flag: 'diffusion-steps',
+    type: 'integer',
+    min: 1,
+    max: 1000,
+    default: 4,
+    doors: both,
+    valueName: 'N',
+    description: 'diffusion: denoising steps back-propagated per pass',
+  },
+  {
+    name: 'gradReps',
+    flag: 'grad-reps',
+    type: 'integer',
+    min: 1,
+    max: 1000,
+    default: 1,
+    doors: both,
+    valueName: 'N',
+    description: 'diffusion: random passes averaged per step',
+  },
+  {
+    name: 'size',
+    flag: 'size',
+    type: 'integer',
+    min: 8,
+    max: 65_536,
+    doors: both,
+    valueName: 'N',
+    description:
+      'downscale so the longer side is N pixels (aspect ratio kept) first; by default photos are protected at their own size',
+  },
+  {
+    name: 'tile',
+    flag: 'tile',
+    type: 'integer',
+    min: 32,
+    max: 65_536,
+    doors: cliOnly,
+    valueName: 'N',
+    description:
+      "encode in N×N tiles overlapping by N/4 (large images, less memory; N a multiple of 4 × the model's downscale factor, e.g. 512)",
+  },
+  {
+    name: 'seed',
+    flag: 'seed',
+    type: 'integer',
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 0,
+    doors: both,
+    valueName: 'N',
+    description: 'random seed: same seed, same result',
+  },
+  {
+    name: 'check',
+    flag: 'check',
+    type: 'boolean',
+    default: false,
+    doors: cliOnly,
+    description:
+      'after immunizing, purify the result (JPEG 95…50, WebP, blur, median, resize, rotation, flip, noise) and measure how much protection survives each',
+  },
+  {
+    name: 'checkSuite',
+    flag: 'check-suite',
+    type: 'list',
+    maxLength: 200,
+    default: DEFAULT_CHECK_SUITE,
+    doors: cliOnly,
+    valueName: 'S,S',
+    description: 'purifications for check (docs/purify.md grammar), comma-separated',
+  },
+  {
+    name: 'maxPixels',
+    flag: 'max-pixels',
+    type: 'integer',
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    default: DEFAULT_MAX_PIXELS,
+    doors: cliOnly,
+    valueName: 'N',
+    description: `refuse photos larger than N pixels (default ${DEFAULT_MAX_PIXELS / 1e6} MP)`,
+  },
+  {
+    name: 'device',
+    flag: 'device',
+    type: 'string',
+    maxLength: 32,
+    default: 'cpu',
+    doors: cliOnly,
+    valueName: 'D',
+    description: 'cpu (default) | cuda | cuda:N',
+  },
+  {
+    name: 'fp16',
+    flag: 'fp16',
+    type: 'boolean',
+    default: false,
+    doors: cliOnly,
+    description: "prefer the model's fp16 weights (computation stays float32 on CPU)",
+  },
 ];
 
 export function parameterSpec(name: string): ParameterSpec {
@@ -118,14 +315,35 @@ export function jsonSchemaOf(p: ParameterSpec): Record<string, unknown> {
   const base = { description: p.description };
   switch (p.type) {
     case 'choice':
-      return { ...base, type: 'string', enum: [...p.choices], ...(p.default !== undefined && p.default !== 'preset' ? { default: p.default } : {}) };
+      return {
+        ...base,
+        type: 'string',
+        enum: [...p.choices],
+        ...(p.default !== undefined && p.default !== 'preset' ? { default: p.default } : {}),
+      };
     case 'boolean':
       return { ...base, type: 'string', enum: ['true', 'false'], default: 'false' };
     case 'number':
     case 'integer': {
-      const range = [p.above !== undefined ? `> ${p.above}` : null, p.min !== undefined ? `≥ ${p.min}` : null, p.max !== undefined ? `≤ ${p.max}` : null].filter((s) => s !== null).join(', ');
-      const pattern = p.type === 'integer' ? '^\\s*\\d+\\s*$' : '^\\s*-?\\d+(\\.\\d+)?([eE][-+]?\\d+)?\\s*(/\\s*\\d+(\\.\\d+)?)?\\s*$';
-      return { ...base, type: 'string', pattern, 'x-immunize-type': p.type, 'x-immunize-range': range, ...(typeof p.default === 'number' ? { default: String(p.default) } : {}) };
+      const range = [
+        p.above !== undefined ? `> ${p.above}` : null,
+        p.min !== undefined ? `≥ ${p.min}` : null,
+        p.max !== undefined ? `≤ ${p.max}` : null,
+      ]
+        .filter((s) => s !== null)
+        .join(', ');
+      const pattern =
+        p.type === 'integer'
+          ? '^\\s*\\d+\\s*$'
+          : '^\\s*-?\\d+(\\.\\d+)?([eE][-+]?\\d+)?\\s*(/\\s*\\d+(\\.\\d+)?)?\\s*$';
+      return {
+        ...base,
+        type: 'string',
+        pattern,
+        'x-immunize-type': p.type,
+        'x-immunize-range': range,
+        ...(typeof p.default === 'number' ? { default: String(p.default) } : {}),
+      };
     }
     case 'string':
     case 'list':

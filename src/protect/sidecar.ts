@@ -39,7 +39,15 @@ export interface ProtectParameters {
 export interface ProtectSidecar {
   tool: { name: 'immunize'; version: string };
   createdAt: string;
-  input: { path: string; width: number; height: number; format: string; orientation: number; resizedTo: [number, number] | null; alphaFlattened: boolean };
+  input: {
+    path: string;
+    width: number;
+    height: number;
+    format: string;
+    orientation: number;
+    resizedTo: [number, number] | null;
+    alphaFlattened: boolean;
+  };
   output: { path: string; sidecar: string; format: ImageFormat; width: number; height: number; xmp: true };
   parameters: ProtectParameters;
   attack: (AttackRecord & { paddedTo: [number, number] | null }) | null;
@@ -72,16 +80,27 @@ export interface InputFingerprints {
 export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, format: ImageFormat): ProtectParameters {
   const attacking = r.method !== 'noise';
   return {
-    method: r.method, model: files.model, fp16: r.fp16, preset: attacking ? r.preset : null,
+    method: r.method,
+    model: files.model,
+    fp16: r.fp16,
+    preset: attacking ? r.preset : null,
     ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),
     ...(r.robust === 'none' ? {} : { robust: { kind: r.robust, samples: r.robustSamples } }),
-    eps: r.eps, norm: 'linf',
-    stepSize: attacking ? r.stepSize : null, steps: attacking ? r.steps : null,
-    schedule: attacking ? r.schedule : null, optimizer: attacking ? r.optimizer : null,
-    randomStart: attacking ? r.randomStart : null, seed: r.seed,
+    eps: r.eps,
+    norm: 'linf',
+    stepSize: attacking ? r.stepSize : null,
+    steps: attacking ? r.steps : null,
+    schedule: attacking ? r.schedule : null,
+    optimizer: attacking ? r.optimizer : null,
+    randomStart: attacking ? r.randomStart : null,
+    seed: r.seed,
     target: !attacking ? null : files.target === null ? (r.target as 'gray' | 'zeros') : files.target,
     mask: files.mask === null ? null : { ...files.mask, inverted: r.invertMask },
-    size: r.size, tile: r.tile, device: r.device as Device, format, quality: format === 'png' ? null : 95,
+    size: r.size,
+    tile: r.tile,
+    device: r.device as Device,
+    format,
+    quality: format === 'png' ? null : 95,
     inputSha256: files.inputSha256,
   };
 }
@@ -89,6 +108,10 @@ export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, f
 /** JSON with sorted keys: parameters compare equal however they were written. */
 export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }

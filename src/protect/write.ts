@@ -21,9 +21,16 @@ export function checkPathFor(output: string): string {
 const json = (v: unknown): string => JSON.stringify(v, null, 2) + '\n';
 
 /** Writes `result` to `output` (+ sidecar, + check); returns the sidecar as written. */
-export function writeProtected(result: ProtectResult, output: string, paths: { sidecar?: string; check?: string } = {}): ProtectSidecar {
+export function writeProtected(
+  result: ProtectResult,
+  output: string,
+  paths: { sidecar?: string; check?: string } = {},
+): ProtectSidecar {
   const sidecarPath = paths.sidecar ?? sidecarPathFor(output);
-  const sidecar: ProtectSidecar = { ...result.sidecar, output: { ...result.sidecar.output, path: output, sidecar: sidecarPath } };
+  const sidecar: ProtectSidecar = {
+    ...result.sidecar,
+    output: { ...result.sidecar.output, path: output, sidecar: sidecarPath },
+  };
   writeAllOrNothing([
     { path: output, data: result.bytes },
     { path: sidecarPath, data: json(sidecar) },

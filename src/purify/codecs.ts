@@ -43,14 +43,27 @@ async function roundTrip(x: Tensor, fn: string, encode: (img: sharp.Sharp) => sh
   try {
     for (let i = 0; i < n; i++) {
       const { data, width, height } = noGrad(() => scope(() => toRgbBytes(x.narrow(0, i, 1))));
-      const raw = sharp(Buffer.from(data.buffer, data.byteOffset, data.length), { raw: { width, height, channels: 3 } });
+      const raw = sharp(Buffer.from(data.buffer, data.byteOffset, data.length), {
+        raw: { width, height, channels: 3 },
+      });
       const coded = await encode(raw).toBuffer();
       const dec = await sharp(coded).removeAlpha().raw().toBuffer({ resolveWithObject: true });
       if (dec.info.channels !== 3 || dec.info.width !== width || dec.info.height !== height) {
-        throw new ArgumentError(`${fn}: the codec returned ${dec.info.width}×${dec.info.height}×${dec.info.channels} for a ${width}×${height}×3 image`);
+        throw new ArgumentError(
+          `${fn}: the codec returned ${dec.info.width}×${dec.info.height}×${dec.info.channels} for a ${width}×${height}×3 image`,
+        );
       }
-      outs.push(noGrad(() => scope(() => tensor(new Uint8Array(dec.data.buffer, dec.data.byteOffset, dec.data.length), [1, height, width, 3])
-        .permute(0, 3, 1, 2).to({ dtype: x.dtype, device: x.device }).div(255).contiguous())));
+      outs.push(
+        noGrad(() =>
+          scope(() =>
+            tensor(new Uint8Array(dec.data.buffer, dec.data.byteOffset, dec.data.length), [1, height, width, 3])
+              .permute(0, 3, 1, 2)
+              .to({ dtype: x.dtype, device: x.device })
+              .div(255)
+              .contiguous(),
+          ),
+        ),
+      );
     }
     return n === 1 ? outs.pop()! : noGrad(() => cat(outs, 0));
   } finally {
@@ -64,18 +77,24 @@ function checkQuality(fn: string, q: unknown): number {
 
 /** A real JPEG round trip at `quality` through sharp. */
 export async function jpeg(x: Tensor, o: JpegOptions): Promise<Tensor> {
-  if (o === null || typeof o !== 'object') throw new ArgumentError(`jpeg: expected options { quality } but received ${describe(o)}`);
+  if (o === null || typeof o !== 'object')
+    throw new ArgumentError(`jpeg: expected options { quality } but received ${describe(o)}`);
   const quality = checkQuality('jpeg', o.quality);
   const encoder = o.encoder ?? 'libjpeg-turbo';
-  if (encoder !== 'libjpeg-turbo' && encoder !== 'mozjpeg') throw new ArgumentError(`jpeg: expected encoder 'libjpeg-turbo' or 'mozjpeg' but received ${describe(encoder)}`);
+  if (encoder !== 'libjpeg-turbo' && encoder !== 'mozjpeg')
+    throw new ArgumentError(`jpeg: expected encoder 'libjpeg-turbo' or 'mozjpeg' but received ${describe(encoder)}`);
   const chromaSubsampling = o.chromaSubsampling ?? '4:2:0';
-  if (chromaSubsampling !== '4:2:0' && chromaSubsampling !== '4:4:4') throw new ArgumentError(`jpeg: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(chromaSubsampling)}`);
+  if (chromaSubsampling !== '4:2:0' && chromaSubsampling !== '4:4:4')
+    throw new ArgumentError(
+      `jpeg: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(chromaSubsampling)}`,
+    );
   return roundTrip(x, 'jpeg', (img) => img.jpeg({ quality, chromaSubsampling, mozjpeg: encoder === 'mozjpeg' }));
 }
 
 /** A real lossy WebP round trip at `quality` through sharp (libwebp; chroma always 4:2:0). */
 export async function webp(x: Tensor, o: WebpOptions): Promise<Tensor> {
-  if (o === null || typeof o !== 'object') throw new ArgumentError(`webp: expected options { quality } but received ${describe(o)}`);
+  if (o === null || typeof o !== 'object')
+    throw new ArgumentError(`webp: expected options { quality } but received ${describe(o)}`);
   const quality = checkQuality('webp', o.quality);
   return roundTrip(x, 'webp', (img) => img.webp({ quality }));
 }

@@ -20,22 +20,45 @@ import { checkImageBatch, checkNumber } from './common.js';
 
 /** ITU-T T.81 Annex K.1 luminance table (quality 50), row-major (row = vertical frequency). */
 export const IJG_LUMA_Q50: readonly number[] = [
-  16, 11, 10, 16, 24, 40, 51, 61,
-  12, 12, 14, 19, 26, 58, 60, 55,
-  14, 13, 16, 24, 40, 57, 69, 56,
-  14, 17, 22, 29, 51, 87, 80, 62,
-  18, 22, 37, 56, 68, 109, 103, 77,
-  24, 35, 55, 64, 81, 104, 113, 92,
-  49, 64, 78, 87, 103, 121, 120, 101,
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51,
+  87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101,
   72, 92, 95, 98, 112, 100, 103, 99,
 ];
 
 /** ITU-T T.81 Annex K.2 chrominance table (quality 50). */
 export const IJG_CHROMA_Q50: readonly number[] = [
-  17, 18, 24, 47, 99, 99, 99, 99,
-  18, 21, 26, 66, 99, 99, 99, 99,
-  24, 26, 56, 99, 99, 99, 99, 99,
-  47, 66, 99, 99, 99, 99, 99, 99,
+  17,
+  18,
+  24,
+  47,
+  99,
+  99,
+  99,
+  99,
+  18,
+  21,
+  26,
+  66,
+  99,
+  99,
+  99,
+  99,
+  24,
+  26,
+  56,
+  99,
+  99,
+  99,
+  99,
+  99,
+  47,
+  66,
+  99,
+  99,
+  99,
+  99,
+  99,
+  99,
   ...Array<number>(32).fill(99),
 ];
 
@@ -82,16 +105,8 @@ export function dctMatrix(): Float64Array {
 }
 
 // JFIF (ITU-T T.871) full-range conversion, as libjpeg's jccolor.c / jdcolor.c.
-const RGB_TO_YCBCR = [
-  0.299, 0.587, 0.114,
-  -0.168735892, -0.331264108, 0.5,
-  0.5, -0.418687589, -0.081312411,
-];
-const YCBCR_TO_RGB = [
-  1, 0, 1.402,
-  1, -0.344136286, -0.714136286,
-  1, 1.772, 0,
-];
+const RGB_TO_YCBCR = [0.299, 0.587, 0.114, -0.168735892, -0.331264108, 0.5, 0.5, -0.418687589, -0.081312411];
+const YCBCR_TO_RGB = [1, 0, 1.402, 1, -0.344136286, -0.714136286, 1, 1.772, 0];
 
 /** Differentiable rounding `v → round(v)` of the chosen kind. */
 export function diffRound(v: Tensor, kind: DiffRounding): Tensor {
@@ -125,12 +140,15 @@ function codePlanes(planes: Tensor, d: Tensor, q: Tensor, rounding: DiffRounding
 /** A JPEG round trip at `quality`, differentiable in the image. Shape, dtype and device are kept. */
 export function diffJpeg(x: Tensor, o: DiffJpegOptions): Tensor {
   checkImageBatch(x, 'diffJpeg', 3);
-  if (o === null || typeof o !== 'object') throw new ArgumentError(`diffJpeg: expected options { quality } but received ${describe(o)}`);
+  if (o === null || typeof o !== 'object')
+    throw new ArgumentError(`diffJpeg: expected options { quality } but received ${describe(o)}`);
   const quality = checkNumber('diffJpeg', 'quality', o.quality, { min: 1, max: 100, integer: true });
   const rounding = o.rounding ?? 'ste';
-  if (!['ste', 'cubic', 'none'].includes(rounding)) throw new ArgumentError(`diffJpeg: expected rounding 'ste', 'cubic' or 'none' but received ${describe(rounding)}`);
+  if (!['ste', 'cubic', 'none'].includes(rounding))
+    throw new ArgumentError(`diffJpeg: expected rounding 'ste', 'cubic' or 'none' but received ${describe(rounding)}`);
   const sub = o.chromaSubsampling ?? '4:2:0';
-  if (sub !== '4:2:0' && sub !== '4:4:4') throw new ArgumentError(`diffJpeg: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(sub)}`);
+  if (sub !== '4:2:0' && sub !== '4:4:4')
+    throw new ArgumentError(`diffJpeg: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(sub)}`);
   const { luma, chroma } = quantizationTables(quality);
   const [, , h, w] = x.shape as [number, number, number, number];
   const mcu = sub === '4:2:0' ? 16 : 8;

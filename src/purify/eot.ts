@@ -24,7 +24,12 @@ import { resizeDownUp } from './geometry.js';
 
 /** What `differentiableTransforms` can draw. */
 export type DifferentiableTransformKind = 'jpeg' | 'resize' | 'blur' | 'noise';
-export const DIFFERENTIABLE_TRANSFORM_KINDS: readonly DifferentiableTransformKind[] = ['jpeg', 'resize', 'blur', 'noise'];
+export const DIFFERENTIABLE_TRANSFORM_KINDS: readonly DifferentiableTransformKind[] = [
+  'jpeg',
+  'resize',
+  'blur',
+  'noise',
+];
 
 export interface DifferentiableTransformOptions {
   /** Kinds to draw from, uniformly (default: ['jpeg'] for 'jpeg', every kind for 'all'). */
@@ -59,12 +64,23 @@ export interface TransformSampler {
   readonly kinds: readonly DifferentiableTransformKind[];
 }
 
-function range(name: string, v: readonly [number, number] | undefined, dflt: readonly [number, number], o: { min: number; max?: number; minExclusive?: boolean; integer?: boolean }): [number, number] {
+function range(
+  name: string,
+  v: readonly [number, number] | undefined,
+  dflt: readonly [number, number],
+  o: { min: number; max?: number; minExclusive?: boolean; integer?: boolean },
+): [number, number] {
   const r = v ?? dflt;
-  if (!Array.isArray(r) || r.length !== 2) throw new ArgumentError(`differentiableTransforms: expected ${name} to be a pair [lo, hi] but received ${describe(r)}`);
+  if (!Array.isArray(r) || r.length !== 2)
+    throw new ArgumentError(
+      `differentiableTransforms: expected ${name} to be a pair [lo, hi] but received ${describe(r)}`,
+    );
   const lo = checkNumber('differentiableTransforms', `${name}[0]`, r[0], o);
   const hi = checkNumber('differentiableTransforms', `${name}[1]`, r[1], o);
-  if (lo > hi) throw new ArgumentError(`differentiableTransforms: expected ${name} [lo, hi] with lo <= hi but received [${lo}, ${hi}]`);
+  if (lo > hi)
+    throw new ArgumentError(
+      `differentiableTransforms: expected ${name} [lo, hi] with lo <= hi but received [${lo}, ${hi}]`,
+    );
   return [lo, hi];
 }
 
@@ -77,17 +93,29 @@ function short(v: number): string {
  * A sampler of random differentiable transforms (module comment). `spec` 'jpeg': differentiable
  * JPEG with a random quality; 'all': one of JPEG, resize down/up, Gaussian blur, Gaussian noise.
  */
-export function differentiableTransforms(spec: 'jpeg' | 'all', o: DifferentiableTransformOptions = {}): TransformSampler {
-  if (spec !== 'jpeg' && spec !== 'all') throw new ArgumentError(`differentiableTransforms: expected spec 'jpeg' or 'all' but received ${describe(spec)}`);
+export function differentiableTransforms(
+  spec: 'jpeg' | 'all',
+  o: DifferentiableTransformOptions = {},
+): TransformSampler {
+  if (spec !== 'jpeg' && spec !== 'all')
+    throw new ArgumentError(`differentiableTransforms: expected spec 'jpeg' or 'all' but received ${describe(spec)}`);
   const kinds = o.kinds ?? (spec === 'jpeg' ? ['jpeg'] : DIFFERENTIABLE_TRANSFORM_KINDS);
   if (!Array.isArray(kinds) || kinds.length === 0 || kinds.some((k) => !DIFFERENTIABLE_TRANSFORM_KINDS.includes(k))) {
-    throw new ArgumentError(`differentiableTransforms: expected kinds to be a non-empty list of ${DIFFERENTIABLE_TRANSFORM_KINDS.join(', ')} but received ${describe(kinds)}`);
+    throw new ArgumentError(
+      `differentiableTransforms: expected kinds to be a non-empty list of ${DIFFERENTIABLE_TRANSFORM_KINDS.join(', ')} but received ${describe(kinds)}`,
+    );
   }
   const quality = range('quality', o.quality, [50, 95], { min: 1, max: 100, integer: true });
   const rounding = o.rounding ?? 'ste';
-  if (!['ste', 'cubic', 'none'].includes(rounding)) throw new ArgumentError(`differentiableTransforms: expected rounding 'ste', 'cubic' or 'none' but received ${describe(rounding)}`);
+  if (!['ste', 'cubic', 'none'].includes(rounding))
+    throw new ArgumentError(
+      `differentiableTransforms: expected rounding 'ste', 'cubic' or 'none' but received ${describe(rounding)}`,
+    );
   const chromaSubsampling = o.chromaSubsampling ?? '4:2:0';
-  if (chromaSubsampling !== '4:2:0' && chromaSubsampling !== '4:4:4') throw new ArgumentError(`differentiableTransforms: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(chromaSubsampling)}`);
+  if (chromaSubsampling !== '4:2:0' && chromaSubsampling !== '4:4:4')
+    throw new ArgumentError(
+      `differentiableTransforms: expected chromaSubsampling '4:2:0' or '4:4:4' but received ${describe(chromaSubsampling)}`,
+    );
   const resizeScale = range('resizeScale', o.resizeScale, [0.5, 0.9], { min: 0, max: 1, minExclusive: true });
   const blurSigma = range('blurSigma', o.blurSigma, [0.5, 1.5], { min: 0, minExclusive: true });
   const noiseSigma = range('noiseSigma', o.noiseSigma, [0, 4 / 255], { min: 0 });
@@ -96,14 +124,20 @@ export function differentiableTransforms(spec: 'jpeg' | 'all', o: Differentiable
   const draw = (gen: Generator): DrawnTransform => {
     // Two uniforms per draw, always: which kind, and its parameter. Drawn on the generator's own
     // device so CUDA generators work too; a fixed count keeps the stream aligned across kinds.
-    const [uKind, uParam] = scope(() => rand([2], { generator: gen, dtype: 'float64', device: gen.device }).toTypedArray()) as Float64Array;
+    const [uKind, uParam] = scope(() =>
+      rand([2], { generator: gen, dtype: 'float64', device: gen.device }).toTypedArray(),
+    ) as Float64Array;
     const kind = frozen[Math.min(frozen.length - 1, Math.floor(uKind! * frozen.length))]!;
     const lerp = ([lo, hi]: [number, number]): number => lo + (hi - lo) * uParam!;
     switch (kind) {
       case 'jpeg': {
         const q = Math.min(quality[1], quality[0] + Math.floor(uParam! * (quality[1] - quality[0] + 1)));
         const flags = [...(rounding === 'ste' ? [] : [rounding]), ...(chromaSubsampling === '4:4:4' ? ['444'] : [])];
-        return { kind, spec: ['diffjpeg', q, ...flags].join(':'), apply: (x) => diffJpeg(x, { quality: q, rounding, chromaSubsampling }) };
+        return {
+          kind,
+          spec: ['diffjpeg', q, ...flags].join(':'),
+          apply: (x) => diffJpeg(x, { quality: q, rounding, chromaSubsampling }),
+        };
       }
       case 'resize': {
         const s = lerp(resizeScale);
@@ -112,7 +146,8 @@ export function differentiableTransforms(spec: 'jpeg' | 'all', o: Differentiable
       case 'blur': {
         const sigma = lerp(blurSigma);
         return {
-          kind, spec: `blur:${short(sigma)}`,
+          kind,
+          spec: `blur:${short(sigma)}`,
           apply: (x) => {
             checkImageBatch(x, 'differentiableTransforms');
             // Reflect padding must stay inside the image: shrink the kernel on tiny images.
@@ -124,15 +159,18 @@ export function differentiableTransforms(spec: 'jpeg' | 'all', o: Differentiable
       case 'noise': {
         const sigma = lerp(noiseSigma);
         return {
-          kind, spec: `noise:gaussian:${short(sigma)}`,
-          apply: (x) => scope(() => {
-            checkImageBatch(x, 'differentiableTransforms');
-            const n = randn(x.shape, { generator: gen, dtype: x.dtype, device: gen.device });
-            return x.add(n.device === x.device ? n.mul(sigma) : n.to(x.device).mul(sigma)).clamp(0, 1);
-          }),
+          kind,
+          spec: `noise:gaussian:${short(sigma)}`,
+          apply: (x) =>
+            scope(() => {
+              checkImageBatch(x, 'differentiableTransforms');
+              const n = randn(x.shape, { generator: gen, dtype: x.dtype, device: gen.device });
+              return x.add(n.device === x.device ? n.mul(sigma) : n.to(x.device).mul(sigma)).clamp(0, 1);
+            }),
         };
       }
-      default: throw new ArgumentError(`differentiableTransforms: unknown kind ${describe(kind)}`);
+      default:
+        throw new ArgumentError(`differentiableTransforms: unknown kind ${describe(kind)}`);
     }
   };
   const sampler = ((x: Tensor, gen: Generator): Tensor => {

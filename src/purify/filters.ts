@@ -42,13 +42,21 @@ export function gaussianBlur(x: Tensor, sigma: Pair, o: GaussianBlurOptions = {}
   checkNumber('gaussianBlur', 'sigma', sy, { min: 0, minExclusive: true });
   const [kx, ky] = o.kernelSize === undefined ? [gaussianKernelSize(sx), gaussianKernelSize(sy)] : pairOf(o.kernelSize);
   for (const k of [kx, ky]) {
-    if (!Number.isSafeInteger(k) || k < 1 || k % 2 === 0) throw new ArgumentError(`gaussianBlur: expected kernelSize to be an odd positive integer but received ${k}`);
+    if (!Number.isSafeInteger(k) || k < 1 || k % 2 === 0)
+      throw new ArgumentError(`gaussianBlur: expected kernelSize to be an odd positive integer but received ${k}`);
   }
   const [, c, h, w] = x.shape as [number, number, number, number];
-  if (kx >> 1 >= w || ky >> 1 >= h) throw new ArgumentError(`gaussianBlur: a ${kx}×${ky} kernel needs reflect padding of ${kx >> 1}×${ky >> 1}, which must be smaller than the image (${w}×${h})`);
+  if (kx >> 1 >= w || ky >> 1 >= h)
+    throw new ArgumentError(
+      `gaussianBlur: a ${kx}×${ky} kernel needs reflect padding of ${kx >> 1}×${ky >> 1}, which must be smaller than the image (${w}×${h})`,
+    );
   return scope(() => {
-    const wx = tensor(gaussianKernel1d(kx, sx), [1, 1, 1, kx], { dtype: 'float64' }).to({ dtype: x.dtype, device: x.device }).expand(c, 1, 1, kx);
-    const wy = tensor(gaussianKernel1d(ky, sy), [1, 1, ky, 1], { dtype: 'float64' }).to({ dtype: x.dtype, device: x.device }).expand(c, 1, ky, 1);
+    const wx = tensor(gaussianKernel1d(kx, sx), [1, 1, 1, kx], { dtype: 'float64' })
+      .to({ dtype: x.dtype, device: x.device })
+      .expand(c, 1, 1, kx);
+    const wy = tensor(gaussianKernel1d(ky, sy), [1, 1, ky, 1], { dtype: 'float64' })
+      .to({ dtype: x.dtype, device: x.device })
+      .expand(c, 1, ky, 1);
     const padded = F.pad(x, [kx >> 1, kx >> 1, ky >> 1, ky >> 1], 'reflect');
     return F.conv2d(F.conv2d(padded, wy, null, { groups: c }), wx, null, { groups: c });
   });

@@ -35,16 +35,29 @@ export function resize(x: Tensor, size: Size, o: ResizeOptions = {}): Tensor {
   checkNumber('resize', 'width', ow, { min: 1, integer: true });
   const mode = o.mode ?? 'bilinear';
   switch (mode) {
-    case 'nearest': return F.interpolate(x, { size: [oh, ow], mode: 'nearest' });
-    case 'bilinear': case 'bicubic': return F.interpolate(x, { size: [oh, ow], mode, alignCorners: false, antialias: o.antialias ?? false });
-    case 'lanczos': return pilResize(x, [oh, ow], 'lanczos');
-    default: throw new ArgumentError(`resize: expected mode 'nearest', 'bilinear', 'bicubic' or 'lanczos' but received ${describe(mode)}`);
+    case 'nearest':
+      return F.interpolate(x, { size: [oh, ow], mode: 'nearest' });
+    case 'bilinear':
+    case 'bicubic':
+      return F.interpolate(x, { size: [oh, ow], mode, alignCorners: false, antialias: o.antialias ?? false });
+    case 'lanczos':
+      return pilResize(x, [oh, ow], 'lanczos');
+    default:
+      throw new ArgumentError(
+        `resize: expected mode 'nearest', 'bilinear', 'bicubic' or 'lanczos' but received ${describe(mode)}`,
+      );
   }
 }
 
 // PIL's resampling filters (Pillow src/libImaging/Resample.c): support and kernel.
 const PIL_FILTERS = {
-  bilinear: { support: 1, f: (x: number) => { x = Math.abs(x); return x < 1 ? 1 - x : 0; } },
+  bilinear: {
+    support: 1,
+    f: (x: number) => {
+      x = Math.abs(x);
+      return x < 1 ? 1 - x : 0;
+    },
+  },
   // Keys' cubic with a = −0.5, as Pillow.
   bicubic: {
     support: 2,
@@ -95,7 +108,11 @@ export function pilResampleMatrix(inSize: number, outSize: number, filter: keyof
 }
 
 /** Resize as Pillow's `Image.resize` (float images, no reducing_gap): separable resampling matrices. */
-export function pilResize(x: Tensor, size: readonly [number, number], filter: 'bilinear' | 'bicubic' | 'lanczos'): Tensor {
+export function pilResize(
+  x: Tensor,
+  size: readonly [number, number],
+  filter: 'bilinear' | 'bicubic' | 'lanczos',
+): Tensor {
   checkImageBatch(x, 'pilResize');
   const [h, w] = [x.shape[2]!, x.shape[3]!];
   const [oh, ow] = size;
@@ -143,7 +160,8 @@ export function rotate(x: Tensor, angle: number, o: RotateOptions = {}): Tensor 
   checkImageBatch(x, 'rotate');
   checkNumber('rotate', 'angle', angle);
   const interp = o.interpolation ?? 'bilinear';
-  if (interp !== 'bilinear' && interp !== 'nearest') throw new ArgumentError(`rotate: expected interpolation 'bilinear' or 'nearest' but received ${describe(interp)}`);
+  if (interp !== 'bilinear' && interp !== 'nearest')
+    throw new ArgumentError(`rotate: expected interpolation 'bilinear' or 'nearest' but received ${describe(interp)}`);
   const fill = o.fill === undefined ? 0 : o.fill;
   if (fill !== null) checkNumber('rotate', 'fill', fill);
   const [n, c, h, w] = x.shape as [number, number, number, number];
@@ -162,7 +180,9 @@ export function rotate(x: Tensor, angle: number, o: RotateOptions = {}): Tensor 
   }
   const mode = interp === 'bilinear' ? 0 : 1;
   return scope(() => {
-    const g = tensor(grid, [1, h, w, 2], { dtype: 'float64' }).to({ dtype: x.dtype, device: x.device }).expand(n, h, w, 2);
+    const g = tensor(grid, [1, h, w, 2], { dtype: 'float64' })
+      .to({ dtype: x.dtype, device: x.device })
+      .expand(n, h, w, 2);
     if (fill === null) return wrapResult(gridSampler(x.handle, g.handle, mode, 0, false)) as Tensor;
     // torchvision appends a ones channel, samples it with the image and blends with the fill.
     const cover = ones([n, 1, h, w], { dtype: x.dtype, device: x.device });

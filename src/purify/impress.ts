@@ -21,7 +21,11 @@ import { noGrad, scope, type Tensor } from '../torch/index.js';
 import { checkImageBatch, checkNumber } from './common.js';
 
 /** The purifier's autoencoders: the adapter's (src/models/image-autoencoder.ts). */
-export { asImageAutoencoder as asAutoencoder, reconstruct, type ImageAutoencoder } from '../models/image-autoencoder.js';
+export {
+  asImageAutoencoder as asAutoencoder,
+  reconstruct,
+  type ImageAutoencoder,
+} from '../models/image-autoencoder.js';
 
 /** Mean squared reconstruction error ‖D(E(x)) − x‖² / #pixels (a number; no gradient). */
 export function reconstructionError(model: AnyAutoencoder, x: Tensor): number {
@@ -71,9 +75,13 @@ export function impress(model: AnyAutoencoder, protectedImage: Tensor, o: Impres
   checkImageBatch(protectedImage, 'impress');
   const ae = asAutoencoder(model);
   const closeness = o.closeness ?? 'l2';
-  if (closeness !== 'ssim' && closeness !== 'l2' && closeness !== 'lpips') throw new ArgumentError(`impress: expected closeness 'ssim', 'l2' or 'lpips' but received ${describe(closeness)}`);
+  if (closeness !== 'ssim' && closeness !== 'l2' && closeness !== 'lpips')
+    throw new ArgumentError(`impress: expected closeness 'ssim', 'l2' or 'lpips' but received ${describe(closeness)}`);
   if (closeness === 'lpips' && typeof o.lpips !== 'function') {
-    throw new ImmunizeError('E_NOT_AVAILABLE', "impress: closeness 'lpips' needs LPIPS weights, which are not available offline; pass options.lpips (a differentiable distance) or use closeness 'ssim' or 'l2'");
+    throw new ImmunizeError(
+      'E_NOT_AVAILABLE',
+      "impress: closeness 'lpips' needs LPIPS weights, which are not available offline; pass options.lpips (a differentiable distance) or use closeness 'ssim' or 'l2'",
+    );
   }
   const steps = checkNumber('impress', 'steps', o.steps ?? 50, { min: 0, integer: true });
   const stepSize = checkNumber('impress', 'stepSize', o.stepSize ?? 0.002, { min: 0, minExclusive: true });
@@ -82,22 +90,31 @@ export function impress(model: AnyAutoencoder, protectedImage: Tensor, o: Impres
   const eps = checkNumber('impress', 'eps', o.eps ?? 1, { min: 0 });
   const x0 = noGrad(() => protectedImage.detach());
   try {
-    const distance = (x: Tensor): Tensor => scope(() => {
-      if (closeness === 'ssim') return ssim(x, x0, { dataRange: 1, reduction: 'mean' }).rsub(1);
-      if (closeness === 'l2') return x.sub(x0).square().mean();
-      const d = o.lpips!(x, x0);
-      return d.numel === 1 ? d.reshape([]) : d.mean();
-    });
-    const lossFn = (x: Tensor): Tensor => scope(() => {
-      const consistency = reconstruct(ae, x).sub(x).square().mean();
-      const d = distance(x);
-      return consistency.add(d.sub(margin).clamp(0, null).mul(weight));
-    });
+    const distance = (x: Tensor): Tensor =>
+      scope(() => {
+        if (closeness === 'ssim') return ssim(x, x0, { dataRange: 1, reduction: 'mean' }).rsub(1);
+        if (closeness === 'l2') return x.sub(x0).square().mean();
+        const d = o.lpips!(x, x0);
+        return d.numel === 1 ? d.reshape([]) : d.mean();
+      });
+    const lossFn = (x: Tensor): Tensor =>
+      scope(() => {
+        const consistency = reconstruct(ae, x).sub(x).square().mean();
+        const d = distance(x);
+        return consistency.add(d.sub(margin).clamp(0, null).mul(weight));
+      });
     const reconstructionBefore = reconstructionError(ae, x0);
     const r = pgd(x0, lossFn, { eps, stepSize, steps, optimizer: 'adam', norm: 'linf', onStep: o.onStep });
     const reconstructionAfter = reconstructionError(ae, r.adv);
     const dist = noGrad(() => scope(() => distance(r.adv).item()));
-    return { purified: r.adv, losses: r.losses, reconstructionBefore, reconstructionAfter, distance: dist, stepsTaken: r.stepsTaken };
+    return {
+      purified: r.adv,
+      losses: r.losses,
+      reconstructionBefore,
+      reconstructionAfter,
+      distance: dist,
+      stepsTaken: r.stepsTaken,
+    };
   } finally {
     x0.dispose();
   }

@@ -22,14 +22,20 @@ export interface NoiseOptions {
  */
 export function addNoise(x: Tensor, kind: NoiseKind, strength: number, o: NoiseOptions = {}): Tensor {
   checkImageBatch(x, 'addNoise');
-  if (kind !== 'gaussian' && kind !== 'uniform') throw new ArgumentError(`addNoise: expected kind 'gaussian' or 'uniform' but received ${describe(kind)}`);
+  if (kind !== 'gaussian' && kind !== 'uniform')
+    throw new ArgumentError(`addNoise: expected kind 'gaussian' or 'uniform' but received ${describe(kind)}`);
   checkNumber('addNoise', 'strength', strength, { min: 0 });
   if (o.seed !== undefined) checkNumber('addNoise', 'seed', o.seed, { min: 0, integer: true });
   const generator = o.generator ?? new Generator({ seed: o.seed ?? 0 });
   return scope(() => {
     // Drawn on the generator's device (CPU unless a CUDA generator is given), then moved.
     const draw = { generator, dtype: x.dtype, device: generator.device } as const;
-    const n = kind === 'gaussian' ? randn(x.shape, draw).mul(strength) : rand(x.shape, draw).mul(2 * strength).sub(strength);
+    const n =
+      kind === 'gaussian'
+        ? randn(x.shape, draw).mul(strength)
+        : rand(x.shape, draw)
+            .mul(2 * strength)
+            .sub(strength);
     return x.add(n.device === x.device ? n : n.to(x.device)).clamp(0, 1);
   });
 }

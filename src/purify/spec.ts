@@ -32,7 +32,21 @@ import { addNoise, type NoiseKind } from './noise.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import type { AutoencoderTiny } from '../models/autoencoder-tiny.js';
 
-export const PURIFICATION_NAMES = ['jpeg', 'webp', 'diffjpeg', 'blur', 'median', 'resize', 'rotate', 'hflip', 'vflip', 'crop', 'noise', 'impress', 'none'] as const;
+export const PURIFICATION_NAMES = [
+  'jpeg',
+  'webp',
+  'diffjpeg',
+  'blur',
+  'median',
+  'resize',
+  'rotate',
+  'hflip',
+  'vflip',
+  'crop',
+  'noise',
+  'impress',
+  'none',
+] as const;
 export type PurificationName = (typeof PURIFICATION_NAMES)[number];
 
 export interface ApplyOptions {
@@ -82,20 +96,44 @@ export function parseNumber(text: string): number {
   return Number.isFinite(v) ? v : NaN;
 }
 
-interface Ctx { token: string; whole: string }
+interface Ctx {
+  token: string;
+  whole: string;
+}
 
 function fail(c: Ctx, why: string): never {
   const where = c.whole === c.token ? `'${c.token}'` : `'${c.token}' in '${c.whole}'`;
   throw new PurificationSpecError(c.token, `invalid purification ${where}: ${why}`);
 }
 
-function num(c: Ctx, what: string, text: string | undefined, o: { min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean; integer?: boolean; odd?: boolean } = {}): number {
-  const range = [o.min !== undefined ? `${o.minExclusive ? '>' : '≥'} ${o.min}` : null, o.max !== undefined ? `${o.maxExclusive ? '<' : '≤'} ${o.max}` : null].filter(Boolean).join(' and ');
+function num(
+  c: Ctx,
+  what: string,
+  text: string | undefined,
+  o: {
+    min?: number;
+    max?: number;
+    minExclusive?: boolean;
+    maxExclusive?: boolean;
+    integer?: boolean;
+    odd?: boolean;
+  } = {},
+): number {
+  const range = [
+    o.min !== undefined ? `${o.minExclusive ? '>' : '≥'} ${o.min}` : null,
+    o.max !== undefined ? `${o.maxExclusive ? '<' : '≤'} ${o.max}` : null,
+  ]
+    .filter(Boolean)
+    .join(' and ');
   const expect = `${o.odd ? 'an odd integer' : o.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}`;
   if (text === undefined || text === '') fail(c, `${what} is missing (expected ${expect})`);
   const v = parseNumber(text);
-  const ok = !Number.isNaN(v) && (!o.integer || Number.isInteger(v)) && (!o.odd || Math.abs(v % 2) === 1)
-    && (o.min === undefined || (o.minExclusive ? v > o.min : v >= o.min)) && (o.max === undefined || (o.maxExclusive ? v < o.max : v <= o.max));
+  const ok =
+    !Number.isNaN(v) &&
+    (!o.integer || Number.isInteger(v)) &&
+    (!o.odd || Math.abs(v % 2) === 1) &&
+    (o.min === undefined || (o.minExclusive ? v > o.min : v >= o.min)) &&
+    (o.max === undefined || (o.maxExclusive ? v < o.max : v <= o.max));
   if (!ok) fail(c, `${what} must be ${expect} but received '${text}'`);
   return v;
 }
@@ -109,15 +147,29 @@ function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
   }
   return d[a.length]![b.length]!;
 }
 
 type Parsed = Omit<PurificationStep, 'name'>;
 
-function step(spec: string, params: Record<string, number | string>, run: PurificationStep['run'], o: { differentiable?: boolean; stochastic?: boolean; async?: boolean; needsAutoencoder?: boolean } = {}): Parsed {
-  return { spec, params, run, differentiable: o.differentiable ?? true, stochastic: o.stochastic ?? false, async: o.async ?? false, needsAutoencoder: o.needsAutoencoder ?? false };
+function step(
+  spec: string,
+  params: Record<string, number | string>,
+  run: PurificationStep['run'],
+  o: { differentiable?: boolean; stochastic?: boolean; async?: boolean; needsAutoencoder?: boolean } = {},
+): Parsed {
+  return {
+    spec,
+    params,
+    run,
+    differentiable: o.differentiable ?? true,
+    stochastic: o.stochastic ?? false,
+    async: o.async ?? false,
+    needsAutoencoder: o.needsAutoencoder ?? false,
+  };
 }
 
 /** Chroma and encoder flags of jpeg/diffjpeg, in any order. */
@@ -138,10 +190,19 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
     const steps = a[0] === undefined ? 50 : num(c, 'steps', a[0], { min: 1, max: 10000, integer: true });
     const f = flags(c, a.slice(1), { l2: 'closeness', ssim: 'closeness' }, usage);
     const closeness = (f.get('closeness') ?? 'l2') as 'l2' | 'ssim';
-    return step(closeness === 'l2' ? `impress:${steps}` : `impress:${steps}:ssim`, { steps, closeness }, (x, o) => {
-      if (o?.autoencoder === undefined) throw new ImmunizeError('E_PURIFY_MODEL', `'impress' purifies against an autoencoder: pass ApplyOptions.autoencoder (on the command line: --model ID|PATH)`);
-      return impress(o.autoencoder, x, { steps, closeness }).purified;
-    }, { differentiable: false, needsAutoencoder: true });
+    return step(
+      closeness === 'l2' ? `impress:${steps}` : `impress:${steps}:ssim`,
+      { steps, closeness },
+      (x, o) => {
+        if (o?.autoencoder === undefined)
+          throw new ImmunizeError(
+            'E_PURIFY_MODEL',
+            `'impress' purifies against an autoencoder: pass ApplyOptions.autoencoder (on the command line: --model ID|PATH)`,
+          );
+        return impress(o.autoencoder, x, { steps, closeness }).purified;
+      },
+      { differentiable: false, needsAutoencoder: true },
+    );
   },
   none: (c, a) => {
     noMore(c, a, 0, 'none');
@@ -153,8 +214,18 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
     const f = flags(c, a.slice(1), { mozjpeg: 'encoder', turbo: 'encoder', 420: 'chroma', 444: 'chroma' }, usage);
     const encoder: JpegEncoder = f.get('encoder') === 'mozjpeg' ? 'mozjpeg' : 'libjpeg-turbo';
     const chromaSubsampling: ChromaSubsampling = f.get('chroma') === '444' ? '4:4:4' : '4:2:0';
-    const spec = ['jpeg', quality, ...(encoder === 'mozjpeg' ? ['mozjpeg'] : []), ...(chromaSubsampling === '4:4:4' ? ['444'] : [])].join(':');
-    return step(spec, { quality, encoder, chromaSubsampling }, (x) => jpeg(x, { quality, encoder, chromaSubsampling }), { differentiable: false, async: true });
+    const spec = [
+      'jpeg',
+      quality,
+      ...(encoder === 'mozjpeg' ? ['mozjpeg'] : []),
+      ...(chromaSubsampling === '4:4:4' ? ['444'] : []),
+    ].join(':');
+    return step(
+      spec,
+      { quality, encoder, chromaSubsampling },
+      (x) => jpeg(x, { quality, encoder, chromaSubsampling }),
+      { differentiable: false, async: true },
+    );
   },
   webp: (c, a) => {
     const quality = num(c, 'quality', a[0], { min: 1, max: 100, integer: true });
@@ -167,15 +238,25 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
     const f = flags(c, a.slice(1), { ste: 'rounding', cubic: 'rounding', 420: 'chroma', 444: 'chroma' }, usage);
     const rounding = (f.get('rounding') ?? 'ste') as DiffRounding;
     const chromaSubsampling = f.get('chroma') === '444' ? '4:4:4' : '4:2:0';
-    const spec = ['diffjpeg', quality, ...(rounding === 'cubic' ? ['cubic'] : []), ...(chromaSubsampling === '4:4:4' ? ['444'] : [])].join(':');
-    return step(spec, { quality, rounding, chromaSubsampling }, (x) => diffJpeg(x, { quality, rounding, chromaSubsampling }));
+    const spec = [
+      'diffjpeg',
+      quality,
+      ...(rounding === 'cubic' ? ['cubic'] : []),
+      ...(chromaSubsampling === '4:4:4' ? ['444'] : []),
+    ].join(':');
+    return step(spec, { quality, rounding, chromaSubsampling }, (x) =>
+      diffJpeg(x, { quality, rounding, chromaSubsampling }),
+    );
   },
   blur: (c, a) => {
     const sigma = num(c, 'sigma', a[0], { min: 0, minExclusive: true });
     const k = a[1] === undefined ? undefined : num(c, 'kernel size', a[1], { min: 1, odd: true });
     noMore(c, a, 2, 'blur:<sigma>[:<odd kernel size>]');
-    return step(k === undefined ? `blur:${sigma}` : `blur:${sigma}:${k}`, { sigma, ...(k === undefined ? {} : { kernelSize: k }) },
-      (x) => gaussianBlur(x, sigma, k === undefined ? {} : { kernelSize: k }));
+    return step(
+      k === undefined ? `blur:${sigma}` : `blur:${sigma}:${k}`,
+      { sigma, ...(k === undefined ? {} : { kernelSize: k }) },
+      (x) => gaussianBlur(x, sigma, k === undefined ? {} : { kernelSize: k }),
+    );
   },
   median: (c, a) => {
     const size = num(c, 'size', a[0], { min: 1, integer: true });
@@ -185,7 +266,8 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
   resize: (c, a) => {
     const scale = num(c, 'scale', a[0], { min: 0, max: 1, minExclusive: true });
     const mode = a[1] ?? 'bicubic';
-    if (mode !== 'bilinear' && mode !== 'bicubic' && mode !== 'lanczos') fail(c, `resampling must be 'bilinear', 'bicubic' or 'lanczos' but received '${mode}'`);
+    if (mode !== 'bilinear' && mode !== 'bicubic' && mode !== 'lanczos')
+      fail(c, `resampling must be 'bilinear', 'bicubic' or 'lanczos' but received '${mode}'`);
     noMore(c, a, 2, 'resize:<scale in (0, 1]>[:bilinear|bicubic|lanczos]');
     return step(`resize:${scale}:${mode}`, { scale, mode }, (x) => resizeDownUp(x, scale, mode));
   },
@@ -210,12 +292,22 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
   noise: (c, a) => {
     const usage = 'noise:gaussian:<sigma>[:<seed>] or noise:uniform:<amplitude>[:<seed>]';
     const kind = a[0];
-    if (kind !== 'gaussian' && kind !== 'uniform') fail(c, kind === undefined ? `the noise kind is missing (usage: ${usage})` : `noise kind must be 'gaussian' or 'uniform' but received '${kind}' (usage: ${usage})`);
+    if (kind !== 'gaussian' && kind !== 'uniform')
+      fail(
+        c,
+        kind === undefined
+          ? `the noise kind is missing (usage: ${usage})`
+          : `noise kind must be 'gaussian' or 'uniform' but received '${kind}' (usage: ${usage})`,
+      );
     const strength = num(c, kind === 'gaussian' ? 'sigma' : 'amplitude', a[1], { min: 0 });
     const seed = a[2] === undefined ? 0 : num(c, 'seed', a[2], { min: 0, integer: true });
     noMore(c, a, 3, usage);
-    return step(`noise:${kind}:${strength}:${seed}`, { kind, strength, seed },
-      (x, o) => addNoise(x, kind as NoiseKind, strength, o?.generator ? { generator: o.generator } : { seed }), { stochastic: true });
+    return step(
+      `noise:${kind}:${strength}:${seed}`,
+      { kind, strength, seed },
+      (x, o) => addNoise(x, kind as NoiseKind, strength, o?.generator ? { generator: o.generator } : { seed }),
+      { stochastic: true },
+    );
   },
 };
 
@@ -229,16 +321,24 @@ export function parsePurificationStep(token: string, whole = token): Purificatio
   const parser = Object.hasOwn(PARSERS, name) ? PARSERS[name as PurificationName] : undefined; // not 'constructor' & co.
   if (parser === undefined) {
     const near = PURIFICATION_NAMES.filter((n) => distance(n, name) <= 2);
-    fail(c, `unknown purification '${rawName}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; expected one of ${PURIFICATION_NAMES.join(', ')}`);
+    fail(
+      c,
+      `unknown purification '${rawName}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; expected one of ${PURIFICATION_NAMES.join(', ')}`,
+    );
   }
   return { name: name as PurificationName, ...parser(c, args) };
 }
 
 /** Parses a chain ('jpeg:75+blur:1') into a Purification. */
 export function parsePurification(spec: string): Purification {
-  if (typeof spec !== 'string') throw new PurificationSpecError(String(spec), `invalid purification: expected a spec string such as 'jpeg:75+blur:1' but received ${spec === null ? 'null' : typeof spec}`);
+  if (typeof spec !== 'string')
+    throw new PurificationSpecError(
+      String(spec),
+      `invalid purification: expected a spec string such as 'jpeg:75+blur:1' but received ${spec === null ? 'null' : typeof spec}`,
+    );
   const whole = spec.trim();
-  if (whole === '') throw new PurificationSpecError('', "invalid purification '': empty spec (try 'jpeg:75', 'blur:1.5' or 'none')");
+  if (whole === '')
+    throw new PurificationSpecError('', "invalid purification '': empty spec (try 'jpeg:75', 'blur:1.5' or 'none')");
   return chain(whole.split('+').map((tok) => parsePurificationStep(tok, whole)));
 }
 
@@ -270,7 +370,10 @@ export function chain(steps: readonly PurificationStep[]): Purification {
     applySync(x: Tensor, o: ApplyOptions = {}): Tensor {
       checkImageBatch(x, 'purify');
       if (asyncStep !== undefined) {
-        throw new ImmunizeError('E_PURIFY_ASYNC', `'${asyncStep.spec}' runs asynchronously (a real codec through sharp) and is not differentiable: use apply(), or 'diffjpeg:${asyncStep.params['quality']}' for a differentiable stand-in`);
+        throw new ImmunizeError(
+          'E_PURIFY_ASYNC',
+          `'${asyncStep.spec}' runs asynchronously (a real codec through sharp) and is not differentiable: use apply(), or 'diffjpeg:${asyncStep.params['quality']}' for a differentiable stand-in`,
+        );
       }
       return scope(() => steps.reduce<Tensor>((cur, s) => s.run(cur, o) as Tensor, x).alias());
     },
@@ -288,11 +391,18 @@ export async function purify(x: Tensor, spec: string | Purification, o: ApplyOpt
  * Every result is parsed, so a bad value fails here, naming itself. At most 1,000 combinations.
  */
 export function expandPurificationSweep(spec: string): string[] {
-  if (typeof spec !== 'string' || spec.trim() === '') throw new PurificationSpecError(String(spec), "invalid purification sweep: expected a spec such as 'jpeg:95,85,75' but received an empty value");
+  if (typeof spec !== 'string' || spec.trim() === '')
+    throw new PurificationSpecError(
+      String(spec),
+      "invalid purification sweep: expected a spec such as 'jpeg:95,85,75' but received an empty value",
+    );
   const whole = spec.trim();
   let combos: string[][] = [[]];
   for (const tok of whole.split('+')) {
-    const parts = tok.trim().split(':').map((p) => p.trim());
+    const parts = tok
+      .trim()
+      .split(':')
+      .map((p) => p.trim());
     let alts: string[][] = [[]];
     for (const p of parts) {
       const options = p.split(',').map((o) => o.trim());
@@ -300,7 +410,8 @@ export function expandPurificationSweep(spec: string): string[] {
       alts = alts.flatMap((a) => options.map((o) => [...a, o]));
     }
     combos = combos.flatMap((c) => alts.map((a) => [...c, a.join(':')]));
-    if (combos.length > 1000) throw new PurificationSpecError(whole, `invalid purification sweep '${whole}': more than 1000 combinations`);
+    if (combos.length > 1000)
+      throw new PurificationSpecError(whole, `invalid purification sweep '${whole}': more than 1000 combinations`);
   }
   return combos.map((c) => parsePurification(c.join('+')).spec);
 }

@@ -12,8 +12,18 @@ import { Generator, noGrad, scope, type Tensor } from '../torch/index.js';
 
 /** The default suite of `immunize protect --check`: the JPEG note's qualities and the transforms it found harmless. */
 export const DEFAULT_CHECK_SUITE: readonly string[] = [
-  'jpeg:95', 'jpeg:85', 'jpeg:75', 'jpeg:65', 'jpeg:50', 'webp:80',
-  'blur:1', 'median:3', 'resize:0.5', 'rotate:5', 'hflip', 'noise:gaussian:0.02',
+  'jpeg:95',
+  'jpeg:85',
+  'jpeg:75',
+  'jpeg:65',
+  'jpeg:50',
+  'webp:80',
+  'blur:1',
+  'median:3',
+  'resize:0.5',
+  'rotate:5',
+  'hflip',
+  'noise:gaussian:0.02',
 ];
 
 export type Verdict = 'holds' | 'weakened' | 'removed';
@@ -90,10 +100,17 @@ export async function checkProtection(
 
 /** A plain-text table for the terminal. */
 export function formatCheck(c: ProtectionCheck): string {
-  const lines = [`protection check (${c.model}; reconstruction PSNR, lower = better protected)`, `  ${'purification'.padEnd(22)} ${'clean'.padStart(7)} ${'immun.'.padStart(7)} ${'gap'.padStart(6)}  left`];
-  lines.push(`  ${'none'.padEnd(22)} ${c.none.cleanPsnr.toFixed(2).padStart(7)} ${c.none.immunizedPsnr.toFixed(2).padStart(7)} ${c.none.gapDb.toFixed(2).padStart(6)}  100%`);
+  const lines = [
+    `protection check (${c.model}; reconstruction PSNR, lower = better protected)`,
+    `  ${'purification'.padEnd(22)} ${'clean'.padStart(7)} ${'immun.'.padStart(7)} ${'gap'.padStart(6)}  left`,
+  ];
+  lines.push(
+    `  ${'none'.padEnd(22)} ${c.none.cleanPsnr.toFixed(2).padStart(7)} ${c.none.immunizedPsnr.toFixed(2).padStart(7)} ${c.none.gapDb.toFixed(2).padStart(6)}  100%`,
+  );
   for (const r of c.rows) {
-    lines.push(`  ${r.purification.padEnd(22)} ${r.cleanPsnr.toFixed(2).padStart(7)} ${r.immunizedPsnr.toFixed(2).padStart(7)} ${r.gapDb.toFixed(2).padStart(6)}  ${`${Math.round(100 * r.remaining)}%`.padStart(4)} ${r.verdict}`);
+    lines.push(
+      `  ${r.purification.padEnd(22)} ${r.cleanPsnr.toFixed(2).padStart(7)} ${r.immunizedPsnr.toFixed(2).padStart(7)} ${r.gapDb.toFixed(2).padStart(6)}  ${`${Math.round(100 * r.remaining)}%`.padStart(4)} ${r.verdict}`,
+    );
   }
   return lines.join('\n');
 }

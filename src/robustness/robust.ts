@@ -17,5 +17,9 @@ export type RobustKind = 'jpeg' | 'all';
 export const ROBUST_SETTINGS = { rounding: 'cubic', includeIdentity: false } as const;
 
 export function robustEot(kind: RobustKind, samples = 1): EotOptions {
-  return { transform: differentiableTransforms(kind, { rounding: ROBUST_SETTINGS.rounding }), samples, includeIdentity: ROBUST_SETTINGS.includeIdentity };
+  return {
+    transform: differentiableTransforms(kind, { rounding: ROBUST_SETTINGS.rounding }),
+    samples,
+    includeIdentity: ROBUST_SETTINGS.includeIdentity,
+  };
 }

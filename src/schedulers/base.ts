@@ -4,7 +4,14 @@
  */
 import { ArgumentError, describe } from '../errors.js';
 import { cat, isTensor, keep, randn, scope, tensor, type Generator, type Tensor } from '../torch/index.js';
-import { checkInferenceSteps, checkStrength, ConfigReader, mergeConfig, SchedulerStateError, type RawConfig } from './config.js';
+import {
+  checkInferenceSteps,
+  checkStrength,
+  ConfigReader,
+  mergeConfig,
+  SchedulerStateError,
+  type RawConfig,
+} from './config.js';
 import { computeAlphasCumprod, computeBetas, f32, npInterpUnitGrid, sqrt32, type BetaSpec } from './numerics.js';
 import type { Img2ImgTimesteps, Scheduler, SchedulerClassName, StepOptions, StepOutput } from './types.js';
 
@@ -37,8 +44,12 @@ export abstract class SchedulerBase implements Scheduler {
     this.alphasCumprod = computeAlphasCumprod(this.betas);
   }
 
-  get numInferenceSteps(): number | null { return this.#numInferenceSteps; }
-  get timesteps(): readonly number[] { return this.#timesteps; }
+  get numInferenceSteps(): number | null {
+    return this.#numInferenceSteps;
+  }
+  get timesteps(): readonly number[] {
+    return this.#timesteps;
+  }
 
   setTimesteps(numInferenceSteps: number): void {
     const n = checkInferenceSteps(numInferenceSteps, this.numTrainTimesteps);
@@ -55,7 +66,10 @@ export abstract class SchedulerBase implements Scheduler {
 
   timestepsTensor(): Tensor {
     return this.timestepsDtype === 'int64'
-      ? tensor(BigInt64Array.from(this.#timesteps, (t) => BigInt(t)), [this.#timesteps.length])
+      ? tensor(
+          BigInt64Array.from(this.#timesteps, (t) => BigInt(t)),
+          [this.#timesteps.length],
+        )
       : tensor(Float64Array.from(this.#timesteps), [this.#timesteps.length]);
   }
 
@@ -72,32 +86,49 @@ export abstract class SchedulerBase implements Scheduler {
     return { strength: s, initTimestep, tStart, timesteps, latentTimestep: timesteps[0] ?? null, numSteps: n - tStart };
   }
 
-  dispose(): void { this.resetState(); }
-  [Symbol.dispose](): void { this.dispose(); }
+  dispose(): void {
+    this.resetState();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 
   /** Number of inference steps; a clear error if setTimesteps() has not been called. */
   protected requireTimesteps(what: string): number {
     if (this.#numInferenceSteps === null) {
-      throw new SchedulerStateError(`${this.className}.${what} needs the inference timesteps: call setTimesteps(numInferenceSteps) first`);
+      throw new SchedulerStateError(
+        `${this.className}.${what} needs the inference timesteps: call setTimesteps(numInferenceSteps) first`,
+      );
     }
     return this.#numInferenceSteps;
   }
 
   /** Validates step() arguments shared by every class; returns the timestep as a number. */
-  protected checkStep(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions, takes: readonly (keyof StepOptions)[]): number {
+  protected checkStep(
+    modelOutput: Tensor,
+    timestep: number | Tensor,
+    sample: Tensor,
+    options: StepOptions,
+    takes: readonly (keyof StepOptions)[],
+  ): number {
     this.requireTimesteps('step()');
-    if (!isTensor(modelOutput) || !isTensor(sample)) throw new ArgumentError(`${this.className}.step(): expected tensors for modelOutput and sample`);
+    if (!isTensor(modelOutput) || !isTensor(sample))
+      throw new ArgumentError(`${this.className}.step(): expected tensors for modelOutput and sample`);
     const a = modelOutput.shape;
     const b = sample.shape;
     if (a.length !== b.length || a.some((d, i) => d !== b[i])) {
-      throw new ArgumentError(`${this.className}.step(): modelOutput has shape [${a.join(', ')}] but sample has shape [${b.join(', ')}]`);
+      throw new ArgumentError(
+        `${this.className}.step(): modelOutput has shape [${a.join(', ')}] but sample has shape [${b.join(', ')}]`,
+      );
     }
     for (const k of Object.keys(options) as (keyof StepOptions)[]) {
       if (options[k] === undefined || takes.includes(k)) continue;
       // eta and generator are ignored where a class has no use for them, as diffusers' pipelines
       // pass them only to a step() that takes them (prepare_extra_step_kwargs).
       if (k === 'eta' || k === 'generator') continue;
-      throw new ArgumentError(`${this.className}.step(): option '${k}' is not one this scheduler takes (it takes ${takes.length ? takes.join(', ') : 'no options'})`);
+      throw new ArgumentError(
+        `${this.className}.step(): option '${k}' is not one this scheduler takes (it takes ${takes.length ? takes.join(', ') : 'no options'})`,
+      );
     }
     return toTimestep(timestep, this.className);
   }
@@ -105,7 +136,9 @@ export abstract class SchedulerBase implements Scheduler {
   /** ᾱ at an integer timestep, with a clear error outside [0, T). */
   protected alphaAt(t: number): number {
     if (!Number.isInteger(t) || t < 0 || t >= this.numTrainTimesteps) {
-      throw new ArgumentError(`${this.className}: timestep ${t} is outside the training range [0, ${this.numTrainTimesteps - 1}]`);
+      throw new ArgumentError(
+        `${this.className}: timestep ${t} is outside the training range [0, ${this.numTrainTimesteps - 1}]`,
+      );
     }
     return this.alphasCumprod[t]!;
   }
@@ -113,7 +146,8 @@ export abstract class SchedulerBase implements Scheduler {
 
 export function toTimestep(t: number | Tensor, who: string): number {
   const v = isTensor(t) ? t.item() : t;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ArgumentError(`${who}: expected a timestep number but received ${describe(t)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new ArgumentError(`${who}: expected a timestep number but received ${describe(t)}`);
   return v;
 }
 
@@ -148,7 +182,13 @@ export abstract class AlphaScheduler extends SchedulerBase {
    * x̂0 for x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε from each prediction type, in 0.14's float32 order;
    * `a` = √ᾱ_t, `s` = √(1−ᾱ_t).
    */
-  protected predictX0(modelOutput: Tensor, sample: Tensor, a: number, s: number, predictionType: AlphaPredictionType): Tensor {
+  protected predictX0(
+    modelOutput: Tensor,
+    sample: Tensor,
+    a: number,
+    s: number,
+    predictionType: AlphaPredictionType,
+  ): Tensor {
     switch (predictionType) {
       case 'epsilon':
         return scope(() => sample.sub(modelOutput.mul(s)).div(a));
@@ -169,8 +209,14 @@ export abstract class AlphaScheduler extends SchedulerBase {
   addNoise(originalSamples: Tensor, noise: Tensor, timesteps: number | readonly number[] | Tensor): Tensor {
     const acp = timestepList(timesteps, this.className).map((t) => this.alphaAt(t));
     return scope(() => {
-      const a = perBatch(acp.map((v) => sqrt32(v)), originalSamples);
-      const b = perBatch(acp.map((v) => sqrt32(f32(1 - v))), originalSamples);
+      const a = perBatch(
+        acp.map((v) => sqrt32(v)),
+        originalSamples,
+      );
+      const b = perBatch(
+        acp.map((v) => sqrt32(f32(1 - v))),
+        originalSamples,
+      );
       return originalSamples.mul(a).add(noise.mul(b));
     });
   }
@@ -196,7 +242,9 @@ export abstract class SigmaScheduler extends SchedulerBase {
   }
 
   /** The inference sigmas, N + 1 of them (the last is 0). Empty until setTimesteps(). */
-  get sigmas(): Float32Array { return this.#sigmas; }
+  get sigmas(): Float32Array {
+    return this.#sigmas;
+  }
 
   protected computeTimesteps(n: number): number[] {
     const T = this.numTrainTimesteps;
@@ -208,17 +256,24 @@ export abstract class SigmaScheduler extends SchedulerBase {
   /** σ at each timestep and a trailing 0, float32. */
   protected computeSigmas(timesteps: number[]): Float32Array {
     const out = new Float32Array(timesteps.length + 1);
-    timesteps.forEach((t, i) => { out[i] = npInterpUnitGrid(t, this.trainSigmas); });
+    timesteps.forEach((t, i) => {
+      out[i] = npInterpUnitGrid(t, this.trainSigmas);
+    });
     return out;
   }
 
-  protected setSigmas(s: Float32Array): void { this.#sigmas = s; }
+  protected setSigmas(s: Float32Array): void {
+    this.#sigmas = s;
+  }
 
   /** The position of t in the timesteps ((timesteps == t).nonzero().item() in diffusers). */
   protected stepIndex(t: number, what: string): number {
     this.requireTimesteps(what);
     const i = this.timesteps.indexOf(t);
-    if (i < 0) throw new ArgumentError(`${this.className}.${what}: timestep ${t} is not one of this scheduler's timesteps (pass values taken from .timesteps)`);
+    if (i < 0)
+      throw new ArgumentError(
+        `${this.className}.${what}: timestep ${t} is not one of this scheduler's timesteps (pass values taken from .timesteps)`,
+      );
     return i;
   }
 
@@ -303,8 +358,14 @@ export function drawNoise(like: Tensor, generator: Generator | readonly Generato
   if (!Array.isArray(generator)) return draw(generator as Generator, like.shape);
   const gens = generator as readonly Generator[];
   const shape = like.shape;
-  if (gens.length !== shape[0]) throw new ArgumentError(`expected one generator per batch element (${shape[0]}) but received ${gens.length}`);
-  return scope(() => cat(gens.map((g) => draw(g, [1, ...shape.slice(1)])), 0));
+  if (gens.length !== shape[0])
+    throw new ArgumentError(`expected one generator per batch element (${shape[0]}) but received ${gens.length}`);
+  return scope(() =>
+    cat(
+      gens.map((g) => draw(g, [1, ...shape.slice(1)])),
+      0,
+    ),
+  );
 }
 
 /** The noise for a step: the replayed one (checked) or a fresh draw. */
@@ -312,7 +373,9 @@ export function stepNoise(like: Tensor, options: StepOptions, who: string): Tens
   if (options.noise !== undefined) {
     const n = options.noise;
     if (!isTensor(n) || n.shape.join() !== like.shape.join()) {
-      throw new ArgumentError(`${who}.step(): expected option noise to be a tensor of shape [${like.shape.join(', ')}] but received ${isTensor(n) ? `shape [${n.shape.join(', ')}]` : describe(n)}`);
+      throw new ArgumentError(
+        `${who}.step(): expected option noise to be a tensor of shape [${like.shape.join(', ')}] but received ${isTensor(n) ? `shape [${n.shape.join(', ')}]` : describe(n)}`,
+      );
     }
     return n.alias();
   }

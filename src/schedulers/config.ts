@@ -38,10 +38,16 @@ export function mergeConfig(className: string, defaults: RawConfig, given: RawCo
 
 /** Typed, validated reads from a merged config. */
 export class ConfigReader {
-  constructor(readonly className: string, readonly cfg: RawConfig) {}
+  constructor(
+    readonly className: string,
+    readonly cfg: RawConfig,
+  ) {}
 
   #fail(key: string, expected: string): never {
-    throw new SchedulerConfigError(`${this.className} config: expected ${key} to be ${expected} but received ${describeValue(this.cfg[key])}`, key);
+    throw new SchedulerConfigError(
+      `${this.className} config: expected ${key} to be ${expected} but received ${describeValue(this.cfg[key])}`,
+      key,
+    );
   }
 
   int(key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -68,7 +74,8 @@ export class ConfigReader {
 
   oneOf<T extends string>(key: string, allowed: readonly T[]): T {
     const v = this.cfg[key];
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.#fail(key, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
+      this.#fail(key, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
     return v as T;
   }
 
@@ -83,10 +90,12 @@ export class ConfigReader {
       if (!Array.isArray(tb) || tb.length === 0 || !tb.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
         this.#fail('trained_betas', 'null or an array of numbers in [0, 1)');
       }
-      if (tb.length !== numTrainTimesteps) this.#fail('trained_betas', `null or an array of num_train_timesteps (${numTrainTimesteps}) numbers`);
+      if (tb.length !== numTrainTimesteps)
+        this.#fail('trained_betas', `null or an array of num_train_timesteps (${numTrainTimesteps}) numbers`);
       trainedBetas = tb as number[];
     }
-    const betaSchedule = trainedBetas === null ? this.oneOf('beta_schedule', schedules) : (this.cfg['beta_schedule'] as BetaSchedule);
+    const betaSchedule =
+      trainedBetas === null ? this.oneOf('beta_schedule', schedules) : (this.cfg['beta_schedule'] as BetaSchedule);
     return { numTrainTimesteps, betaStart, betaEnd, betaSchedule, trainedBetas };
   }
 }
@@ -99,7 +108,9 @@ function describeValue(v: unknown): string {
 /** Checks a number of inference steps: an integer in [1, numTrainTimesteps]. */
 export function checkInferenceSteps(n: unknown, numTrainTimesteps: number): number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > numTrainTimesteps) {
-    throw new ArgumentError(`Expected num_inference_steps to be an integer in [1, ${numTrainTimesteps}] (num_train_timesteps) but received ${describe(n)}`);
+    throw new ArgumentError(
+      `Expected num_inference_steps to be an integer in [1, ${numTrainTimesteps}] (num_train_timesteps) but received ${describe(n)}`,
+    );
   }
   return n;
 }

@@ -12,8 +12,15 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** DDIMScheduler.__init__ defaults (diffusers 0.14). */
 export const DDIM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
-  clip_sample: true, set_alpha_to_one: true, steps_offset: 0, prediction_type: 'epsilon',
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  clip_sample: true,
+  set_alpha_to_one: true,
+  steps_offset: 0,
+  prediction_type: 'epsilon',
 });
 
 export class DDIMScheduler extends OffsetAlphaScheduler {
@@ -33,9 +40,15 @@ export class DDIMScheduler extends OffsetAlphaScheduler {
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
-    const t = this.checkStep(modelOutput, timestep, sample, options, ['eta', 'generator', 'noise', 'useClippedModelOutput']);
+    const t = this.checkStep(modelOutput, timestep, sample, options, [
+      'eta',
+      'generator',
+      'noise',
+      'useClippedModelOutput',
+    ]);
     const eta = options.eta ?? 0;
-    if (typeof eta !== 'number' || !Number.isFinite(eta) || eta < 0) throw new ArgumentError(`DDIMScheduler.step(): expected eta to be a number ≥ 0 but received ${describe(eta)}`);
+    if (typeof eta !== 'number' || !Number.isFinite(eta) || eta < 0)
+      throw new ArgumentError(`DDIMScheduler.step(): expected eta to be a number ≥ 0 but received ${describe(eta)}`);
     const prevT = t - this.stepRatio();
     const at = this.alphaAt(t);
     const ap = this.alphaPrev(prevT);

@@ -12,8 +12,15 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** DDPMScheduler.__init__ defaults (diffusers 0.14). */
 export const DDPM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
-  variance_type: 'fixed_small', clip_sample: true, prediction_type: 'epsilon', clip_sample_range: 1.0,
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  variance_type: 'fixed_small',
+  clip_sample: true,
+  prediction_type: 'epsilon',
+  clip_sample_range: 1.0,
 });
 
 /** 'learned' and 'learned_range' need a model that predicts its variance (2× channels), which SD's UNet does not. */
@@ -42,7 +49,8 @@ export class DDPMScheduler extends AlphaScheduler {
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
     const t = this.checkStep(modelOutput, timestep, sample, options, ['generator', 'noise']);
-    if (!Number.isInteger(t)) throw new ArgumentError(`DDPMScheduler.step(): expected an integer timestep but received ${t}`);
+    if (!Number.isInteger(t))
+      throw new ArgumentError(`DDPMScheduler.step(): expected an integer timestep but received ${t}`);
     const prevT = t - this.stepRatio();
     const at = this.alphaAt(t);
     const ap = prevT >= 0 ? this.alphaAt(prevT) : 1;
@@ -67,9 +75,12 @@ export class DDPMScheduler extends AlphaScheduler {
     const curBeta = f32(1 - f32(at / ap));
     const posterior = f32(f32(f32(1 - ap) / f32(1 - at)) * curBeta); // β̃_t
     switch (this.varianceType) {
-      case 'fixed_small': return sqrt32(Math.max(posterior, f32(1e-20)));
-      case 'fixed_small_log': return exp32(f32(0.5 * log32(Math.max(posterior, f32(1e-20)))));
-      case 'fixed_large': return sqrt32(curBeta);
+      case 'fixed_small':
+        return sqrt32(Math.max(posterior, f32(1e-20)));
+      case 'fixed_small_log':
+        return exp32(f32(0.5 * log32(Math.max(posterior, f32(1e-20)))));
+      case 'fixed_large':
+        return sqrt32(curBeta);
     }
   }
 }

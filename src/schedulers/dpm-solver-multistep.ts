@@ -14,9 +14,19 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** DPMSolverMultistepScheduler.__init__ defaults (diffusers 0.14). */
 export const DPM_SOLVER_MULTISTEP_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
-  solver_order: 2, prediction_type: 'epsilon', thresholding: false, dynamic_thresholding_ratio: 0.995,
-  sample_max_value: 1.0, algorithm_type: 'dpmsolver++', solver_type: 'midpoint', lower_order_final: true,
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  solver_order: 2,
+  prediction_type: 'epsilon',
+  thresholding: false,
+  dynamic_thresholding_ratio: 0.995,
+  sample_max_value: 1.0,
+  algorithm_type: 'dpmsolver++',
+  solver_type: 'midpoint',
+  lower_order_final: true,
 });
 
 export class DPMSolverMultistepScheduler extends AlphaScheduler {
@@ -59,7 +69,10 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
   }
 
   protected computeTimesteps(n: number): number[] {
-    return npLinspace(0, this.numTrainTimesteps - 1, n + 1).map(npRound).reverse().slice(0, -1);
+    return npLinspace(0, this.numTrainTimesteps - 1, n + 1)
+      .map(npRound)
+      .reverse()
+      .slice(0, -1);
   }
 
   protected override resetState(): void {
@@ -72,7 +85,10 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
     const t = this.checkStep(modelOutput, timestep, sample, options, []);
     const ts = this.timesteps;
     const i = ts.indexOf(t);
-    if (i < 0) throw new ArgumentError(`DPMSolverMultistepScheduler.step(): timestep ${t} is not one of this scheduler's timesteps (pass values taken from .timesteps)`);
+    if (i < 0)
+      throw new ArgumentError(
+        `DPMSolverMultistepScheduler.step(): timestep ${t} is not one of this scheduler's timesteps (pass values taken from .timesteps)`,
+      );
     const last = ts.length - 1;
     const prevT = i === last ? 0 : ts[i + 1]!;
     const lowerFinal = i === last && this.lowerOrderFinal && ts.length < 15;
@@ -92,7 +108,9 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
         prev = this.#thirdOrder(outs, [ts[i - 2]!, ts[i - 1]!, t], prevT, sample);
       }
       if (this.#lowerOrderNums < this.solverOrder) this.#lowerOrderNums++;
-      return this.algorithmType === 'dpmsolver++' ? { prevSample: prev, predOriginalSample: converted } : { prevSample: prev };
+      return this.algorithmType === 'dpmsolver++'
+        ? { prevSample: prev, predOriginalSample: converted }
+        : { prevSample: prev };
     });
   }
 
@@ -117,7 +135,9 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
     const x = orig === 'float32' || orig === 'float64' ? x0 : x0.to('float32');
     const b = x.shape[0]!;
     const q = x.abs().reshape([b, -1]).quantile(this.dynamicThresholdingRatio, 1);
-    const s = q.maximum(full(q.shape, this.sampleMaxValue, { dtype: q.dtype, device: q.device })).reshape([b, ...Array<number>(x.ndim - 1).fill(1)]);
+    const s = q
+      .maximum(full(q.shape, this.sampleMaxValue, { dtype: q.dtype, device: q.device }))
+      .reshape([b, ...Array<number>(x.ndim - 1).fill(1)]);
     return x.clamp(s.neg(), s).div(s).to(orig);
   }
 
@@ -173,13 +193,15 @@ export class DPMSolverMultistepScheduler extends AlphaScheduler {
     const h2 = f32(h * h);
     if (this.algorithmType === 'dpmsolver++') {
       const e = f32(expf(-h) - 1);
-      return sample.mul(f32(st / this.sigmaT[s0!]!))
+      return sample
+        .mul(f32(st / this.sigmaT[s0!]!))
         .sub(m0.mul(f32(at * e)))
         .add(d1.mul(f32(at * f32(f32(e / h) + 1))))
         .sub(d2.mul(f32(at * f32(f32(f32(e + h) / h2) - 0.5))));
     }
     const e = f32(expf(h) - 1);
-    return sample.mul(f32(at / this.alphaT[s0!]!))
+    return sample
+      .mul(f32(at / this.alphaT[s0!]!))
       .sub(m0.mul(f32(st * e)))
       .sub(d1.mul(f32(st * f32(f32(e / h) - 1))))
       .sub(d2.mul(f32(st * f32(f32(f32(e - h) / h2) - 0.5))));

@@ -11,7 +11,11 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** EulerAncestralDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const EULER_ANCESTRAL_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
   prediction_type: 'epsilon',
 });
 

@@ -13,8 +13,13 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** EulerDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const EULER_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
-  prediction_type: 'epsilon', interpolation_type: 'linear',
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  prediction_type: 'epsilon',
+  interpolation_type: 'linear',
 });
 
 export type SigmaPredictionType = 'epsilon' | 'v_prediction' | 'sample';
@@ -36,17 +41,37 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
     // 0.14's log_linear: exp(torch.linspace(log σ_max, log σ_min, N + 1)) in float32, then a 0
     // (N + 2 values; the step never reaches the last non-zero one). Kept as 0.14 has it.
     const n = timesteps.length;
-    const [logMax, logMin] = mapFloat32(Float32Array.of(this.trainSigmas[this.trainSigmas.length - 1]!, this.trainSigmas[0]!), 'log');
+    const [logMax, logMin] = mapFloat32(
+      Float32Array.of(this.trainSigmas[this.trainSigmas.length - 1]!, this.trainSigmas[0]!),
+      'log',
+    );
     const out = new Float32Array(n + 2);
-    out.set(scope(() => linspace(logMax!, logMin!, n + 1, { dtype: 'float32' }).exp().toTypedArray() as Float32Array));
+    out.set(
+      scope(
+        () =>
+          linspace(logMax!, logMin!, n + 1, { dtype: 'float32' })
+            .exp()
+            .toTypedArray() as Float32Array,
+      ),
+    );
     return out;
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
-    const t = this.checkStep(modelOutput, timestep, sample, options, ['generator', 'noise', 'sChurn', 'sTmin', 'sTmax', 'sNoise']);
+    const t = this.checkStep(modelOutput, timestep, sample, options, [
+      'generator',
+      'noise',
+      'sChurn',
+      'sTmin',
+      'sTmax',
+      'sNoise',
+    ]);
     const { sChurn = 0, sTmin = 0, sTmax = Infinity, sNoise = 1 } = options;
     for (const [k, v] of Object.entries({ sChurn, sTmin, sTmax, sNoise })) {
-      if (typeof v !== 'number' || Number.isNaN(v)) throw new ArgumentError(`EulerDiscreteScheduler.step(): expected ${k} to be a number but received ${describe(v)}`);
+      if (typeof v !== 'number' || Number.isNaN(v))
+        throw new ArgumentError(
+          `EulerDiscreteScheduler.step(): expected ${k} to be a number but received ${describe(v)}`,
+        );
     }
     const i = this.stepIndex(t, 'step()');
     const sigmas = this.sigmas;
@@ -58,7 +83,10 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
       let x = sample;
       if (gamma > 0) x = x.add(eps.mul(sqrt32(f32(f32(sigmaHat * sigmaHat) - f32(sigma * sigma)))));
       // 0.14 uses σ̂ for ε-prediction and σ for v-prediction.
-      const x0 = this.predictionType === 'epsilon' ? x.sub(modelOutput.mul(sigmaHat)) : this.predictX0(modelOutput, x, sigma, this.predictionType);
+      const x0 =
+        this.predictionType === 'epsilon'
+          ? x.sub(modelOutput.mul(sigmaHat))
+          : this.predictX0(modelOutput, x, sigma, this.predictionType);
       const derivative = x.sub(x0).div(sigmaHat);
       const dt = f32(sigmas[i + 1]! - sigmaHat);
       return { prevSample: x.add(derivative.mul(dt)), predOriginalSample: x0 };

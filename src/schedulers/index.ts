@@ -73,7 +73,8 @@ export function readSchedulerConfig(path: string): Record<string, unknown> {
   } catch (e) {
     throw new SchedulerConfigError(`scheduler config: ${file} is not valid JSON: ${(e as Error).message}`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SchedulerConfigError(`scheduler config: ${file} does not hold a JSON object`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new SchedulerConfigError(`scheduler config: ${file} does not hold a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -83,10 +84,14 @@ export function readSchedulerConfig(path: string): Record<string, unknown> {
  */
 export function createScheduler(config: RawConfig | string, overrides: RawConfig = {}): Scheduler {
   const cfg = typeof config === 'string' ? readSchedulerConfig(config) : config;
-  if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) throw new ArgumentError(`createScheduler(): expected a config object or a path but received ${describe(cfg)}`);
+  if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg))
+    throw new ArgumentError(`createScheduler(): expected a config object or a path but received ${describe(cfg)}`);
   const name = overrides['_class_name'] ?? cfg['_class_name'];
   if (typeof name !== 'string' || !(name in CLASSES)) {
-    throw new SchedulerConfigError(`scheduler config: _class_name ${typeof name === 'string' ? `'${name}'` : describe(name)} is not supported; supported: ${SUPPORTED_SCHEDULERS.join(', ')}`, '_class_name');
+    throw new SchedulerConfigError(
+      `scheduler config: _class_name ${typeof name === 'string' ? `'${name}'` : describe(name)} is not supported; supported: ${SUPPORTED_SCHEDULERS.join(', ')}`,
+      '_class_name',
+    );
   }
   return new CLASSES[name as SchedulerClassName]({ ...cfg, ...overrides });
 }
@@ -96,15 +101,26 @@ export function createScheduler(config: RawConfig | string, overrides: RawConfig
  * `EulerDiscreteScheduler.from_config(pipe.scheduler.config)`: the betas and shared keys carry
  * over, keys the new class does not take are kept but ignored, the rest take the class defaults.
  */
-export function fromName(name: SchedulerName, base: RawConfig | Scheduler | string, overrides: RawConfig = {}): Scheduler {
+export function fromName(
+  name: SchedulerName,
+  base: RawConfig | Scheduler | string,
+  overrides: RawConfig = {},
+): Scheduler {
   const entry = (SCHEDULER_NAMES as Record<string, { className: SchedulerClassName; overrides: RawConfig }>)[name];
   if (entry === undefined) {
-    throw new ArgumentError(`fromName(): unknown scheduler name ${typeof name === 'string' ? `'${name}'` : describe(name)}; expected one of ${Object.keys(SCHEDULER_NAMES).join(', ')}`);
+    throw new ArgumentError(
+      `fromName(): unknown scheduler name ${typeof name === 'string' ? `'${name}'` : describe(name)}; expected one of ${Object.keys(SCHEDULER_NAMES).join(', ')}`,
+    );
   }
   const cfg = typeof base === 'string' ? readSchedulerConfig(base) : isScheduler(base) ? base.config : base;
   return createScheduler(cfg, { ...entry.overrides, ...overrides, _class_name: entry.className });
 }
 
 function isScheduler(v: unknown): v is Scheduler {
-  return v !== null && typeof v === 'object' && typeof (v as Scheduler).step === 'function' && typeof (v as Scheduler).config === 'object';
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    typeof (v as Scheduler).step === 'function' &&
+    typeof (v as Scheduler).config === 'object'
+  );
 }

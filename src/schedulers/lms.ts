@@ -15,7 +15,11 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** LMSDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const LMS_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
   prediction_type: 'epsilon',
 });
 
@@ -53,7 +57,9 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
     const t = this.checkStep(modelOutput, timestep, sample, options, ['order']);
     const maxOrder = options.order ?? 4;
     if (!Number.isSafeInteger(maxOrder) || maxOrder < 1 || maxOrder > 4) {
-      throw new ArgumentError(`LMSDiscreteScheduler.step(): expected order to be an integer in [1, 4] but received ${describe(maxOrder)}`);
+      throw new ArgumentError(
+        `LMSDiscreteScheduler.step(): expected order to be an integer in [1, 4] but received ${describe(maxOrder)}`,
+      );
     }
     const i = this.stepIndex(t, 'step()');
     const sigma = this.sigmas[i]!;

@@ -35,7 +35,7 @@ export interface BetaSpec {
  */
 function cosineBetas(n: number, maxBeta = 0.999): Float32Array {
   const alphaBar = (t: number): number => {
-    const c = Math.cos(((t + 0.008) / 1.008) * Math.PI / 2);
+    const c = Math.cos((((t + 0.008) / 1.008) * Math.PI) / 2);
     return c * c;
   };
   const out = new Float32Array(n);
@@ -53,11 +53,17 @@ export function computeBetas(spec: BetaSpec): Float32Array {
         return linspace(spec.betaStart, spec.betaEnd, n, { dtype: 'float32' }).toTypedArray() as Float32Array;
       case 'scaled_linear':
         // "scaled_linear" is specific to latent diffusion: linear in sqrt(beta), then squared.
-        return linspace(spec.betaStart ** 0.5, spec.betaEnd ** 0.5, n, { dtype: 'float32' }).pow(2).toTypedArray() as Float32Array;
+        return linspace(spec.betaStart ** 0.5, spec.betaEnd ** 0.5, n, { dtype: 'float32' })
+          .pow(2)
+          .toTypedArray() as Float32Array;
       case 'squaredcos_cap_v2':
         return cosineBetas(n);
       case 'sigmoid': // DDPMScheduler only (GeoDiff)
-        return linspace(-6, 6, n, { dtype: 'float32' }).sigmoid().mul(spec.betaEnd - spec.betaStart).add(spec.betaStart).toTypedArray() as Float32Array;
+        return linspace(-6, 6, n, { dtype: 'float32' })
+          .sigmoid()
+          .mul(spec.betaEnd - spec.betaStart)
+          .add(spec.betaStart)
+          .toTypedArray() as Float32Array;
     }
   });
 }
@@ -116,8 +122,18 @@ export function npInterpUnitGrid(x: number, fp: ArrayLike<number>): number {
 }
 
 // 4-point Gauss–Legendre rule on [-1, 1]: exact for polynomials of degree ≤ 7.
-const GL_X = [-Math.sqrt(3 / 7 + (2 / 7) * Math.sqrt(6 / 5)), -Math.sqrt(3 / 7 - (2 / 7) * Math.sqrt(6 / 5)), Math.sqrt(3 / 7 - (2 / 7) * Math.sqrt(6 / 5)), Math.sqrt(3 / 7 + (2 / 7) * Math.sqrt(6 / 5))];
-const GL_W = [(18 - Math.sqrt(30)) / 36, (18 + Math.sqrt(30)) / 36, (18 + Math.sqrt(30)) / 36, (18 - Math.sqrt(30)) / 36];
+const GL_X = [
+  -Math.sqrt(3 / 7 + (2 / 7) * Math.sqrt(6 / 5)),
+  -Math.sqrt(3 / 7 - (2 / 7) * Math.sqrt(6 / 5)),
+  Math.sqrt(3 / 7 - (2 / 7) * Math.sqrt(6 / 5)),
+  Math.sqrt(3 / 7 + (2 / 7) * Math.sqrt(6 / 5)),
+];
+const GL_W = [
+  (18 - Math.sqrt(30)) / 36,
+  (18 + Math.sqrt(30)) / 36,
+  (18 + Math.sqrt(30)) / 36,
+  (18 - Math.sqrt(30)) / 36,
+];
 
 /**
  * ∫_a^b of a polynomial of degree ≤ 7, by Gauss–Legendre quadrature in float64. diffusers' LMS

@@ -15,8 +15,15 @@ import type { StepOptions, StepOutput } from './types.js';
 
 /** PNDMScheduler.__init__ defaults (diffusers 0.14). */
 export const PNDM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear', trained_betas: null,
-  skip_prk_steps: false, set_alpha_to_one: false, prediction_type: 'epsilon', steps_offset: 0,
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+  skip_prk_steps: false,
+  set_alpha_to_one: false,
+  prediction_type: 'epsilon',
+  steps_offset: 0,
 });
 
 const PNDM_ORDER = 4;
@@ -41,7 +48,9 @@ export class PNDMScheduler extends OffsetAlphaScheduler {
   }
 
   /** How many step() calls have been made since setTimesteps(). */
-  get counter(): number { return this.#counter; }
+  get counter(): number {
+    return this.#counter;
+  }
 
   protected computeTimesteps(n: number): number[] {
     const base = this.offsetTimesteps(n); // ascending
@@ -55,7 +64,10 @@ export class PNDMScheduler extends OffsetAlphaScheduler {
       const half = Math.floor(this.stepRatio(n) / 2);
       const last = base.slice(-PNDM_ORDER);
       const prk = last.flatMap((t) => [t, t + half]);
-      const rep = prk.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1);
+      const rep = prk
+        .slice(0, -1)
+        .flatMap((t) => [t, t])
+        .slice(1, -1);
       this.prkTimesteps = rep.reverse();
       this.plmsTimesteps = base.slice(0, -3).reverse();
     }
@@ -74,8 +86,12 @@ export class PNDMScheduler extends OffsetAlphaScheduler {
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
     const t = this.checkStep(modelOutput, timestep, sample, options, []);
-    if (!Number.isInteger(t)) throw new ArgumentError(`PNDMScheduler.step(): expected an integer timestep but received ${t}`);
-    const prev = this.#counter < this.prkTimesteps.length && !this.skipPrkSteps ? this.#stepPrk(modelOutput, t, sample) : this.#stepPlms(modelOutput, t, sample);
+    if (!Number.isInteger(t))
+      throw new ArgumentError(`PNDMScheduler.step(): expected an integer timestep but received ${t}`);
+    const prev =
+      this.#counter < this.prkTimesteps.length && !this.skipPrkSteps
+        ? this.#stepPrk(modelOutput, t, sample)
+        : this.#stepPlms(modelOutput, t, sample);
     return { prevSample: prev };
   }
 
@@ -111,7 +127,9 @@ export class PNDMScheduler extends OffsetAlphaScheduler {
 
   #stepPlms(modelOutput: Tensor, t: number, sample: Tensor): Tensor {
     if (!this.skipPrkSteps && this.#ets.length < 3) {
-      throw new ArgumentError('PNDMScheduler: PLMS steps can only run after the 12 pseudo Runge–Kutta steps (run every entry of .timesteps in order)');
+      throw new ArgumentError(
+        'PNDMScheduler: PLMS steps can only run after the 12 pseudo Runge–Kutta steps (run every entry of .timesteps in order)',
+      );
     }
     const ratio = this.stepRatio();
     let prevT = t - ratio;
@@ -144,7 +162,12 @@ export class PNDMScheduler extends OffsetAlphaScheduler {
         eps = e(1).mul(23).sub(e(2).mul(16)).add(e(3).mul(5)).div(12);
       } else {
         // Adams–Bashforth 4 (PNDM eq. 12).
-        eps = e(1).mul(55).sub(e(2).mul(59)).add(e(3).mul(37)).sub(e(4).mul(9)).mul(f32(1 / 24));
+        eps = e(1)
+          .mul(55)
+          .sub(e(2).mul(59))
+          .add(e(3).mul(37))
+          .sub(e(4).mul(9))
+          .mul(f32(1 / 24));
       }
       return this.#prevSample(x, curT, prevT, eps);
     });

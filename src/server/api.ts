@@ -5,7 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
@@ -17,7 +22,18 @@ import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
 import type { ModelEntry } from './models.js';
-import { collectRoutes, routeSchema, err, idParams, immunizationForm, openApiDocument, png, record, tokenQuery, type RouteSchema } from './openapi.js';
+import {
+  collectRoutes,
+  routeSchema,
+  err,
+  idParams,
+  immunizationForm,
+  openApiDocument,
+  png,
+  record,
+  tokenQuery,
+  type RouteSchema,
+} from './openapi.js';
 import { registerWebPage } from './static-web.js';
 import { HttpError, validateOptions } from './options.js';
 import type { JobQueue } from './queue.js';
@@ -46,7 +62,16 @@ export interface ApiConfig {
 /** The default of a check: the suite of `immunize protect --check`, so both report the same rows. */
 export const DEFAULT_PURIFICATIONS: readonly string[] = DEFAULT_CHECK_SUITE;
 
-const FORMAT_EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', tiff: 'tif', gif: 'gif', avif: 'avif', heif: 'heif', jp2: 'jp2' };
+const FORMAT_EXT: Record<string, string> = {
+  jpeg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  tiff: 'tif',
+  gif: 'gif',
+  avif: 'avif',
+  heif: 'heif',
+  jp2: 'jp2',
+};
 
 interface Caller {
   owner: string;
@@ -62,7 +87,10 @@ declare module 'fastify' {
 
 function sendError(reply: FastifyReply, e: HttpError): FastifyReply {
   if (e.retryAfter !== undefined) void reply.header('Retry-After', String(e.retryAfter));
-  return reply.code(e.status).type('application/json; charset=utf-8').send({ error: { code: e.code, message: e.message, ...(e.field === undefined ? {} : { field: e.field }) } });
+  return reply
+    .code(e.status)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code: e.code, message: e.message, ...(e.field === undefined ? {} : { field: e.field }) } });
 }
 
 /** fastify's and @fastify/multipart's own errors, as our JSON errors. */
@@ -71,30 +99,71 @@ function mapError(e: unknown): HttpError {
   const err = e as { code?: string; statusCode?: number; message?: string };
   const code = err.code ?? '';
   if (code === 'FST_ERR_VALIDATION') return validationError(e as ValidationFailure);
-  if (code === 'FST_REQ_FILE_TOO_LARGE') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'an uploaded file is over the size limit (see GET /v1/config limits.maxUploadBytes)');
-  if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'too many parts in the request (at most the image, a mask and the option fields)');
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'the request body is too large');
-  if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'expected multipart/form-data (for this endpoint) or application/json');
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || code.startsWith('FST_ERR_CTP') || (err.statusCode === 400)) return new HttpError(400, 'E_BAD_REQUEST', `malformed request: ${(err.message ?? '').split('\n')[0]}`);
+  if (code === 'FST_REQ_FILE_TOO_LARGE')
+    return new HttpError(
+      413,
+      'E_UPLOAD_TOO_LARGE',
+      'an uploaded file is over the size limit (see GET /v1/config limits.maxUploadBytes)',
+    );
+  if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT')
+    return new HttpError(
+      413,
+      'E_UPLOAD_TOO_LARGE',
+      'too many parts in the request (at most the image, a mask and the option fields)',
+    );
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'the request body is too large');
+  if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new HttpError(
+      415,
+      'E_UNSUPPORTED_MEDIA_TYPE',
+      'expected multipart/form-data (for this endpoint) or application/json',
+    );
+  if (
+    code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' ||
+    code.startsWith('FST_ERR_CTP') ||
+    err.statusCode === 400
+  )
+    return new HttpError(400, 'E_BAD_REQUEST', `malformed request: ${(err.message ?? '').split('\n')[0]}`);
   if (err.statusCode === 413) return new HttpError(413, 'E_UPLOAD_TOO_LARGE', 'the request is too large');
   return new HttpError(500, 'E_INTERNAL', 'internal error');
 }
 
-interface ValidationFailure { validation?: { instancePath: string; params: Record<string, unknown>; message?: string }[]; validationContext?: string }
+interface ValidationFailure {
+  validation?: { instancePath: string; params: Record<string, unknown>; message?: string }[];
+  validationContext?: string;
+}
 
 /** A route schema's refusal (fastify + ajv), in the API's error shape, naming the field. */
 function validationError(e: ValidationFailure): HttpError {
-  if (e.validationContext === 'params') return new HttpError(400, 'E_BAD_REQUEST', 'a job id is 32 lowercase hex characters', 'id');
+  if (e.validationContext === 'params')
+    return new HttpError(400, 'E_BAD_REQUEST', 'a job id is 32 lowercase hex characters', 'id');
   const first = e.validation?.[0];
   const extra = first?.params['additionalProperty'];
-  const field = String(first?.params['missingProperty'] ?? extra ?? first?.instancePath.split('/')[1] ?? e.validationContext ?? 'body').slice(0, 40);
-  const what = extra !== undefined ? 'unknown field' : first?.params['missingProperty'] !== undefined ? 'is required' : first?.message ?? 'invalid';
+  const field = String(
+    first?.params['missingProperty'] ?? extra ?? first?.instancePath.split('/')[1] ?? e.validationContext ?? 'body',
+  ).slice(0, 40);
+  const what =
+    extra !== undefined
+      ? 'unknown field'
+      : first?.params['missingProperty'] !== undefined
+        ? 'is required'
+        : (first?.message ?? 'invalid');
   return new HttpError(400, 'E_VALIDATION', `${field}: ${what}`, field);
 }
 
 function imageError(part: 'image' | 'mask', e: unknown): HttpError {
   const m = (e as Error).message ?? '';
-  return new HttpError(422, 'E_IMAGE', `${part}: not a decodable image (${m.replace(/^[^:]*: /, '').split('\n')[0]!.slice(0, 200)})`, part);
+  return new HttpError(
+    422,
+    'E_IMAGE',
+    `${part}: not a decodable image (${m
+      .replace(/^[^:]*: /, '')
+      .split('\n')[0]!
+      .slice(0, 200)})`,
+    part,
+  );
 }
 
 export interface Api {
@@ -105,7 +174,12 @@ export interface Api {
 export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig): Promise<Api> {
   // Route schemas validate as declared: no coercion ('7' is not a number) and nothing removed
   // silently (an unknown field is refused, not dropped).
-  const app = Fastify({ logger: cfg.logger ?? false, bodyLimit: 64 * 1024, trustProxy: false, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({
+    logger: cfg.logger ?? false,
+    bodyLimit: 64 * 1024,
+    trustProxy: false,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
   const routes = collectRoutes(app);
   const metrics = new Metrics();
   const requestLimiter = new RateLimiter(cfg.rateRequests);
@@ -113,16 +187,34 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   let openDoc: Record<string, unknown> | null = null;
   const finishedSeen = new Set<string>();
 
-  await app.register(multipart, { limits: { fileSize: cfg.maxUploadBytes, files: 2, fields: 20, parts: 24, fieldSize: 1024, fieldNameSize: 64, headerPairs: 200 } });
+  await app.register(multipart, {
+    limits: {
+      fileSize: cfg.maxUploadBytes,
+      files: 2,
+      fields: 20,
+      parts: 24,
+      fieldSize: 1024,
+      fieldNameSize: 64,
+      headerPairs: 200,
+    },
+  });
 
   // ---- metrics of jobs as they finish ----
   queue.events.on('status', (r) => {
     if (!TERMINAL.has(r.status) || finishedSeen.has(r.id)) return;
     if (finishedSeen.size > 100_000) finishedSeen.clear();
     finishedSeen.add(r.id);
-    metrics.counter('immunize_jobs_finished_total', 'Jobs that reached a final status, seen by this API process', { kind: r.kind, status: r.status });
+    metrics.counter('immunize_jobs_finished_total', 'Jobs that reached a final status, seen by this API process', {
+      kind: r.kind,
+      status: r.status,
+    });
     if (r.status === 'completed' && r.startedAt !== null && r.finishedAt !== null) {
-      metrics.observe('immunize_job_duration_seconds', 'Run time of completed jobs (start to finish of the last attempt)', { kind: r.kind }, (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000);
+      metrics.observe(
+        'immunize_job_duration_seconds',
+        'Run time of completed jobs (start to finish of the last attempt)',
+        { kind: r.kind },
+        (Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000,
+      );
     }
   });
 
@@ -132,10 +224,15 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     if (h.status >= 500) app.log.error(e);
     return sendError(reply, h);
   });
-  app.setNotFoundHandler((_req, reply) => sendError(reply, new HttpError(404, 'E_NOT_FOUND', 'no such endpoint (see GET /v1/openapi.json)')));
+  app.setNotFoundHandler((_req, reply) =>
+    sendError(reply, new HttpError(404, 'E_NOT_FOUND', 'no such endpoint (see GET /v1/openapi.json)')),
+  );
 
   app.addHook('onResponse', (req, reply, done) => {
-    metrics.counter('immunize_http_requests_total', 'HTTP requests by route and status', { route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    metrics.counter('immunize_http_requests_total', 'HTTP requests by route and status', {
+      route: req.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    });
     done();
   });
 
@@ -146,7 +243,12 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       if (origin !== undefined && cfg.corsOrigins.includes(origin)) {
         void reply.header('Access-Control-Allow-Origin', origin).header('Vary', 'Origin');
         if (req.method === 'OPTIONS') {
-          void reply.header('Access-Control-Allow-Methods', 'GET, POST, DELETE').header('Access-Control-Allow-Headers', 'Authorization, X-API-Key, Content-Type').header('Access-Control-Max-Age', '600').code(204).send();
+          void reply
+            .header('Access-Control-Allow-Methods', 'GET, POST, DELETE')
+            .header('Access-Control-Allow-Headers', 'Authorization, X-API-Key, Content-Type')
+            .header('Access-Control-Max-Age', '600')
+            .code(204)
+            .send();
           return;
         }
       }
@@ -168,14 +270,32 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       caller = { owner: 'anonymous', tokenFor: null };
     } else {
       const token = (req.query as Record<string, unknown> | undefined)?.['token'];
-      if (opts.allowToken && opts.id !== undefined && typeof token === 'string' && ID_RE.test(opts.id) && storage.checkToken(opts.id, token)) {
+      if (
+        opts.allowToken &&
+        opts.id !== undefined &&
+        typeof token === 'string' &&
+        ID_RE.test(opts.id) &&
+        storage.checkToken(opts.id, token)
+      ) {
         const r = storage.read(opts.id);
         if (r !== null) caller = { owner: r.owner, tokenFor: opts.id };
       }
-      if (caller === null) throw new HttpError(401, 'E_UNAUTHORIZED', 'missing API key: send Authorization: Bearer <key> or X-API-Key: <key>');
+      if (caller === null)
+        throw new HttpError(
+          401,
+          'E_UNAUTHORIZED',
+          'missing API key: send Authorization: Bearer <key> or X-API-Key: <key>',
+        );
     }
     const wait = requestLimiter.take(caller.tokenFor === null ? `key:${caller.owner}` : `token:${caller.tokenFor}`);
-    if (wait > 0) throw new HttpError(429, 'E_RATE_LIMITED', `rate limit of ${cfg.rateRequests} requests per minute reached; retry in ${wait} s`, undefined, wait);
+    if (wait > 0)
+      throw new HttpError(
+        429,
+        'E_RATE_LIMITED',
+        `rate limit of ${cfg.rateRequests} requests per minute reached; retry in ${wait} s`,
+        undefined,
+        wait,
+      );
     req.caller = caller;
     return caller;
   };
@@ -188,12 +308,20 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   const ownJob = (caller: Caller, id: string, kind: JobKind): JobRecord => {
     checkId(id);
     const r = storage.read(id);
-    if (r === null || r.kind !== kind || r.owner !== caller.owner || (caller.tokenFor !== null && caller.tokenFor !== id)) throw new HttpError(404, 'E_NOT_FOUND', `no ${kind} ${id}`);
-    if (r.expiresAt !== null && Date.parse(r.expiresAt) <= Date.now()) throw new HttpError(404, 'E_NOT_FOUND', `no ${kind} ${id} (expired)`);
+    if (
+      r === null ||
+      r.kind !== kind ||
+      r.owner !== caller.owner ||
+      (caller.tokenFor !== null && caller.tokenFor !== id)
+    )
+      throw new HttpError(404, 'E_NOT_FOUND', `no ${kind} ${id}`);
+    if (r.expiresAt !== null && Date.parse(r.expiresAt) <= Date.now())
+      throw new HttpError(404, 'E_NOT_FOUND', `no ${kind} ${id} (expired)`);
     return r;
   };
 
-  const base = (r: JobRecord): string => (r.kind === 'check' ? `/v1/checks/${r.id}` : r.kind === 'edit' ? `/v1/edits/${r.id}` : `/v1/immunizations/${r.id}`);
+  const base = (r: JobRecord): string =>
+    r.kind === 'check' ? `/v1/checks/${r.id}` : r.kind === 'edit' ? `/v1/edits/${r.id}` : `/v1/immunizations/${r.id}`;
 
   const publicRecord = (r: JobRecord): Record<string, unknown> => {
     const t = `?token=${storage.token(r.id)}`;
@@ -205,11 +333,31 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     } else links['immunization'] = `/v1/immunizations/${r.parent}`;
     if (r.kind === 'edit') Object.assign(links, editLinks(base(r), t));
     return {
-      id: r.id, kind: r.kind, status: r.status, createdAt: r.createdAt, startedAt: r.startedAt, finishedAt: r.finishedAt, expiresAt: r.expiresAt,
-      attempts: r.attempts, queuePosition: r.status === 'queued' ? queue.position(r.id) : null, options: r.options,
-      input: r.input === null ? null : { width: r.input.width, height: r.input.height, format: r.input.format, bytes: r.input.bytes, sha256: r.input.sha256 },
+      id: r.id,
+      kind: r.kind,
+      status: r.status,
+      createdAt: r.createdAt,
+      startedAt: r.startedAt,
+      finishedAt: r.finishedAt,
+      expiresAt: r.expiresAt,
+      attempts: r.attempts,
+      queuePosition: r.status === 'queued' ? queue.position(r.id) : null,
+      options: r.options,
+      input:
+        r.input === null
+          ? null
+          : {
+              width: r.input.width,
+              height: r.input.height,
+              format: r.input.format,
+              bytes: r.input.bytes,
+              sha256: r.input.sha256,
+            },
       ...(r.parent === null ? {} : { immunization: r.parent }),
-      progress: r.progress, error: r.error, result: r.result, links,
+      progress: r.progress,
+      error: r.error,
+      result: r.result,
+      links,
     };
   };
 
@@ -220,15 +368,27 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     } catch {
       throw new HttpError(503, 'E_UNAVAILABLE', 'the job queue is not reachable; retry later', undefined, 5);
     }
-    if (c.queued + c.running >= cfg.maxQueue) throw new HttpError(503, 'E_UNAVAILABLE', `the queue is full (${cfg.maxQueue} jobs); retry later`, undefined, 30);
+    if (c.queued + c.running >= cfg.maxQueue)
+      throw new HttpError(503, 'E_UNAVAILABLE', `the queue is full (${cfg.maxQueue} jobs); retry later`, undefined, 30);
   };
 
   const takeCreate = (caller: Caller): void => {
     const wait = createLimiter.take(`create:${caller.owner}`);
-    if (wait > 0) throw new HttpError(429, 'E_RATE_LIMITED', `rate limit of ${cfg.rateCreate} new jobs per minute reached; retry in ${wait} s`, undefined, wait);
+    if (wait > 0)
+      throw new HttpError(
+        429,
+        'E_RATE_LIMITED',
+        `rate limit of ${cfg.rateCreate} new jobs per minute reached; retry in ${wait} s`,
+        undefined,
+        wait,
+      );
   };
 
-  const accept = async (r: JobRecord, files: { name: string; data: Buffer }[], reply: FastifyReply): Promise<FastifyReply> => {
+  const accept = async (
+    r: JobRecord,
+    files: { name: string; data: Buffer }[],
+    reply: FastifyReply,
+  ): Promise<FastifyReply> => {
     storage.create(r, files);
     try {
       await queue.enqueue(r.id);
@@ -242,254 +402,557 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   };
 
   const newRecord = (kind: JobKind, owner: string): JobRecord => ({
-    id: Storage.newId(), kind, owner, status: 'queued', createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, expiresAt: null,
-    attempts: 0, completions: 0, options: {}, input: null, parent: null, progress: null, error: null, result: null,
+    id: Storage.newId(),
+    kind,
+    owner,
+    status: 'queued',
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    expiresAt: null,
+    attempts: 0,
+    completions: 0,
+    options: {},
+    input: null,
+    parent: null,
+    progress: null,
+    error: null,
+    result: null,
   });
 
   // ---- health, metrics, docs ----
-  const open = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({ schema: { summary, security: [], 'x-responses': responses } });
+  const open = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({
+    schema: { summary, security: [], 'x-responses': responses },
+  });
   const serviceRoutes: FastifyPluginAsync = async (app) => {
-  app.get('/healthz', open('liveness', { 200: { description: 'ok' } }), () => ({ status: 'ok' }));
-  app.get('/readyz', open('readiness', { 200: { description: 'ready' }, 503: { description: 'not ready' } }), async (_req, reply) => {
-    const storageOk = storage.writable();
-    const queueOk = await queue.ready().catch(() => false);
-    const ready = storageOk && queueOk;
-    return reply.code(ready ? 200 : 503).send({ ready, queue: queue.kind, storage: storageOk });
-  });
-  app.get('/metrics', open('Prometheus metrics', { 200: { description: 'text format 0.0.4' } }), async (_req, reply) => {
-    const c = await queue.counts().catch(() => null);
-    const mem = process.memoryUsage();
-    const gpus = await gpuMemory();
-    const text = metrics.render([
-      { name: 'immunize_gpu_memory_used_bytes', help: 'GPU memory in use (nvidia-smi; all processes on the GPU)', values: gpus.map((g) => [{ gpu: String(g.index) }, g.usedBytes]) },
-      { name: 'immunize_gpu_memory_total_bytes', help: 'GPU memory in all (nvidia-smi)', values: gpus.map((g) => [{ gpu: String(g.index) }, g.totalBytes]) },
-      { name: 'immunize_queue_depth', help: 'Jobs waiting and running', values: c === null ? [] : [[{ state: 'queued' }, c.queued], [{ state: 'running' }, c.running]] },
-      { name: 'immunize_process_resident_memory_bytes', help: 'Resident memory of this API process', values: [[{}, mem.rss]] },
-      { name: 'immunize_process_heap_used_bytes', help: 'V8 heap in use in this API process', values: [[{}, mem.heapUsed]] },
-    ]);
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
-  });
-  app.get('/v1/openapi.json', open('this document', { 200: { description: 'OpenAPI 3.1' } }), () => (openDoc ??= openApiDocument(cfg.version, routes)));
-  app.get('/v1/config', open('limits, models, presets, auth mode', { 200: { description: 'configuration' } }), () => ({
-    version: cfg.version,
-    auth: cfg.keys.length === 0 ? 'none' : 'api-key',
-    limits: { maxUploadBytes: cfg.maxUploadBytes, maxPixels: cfg.maxPixels, maxSteps: cfg.maxSteps, rateCreatePerMinute: cfg.rateCreate, rateRequestsPerMinute: cfg.rateRequests, retentionMs: cfg.retentionMs },
-    methods: ['encoder', 'noise', 'diffusion'],
-    models: cfg.models.map((m, i) => ({ id: m.id, default: i === 0 })),
-    presets: Object.entries(PRESETS).map(([id, p]) => ({ id, description: p.description, eps: p.options.eps, stepSize: p.options.stepSize, steps: p.options.steps, optimizer: p.options.optimizer ?? 'sign', schedule: p.options.schedule ?? 'constant' })),
-    defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
-    purifications: DEFAULT_PURIFICATIONS,
-    checkAvailable: true,
-    editing: editingInfo(cfg.editing, queue.kind),
-  }));
-
+    app.get('/healthz', open('liveness', { 200: { description: 'ok' } }), () => ({ status: 'ok' }));
+    app.get(
+      '/readyz',
+      open('readiness', { 200: { description: 'ready' }, 503: { description: 'not ready' } }),
+      async (_req, reply) => {
+        const storageOk = storage.writable();
+        const queueOk = await queue.ready().catch(() => false);
+        const ready = storageOk && queueOk;
+        return reply.code(ready ? 200 : 503).send({ ready, queue: queue.kind, storage: storageOk });
+      },
+    );
+    app.get(
+      '/metrics',
+      open('Prometheus metrics', { 200: { description: 'text format 0.0.4' } }),
+      async (_req, reply) => {
+        const c = await queue.counts().catch(() => null);
+        const mem = process.memoryUsage();
+        const gpus = await gpuMemory();
+        const text = metrics.render([
+          {
+            name: 'immunize_gpu_memory_used_bytes',
+            help: 'GPU memory in use (nvidia-smi; all processes on the GPU)',
+            values: gpus.map((g) => [{ gpu: String(g.index) }, g.usedBytes]),
+          },
+          {
+            name: 'immunize_gpu_memory_total_bytes',
+            help: 'GPU memory in all (nvidia-smi)',
+            values: gpus.map((g) => [{ gpu: String(g.index) }, g.totalBytes]),
+          },
+          {
+            name: 'immunize_queue_depth',
+            help: 'Jobs waiting and running',
+            values:
+              c === null
+                ? []
+                : [
+                    [{ state: 'queued' }, c.queued],
+                    [{ state: 'running' }, c.running],
+                  ],
+          },
+          {
+            name: 'immunize_process_resident_memory_bytes',
+            help: 'Resident memory of this API process',
+            values: [[{}, mem.rss]],
+          },
+          {
+            name: 'immunize_process_heap_used_bytes',
+            help: 'V8 heap in use in this API process',
+            values: [[{}, mem.heapUsed]],
+          },
+        ]);
+        return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
+      },
+    );
+    app.get(
+      '/v1/openapi.json',
+      open('this document', { 200: { description: 'OpenAPI 3.1' } }),
+      () => (openDoc ??= openApiDocument(cfg.version, routes)),
+    );
+    app.get(
+      '/v1/config',
+      open('limits, models, presets, auth mode', { 200: { description: 'configuration' } }),
+      () => ({
+        version: cfg.version,
+        auth: cfg.keys.length === 0 ? 'none' : 'api-key',
+        limits: {
+          maxUploadBytes: cfg.maxUploadBytes,
+          maxPixels: cfg.maxPixels,
+          maxSteps: cfg.maxSteps,
+          rateCreatePerMinute: cfg.rateCreate,
+          rateRequestsPerMinute: cfg.rateRequests,
+          retentionMs: cfg.retentionMs,
+        },
+        methods: ['encoder', 'noise', 'diffusion'],
+        models: cfg.models.map((m, i) => ({ id: m.id, default: i === 0 })),
+        presets: Object.entries(PRESETS).map(([id, p]) => ({
+          id,
+          description: p.description,
+          eps: p.options.eps,
+          stepSize: p.options.stepSize,
+          steps: p.options.steps,
+          optimizer: p.options.optimizer ?? 'sign',
+          schedule: p.options.schedule ?? 'constant',
+        })),
+        defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
+        purifications: DEFAULT_PURIFICATIONS,
+        checkAvailable: true,
+        editing: editingInfo(cfg.editing, queue.kind),
+      }),
+    );
   };
 
   const immunizationRoutes: FastifyPluginAsync = async (app) => {
-  // ---- create ----
-  app.post('/v1/immunizations', { schema: routeSchema({
-    summary: 'immunize a photo (the parameters of immunize protect that the API offers)', 'x-multipart': immunizationForm(),
-    'x-responses': {
-      202: record, 400: err('invalid option or missing image'), 401: err('no or wrong key'), 413: err('upload or image too large'), 415: err('not multipart'),
-      422: err('not a decodable image, or mask size mismatch'), 429: err('rate limited'), 503: err('queue full or unavailable'),
-    },
-  }) }, async (req, reply) => {
-    const caller = identify(req);
-    if (!req.isMultipart()) throw new HttpError(415, 'E_UNSUPPORTED_MEDIA_TYPE', 'send the image as multipart/form-data (fields: image, mask, and options)');
-    takeCreate(caller);
-    const fields: Record<string, string> = {};
-    const files: Partial<Record<'image' | 'mask', Buffer>> = {};
-    for await (const part of req.parts()) {
-      if (part.type === 'file') {
-        if (part.fieldname !== 'image' && part.fieldname !== 'mask') {
-          part.file.resume();
-          throw new HttpError(400, 'E_VALIDATION', `unexpected file field '${part.fieldname.slice(0, 40)}' (expected image and optionally mask)`, part.fieldname.slice(0, 40));
+    // ---- create ----
+    app.post(
+      '/v1/immunizations',
+      {
+        schema: routeSchema({
+          summary: 'immunize a photo (the parameters of immunize protect that the API offers)',
+          'x-multipart': immunizationForm(),
+          'x-responses': {
+            202: record,
+            400: err('invalid option or missing image'),
+            401: err('no or wrong key'),
+            413: err('upload or image too large'),
+            415: err('not multipart'),
+            422: err('not a decodable image, or mask size mismatch'),
+            429: err('rate limited'),
+            503: err('queue full or unavailable'),
+          },
+        }),
+      },
+      async (req, reply) => {
+        const caller = identify(req);
+        if (!req.isMultipart())
+          throw new HttpError(
+            415,
+            'E_UNSUPPORTED_MEDIA_TYPE',
+            'send the image as multipart/form-data (fields: image, mask, and options)',
+          );
+        takeCreate(caller);
+        const fields: Record<string, string> = {};
+        const files: Partial<Record<'image' | 'mask', Buffer>> = {};
+        for await (const part of req.parts()) {
+          if (part.type === 'file') {
+            if (part.fieldname !== 'image' && part.fieldname !== 'mask') {
+              part.file.resume();
+              throw new HttpError(
+                400,
+                'E_VALIDATION',
+                `unexpected file field '${part.fieldname.slice(0, 40)}' (expected image and optionally mask)`,
+                part.fieldname.slice(0, 40),
+              );
+            }
+            if (files[part.fieldname] !== undefined)
+              throw new HttpError(400, 'E_VALIDATION', `${part.fieldname} given twice`, part.fieldname);
+            files[part.fieldname] = await part.toBuffer();
+          } else {
+            if (part.fieldname in fields)
+              throw new HttpError(
+                400,
+                'E_VALIDATION',
+                `${part.fieldname.slice(0, 40)} given twice`,
+                part.fieldname.slice(0, 40),
+              );
+            if (part.valueTruncated)
+              throw new HttpError(
+                400,
+                'E_VALIDATION',
+                `${part.fieldname.slice(0, 40)}: value too long`,
+                part.fieldname.slice(0, 40),
+              );
+            fields[part.fieldname] = String(part.value);
+          }
         }
-        if (files[part.fieldname] !== undefined) throw new HttpError(400, 'E_VALIDATION', `${part.fieldname} given twice`, part.fieldname);
-        files[part.fieldname] = await part.toBuffer();
-      } else {
-        if (part.fieldname in fields) throw new HttpError(400, 'E_VALIDATION', `${part.fieldname.slice(0, 40)} given twice`, part.fieldname.slice(0, 40));
-        if (part.valueTruncated) throw new HttpError(400, 'E_VALIDATION', `${part.fieldname.slice(0, 40)}: value too long`, part.fieldname.slice(0, 40));
-        fields[part.fieldname] = String(part.value);
+        const image = files.image;
+        if (image === undefined)
+          throw new HttpError(
+            400,
+            'E_MISSING_FIELD',
+            'no image: send the photo as the multipart file field "image"',
+            'image',
+          );
+        const v = validateOptions(fields, {
+          models: cfg.models,
+          maxSteps: cfg.maxSteps,
+          hasMask: files.mask !== undefined,
+        });
+        await capacity();
+        const probe = await checkImage('image', image);
+        let maskProbe: ImageProbe | null = null;
+        if (files.mask !== undefined) {
+          maskProbe = await checkImage('mask', files.mask);
+          if (maskProbe.width !== probe.width || maskProbe.height !== probe.height) {
+            throw new HttpError(
+              422,
+              'E_IMAGE_SIZE',
+              `the mask is ${maskProbe.width}×${maskProbe.height} but the image is ${probe.width}×${probe.height}; they must have the same size`,
+              'mask',
+            );
+          }
+        }
+        const r = newRecord('immunization', caller.owner);
+        const inputFile = `input.${FORMAT_EXT[probe.format] ?? 'img'}`;
+        const maskFile = maskProbe === null ? null : `mask.${FORMAT_EXT[maskProbe.format] ?? 'img'}`;
+        r.options = v.options;
+        r.parameters = v.parameters;
+        r.input = {
+          width: probe.width,
+          height: probe.height,
+          format: probe.format,
+          bytes: image.length,
+          sha256: createHash('sha256').update(image).digest('hex'),
+          file: inputFile,
+          mask: maskFile,
+        };
+        const out = [{ name: inputFile, data: image }];
+        if (maskFile !== null) out.push({ name: maskFile, data: files.mask! });
+        return accept(r, out, reply);
+      },
+    );
+
+    /** Header first (pixel count refused before any decoding), then a bounded decode to catch corrupt files. */
+    async function checkImage(part: 'image' | 'mask', data: Buffer): Promise<ImageProbe> {
+      if (data.length === 0) throw new HttpError(422, 'E_IMAGE', `${part}: the file is empty`, part);
+      let p: ImageProbe;
+      try {
+        p = await probeImage(data);
+      } catch (e) {
+        throw imageError(part, e);
       }
-    }
-    const image = files.image;
-    if (image === undefined) throw new HttpError(400, 'E_MISSING_FIELD', 'no image: send the photo as the multipart file field "image"', 'image');
-    const v = validateOptions(fields, { models: cfg.models, maxSteps: cfg.maxSteps, hasMask: files.mask !== undefined });
-    await capacity();
-    const probe = await checkImage('image', image);
-    let maskProbe: ImageProbe | null = null;
-    if (files.mask !== undefined) {
-      maskProbe = await checkImage('mask', files.mask);
-      if (maskProbe.width !== probe.width || maskProbe.height !== probe.height) {
-        throw new HttpError(422, 'E_IMAGE_SIZE', `the mask is ${maskProbe.width}×${maskProbe.height} but the image is ${probe.width}×${probe.height}; they must have the same size`, 'mask');
+      if (p.width * p.height > cfg.maxPixels) {
+        throw new HttpError(
+          413,
+          'E_IMAGE_TOO_LARGE',
+          `${part}: ${p.width}×${p.height} = ${((p.width * p.height) / 1e6).toFixed(1)} MP is over the limit of ${(cfg.maxPixels / 1e6).toFixed(1)} MP`,
+          part,
+        );
       }
+      try {
+        await sharp(data, { limitInputPixels: cfg.maxPixels, failOn: 'error' }).raw().toBuffer();
+      } catch (e) {
+        throw imageError(part, e);
+      }
+      return p;
     }
-    const r = newRecord('immunization', caller.owner);
-    const inputFile = `input.${FORMAT_EXT[probe.format] ?? 'img'}`;
-    const maskFile = maskProbe === null ? null : `mask.${FORMAT_EXT[maskProbe.format] ?? 'img'}`;
-    r.options = v.options;
-    r.parameters = v.parameters;
-    r.input = { width: probe.width, height: probe.height, format: probe.format, bytes: image.length, sha256: createHash('sha256').update(image).digest('hex'), file: inputFile, mask: maskFile };
-    const out = [{ name: inputFile, data: image }];
-    if (maskFile !== null) out.push({ name: maskFile, data: files.mask! });
-    return accept(r, out, reply);
-  });
 
-  /** Header first (pixel count refused before any decoding), then a bounded decode to catch corrupt files. */
-  async function checkImage(part: 'image' | 'mask', data: Buffer): Promise<ImageProbe> {
-    if (data.length === 0) throw new HttpError(422, 'E_IMAGE', `${part}: the file is empty`, part);
-    let p: ImageProbe;
-    try {
-      p = await probeImage(data);
-    } catch (e) {
-      throw imageError(part, e);
-    }
-    if (p.width * p.height > cfg.maxPixels) {
-      throw new HttpError(413, 'E_IMAGE_TOO_LARGE', `${part}: ${p.width}×${p.height} = ${(p.width * p.height / 1e6).toFixed(1)} MP is over the limit of ${(cfg.maxPixels / 1e6).toFixed(1)} MP`, part);
-    }
-    try {
-      await sharp(data, { limitInputPixels: cfg.maxPixels, failOn: 'error' }).raw().toBuffer();
-    } catch (e) {
-      throw imageError(part, e);
-    }
-    return p;
-  }
-
-  // ---- list ----
-  app.get('/v1/immunizations', { schema: routeSchema({
-    summary: 'the key\'s immunizations, newest first',
-    querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$', description: 'integer 1…100 (default 20)' }, status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'canceled'] } } },
-    'x-responses': { 200: { description: '{ items: Job[] }' }, 400: err('invalid limit or status') },
-  }) }, (req) => {
-    const caller = identify(req);
-    const q = req.query as Record<string, string | undefined>;
-    const limit = q['limit'] === undefined ? 20 : Number(q['limit']);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new HttpError(400, 'E_VALIDATION', `limit: expected an integer from 1 to 100 but received '${String(q['limit']).slice(0, 20)}'`, 'limit');
-    const status = q['status'];
-    if (status !== undefined && !['queued', 'running', 'completed', 'failed', 'canceled'].includes(status)) throw new HttpError(400, 'E_VALIDATION', 'status: expected one of queued, running, completed, failed, canceled', 'status');
-    const now = Date.now();
-    const items = storage.all()
-      .filter((r) => r.kind === 'immunization' && r.owner === caller.owner && (status === undefined || r.status === status) && (r.expiresAt === null || Date.parse(r.expiresAt) > now))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
-      .slice(0, limit)
-      .map(publicRecord);
-    return { items };
-  });
-
+    // ---- list ----
+    app.get(
+      '/v1/immunizations',
+      {
+        schema: routeSchema({
+          summary: "the key's immunizations, newest first",
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              limit: { type: 'string', pattern: '^[0-9]{1,3}$', description: 'integer 1…100 (default 20)' },
+              status: { type: 'string', enum: ['queued', 'running', 'completed', 'failed', 'canceled'] },
+            },
+          },
+          'x-responses': { 200: { description: '{ items: Job[] }' }, 400: err('invalid limit or status') },
+        }),
+      },
+      (req) => {
+        const caller = identify(req);
+        const q = req.query as Record<string, string | undefined>;
+        const limit = q['limit'] === undefined ? 20 : Number(q['limit']);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            `limit: expected an integer from 1 to 100 but received '${String(q['limit']).slice(0, 20)}'`,
+            'limit',
+          );
+        const status = q['status'];
+        if (status !== undefined && !['queued', 'running', 'completed', 'failed', 'canceled'].includes(status))
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            'status: expected one of queued, running, completed, failed, canceled',
+            'status',
+          );
+        const now = Date.now();
+        const items = storage
+          .all()
+          .filter(
+            (r) =>
+              r.kind === 'immunization' &&
+              r.owner === caller.owner &&
+              (status === undefined || r.status === status) &&
+              (r.expiresAt === null || Date.parse(r.expiresAt) > now),
+          )
+          .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+          .slice(0, limit)
+          .map(publicRecord);
+        return { items };
+      },
+    );
   };
 
   // ---- per job: every kind ----
   const jobRoutes: FastifyPluginAsync = async (app) => {
-  for (const kind of ['immunization', 'check', 'edit'] as const) {
-    const prefix = kind === 'immunization' ? '/v1/immunizations' : kind === 'check' ? '/v1/checks' : '/v1/edits';
-    type P = { Params: { id: string } };
+    for (const kind of ['immunization', 'check', 'edit'] as const) {
+      const prefix = kind === 'immunization' ? '/v1/immunizations' : kind === 'check' ? '/v1/checks' : '/v1/edits';
+      type P = { Params: { id: string } };
 
-    const job = (summary: string, responses: Record<string, unknown>, token = false): { schema: RouteSchema } => ({ schema: { summary, params: idParams, ...(token ? { querystring: tokenQuery } : {}), 'x-responses': { ...responses, 400: err('not a job id'), 401: err('no or wrong key'), 404: err(`no such ${kind} for this key`) } } });
-    app.get<P>(`${prefix}/:id`, job(`status, progress and result metadata of a ${kind}`, { 200: record }, true), (req) => {
-      const caller = identify(req, { id: req.params.id, allowToken: true });
-      return publicRecord(ownJob(caller, req.params.id, kind));
-    });
+      const job = (summary: string, responses: Record<string, unknown>, token = false): { schema: RouteSchema } => ({
+        schema: {
+          summary,
+          params: idParams,
+          ...(token ? { querystring: tokenQuery } : {}),
+          'x-responses': {
+            ...responses,
+            400: err('not a job id'),
+            401: err('no or wrong key'),
+            404: err(`no such ${kind} for this key`),
+          },
+        },
+      });
+      app.get<P>(
+        `${prefix}/:id`,
+        job(`status, progress and result metadata of a ${kind}`, { 200: record }, true),
+        (req) => {
+          const caller = identify(req, { id: req.params.id, allowToken: true });
+          return publicRecord(ownJob(caller, req.params.id, kind));
+        },
+      );
 
-    app.get<P>(`${prefix}/:id/events`, job('progress stream (SSE)', { 200: { description: 'Server-sent events: status, progress, end', content: { 'text/event-stream': { schema: { type: 'string' } } } } }, true), (req, reply) => {
-      const caller = identify(req, { id: req.params.id, allowToken: true });
-      const id = req.params.id;
-      ownJob(caller, id, kind);
-      return streamEvents(id, req, reply);
-    });
+      app.get<P>(
+        `${prefix}/:id/events`,
+        job(
+          'progress stream (SSE)',
+          {
+            200: {
+              description: 'Server-sent events: status, progress, end',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+          },
+          true,
+        ),
+        (req, reply) => {
+          const caller = identify(req, { id: req.params.id, allowToken: true });
+          const id = req.params.id;
+          ownJob(caller, id, kind);
+          return streamEvents(id, req, reply);
+        },
+      );
 
-    app.post<P>(`${prefix}/:id/cancel`, job(`cancel a queued or running ${kind}`, { 200: record, 409: err('already finished') }), async (req) => {
-      const caller = identify(req);
-      const r = ownJob(caller, req.params.id, kind);
-      if (r.status === 'canceled') return publicRecord(r);
-      if (r.status === 'completed' || r.status === 'failed') throw new HttpError(409, 'E_CONFLICT', `the ${kind} already ${r.status === 'completed' ? 'completed' : 'failed'}`);
-      storage.requestCancel(r.id);
-      await queue.cancel(r.id);
-      return publicRecord(await settle(r.id));
-    });
+      app.post<P>(
+        `${prefix}/:id/cancel`,
+        job(`cancel a queued or running ${kind}`, { 200: record, 409: err('already finished') }),
+        async (req) => {
+          const caller = identify(req);
+          const r = ownJob(caller, req.params.id, kind);
+          if (r.status === 'canceled') return publicRecord(r);
+          if (r.status === 'completed' || r.status === 'failed')
+            throw new HttpError(
+              409,
+              'E_CONFLICT',
+              `the ${kind} already ${r.status === 'completed' ? 'completed' : 'failed'}`,
+            );
+          storage.requestCancel(r.id);
+          await queue.cancel(r.id);
+          return publicRecord(await settle(r.id));
+        },
+      );
 
-    app.delete<P>(`${prefix}/:id`, job(`cancel if needed and delete a ${kind}`, { 204: { description: 'deleted' } }), async (req, reply) => {
-      const caller = identify(req);
-      const r = ownJob(caller, req.params.id, kind);
-      if (!TERMINAL.has(r.status)) {
-        storage.requestCancel(r.id);
-        await queue.cancel(r.id);
-        await settle(r.id);
-      }
-      storage.remove(r.id);
-      return reply.code(204).send();
-    });
-  }
+      app.delete<P>(
+        `${prefix}/:id`,
+        job(`cancel if needed and delete a ${kind}`, { 204: { description: 'deleted' } }),
+        async (req, reply) => {
+          const caller = identify(req);
+          const r = ownJob(caller, req.params.id, kind);
+          if (!TERMINAL.has(r.status)) {
+            storage.requestCancel(r.id);
+            await queue.cancel(r.id);
+            await settle(r.id);
+          }
+          storage.remove(r.id);
+          return reply.code(204).send();
+        },
+      );
+    }
   };
 
   /** Waits briefly for a cancel to take effect (a running job stops within one attack step). */
   async function settle(id: string): Promise<JobRecord> {
     for (let i = 0; i < 100; i++) {
       const r = storage.read(id);
-      if (r === null || TERMINAL.has(r.status)) return r ?? (() => { throw new HttpError(404, 'E_NOT_FOUND', `no job ${id}`); })();
+      if (r === null || TERMINAL.has(r.status))
+        return (
+          r ??
+          (() => {
+            throw new HttpError(404, 'E_NOT_FOUND', `no job ${id}`);
+          })()
+        );
       await new Promise((res) => setTimeout(res, 50));
     }
     return storage.read(id)!;
   }
 
   const resultRoutes: FastifyPluginAsync = async (app) => {
-  const own = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({ schema: { summary, params: idParams, querystring: tokenQuery, 'x-responses': { ...responses, 400: err('not a job id'), 404: err('no such immunization for this key'), 409: err('not completed') } } });
-  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/result.png', own('the immunized PNG', { 200: png }), (req, reply) => {
-    const caller = identify(req, { id: req.params.id, allowToken: true });
-    const r = ownJob(caller, req.params.id, 'immunization');
-    if (r.status !== 'completed' || !storage.exists(r.id, 'result.png')) throw new HttpError(409, 'E_NOT_READY', `the immunization is ${r.status}; the result exists once it is completed`);
-    const data = readFileSync(storage.file(r.id, 'result.png'));
-    return reply.type('image/png').header('Content-Disposition', `attachment; filename="immunized-${r.id}.png"`).header('ETag', `"${String(r.result?.['sha256'] ?? '')}"`).header('Cache-Control', 'private, max-age=3600').send(data);
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/immunizations/:id/sidecar.json', own('the immunize protect sidecar (server paths out, the model by its id)', { 200: { description: 'sidecar JSON' } }), (req) => {
-    const caller = identify(req, { id: req.params.id, allowToken: true });
-    const r = ownJob(caller, req.params.id, 'immunization');
-    if (r.status !== 'completed' || !storage.exists(r.id, 'result.json')) throw new HttpError(409, 'E_NOT_READY', `the immunization is ${r.status}; the sidecar exists once it is completed`);
-    const s = JSON.parse(readFileSync(storage.file(r.id, 'result.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-    // Server paths out: only file names, and the model's id.
-    s['input'] = { ...s['input'], path: r.input!.file };
-    s['output'] = { ...s['output'], path: 'result.png', sidecar: 'result.json' };
-    const params = s['parameters'] as Record<string, unknown> | undefined;
-    if (params !== undefined) {
-      params['model'] = r.options['model'];
-      if (params['mask'] !== null && typeof params['mask'] === 'object') params['mask'] = { ...(params['mask'] as object), path: r.input!.mask };
-    }
-    const rec = (s['results']?.['reconstruction'] ?? null) as Record<string, unknown> | null;
-    if (rec !== null) rec['model'] = r.options['model'];
-    if (Array.isArray(s['attack']?.['encoders'])) s['attack']!['encoders'] = [String(r.options['model'])];
-    return s;
-  });
-
-  app.post<{ Params: { id: string }; Body: unknown }>('/v1/immunizations/:id/checks', { schema: routeSchema({
-    summary: 'purify the result and check how much protection remains', params: idParams,
-    body: { type: ['object', 'null'], additionalProperties: false, properties: { purifications: { type: 'array', items: { type: 'string', maxLength: 200 }, minItems: 1, maxItems: 16 } } },
-    'x-responses': { 202: record, 400: err('invalid purification'), 404: err('no such immunization for this key'), 409: err('immunization not completed'), 501: err('no model to check with') },
-  }) }, async (req, reply) => {
-    const caller = identify(req);
-    const parent = ownJob(caller, req.params.id, 'immunization');
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if (typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'E_VALIDATION', 'expected a JSON object { "purifications": [...] }');
-    for (const k of Object.keys(body)) if (k !== 'purifications') throw new HttpError(400, 'E_VALIDATION', `unknown field '${k.slice(0, 40)}' (expected purifications)`, k.slice(0, 40));
-    const list = body['purifications'] ?? DEFAULT_PURIFICATIONS;
-    if (!Array.isArray(list) || list.length === 0 || list.length > 16 || !list.every((s) => typeof s === 'string')) throw new HttpError(400, 'E_VALIDATION', 'purifications: expected 1 to 16 spec strings such as "jpeg:75"', 'purifications');
-    const specs = (list as string[]).map((s) => {
-      try {
-        return parsePurification(s).spec;
-      } catch (e) {
-        throw new HttpError(400, 'E_VALIDATION', `purifications: ${(e as Error).message.split('\n')[0]}`, 'purifications');
-      }
+    const own = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({
+      schema: {
+        summary,
+        params: idParams,
+        querystring: tokenQuery,
+        'x-responses': {
+          ...responses,
+          400: err('not a job id'),
+          404: err('no such immunization for this key'),
+          409: err('not completed'),
+        },
+      },
     });
-    if (parent.status !== 'completed') throw new HttpError(409, 'E_NOT_READY', `the immunization is ${parent.status}; it can be checked once it is completed`);
-    if (parent.options['model'] === null) throw new HttpError(501, 'E_NOT_IMPLEMENTED', 'checks measure protection through the model a photo was protected against; this immunization used no model (method noise without model)');
-    takeCreate(caller);
-    await capacity();
-    const r = newRecord('check', caller.owner);
-    r.parent = parent.id;
-    r.options = { purifications: specs };
-    return accept(r, [], reply);
-  });
+    app.get<{ Params: { id: string } }>(
+      '/v1/immunizations/:id/result.png',
+      own('the immunized PNG', { 200: png }),
+      (req, reply) => {
+        const caller = identify(req, { id: req.params.id, allowToken: true });
+        const r = ownJob(caller, req.params.id, 'immunization');
+        if (r.status !== 'completed' || !storage.exists(r.id, 'result.png'))
+          throw new HttpError(
+            409,
+            'E_NOT_READY',
+            `the immunization is ${r.status}; the result exists once it is completed`,
+          );
+        const data = readFileSync(storage.file(r.id, 'result.png'));
+        return reply
+          .type('image/png')
+          .header('Content-Disposition', `attachment; filename="immunized-${r.id}.png"`)
+          .header('ETag', `"${String(r.result?.['sha256'] ?? '')}"`)
+          .header('Cache-Control', 'private, max-age=3600')
+          .send(data);
+      },
+    );
 
+    app.get<{ Params: { id: string } }>(
+      '/v1/immunizations/:id/sidecar.json',
+      own('the immunize protect sidecar (server paths out, the model by its id)', {
+        200: { description: 'sidecar JSON' },
+      }),
+      (req) => {
+        const caller = identify(req, { id: req.params.id, allowToken: true });
+        const r = ownJob(caller, req.params.id, 'immunization');
+        if (r.status !== 'completed' || !storage.exists(r.id, 'result.json'))
+          throw new HttpError(
+            409,
+            'E_NOT_READY',
+            `the immunization is ${r.status}; the sidecar exists once it is completed`,
+          );
+        const s = JSON.parse(readFileSync(storage.file(r.id, 'result.json'), 'utf8')) as Record<
+          string,
+          Record<string, unknown>
+        >;
+        // Server paths out: only file names, and the model's id.
+        s['input'] = { ...s['input'], path: r.input!.file };
+        s['output'] = { ...s['output'], path: 'result.png', sidecar: 'result.json' };
+        const params = s['parameters'] as Record<string, unknown> | undefined;
+        if (params !== undefined) {
+          params['model'] = r.options['model'];
+          if (params['mask'] !== null && typeof params['mask'] === 'object')
+            params['mask'] = { ...(params['mask'] as object), path: r.input!.mask };
+        }
+        const rec = (s['results']?.['reconstruction'] ?? null) as Record<string, unknown> | null;
+        if (rec !== null) rec['model'] = r.options['model'];
+        if (Array.isArray(s['attack']?.['encoders'])) s['attack']!['encoders'] = [String(r.options['model'])];
+        return s;
+      },
+    );
+
+    app.post<{ Params: { id: string }; Body: unknown }>(
+      '/v1/immunizations/:id/checks',
+      {
+        schema: routeSchema({
+          summary: 'purify the result and check how much protection remains',
+          params: idParams,
+          body: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            properties: {
+              purifications: { type: 'array', items: { type: 'string', maxLength: 200 }, minItems: 1, maxItems: 16 },
+            },
+          },
+          'x-responses': {
+            202: record,
+            400: err('invalid purification'),
+            404: err('no such immunization for this key'),
+            409: err('immunization not completed'),
+            501: err('no model to check with'),
+          },
+        }),
+      },
+      async (req, reply) => {
+        const caller = identify(req);
+        const parent = ownJob(caller, req.params.id, 'immunization');
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        if (typeof body !== 'object' || Array.isArray(body))
+          throw new HttpError(400, 'E_VALIDATION', 'expected a JSON object { "purifications": [...] }');
+        for (const k of Object.keys(body))
+          if (k !== 'purifications')
+            throw new HttpError(
+              400,
+              'E_VALIDATION',
+              `unknown field '${k.slice(0, 40)}' (expected purifications)`,
+              k.slice(0, 40),
+            );
+        const list = body['purifications'] ?? DEFAULT_PURIFICATIONS;
+        if (!Array.isArray(list) || list.length === 0 || list.length > 16 || !list.every((s) => typeof s === 'string'))
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            'purifications: expected 1 to 16 spec strings such as "jpeg:75"',
+            'purifications',
+          );
+        const specs = (list as string[]).map((s) => {
+          try {
+            return parsePurification(s).spec;
+          } catch (e) {
+            throw new HttpError(
+              400,
+              'E_VALIDATION',
+              `purifications: ${(e as Error).message.split('\n')[0]}`,
+              'purifications',
+            );
+          }
+        });
+        if (parent.status !== 'completed')
+          throw new HttpError(
+            409,
+            'E_NOT_READY',
+            `the immunization is ${parent.status}; it can be checked once it is completed`,
+          );
+        if (parent.options['model'] === null)
+          throw new HttpError(
+            501,
+            'E_NOT_IMPLEMENTED',
+            'checks measure protection through the model a photo was protected against; this immunization used no model (method noise without model)',
+          );
+        takeCreate(caller);
+        await capacity();
+        const r = newRecord('check', caller.owner);
+        r.parent = parent.id;
+        r.options = { purifications: specs };
+        return accept(r, [], reply);
+      },
+    );
   };
 
   await app.register(serviceRoutes);
@@ -497,15 +960,33 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   await app.register(jobRoutes);
   await app.register(resultRoutes);
   // ---- "test the protection": edits of the original and the immunized photo (edits.ts) ----
-  await app.register(async (app) => registerEditRoutes(app, { storage, queueKind: queue.kind, editing: cfg.editing ?? null, identify, ownJob, takeCreate, capacity, newRecord, accept }));
+  await app.register(async (app) =>
+    registerEditRoutes(app, {
+      storage,
+      queueKind: queue.kind,
+      editing: cfg.editing ?? null,
+      identify,
+      ownJob,
+      takeCreate,
+      capacity,
+      newRecord,
+      accept,
+    }),
+  );
 
   // ---- SSE ----
   function streamEvents(id: string, req: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
     const res = reply.raw;
-    const headers: Record<string, string> = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
+    const headers: Record<string, string> = {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    };
     const origin = req.headers.origin;
-    if (origin !== undefined && cfg.corsOrigins.includes(origin)) Object.assign(headers, { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' });
+    if (origin !== undefined && cfg.corsOrigins.includes(origin))
+      Object.assign(headers, { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' });
     res.writeHead(200, headers);
     let seq = 0;
     let closed = false;
@@ -532,7 +1013,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     };
     queue.events.on('status', onStatus);
     queue.events.on('progress', onProgress);
-    const keepAlive = setInterval(() => { if (!closed) res.write(': keep-alive\n\n'); }, 15_000);
+    const keepAlive = setInterval(() => {
+      if (!closed) res.write(': keep-alive\n\n');
+    }, 15_000);
     req.raw.on('close', close);
     const r = storage.read(id);
     if (r === null) close();

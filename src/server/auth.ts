@@ -23,17 +23,27 @@ export function newKey(): string {
 }
 
 function parseEntry(name: string, hash: string, where: string): ApiKey {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new UsageError(`${where}: key name '${name}' must be 1–64 letters, digits, . _ -`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+    throw new UsageError(`${where}: key name '${name}' must be 1–64 letters, digits, . _ -`);
   const m = /^sha256:([0-9a-f]{64})$/.exec(hash);
-  if (m === null) throw new UsageError(`${where}: the key '${name}' must be given as sha256:<64 hex digits> (its hash, never the key itself; immunize serve --hash-key prints it)`);
+  if (m === null)
+    throw new UsageError(
+      `${where}: the key '${name}' must be given as sha256:<64 hex digits> (its hash, never the key itself; immunize serve --hash-key prints it)`,
+    );
   return { name, hash: Buffer.from(m[1]!, 'hex') };
 }
 
 export function loadKeys(o: { env?: string; file?: string }): ApiKey[] {
   const keys: ApiKey[] = [];
-  for (const item of (o.env ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of (o.env ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const i = item.indexOf(':');
-    if (i <= 0) throw new UsageError(`IMMUNIZE_API_KEYS: expected NAME:sha256:<hex> entries but received '${item.slice(0, 20)}…'`);
+    if (i <= 0)
+      throw new UsageError(
+        `IMMUNIZE_API_KEYS: expected NAME:sha256:<hex> entries but received '${item.slice(0, 20)}…'`,
+      );
     keys.push(parseEntry(item.slice(0, i), item.slice(i + 1), 'IMMUNIZE_API_KEYS'));
   }
   if (o.file !== undefined) {
@@ -41,13 +51,16 @@ export function loadKeys(o: { env?: string; file?: string }): ApiKey[] {
     try {
       text = readFileSync(o.file, 'utf8');
     } catch (e) {
-      throw new UsageError(`--keys-file: cannot read ${o.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new UsageError(
+        `--keys-file: cannot read ${o.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     for (const [n, line] of text.split('\n').entries()) {
       const l = line.replace(/#.*/, '').trim();
       if (l === '') continue;
       const [name, hash, extra] = l.split(/\s+/);
-      if (hash === undefined || extra !== undefined) throw new UsageError(`${o.file}:${n + 1}: expected 'NAME sha256:<hex>'`);
+      if (hash === undefined || extra !== undefined)
+        throw new UsageError(`${o.file}:${n + 1}: expected 'NAME sha256:<hex>'`);
       keys.push(parseEntry(name!, hash, `${o.file}:${n + 1}`));
     }
   }

@@ -51,21 +51,32 @@ export function clip01(x: number): number {
 export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> {
   const specs = c.purifications.map((s) => parsePurification(s).spec);
   const device = checkDevice(c.device);
-  const resize = c.size === null ? {} : { width: c.size, height: c.size, fit: 'inside' as const, withoutEnlargement: true };
+  const resize =
+    c.size === null ? {} : { width: c.size, height: c.size, fit: 'inside' as const, withoutEnlargement: true };
   const orig = await readImage(c.original, { maxPixels: c.maxPixels, ...resize });
   const imm = await readImage(c.immunized, { maxPixels: c.maxPixels });
   const tensors: Tensor[] = [orig.tensor, imm.tensor];
   const model = await loadAutoencoder(c.modelSpec, { device });
   try {
-    if (orig.width !== imm.width || orig.height !== imm.height) throw new ImmunizeError('E_IMAGE_SIZE', `the result is ${imm.width}×${imm.height} but the photo is ${orig.width}×${orig.height}`);
+    if (orig.width !== imm.width || orig.height !== imm.height)
+      throw new ImmunizeError(
+        'E_IMAGE_SIZE',
+        `the result is ${imm.width}×${imm.height} but the photo is ${orig.width}×${orig.height}`,
+      );
     // Padded like the attack (edge replication), reconstructed, cropped back, on the CPU.
     const rec = (x: Tensor): Tensor => reconstructForMeasure(model, x, { device });
     const total = specs.length + 1;
-    const check = await checkProtection(rec, orig.tensor, imm.tensor, { model: c.modelId, suite: specs, onProgress: (done) => c.onStep?.(done, total) });
+    const check = await checkProtection(rec, orig.tensor, imm.tensor, {
+      model: c.modelId,
+      suite: specs,
+      onProgress: (done) => c.onStep?.(done, total),
+    });
     const reports: PurificationReport[] = [];
     for (const row of check.rows) {
       // The purified photo's own PSNR: the same draws as inside checkProtection (generator seeded 0).
-      const purified = await parsePurification(row.purification).apply(imm.tensor, { generator: new Generator({ seed: 0 }) });
+      const purified = await parsePurification(row.purification).apply(imm.tensor, {
+        generator: new Generator({ seed: 0 }),
+      });
       let p: number;
       try {
         p = psnr(purified, orig.tensor);
@@ -73,8 +84,14 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
         purified.dispose();
       }
       reports.push({
-        spec: row.purification, psnr: p, cleanReconstructionPsnr: row.cleanPsnr, reconstructionPsnr: row.immunizedPsnr, gapDb: row.gapDb,
-        protectionRemaining: clip01(row.remaining), protected: verdict(row.remaining) === 'holds', verdict: row.verdict,
+        spec: row.purification,
+        psnr: p,
+        cleanReconstructionPsnr: row.cleanPsnr,
+        reconstructionPsnr: row.immunizedPsnr,
+        gapDb: row.gapDb,
+        protectionRemaining: clip01(row.remaining),
+        protected: verdict(row.remaining) === 'holds',
+        verdict: row.verdict,
       });
     }
     c.onStep?.(total, total);
@@ -83,7 +100,11 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
       model: c.modelId,
       metric: check.metric,
       clean: { reconstructionPsnr: check.none.cleanPsnr },
-      immunized: { psnr: psnr(imm.tensor, orig.tensor), reconstructionPsnr: check.none.immunizedPsnr, gapDb: check.none.gapDb },
+      immunized: {
+        psnr: psnr(imm.tensor, orig.tensor),
+        reconstructionPsnr: check.none.immunizedPsnr,
+        gapDb: check.none.gapDb,
+      },
       purifications: reports,
     };
   } finally {

@@ -76,7 +76,9 @@ function takeRunner(key: string, env: () => NodeJS.ProcessEnv): Runner {
   }
   r?.proc.kill('SIGKILL');
   const proc = fork(RUNNER, [], { env: env(), stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
-  proc.on('error', () => { /* a failed kill or send; its exit ends the job */ });
+  proc.on('error', () => {
+    /* a failed kill or send; its exit ends the job */
+  });
   const ready = new Promise<boolean>((res) => {
     const onMessage = (m: RunnerMessage): void => {
       if (m.type !== 'ready') return;
@@ -108,7 +110,12 @@ export function closeRunners(): void {
 
 function finish(r: JobRecord, status: 'completed' | 'failed' | 'canceled', retentionMs: number): JobRecord {
   const now = Date.now();
-  return { ...r, status, finishedAt: new Date(now).toISOString(), expiresAt: new Date(now + retentionMs).toISOString() };
+  return {
+    ...r,
+    status,
+    finishedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + retentionMs).toISOString(),
+  };
 }
 
 export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: ExecuteHooks = {}): Execution {
@@ -131,11 +138,24 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       if (c) hooks.onStatus?.(c);
       return 'canceled';
     }
-    const started = storage.update(id, (r) => ({ ...r, status: 'running', startedAt: new Date().toISOString(), attempts: r.attempts + 1, worker: `${hostname()}:${process.pid}`, progress: null, error: null }));
+    const started = storage.update(id, (r) => ({
+      ...r,
+      status: 'running',
+      startedAt: new Date().toISOString(),
+      attempts: r.attempts + 1,
+      worker: `${hostname()}:${process.pid}`,
+      progress: null,
+      error: null,
+    }));
     if (started === null) return 'skipped';
     hooks.onStatus?.(started);
 
-    const settings = JSON.stringify({ device: o.device, maxPixels: o.maxPixels, models: o.models, ...(o.editing === undefined ? {} : { editing: o.editing }) } satisfies RunnerSettings);
+    const settings = JSON.stringify({
+      device: o.device,
+      maxPixels: o.maxPixels,
+      models: o.models,
+      ...(o.editing === undefined ? {} : { editing: o.editing }),
+    } satisfies RunnerSettings);
     const runner = takeRunner(`${settings}|${o.threads ?? ''}`, () => {
       const env: NodeJS.ProcessEnv = { ...process.env, IMMUNIZE_RUNNER: settings, IMMUNIZE_QUIET: '1' };
       if (o.threads !== undefined) env['IMMUNIZE_NUM_THREADS'] = String(o.threads);
@@ -152,7 +172,20 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
     const onProgress = (m: Extract<RunnerMessage, { type: 'progress' }>): void => {
       const fraction = m.steps > 0 ? Math.min(1, m.step / m.steps) : 0;
       const elapsed = performance.now() - t0;
-      const p: JobProgress = { step: m.step, steps: m.steps, loss: m.loss, fraction, etaMs: m.etaMs !== undefined ? m.etaMs : m.step > 0 && m.step < m.steps ? Math.round((elapsed / m.step) * (m.steps - m.step)) : m.step >= m.steps ? 0 : null };
+      const p: JobProgress = {
+        step: m.step,
+        steps: m.steps,
+        loss: m.loss,
+        fraction,
+        etaMs:
+          m.etaMs !== undefined
+            ? m.etaMs
+            : m.step > 0 && m.step < m.steps
+              ? Math.round((elapsed / m.step) * (m.steps - m.step))
+              : m.step >= m.steps
+                ? 0
+                : null,
+      };
       hooks.onProgress?.(id, p);
       const now = performance.now();
       if (now - lastWrite > 1000 || m.step >= m.steps) {
@@ -181,7 +214,18 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       if (c.exitCode !== null || c.signalCode !== null) onExit(c.exitCode, c.signalCode);
       void runner.ready.then((ok) => {
         // With a callback, a runner that died meanwhile is an error here, not an unhandled 'error' event.
-        if (ok && !killed && !stopping && c.connected) c.send({ type: 'run', root: storage.root, id, ...(started.parameters === undefined ? {} : { parameters: started.parameters }) } satisfies RunRequest, (e) => { if (e) c.kill('SIGKILL'); });
+        if (ok && !killed && !stopping && c.connected)
+          c.send(
+            {
+              type: 'run',
+              root: storage.root,
+              id,
+              ...(started.parameters === undefined ? {} : { parameters: started.parameters }),
+            } satisfies RunRequest,
+            (e) => {
+              if (e) c.kill('SIGKILL');
+            },
+          );
       });
     });
     clearInterval(poll);
@@ -192,17 +236,36 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
     const msg = final;
     if (stopping) throw new RunnerCrash(`job ${id} stopped by a shutdown`);
     if (killed || storage.cancelRequested(id)) {
-      const rec = storage.update(id, (r) => (TERMINAL.has(r.status) ? null : finish({ ...r }, 'canceled', o.retentionMs)));
+      const rec = storage.update(id, (r) =>
+        TERMINAL.has(r.status) ? null : finish({ ...r }, 'canceled', o.retentionMs),
+      );
       if (rec) hooks.onStatus?.(rec);
       return 'canceled';
     }
     if (msg?.type === 'done') {
-      const rec = storage.update(id, (r) => (TERMINAL.has(r.status) ? null : finish({ ...r, completions: r.completions + 1, result: msg.result, progress: r.progress === null ? null : { ...r.progress, fraction: 1, etaMs: 0 } }, 'completed', o.retentionMs)));
+      const rec = storage.update(id, (r) =>
+        TERMINAL.has(r.status)
+          ? null
+          : finish(
+              {
+                ...r,
+                completions: r.completions + 1,
+                result: msg.result,
+                progress: r.progress === null ? null : { ...r.progress, fraction: 1, etaMs: 0 },
+              },
+              'completed',
+              o.retentionMs,
+            ),
+      );
       if (rec) hooks.onStatus?.(rec);
       return 'completed';
     }
     if (msg?.type === 'error') {
-      const rec = storage.update(id, (r) => (TERMINAL.has(r.status) ? null : finish({ ...r, error: { code: msg.code, message: msg.message } }, 'failed', o.retentionMs)));
+      const rec = storage.update(id, (r) =>
+        TERMINAL.has(r.status)
+          ? null
+          : finish({ ...r, error: { code: msg.code, message: msg.message } }, 'failed', o.retentionMs),
+      );
       if (rec) hooks.onStatus?.(rec);
       return 'failed';
     }
@@ -213,7 +276,11 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
 
 /** Marks a job failed after its runner kept crashing. */
 export function failCrashed(storage: Storage, id: string, message: string, retentionMs: number): JobRecord | null {
-  return storage.update(id, (r) => (TERMINAL.has(r.status) ? null : finish({ ...r, error: { code: 'E_WORKER_CRASHED', message } }, 'failed', retentionMs)));
+  return storage.update(id, (r) =>
+    TERMINAL.has(r.status)
+      ? null
+      : finish({ ...r, error: { code: 'E_WORKER_CRASHED', message } }, 'failed', retentionMs),
+  );
 }
 
 /** Puts a job whose runner crashed back in the queued state (it will be retried). */

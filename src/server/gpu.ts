@@ -33,10 +33,15 @@ export function gpuMemory(o: { command?: string; maxAgeMs?: number } = {}): Prom
   const maxAge = o.maxAgeMs ?? 5000;
   if (cache !== null && Date.now() - cache.at < maxAge) return Promise.resolve(cache.value);
   return new Promise((resolve) => {
-    execFile(command, ['--query-gpu=index,memory.used,memory.total', '--format=csv,noheader,nounits'], { timeout: 2000 }, (err, stdout) => {
-      const value = err ? [] : parseNvidiaSmi(stdout);
-      cache = { at: Date.now(), value };
-      resolve(value);
-    });
+    execFile(
+      command,
+      ['--query-gpu=index,memory.used,memory.total', '--format=csv,noheader,nounits'],
+      { timeout: 2000 },
+      (err, stdout) => {
+        const value = err ? [] : parseNvidiaSmi(stdout);
+        cache = { at: Date.now(), value };
+        resolve(value);
+      },
+    );
   });
 }

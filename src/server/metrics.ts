@@ -3,14 +3,20 @@
 type Labels = Record<string, string>;
 
 function key(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .join(',');
 }
 
 export const DURATION_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800];
 
 export class Metrics {
   private counters = new Map<string, { help: string; values: Map<string, number> }>();
-  private histograms = new Map<string, { help: string; values: Map<string, { buckets: number[]; sum: number; count: number }> }>();
+  private histograms = new Map<
+    string,
+    { help: string; values: Map<string, { buckets: number[]; sum: number; count: number }> }
+  >();
 
   counter(name: string, help: string, labels: Labels = {}, by = 1): void {
     const c = this.counters.get(name) ?? { help, values: new Map() };
@@ -24,7 +30,9 @@ export class Metrics {
     this.histograms.set(name, h);
     const k = key(labels);
     const v = h.values.get(k) ?? { buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
-    DURATION_BUCKETS.forEach((b, i) => { if (seconds <= b) v.buckets[i]!++; });
+    DURATION_BUCKETS.forEach((b, i) => {
+      if (seconds <= b) v.buckets[i]!++;
+    });
     v.sum += seconds;
     v.count++;
     h.values.set(k, v);
@@ -43,7 +51,11 @@ export class Metrics {
       for (const [k, v] of h.values) {
         const pre = k === '' ? '' : `${k},`;
         DURATION_BUCKETS.forEach((b, i) => out.push(`${name}_bucket{${pre}le="${b}"} ${v.buckets[i]}`));
-        out.push(`${name}_bucket{${pre}le="+Inf"} ${v.count}`, `${name}_sum${brace(k)} ${v.sum}`, `${name}_count${brace(k)} ${v.count}`);
+        out.push(
+          `${name}_bucket{${pre}le="+Inf"} ${v.count}`,
+          `${name}_sum${brace(k)} ${v.sum}`,
+          `${name}_count${brace(k)} ${v.count}`,
+        );
       }
     }
     for (const g of gauges) {

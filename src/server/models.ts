@@ -18,8 +18,12 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 /** `NAME=SPEC` or `SPEC` (the id is then the repo id, or a local path's file name). */
 export function parseModelEntry(s: string): ModelEntry {
   const eq = s.indexOf('=');
-  const [id, spec] = eq > 0 ? [s.slice(0, eq), s.slice(eq + 1)] : [s.startsWith('/') || s.startsWith('.') ? basename(s) : s, s];
-  if (!ID.test(id) || id.includes('..')) throw new UsageError(`--model: '${id}' is not a usable model id (letters, digits, . _ - /; give NAME=PATH to choose one)`);
+  const [id, spec] =
+    eq > 0 ? [s.slice(0, eq), s.slice(eq + 1)] : [s.startsWith('/') || s.startsWith('.') ? basename(s) : s, s];
+  if (!ID.test(id) || id.includes('..'))
+    throw new UsageError(
+      `--model: '${id}' is not a usable model id (letters, digits, . _ - /; give NAME=PATH to choose one)`,
+    );
   if (spec === '') throw new UsageError(`--model: empty model spec in '${s}'`);
   return { id, spec };
 }

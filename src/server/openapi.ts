@@ -22,25 +22,52 @@ export const routeSchema = (s: RouteSchema): RouteSchema => s;
 
 const JOB_ID = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
 const ERROR = { $ref: '#/components/schemas/Error' };
-export const err = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: ERROR } } });
-export const record = { description: 'the job record', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } };
+export const err = (description: string): Record<string, unknown> => ({
+  description,
+  content: { 'application/json': { schema: ERROR } },
+});
+export const record = {
+  description: 'the job record',
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } },
+};
 export const png = { description: 'PNG', content: { 'image/png': {} } };
 
 export const idParams = { type: 'object', required: ['id'], properties: { id: JOB_ID } } as const;
-export const tokenQuery = { type: 'object', properties: { token: { type: 'string', maxLength: 128, description: 'read token from the record\'s links (instead of a key)' } } } as const;
+export const tokenQuery = {
+  type: 'object',
+  properties: {
+    token: { type: 'string', maxLength: 128, description: "read token from the record's links (instead of a key)" },
+  },
+} as const;
 
 /** The multipart body of POST /v1/immunizations: the image, a mask and the protect parameters the API offers. */
 export function immunizationForm(): Record<string, unknown> {
   return {
-    type: 'object', required: ['image'], additionalProperties: false,
+    type: 'object',
+    required: ['image'],
+    additionalProperties: false,
     properties: {
-      image: { type: 'string', format: 'binary' }, mask: { type: 'string', format: 'binary', description: 'white where the perturbation may go; same size as the image' },
-      ...Object.fromEntries(parametersFor('api').map((p) => [p.name, p.name === 'model' ? { ...jsonSchemaOf(p), description: 'a model id from /v1/config' } : jsonSchemaOf(p)])),
+      image: { type: 'string', format: 'binary' },
+      mask: {
+        type: 'string',
+        format: 'binary',
+        description: 'white where the perturbation may go; same size as the image',
+      },
+      ...Object.fromEntries(
+        parametersFor('api').map((p) => [
+          p.name,
+          p.name === 'model' ? { ...jsonSchemaOf(p), description: 'a model id from /v1/config' } : jsonSchemaOf(p),
+        ]),
+      ),
     },
   };
 }
 
-interface CollectedRoute { method: string; url: string; schema: RouteSchema }
+interface CollectedRoute {
+  method: string;
+  url: string;
+  schema: RouteSchema;
+}
 
 /** Records every route registered after this call that has a RouteSchema (call it before registering routes). */
 export function collectRoutes(app: FastifyInstance): CollectedRoute[] {
@@ -55,11 +82,20 @@ export function collectRoutes(app: FastifyInstance): CollectedRoute[] {
 
 function parametersOf(s: RouteSchema): unknown[] {
   const out: unknown[] = [];
-  for (const [where, schema] of [['path', s.params], ['query', s.querystring]] as const) {
+  for (const [where, schema] of [
+    ['path', s.params],
+    ['query', s.querystring],
+  ] as const) {
     const obj = schema as { properties?: Record<string, Record<string, unknown>>; required?: string[] } | undefined;
     for (const [name, p] of Object.entries(obj?.properties ?? {})) {
       const { description, ...rest } = p;
-      out.push({ name, in: where, required: where === 'path' || (obj?.required ?? []).includes(name), schema: rest, ...(description === undefined ? {} : { description }) });
+      out.push({
+        name,
+        in: where,
+        required: where === 'path' || (obj?.required ?? []).includes(name),
+        schema: rest,
+        ...(description === undefined ? {} : { description }),
+      });
     }
   }
   return out;
@@ -70,9 +106,12 @@ export function openApiDocument(version: string, routes: readonly CollectedRoute
   for (const r of routes) {
     const path = r.url.replace(/:(\w+)/g, '{$1}');
     const s = r.schema;
-    const body = s['x-multipart'] !== undefined
-      ? { required: true, content: { 'multipart/form-data': { schema: s['x-multipart'] } } }
-      : s.body !== undefined ? { content: { 'application/json': { schema: s.body } } } : undefined;
+    const body =
+      s['x-multipart'] !== undefined
+        ? { required: true, content: { 'multipart/form-data': { schema: s['x-multipart'] } } }
+        : s.body !== undefined
+          ? { content: { 'application/json': { schema: s.body } } }
+          : undefined;
     const params = parametersOf(s);
     (paths[path] ??= {})[r.method] = {
       summary: s.summary,
@@ -84,22 +123,59 @@ export function openApiDocument(version: string, routes: readonly CollectedRoute
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Immunize API', version, description: 'Immunize photos against AI editing (Salman et al. 2023). Contract: docs/api.md.' },
+    info: {
+      title: 'Immunize API',
+      version,
+      description: 'Immunize photos against AI editing (Salman et al. 2023). Contract: docs/api.md.',
+    },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }, { apiKey: [] }],
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
       schemas: {
-        Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } } } } },
-        Progress: { type: ['object', 'null'], properties: { step: { type: 'integer' }, steps: { type: 'integer' }, loss: { type: ['number', 'null'] }, fraction: { type: 'number' }, etaMs: { type: ['integer', 'null'] } } },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } },
+            },
+          },
+        },
+        Progress: {
+          type: ['object', 'null'],
+          properties: {
+            step: { type: 'integer' },
+            steps: { type: 'integer' },
+            loss: { type: ['number', 'null'] },
+            fraction: { type: 'number' },
+            etaMs: { type: ['integer', 'null'] },
+          },
+        },
         Job: {
           type: 'object',
           required: ['id', 'kind', 'status', 'createdAt', 'links'],
           properties: {
-            id: { type: 'string' }, kind: { enum: ['immunization', 'check', 'edit'] }, status: { enum: ['queued', 'running', 'completed', 'failed', 'canceled'] },
-            createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: ['string', 'null'] }, finishedAt: { type: ['string', 'null'] }, expiresAt: { type: ['string', 'null'] },
-            attempts: { type: 'integer' }, queuePosition: { type: ['integer', 'null'] }, options: { type: 'object' }, input: { type: ['object', 'null'] },
-            progress: { $ref: '#/components/schemas/Progress' }, error: { type: ['object', 'null'] }, result: { type: ['object', 'null'] }, links: { type: 'object', additionalProperties: { type: 'string' } },
+            id: { type: 'string' },
+            kind: { enum: ['immunization', 'check', 'edit'] },
+            status: { enum: ['queued', 'running', 'completed', 'failed', 'canceled'] },
+            createdAt: { type: 'string', format: 'date-time' },
+            startedAt: { type: ['string', 'null'] },
+            finishedAt: { type: ['string', 'null'] },
+            expiresAt: { type: ['string', 'null'] },
+            attempts: { type: 'integer' },
+            queuePosition: { type: ['integer', 'null'] },
+            options: { type: 'object' },
+            input: { type: ['object', 'null'] },
+            progress: { $ref: '#/components/schemas/Progress' },
+            error: { type: ['object', 'null'] },
+            result: { type: ['object', 'null'] },
+            links: { type: 'object', additionalProperties: { type: 'string' } },
           },
         },
       },

@@ -9,7 +9,13 @@ import type { ModelEntry } from './models.js';
 
 /** An error with its HTTP status; `field` names the request field at fault. */
 export class HttpError extends ImmunizeError {
-  constructor(readonly status: number, code: string, message: string, readonly field?: string, readonly retryAfter?: number) {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly field?: string,
+    readonly retryAfter?: number,
+  ) {
     super(code, message);
     this.name = 'HttpError';
   }
@@ -21,10 +27,18 @@ export interface ValidatedOptions {
   options: Record<string, unknown>;
 }
 
-export function validateOptions(fields: Record<string, string>, o: { models: readonly ModelEntry[]; maxSteps: number; hasMask: boolean }): ValidatedOptions {
+export function validateOptions(
+  fields: Record<string, string>,
+  o: { models: readonly ModelEntry[]; maxSteps: number; hasMask: boolean },
+): ValidatedOptions {
   let p: ProtectRequest;
   try {
-    p = resolveProtectParameters(fields, { door: 'api', hasMask: o.hasMask, maxSteps: o.maxSteps, models: o.models.map((m) => m.id) });
+    p = resolveProtectParameters(fields, {
+      door: 'api',
+      hasMask: o.hasMask,
+      maxSteps: o.maxSteps,
+      models: o.models.map((m) => m.id),
+    });
   } catch (e) {
     if (e instanceof ParameterError) throw new HttpError(400, 'E_VALIDATION', e.message, e.field);
     throw e;
@@ -32,11 +46,21 @@ export function validateOptions(fields: Record<string, string>, o: { models: rea
   return {
     parameters: p,
     options: {
-      method: p.method, model: p.model, preset: p.method === 'noise' ? null : p.preset, eps: p.eps, stepSize: p.stepSize, steps: p.steps,
-      optimizer: p.optimizer, schedule: p.schedule, target: p.target, size: p.size, seed: p.seed,
+      method: p.method,
+      model: p.model,
+      preset: p.method === 'noise' ? null : p.preset,
+      eps: p.eps,
+      stepSize: p.stepSize,
+      steps: p.steps,
+      optimizer: p.optimizer,
+      schedule: p.schedule,
+      target: p.target,
+      size: p.size,
+      seed: p.seed,
       ...(p.method === 'diffusion' ? { diffusionSteps: p.diffusionSteps, gradReps: p.gradReps } : {}),
       ...(p.robust === 'none' ? {} : { robust: p.robust, robustSamples: p.robustSamples }),
-      invertMask: p.invertMask, mask: o.hasMask,
+      invertMask: p.invertMask,
+      mask: o.hasMask,
     },
   };
 }

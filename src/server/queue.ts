@@ -6,7 +6,15 @@
  * Both emit 'status' (a record, on every status change) and 'progress' (id, progress).
  */
 import { EventEmitter } from 'node:events';
-import { closeRunners, execute, failCrashed, requeue, RunnerCrash, type Execution, type ExecuteOptions } from './execute.js';
+import {
+  closeRunners,
+  execute,
+  failCrashed,
+  requeue,
+  RunnerCrash,
+  type Execution,
+  type ExecuteOptions,
+} from './execute.js';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
 
 export interface QueueCounts {
@@ -40,10 +48,16 @@ export class EmbeddedQueue implements JobQueue {
   private closed = false;
   private idle: Promise<void> = Promise.resolve();
 
-  constructor(private readonly storage: Storage, private readonly options: ExecuteOptions) {}
+  constructor(
+    private readonly storage: Storage,
+    private readonly options: ExecuteOptions,
+  ) {}
 
   start(): Promise<void> {
-    const open = this.storage.all().filter((r) => !TERMINAL.has(r.status)).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    const open = this.storage
+      .all()
+      .filter((r) => !TERMINAL.has(r.status))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     for (const r of open) {
       if (r.status === 'running') requeue(this.storage, r.id);
       this.pending.push(r.id);
@@ -62,7 +76,16 @@ export class EmbeddedQueue implements JobQueue {
     const i = this.pending.indexOf(id);
     if (i >= 0) this.pending.splice(i, 1);
     if (this.running?.id !== id) {
-      const r = this.storage.update(id, (x) => (TERMINAL.has(x.status) ? null : { ...x, status: 'canceled', finishedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + this.options.retentionMs).toISOString() }));
+      const r = this.storage.update(id, (x) =>
+        TERMINAL.has(x.status)
+          ? null
+          : {
+              ...x,
+              status: 'canceled',
+              finishedAt: new Date().toISOString(),
+              expiresAt: new Date(Date.now() + this.options.retentionMs).toISOString(),
+            },
+      );
       if (r) this.events.emit('status', r);
     }
     if (this.running?.id === id) this.running.exec.kill();
@@ -99,21 +122,26 @@ export class EmbeddedQueue implements JobQueue {
       onProgress: (jid, p) => this.events.emit('progress', jid, p),
     });
     this.running = { id, exec };
-    this.idle = exec.done.then(() => undefined, (e: unknown) => {
-      if (this.closed) return;
-      const r = this.storage.read(id);
-      const message = e instanceof RunnerCrash ? e.message : `internal error: ${(e as Error).message}`;
-      if (e instanceof RunnerCrash && r !== null && r.attempts < MAX_ATTEMPTS) {
-        const q = requeue(this.storage, id);
-        if (q) this.events.emit('status', q);
-        this.pending.unshift(id);
-      } else {
-        const f = failCrashed(this.storage, id, message, this.options.retentionMs);
-        if (f) this.events.emit('status', f);
-      }
-    }).finally(() => {
-      this.running = null;
-      this.pump();
-    });
+    this.idle = exec.done
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          if (this.closed) return;
+          const r = this.storage.read(id);
+          const message = e instanceof RunnerCrash ? e.message : `internal error: ${(e as Error).message}`;
+          if (e instanceof RunnerCrash && r !== null && r.attempts < MAX_ATTEMPTS) {
+            const q = requeue(this.storage, id);
+            if (q) this.events.emit('status', q);
+            this.pending.unshift(id);
+          } else {
+            const f = failCrashed(this.storage, id, message, this.options.retentionMs);
+            if (f) this.events.emit('status', f);
+          }
+        },
+      )
+      .finally(() => {
+        this.running = null;
+        this.pump();
+      });
   }
 }

@@ -33,7 +33,12 @@ export class RedisQueue implements JobQueue {
   private readonly queue: Queue;
   private readonly queueEvents: QueueEvents;
 
-  constructor(private readonly storage: Storage, url: string, private readonly retentionMs: number, prefix?: string) {
+  constructor(
+    private readonly storage: Storage,
+    url: string,
+    private readonly retentionMs: number,
+    prefix?: string,
+  ) {
     this.conn = redisConnection(url);
     this.queue = new Queue(QUEUE_NAME, { connection: this.conn, ...(prefix ? { prefix } : {}) });
     this.queueEvents = new QueueEvents(QUEUE_NAME, { connection: redisConnection(url), ...(prefix ? { prefix } : {}) });
@@ -49,18 +54,31 @@ export class RedisQueue implements JobQueue {
     this.queueEvents.on('completed', ({ jobId }) => status(jobId));
     this.queueEvents.on('failed', ({ jobId }) => status(jobId));
     this.queueEvents.on('stalled', ({ jobId }) => status(jobId));
-    this.queueEvents.on('error', () => { /* reconnects by itself; readiness reports it */ });
+    this.queueEvents.on('error', () => {
+      /* reconnects by itself; readiness reports it */
+    });
   }
 
   async start(): Promise<void> {
     await this.queueEvents.waitUntilReady();
     // A record accepted but never added (the API died between the two) is added now; adding an
     // id BullMQ already has is a no-op.
-    for (const r of this.storage.all()) if (r.status === 'queued' && !this.storage.cancelRequested(r.id)) await this.enqueue(r.id);
+    for (const r of this.storage.all())
+      if (r.status === 'queued' && !this.storage.cancelRequested(r.id)) await this.enqueue(r.id);
   }
 
   async enqueue(id: string): Promise<void> {
-    await this.queue.add('job', { id }, { jobId: id, attempts: REDIS_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: { age: 7 * 86400 }, removeOnFail: { age: 7 * 86400 } });
+    await this.queue.add(
+      'job',
+      { id },
+      {
+        jobId: id,
+        attempts: REDIS_ATTEMPTS,
+        backoff: { type: 'fixed', delay: 1000 },
+        removeOnComplete: { age: 7 * 86400 },
+        removeOnFail: { age: 7 * 86400 },
+      },
+    );
   }
 
   async cancel(id: string): Promise<void> {
@@ -68,9 +86,22 @@ export class RedisQueue implements JobQueue {
     const state = job === undefined ? 'unknown' : await job.getState();
     if (state === 'active') return; // its worker sees the cancel marker within a fraction of a second
     if (job !== undefined && state !== 'completed' && state !== 'failed') {
-      try { await job.remove(); } catch { /* taken by a worker meanwhile: it sees the marker */ }
+      try {
+        await job.remove();
+      } catch {
+        /* taken by a worker meanwhile: it sees the marker */
+      }
     }
-    const r = this.storage.update(id, (x) => (TERMINAL.has(x.status) || x.status === 'running' ? null : { ...x, status: 'canceled', finishedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + this.retentionMs).toISOString() }));
+    const r = this.storage.update(id, (x) =>
+      TERMINAL.has(x.status) || x.status === 'running'
+        ? null
+        : {
+            ...x,
+            status: 'canceled',
+            finishedAt: new Date().toISOString(),
+            expiresAt: new Date(Date.now() + this.retentionMs).toISOString(),
+          },
+    );
     if (r) this.events.emit('status', r);
   }
 
@@ -112,7 +143,11 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
   const lockMs = o.lockMs ?? 30_000;
   const processor = async (job: Job<{ id: string }>): Promise<string> => {
     const id = job.data.id;
-    const publish = (p: Payload): void => { void job.updateProgress(p).catch(() => { /* best effort */ }); };
+    const publish = (p: Payload): void => {
+      void job.updateProgress(p).catch(() => {
+        /* best effort */
+      });
+    };
     const exec = execute(storage, id, o, {
       onStatus: () => publish({ type: 'status' }),
       onProgress: (_id, progress) => publish({ type: 'progress', progress }),
@@ -141,5 +176,11 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
     ...(o.prefix ? { prefix: o.prefix } : {}),
   });
   worker.on('error', (e) => log(`worker: ${e.message}`));
-  return { worker, close: async () => { await worker.close(); closeRunners(); } };
+  return {
+    worker,
+    close: async () => {
+      await worker.close();
+      closeRunners();
+    },
+  };
 }

@@ -19,7 +19,17 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
-import { loadProtectModels, preflightPhoto, protectImage, readProtectInputs, sha256File, sidecarParameters, writeProtected, type ProtectRequest, type ProtectStep } from '../protect/index.js';
+import {
+  loadProtectModels,
+  preflightPhoto,
+  protectImage,
+  readProtectInputs,
+  sha256File,
+  sidecarParameters,
+  writeProtected,
+  type ProtectRequest,
+  type ProtectStep,
+} from '../protect/index.js';
 import { Storage, type JobRecord } from './storage.js';
 import type { ModelEntry } from './models.js';
 import { scrubMessage } from './scrub.js';
@@ -48,28 +58,54 @@ function send(m: RunnerMessage): Promise<void> {
 
 function modelSpec(settings: RunnerSettings, id: unknown): string {
   const m = settings.models.find((e) => e.id === id);
-  if (m === undefined) throw new ImmunizeError('E_MODEL_UNAVAILABLE', `this worker does not offer the model '${String(id)}'`);
+  if (m === undefined)
+    throw new ImmunizeError('E_MODEL_UNAVAILABLE', `this worker does not offer the model '${String(id)}'`);
   return m.spec;
 }
 
 /** The job's resolved request on this worker: its model id mapped to the worker's model, the worker's device and limit. */
 function requestOnThisWorker(p: ProtectRequest | undefined, settings: RunnerSettings): ProtectRequest {
-  if (p === undefined) throw new ImmunizeError('E_INTERNAL', 'the job has no resolved parameters (its record was made by an older version); submit it again');
-  return { ...p, model: p.model === null ? null : modelSpec(settings, p.model), device: settings.device, maxPixels: settings.maxPixels };
+  if (p === undefined)
+    throw new ImmunizeError(
+      'E_INTERNAL',
+      'the job has no resolved parameters (its record was made by an older version); submit it again',
+    );
+  return {
+    ...p,
+    model: p.model === null ? null : modelSpec(settings, p.model),
+    device: settings.device,
+    maxPixels: settings.maxPixels,
+  };
 }
 
-async function immunize(storage: Storage, r: JobRecord, parameters: ProtectRequest | undefined, settings: RunnerSettings, onStep: (s: ProtectStep) => void): Promise<Record<string, unknown>> {
+async function immunize(
+  storage: Storage,
+  r: JobRecord,
+  parameters: ProtectRequest | undefined,
+  settings: RunnerSettings,
+  onStep: (s: ProtectStep) => void,
+): Promise<Record<string, unknown>> {
   const req = requestOnThisWorker(parameters, settings);
   const image = storage.file(r.id, r.input!.file);
   const mask = r.input!.mask === null ? null : storage.file(r.id, r.input!.mask);
   const probe = await preflightPhoto(image, req, mask === null ? null : await probeImage(mask), mask ?? undefined);
   using models = await loadProtectModels(req);
   using inputs = await readProtectInputs({ image, mask }, req, probe);
-  const sidecarParams = sidecarParameters(req, {
-    inputSha256: sha256File(image), mask: mask === null ? null : { path: resolve(mask), sha256: sha256File(mask) }, target: null,
-    model: req.model === null ? null : existsSync(req.model) ? resolve(req.model) : req.model,
-  }, 'png');
-  const result = await protectImage(inputs, models, req, { parameters: sidecarParams, inputPath: resolve(image), onStep });
+  const sidecarParams = sidecarParameters(
+    req,
+    {
+      inputSha256: sha256File(image),
+      mask: mask === null ? null : { path: resolve(mask), sha256: sha256File(mask) },
+      target: null,
+      model: req.model === null ? null : existsSync(req.model) ? resolve(req.model) : req.model,
+    },
+    'png',
+  );
+  const result = await protectImage(inputs, models, req, {
+    parameters: sidecarParams,
+    inputPath: resolve(image),
+    onStep,
+  });
   const sidecar = writeProtected(result, storage.file(r.id, 'result.png'));
   const rec = sidecar.results.reconstruction;
   return {
@@ -81,14 +117,28 @@ async function immunize(storage: Storage, r: JobRecord, parameters: ProtectReque
     psnr: sidecar.results.psnr,
     ssim: sidecar.results.ssim,
     reconstruction: rec === null ? null : { ...rec, model: parameters!.model },
-    attack: sidecar.attack === null ? null : { losses: sidecar.attack.losses, finalLoss: sidecar.attack.finalLoss, stepsTaken: sidecar.attack.stepsTaken, stoppedBy: sidecar.attack.stoppedBy },
+    attack:
+      sidecar.attack === null
+        ? null
+        : {
+            losses: sidecar.attack.losses,
+            finalLoss: sidecar.attack.finalLoss,
+            stepsTaken: sidecar.attack.stepsTaken,
+            stoppedBy: sidecar.attack.stoppedBy,
+          },
     timing: sidecar.timing,
   };
 }
 
-async function check(storage: Storage, r: JobRecord, settings: RunnerSettings, onStep: (i: number, n: number) => void): Promise<Record<string, unknown>> {
+async function check(
+  storage: Storage,
+  r: JobRecord,
+  settings: RunnerSettings,
+  onStep: (i: number, n: number) => void,
+): Promise<Record<string, unknown>> {
   const parent = storage.read(r.parent!);
-  if (parent === null || parent.status !== 'completed') throw new ImmunizeError('E_NOT_READY', 'the immunization is gone or not completed');
+  if (parent === null || parent.status !== 'completed')
+    throw new ImmunizeError('E_NOT_READY', 'the immunization is gone or not completed');
   const { runCheck } = await import('./check.js');
   return runCheck({
     original: storage.file(parent.id, parent.input!.file),
@@ -106,8 +156,14 @@ async function check(storage: Storage, r: JobRecord, settings: RunnerSettings, o
 
 /** Error messages name files by their own names and models by their ids, never by server paths (scrub.ts). */
 function scrub(message: string, storage: Storage, id: string, settings: RunnerSettings): string {
-  const editing = [settings.editing?.img2img, settings.editing?.inpaint].filter((m): m is ModelEntry => m !== null && m !== undefined);
-  return scrubMessage(message, { storageRoot: storage.root, jobDir: storage.dir(id), models: [...(settings.models ?? []), ...editing] });
+  const editing = [settings.editing?.img2img, settings.editing?.inpaint].filter(
+    (m): m is ModelEntry => m !== null && m !== undefined,
+  );
+  return scrubMessage(message, {
+    storageRoot: storage.root,
+    jobDir: storage.dir(id),
+    models: [...(settings.models ?? []), ...editing],
+  });
 }
 
 export interface RunRequest {
@@ -139,11 +195,14 @@ async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSett
     pending = send({ type: 'progress', step, steps, loss, ...(etaMs === undefined ? {} : { etaMs }) });
   };
   try {
-    const result = r.kind === 'edit'
-      ? await (await import('./edit-job.js')).runEdit(storage, r, settings.editing, settings.device, settings.maxPixels, (i, n) => progress?.(i, n, null))
-      : r.kind === 'check'
-      ? await check(storage, r, settings, (i, n) => progress?.(i, n, null))
-      : await immunize(storage, r, parameters, settings, (s) => progress?.(s.step, s.steps, s.loss, s.etaMs));
+    const result =
+      r.kind === 'edit'
+        ? await (
+            await import('./edit-job.js')
+          ).runEdit(storage, r, settings.editing, settings.device, settings.maxPixels, (i, n) => progress?.(i, n, null))
+        : r.kind === 'check'
+          ? await check(storage, r, settings, (i, n) => progress?.(i, n, null))
+          : await immunize(storage, r, parameters, settings, (s) => progress?.(s.step, s.steps, s.loss, s.etaMs));
     await pending;
     progress = null;
     await send({ type: 'done', result });
@@ -151,7 +210,11 @@ async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSett
     progress = null;
     const err = e as ImmunizeError;
     const code = typeof err.code === 'string' && err.code.startsWith('E_') ? err.code : 'E_INTERNAL';
-    await send({ type: 'error', code, message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id, settings) });
+    await send({
+      type: 'error',
+      code,
+      message: scrub(String(err.message ?? e).split('\n')[0]!, storage, r.id, settings),
+    });
   }
 }
 
@@ -171,10 +234,12 @@ function main(): void {
   process.on('message', (msg: unknown) => {
     const m = msg as RunRequest | null;
     if (m?.type !== 'run') return;
-    queue = queue.then(() => runJob(m, settings)).catch((e: unknown) => {
-      process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    });
+    queue = queue
+      .then(() => runJob(m, settings))
+      .catch((e: unknown) => {
+        process.stderr.write(`immunize runner: ${(e as Error).stack ?? String(e)}\n`);
+        process.exit(1);
+      });
   });
   process.on('disconnect', () => process.exit(3));
   // Messages that arrive before a listener exists are dropped: the parent waits for this one.

@@ -21,7 +21,8 @@ interface ScrubContext {
 }
 
 /** Where the Hugging Face cache puts a repo: …/models--owner--name/snapshots/<rev>/… */
-const HUB_CACHE = /(?:^|(?<=[\s'"`(=:,]))\/[^\s'"`()]*?\/models--([A-Za-z0-9._-]+?)--([A-Za-z0-9._-]+)(?:\/[^\s'"`(),;:]*)?/g;
+const HUB_CACHE =
+  /(?:^|(?<=[\s'"`(=:,]))\/[^\s'"`()]*?\/models--([A-Za-z0-9._-]+?)--([A-Za-z0-9._-]+)(?:\/[^\s'"`(),;:]*)?/g;
 /** An absolute path: a slash-led token of at least two segments, not part of a word or a fraction (16/255). */
 const ABSOLUTE = /(?:^|(?<=[\s'"`(=:,[]))(?:~|\/(?!\/))[^\s'"`()[\]/]*\/[^\s'"`(),;:[\]]*/g;
 

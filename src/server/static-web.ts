@@ -38,7 +38,8 @@ const TYPES: Record<string, string> = {
  * hence no referrer.
  */
 const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'Content-Security-Policy':
+    "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'X-Frame-Options': 'DENY',
@@ -76,8 +77,12 @@ export function registerWebPage(app: FastifyInstance, opts: WebPageOptions = {})
   const prefix = (opts.prefix ?? '/').replace(/\/?$/, '/');
   const index = join(root, 'index.html');
   if (!existsSync(index)) {
-    app.get(prefix, (_req, reply) => reply.code(503).type('text/plain; charset=utf-8')
-      .send('The web page is not built: run `npm run build:web` (the API under /v1 works without it).\n'));
+    app.get(prefix, (_req, reply) =>
+      reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send('The web page is not built: run `npm run build:web` (the API under /v1 works without it).\n'),
+    );
     return;
   }
   app.get(prefix, (_req, reply) => send(reply, index));

@@ -9,7 +9,20 @@
 import { writeFileAtomic } from '../io/atomic.js';
 import type { ProtectRequest } from '../protect/index.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, accessSync, constants, openSync, closeSync, writeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  accessSync,
+  constants,
+  openSync,
+  closeSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export const ID_RE = /^[0-9a-f]{32}$/;
@@ -46,7 +59,15 @@ export interface JobRecord {
   options: Record<string, unknown>;
   /** The resolved protect request (immunizations; src/protect), the model as its id; the runner runs exactly this. */
   parameters?: ProtectRequest;
-  input: { width: number; height: number; format: string; bytes: number; sha256: string; file: string; mask: string | null } | null;
+  input: {
+    width: number;
+    height: number;
+    format: string;
+    bytes: number;
+    sha256: string;
+    file: string;
+    mask: string | null;
+  } | null;
   /** The immunization a check is about. */
   parent: string | null;
   progress: JobProgress | null;

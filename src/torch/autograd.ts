@@ -17,7 +17,11 @@ export interface GradOptions {
 const list = (t: Tensor | readonly Tensor[]): readonly Tensor[] => (t instanceof Tensor ? [t] : t);
 
 /** d(sum of outputs)/d(inputs), one tensor per input (null for unused inputs with allowUnused). */
-export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): (Tensor | null)[] {
+export function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: Tensor | readonly Tensor[],
+  opts: GradOptions = {},
+): (Tensor | null)[] {
   const outs = list(outputs).map((t) => t.handle);
   const ins = list(inputs).map((t) => t.handle);
   const seeds = (opts.gradOutputs ?? []).map((t) => (t === null ? null : t.handle));
@@ -36,9 +40,18 @@ export function gradOf(output: Tensor, input: Tensor, opts: Omit<GradOptions, 'a
 }
 
 /** Accumulates gradients of `tensors` into the leaves' .grad (torch.autograd.backward). */
-export function backward(tensors: Tensor | readonly Tensor[], grads?: readonly (Tensor | null)[], opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+export function backward(
+  tensors: Tensor | readonly Tensor[],
+  grads?: readonly (Tensor | null)[],
+  opts: { retainGraph?: boolean; createGraph?: boolean } = {},
+): void {
   try {
-    native.backward(list(tensors).map((t) => t.handle), (grads ?? []).map((g) => (g === null ? null : g.handle)), opts.retainGraph, opts.createGraph ?? false);
+    native.backward(
+      list(tensors).map((t) => t.handle),
+      (grads ?? []).map((g) => (g === null ? null : g.handle)),
+      opts.retainGraph,
+      opts.createGraph ?? false,
+    );
   } catch (e) {
     throw torchError(e);
   }
@@ -57,7 +70,9 @@ function withGradMode<T>(on: boolean, fn: () => T): T {
   try {
     const r = fn();
     if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
-      throw new Error('noGrad/enableGrad take a synchronous function: grad mode is thread state and would leak into other async work');
+      throw new Error(
+        'noGrad/enableGrad take a synchronous function: grad mode is thread state and would leak into other async work',
+      );
     }
     return r;
   } finally {

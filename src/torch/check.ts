@@ -10,7 +10,10 @@ export function isInt(value: unknown): value is number {
   return Number.isSafeInteger(value);
 }
 
-export interface IntRange { min?: number; max?: number }
+export interface IntRange {
+  min?: number;
+  max?: number;
+}
 
 function expected(range: IntRange): string {
   const { min, max } = range;
@@ -22,7 +25,11 @@ function expected(range: IntRange): string {
 
 /** `value` as an integer, else ArgumentError: `Expected an integer for dim but received 1.5 of type number`. */
 export function checkInt(value: unknown, what: string, range: IntRange = {}): number {
-  if (!isInt(value) || (range.min !== undefined && value < range.min) || (range.max !== undefined && value > range.max)) {
+  if (
+    !isInt(value) ||
+    (range.min !== undefined && value < range.min) ||
+    (range.max !== undefined && value > range.max)
+  ) {
     throw new ArgumentError(`Expected ${expected(range)} for ${what} but received ${describe(value)}`);
   }
   return value;
@@ -35,6 +42,7 @@ export function checkOptInt(value: unknown, what: string, range: IntRange = {}):
 
 /** A fresh array of integers; an element that is not one is named by its index (`shape[1]`). */
 export function checkInts(values: unknown, what: string, range: IntRange = {}): number[] {
-  if (!Array.isArray(values)) throw new ArgumentError(`Expected an array of integers for ${what} but received ${describe(values)}`);
+  if (!Array.isArray(values))
+    throw new ArgumentError(`Expected an array of integers for ${what} but received ${describe(values)}`);
   return values.map((v, i) => checkInt(v, `${what}[${i}]`, range));
 }

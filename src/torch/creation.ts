@@ -21,13 +21,25 @@ export interface RandomOptions extends CreateOptions {
 }
 
 const O = {
-  zeros: op('aten::zeros'), ones: op('aten::ones'), full: op('aten::full'), empty: op('aten::empty', 'memory_format'),
-  randn: op('aten::randn'), randnGen: op('aten::randn', 'generator'),
-  rand: op('aten::rand'), randGen: op('aten::rand', 'generator'),
-  randint: op('aten::randint', 'low'), randintGen: op('aten::randint', 'low_generator'),
-  arange: op('aten::arange', 'start_step'), linspace: op('aten::linspace'), eye: op('aten::eye'),
-  zerosLike: op('aten::zeros_like'), onesLike: op('aten::ones_like'), fullLike: op('aten::full_like'),
-  randnLike: op('aten::randn_like'), randLike: op('aten::rand_like'), scalarTensor: op('aten::scalar_tensor'),
+  zeros: op('aten::zeros'),
+  ones: op('aten::ones'),
+  full: op('aten::full'),
+  empty: op('aten::empty', 'memory_format'),
+  randn: op('aten::randn'),
+  randnGen: op('aten::randn', 'generator'),
+  rand: op('aten::rand'),
+  randGen: op('aten::rand', 'generator'),
+  randint: op('aten::randint', 'low'),
+  randintGen: op('aten::randint', 'low_generator'),
+  arange: op('aten::arange', 'start_step'),
+  linspace: op('aten::linspace'),
+  eye: op('aten::eye'),
+  zerosLike: op('aten::zeros_like'),
+  onesLike: op('aten::ones_like'),
+  fullLike: op('aten::full_like'),
+  randnLike: op('aten::randn_like'),
+  randLike: op('aten::rand_like'),
+  scalarTensor: op('aten::scalar_tensor'),
   requiresGrad_: op('aten::requires_grad_'),
 };
 
@@ -52,7 +64,11 @@ function dt(opts: CreateOptions): number | undefined {
  * A tensor holding a copy of `data`. The typed array's type gives the source dtype; number[]
  * is float32. `opts.dtype` converts (except Uint16Array + 'bfloat16', read as raw bfloat16 bits).
  */
-export function tensor(data: AnyTypedArray | readonly number[] | number, shape?: Shape, opts: CreateOptions = {}): Tensor {
+export function tensor(
+  data: AnyTypedArray | readonly number[] | number,
+  shape?: Shape,
+  opts: CreateOptions = {},
+): Tensor {
   let arr: AnyTypedArray;
   if (typeof data === 'number') {
     arr = new Float32Array([data]);
@@ -87,7 +103,10 @@ export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
 }
 export function full(shape: Shape, value: number | boolean, opts: CreateOptions = {}): Tensor {
   // Python's torch.full infers float32 for a float fill; JS numbers are all "floats" here.
-  return finish(wrapResult(O.full(checkShape([...shape]), value, dt({ dtype: 'float32', ...opts }), undefined, dev(opts))), opts);
+  return finish(
+    wrapResult(O.full(checkShape([...shape]), value, dt({ dtype: 'float32', ...opts }), undefined, dev(opts))),
+    opts,
+  );
 }
 /** Uninitialised memory: only for outputs that will be fully overwritten. */
 export function empty(shape: Shape, opts: CreateOptions = {}): Tensor {
@@ -109,13 +128,19 @@ export function fullLike(t: Tensor, value: number, opts: CreateOptions = {}): Te
 /** Standard normal samples (torch.randn). */
 export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
   const s = checkShape([...shape]);
-  const r = opts.generator === undefined ? O.randn(s, dt(opts), undefined, dev(opts)) : O.randnGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
+  const r =
+    opts.generator === undefined
+      ? O.randn(s, dt(opts), undefined, dev(opts))
+      : O.randnGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
   return finish(wrapResult(r), opts);
 }
 /** Uniform samples on [0, 1) (torch.rand). */
 export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
   const s = checkShape([...shape]);
-  const r = opts.generator === undefined ? O.rand(s, dt(opts), undefined, dev(opts)) : O.randGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
+  const r =
+    opts.generator === undefined
+      ? O.rand(s, dt(opts), undefined, dev(opts))
+      : O.randGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
   return finish(wrapResult(r), opts);
 }
 /** Integers uniform on [low, high) (torch.randint(low, high, size)); int64 unless dtype says. */
@@ -125,7 +150,10 @@ export function randint(low: number, high: number, shape: Shape, opts: RandomOpt
   if (high <= low) throw new ArgumentError(`randint(): expected low < high but received low=${low}, high=${high}`);
   const s = checkShape([...shape]);
   const d = dt({ dtype: 'int64', ...opts });
-  const r = opts.generator === undefined ? O.randint(low, high, s, d, undefined, dev(opts)) : O.randintGen(low, high, s, opts.generator.handle, d, undefined, dev(opts));
+  const r =
+    opts.generator === undefined
+      ? O.randint(low, high, s, d, undefined, dev(opts))
+      : O.randintGen(low, high, s, opts.generator.handle, d, undefined, dev(opts));
   return finish(wrapResult(r), opts);
 }
 export function randnLike(t: Tensor, opts: CreateOptions = {}): Tensor {
@@ -137,14 +165,20 @@ export function randLike(t: Tensor, opts: CreateOptions = {}): Tensor {
 
 /** Values start, start+step, ... below end (torch.arange). Integer arguments give int64. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
-  if (end === undefined) { end = start; start = 0; }
+  if (end === undefined) {
+    end = start;
+    start = 0;
+  }
   if (step === 0) throw new ArgumentError('arange(): step must be non-zero');
   const allInt = isInt(start) && isInt(end) && isInt(step);
   const d = opts.dtype ?? (allInt ? 'int64' : 'float32');
   return finish(wrapResult(O.arange(start, end, step, dtypeCode(d), undefined, dev(opts))), opts);
 }
 export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
-  return finish(wrapResult(O.linspace(start, end, checkInt(steps, 'steps', { min: 0 }), dt(opts), undefined, dev(opts))), opts);
+  return finish(
+    wrapResult(O.linspace(start, end, checkInt(steps, 'steps', { min: 0 }), dt(opts), undefined, dev(opts))),
+    opts,
+  );
 }
 export function eye(n: number, opts: CreateOptions = {}): Tensor {
   return finish(wrapResult(O.eye(checkInt(n, 'n', { min: 0 }), dt(opts), undefined, dev(opts))), opts);

@@ -20,10 +20,14 @@ export function checkDevice(device: unknown): Device {
   }
   const count = cudaDeviceCount();
   if (count === 0) {
-    throw new ImmunizeError('E_NO_CUDA', `device '${device}' was requested but this libtorch build has no CUDA support ` +
-      `(libtorch ${native.info().torchVersion}). Build against a CUDA libtorch (set LIBTORCH, see docs/engine.md) or use --device cpu.`);
+    throw new ImmunizeError(
+      'E_NO_CUDA',
+      `device '${device}' was requested but this libtorch build has no CUDA support ` +
+        `(libtorch ${native.info().torchVersion}). Build against a CUDA libtorch (set LIBTORCH, see docs/engine.md) or use --device cpu.`,
+    );
   }
   const index = device.includes(':') ? Number(device.slice(5)) : 0;
-  if (index >= count) throw new ArgumentError(`device '${device}' does not exist: this machine has ${count} CUDA device(s)`);
+  if (index >= count)
+    throw new ArgumentError(`device '${device}' does not exist: this machine has ${count} CUDA device(s)`);
   return device as Device;
 }

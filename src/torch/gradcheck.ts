@@ -10,7 +10,13 @@ import { Generator } from './random.js';
 import { scope } from './scope.js';
 import type { Tensor } from './tensor.js';
 
-export interface GradcheckOptions { eps?: number; atol?: number; rtol?: number; seed?: number; projections?: number }
+export interface GradcheckOptions {
+  eps?: number;
+  atol?: number;
+  rtol?: number;
+  seed?: number;
+  projections?: number;
+}
 export interface GradcheckResult {
   ok: boolean;
   maxAbsError: number;
@@ -19,13 +25,21 @@ export interface GradcheckResult {
   checked: number;
 }
 
-export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: readonly Tensor[], o: GradcheckOptions = {}): GradcheckResult {
+export function gradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  o: GradcheckOptions = {},
+): GradcheckResult {
   const eps = o.eps ?? 1e-6;
   const atol = o.atol ?? 1e-5;
   const rtol = o.rtol ?? 1e-3;
   const gen = new Generator({ seed: o.seed ?? 0 });
   for (const x of inputs) {
-    if (x.dtype !== 'float64') throw new ImmunizeError('E_ARGUMENT', `gradcheck needs float64 inputs (finite differences in float32 are too coarse); received ${x.dtype}`);
+    if (x.dtype !== 'float64')
+      throw new ImmunizeError(
+        'E_ARGUMENT',
+        `gradcheck needs float64 inputs (finite differences in float32 are too coarse); received ${x.dtype}`,
+      );
     if (!x.requiresGrad) throw new ImmunizeError('E_ARGUMENT', 'gradcheck: every input must have requiresGrad set');
   }
   const result: GradcheckResult = { ok: true, maxAbsError: 0, worst: null, checked: 0 };
@@ -34,20 +48,32 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: readonly 
     scope(() => {
       const y0 = fn(...inputs);
       const v = randn(y0.shape, { dtype: 'float64', generator: gen });
-      const analytic = grad(y0, inputs, { gradOutputs: [v], allowUnused: true }).map((g, i) => (g === null ? new Float64Array(inputs[i]!.numel) : (g.toTypedArray() as Float64Array)));
-      const project = (): number => noGrad(() => scope(() => fn(...inputs).mul(v).sum().item()));
+      const analytic = grad(y0, inputs, { gradOutputs: [v], allowUnused: true }).map((g, i) =>
+        g === null ? new Float64Array(inputs[i]!.numel) : (g.toTypedArray() as Float64Array),
+      );
+      const project = (): number =>
+        noGrad(() =>
+          scope(() =>
+            fn(...inputs)
+              .mul(v)
+              .sum()
+              .item(),
+          ),
+        );
       inputs.forEach((x, i) => {
         const flat = noGrad(() => x.detach().reshape(-1));
         for (let j = 0; j < x.numel; j++) {
-          const numeric = noGrad(() => scope(() => {
-            const e = flat.narrow(0, j, 1);
-            e.add_(eps);
-            const plus = project();
-            e.sub_(2 * eps);
-            const minus = project();
-            e.add_(eps);
-            return (plus - minus) / (2 * eps);
-          }));
+          const numeric = noGrad(() =>
+            scope(() => {
+              const e = flat.narrow(0, j, 1);
+              e.add_(eps);
+              const plus = project();
+              e.sub_(2 * eps);
+              const minus = project();
+              e.add_(eps);
+              return (plus - minus) / (2 * eps);
+            }),
+          );
           const a = analytic[i]![j]!;
           const err = Math.abs(a - numeric);
           const excess = err - (atol + rtol * Math.abs(numeric));
@@ -66,11 +92,18 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: readonly 
 }
 
 /** Throws with the worst mismatch when the check fails. */
-export function assertGradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: readonly Tensor[], o: GradcheckOptions = {}): GradcheckResult {
+export function assertGradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  o: GradcheckOptions = {},
+): GradcheckResult {
   const r = gradcheck(fn, inputs, o);
   if (!r.ok) {
     const w = r.worst!;
-    throw new ImmunizeError('E_GRADCHECK', `gradient mismatch at input ${w.input}, element ${w.index}: analytic ${w.analytic} vs numeric ${w.numeric} (|diff| ${Math.abs(w.analytic - w.numeric).toExponential(3)}, checked ${r.checked} elements)`);
+    throw new ImmunizeError(
+      'E_GRADCHECK',
+      `gradient mismatch at input ${w.input}, element ${w.index}: analytic ${w.analytic} vs numeric ${w.numeric} (|diff| ${Math.abs(w.analytic - w.numeric).toExponential(3)}, checked ${r.checked} elements)`,
+    );
   }
   return r;
 }

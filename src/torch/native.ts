@@ -37,7 +37,14 @@ export interface NativeTorch {
   call(id: number, ...args: unknown[]): unknown;
   schema(id: number): string;
   // autograd
-  grad(outputs: Handle[], inputs: Handle[], gradOutputs: (Handle | null)[], retainGraph: boolean | undefined, createGraph: boolean, allowUnused: boolean): (Handle | null)[];
+  grad(
+    outputs: Handle[],
+    inputs: Handle[],
+    gradOutputs: (Handle | null)[],
+    retainGraph: boolean | undefined,
+    createGraph: boolean,
+    allowUnused: boolean,
+  ): (Handle | null)[];
   backward(tensors: Handle[], grads: (Handle | null)[], retainGraph: boolean | undefined, createGraph: boolean): void;
   getGrad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
@@ -61,14 +68,21 @@ export interface NativeTorch {
 function load(): NativeTorch {
   const path = process.env['IMMUNIZE_NATIVE'] ?? join(repoRoot, 'build', 'Release', 'immunize_torch.node');
   if (!existsSync(path)) {
-    throw new ImmunizeError('E_NATIVE_MISSING', `the native tensor engine is not built (${path} is missing). ` +
-      'Run `npm install` (it builds against libtorch; on Debian first `sudo apt-get install -y libtorch-dev`).');
+    throw new ImmunizeError(
+      'E_NATIVE_MISSING',
+      `the native tensor engine is not built (${path} is missing). ` +
+        'Run `npm install` (it builds against libtorch; on Debian first `sudo apt-get install -y libtorch-dev`).',
+    );
   }
   try {
     return createRequire(import.meta.url)(path) as NativeTorch;
   } catch (e) {
-    throw new ImmunizeError('E_NATIVE_LOAD', `cannot load ${path}: ${(e as Error).message}. ` +
-      'If libtorch moved or was upgraded, rebuild with `npm run build`.', { cause: e });
+    throw new ImmunizeError(
+      'E_NATIVE_LOAD',
+      `cannot load ${path}: ${(e as Error).message}. ` +
+        'If libtorch moved or was upgraded, rebuild with `npm run build`.',
+      { cause: e },
+    );
   }
 }
 

@@ -57,7 +57,10 @@ export function scope<T>(fn: () => T): T {
   stack.pop();
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
     for (const t of mine) t.dispose();
-    throw new ImmunizeError('E_ASYNC_SCOPE', 'scope(fn) got a Promise: scopes track tensors synchronously; await outside the scope and create tensors inside it');
+    throw new ImmunizeError(
+      'E_ASYNC_SCOPE',
+      'scope(fn) got a Promise: scopes track tensors synchronously; await outside the scope and create tensors inside it',
+    );
   }
   const kept = new Set<unknown>();
   collect(result, kept);

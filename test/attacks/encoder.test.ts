@@ -12,11 +12,16 @@ const gc = (globalThis as { gc?: () => void }).gc;
 /** A TAESD-shaped autoencoder with 8 channels and random weights: the real architecture, tiny. */
 function tinyTaesd(seed: number): AutoencoderTiny {
   const m = new AutoencoderTiny({
-    latent_channels: 4, encoder_block_out_channels: [8, 8, 8, 8], decoder_block_out_channels: [8, 8, 8, 8],
-    num_encoder_blocks: [1, 1, 1, 1], num_decoder_blocks: [1, 1, 1, 1],
+    latent_channels: 4,
+    encoder_block_out_channels: [8, 8, 8, 8],
+    decoder_block_out_channels: [8, 8, 8, 8],
+    num_encoder_blocks: [1, 1, 1, 1],
+    num_decoder_blocks: [1, 1, 1, 1],
   });
   const g = new Generator({ seed });
-  const w = new Map<string, Tensor>([...m.stateShapes()].map(([k, s]) => [k, noGrad(() => scope(() => randn(s, { generator: g }).mul(0.3)))]));
+  const w = new Map<string, Tensor>(
+    [...m.stateShapes()].map(([k, s]) => [k, noGrad(() => scope(() => randn(s, { generator: g }).mul(0.3)))]),
+  );
   m.loadStateDict(w);
   for (const t of w.values()) t.dispose();
   return m;
@@ -25,7 +30,11 @@ function tinyTaesd(seed: number): AutoencoderTiny {
 /** One strided convolution as an ImageEncoder, its output scaled by `gain`. */
 function convEncoder(seed: number, gain = 1): ImageEncoder & { dispose(): void } {
   const w = noGrad(() => scope(() => randn([4, 3, 4, 4], { generator: new Generator({ seed }) }).mul(0.2 * gain)));
-  return { name: `conv${seed}x${gain}`, encode01: (x) => F.conv2d(x, w, null, { stride: 4 }), dispose: () => w.dispose() };
+  return {
+    name: `conv${seed}x${gain}`,
+    encode01: (x) => F.conv2d(x, w, null, { stride: 4 }),
+    dispose: () => w.dispose(),
+  };
 }
 
 function photo(seed = 1): Tensor {
@@ -35,9 +44,12 @@ function photo(seed = 1): Tensor {
 describe('targets (targetLatent)', () => {
   const enc = convEncoder(1);
   const x = photo();
-  after(() => { enc.dispose(); x.dispose(); });
+  after(() => {
+    enc.dispose();
+    x.dispose();
+  });
 
-  test('gray is the latent of the 0.5 image (photoguard\'s zeros on [-1, 1])', () => {
+  test("gray is the latent of the 0.5 image (photoguard's zeros on [-1, 1])", () => {
     const z = targetLatent(enc, x, 'gray');
     const ref = noGrad(() => scope(() => enc.encode01(full(x.shape, 0.5))));
     assert.deepEqual(z.shape, [1, 4, 8, 8]);
@@ -46,7 +58,7 @@ describe('targets (targetLatent)', () => {
     ref.dispose();
   });
 
-  test('zeros is the zero latent of the encoder\'s latent shape', () => {
+  test("zeros is the zero latent of the encoder's latent shape", () => {
     const z = targetLatent(enc, x, 'zeros');
     assert.deepEqual(z.shape, [1, 4, 8, 8]);
     assert.equal(z.abs().max().item(), 0);
@@ -59,7 +71,10 @@ describe('targets (targetLatent)', () => {
     const ref = noGrad(() => enc.encode01(t));
     assert.deepEqual(z.toTypedArray(), ref.toTypedArray());
     const small = noGrad(() => rand([1, 3, 16, 16]));
-    assert.throws(() => targetLatent(enc, x, small), (e: unknown) => e instanceof ArgumentError && /\[1, 3, 16, 16\].*\[1, 3, 32, 32\]/.test(e.message));
+    assert.throws(
+      () => targetLatent(enc, x, small),
+      (e: unknown) => e instanceof ArgumentError && /\[1, 3, 16, 16\].*\[1, 3, 32, 32\]/.test(e.message),
+    );
     for (const u of [t, z, ref, small]) u.dispose();
   });
 
@@ -78,23 +93,41 @@ describe('targets (targetLatent)', () => {
 
 describe('encoderAttack', () => {
   let taesd: AutoencoderTiny;
-  before(() => { taesd = tinyTaesd(3); });
+  before(() => {
+    taesd = tinyTaesd(3);
+  });
   after(() => taesd.dispose());
 
   test('AutoencoderTiny: loss falls, budget and range hold, mask respected', () => {
     const x = photo(4);
-    const mask = noGrad(() => scope(() => rand([1, 1, 32, 32], { generator: new Generator({ seed: 9 }) }).gt(0.5).to('float32')));
-    const r = encoderAttack(taesd, x, { eps: 8 / 255, stepSize: 1 / 255, steps: 15, randomStart: true, seed: 0, mask, schedule: 'linear-decay' });
+    const mask = noGrad(() =>
+      scope(() =>
+        rand([1, 1, 32, 32], { generator: new Generator({ seed: 9 }) })
+          .gt(0.5)
+          .to('float32'),
+      ),
+    );
+    const r = encoderAttack(taesd, x, {
+      eps: 8 / 255,
+      stepSize: 1 / 255,
+      steps: 15,
+      randomStart: true,
+      seed: 0,
+      mask,
+      schedule: 'linear-decay',
+    });
     assert.deepEqual(r.encoders, ['AutoencoderTiny']);
     assert.equal(r.losses.length, 15);
     assert.ok(r.finalLoss < r.losses[0]!, `loss ${r.losses[0]} → ${r.finalLoss}`);
-    noGrad(() => scope(() => {
-      const d = r.adv.sub(x);
-      assert.ok(d.abs().max().item() <= 8 / 255 + 1e-6);
-      assert.ok(r.adv.min().item() >= 0 && r.adv.max().item() <= 1);
-      assert.equal(d.mul(mask.lt(0.5).to('float32')).abs().max().item(), 0, 'no change outside the mask');
-      assert.ok(d.mul(mask).abs().max().item() > 0, 'changes inside the mask');
-    }));
+    noGrad(() =>
+      scope(() => {
+        const d = r.adv.sub(x);
+        assert.ok(d.abs().max().item() <= 8 / 255 + 1e-6);
+        assert.ok(r.adv.min().item() >= 0 && r.adv.max().item() <= 1);
+        assert.equal(d.mul(mask.lt(0.5).to('float32')).abs().max().item(), 0, 'no change outside the mask');
+        assert.ok(d.mul(mask).abs().max().item() > 0, 'changes inside the mask');
+      }),
+    );
     for (const t of [x, mask, r.adv]) t.dispose();
   });
 
@@ -114,8 +147,9 @@ describe('encoderAttack', () => {
 });
 
 describe('ensemble of two encoders', () => {
-  test('losses are normalised by each encoder\'s clean loss: the first loss is 2, whatever the scales', () => {
-    const a = convEncoder(1), b = convEncoder(2, 1000); // b's latents are 1000× larger
+  test("losses are normalised by each encoder's clean loss: the first loss is 2, whatever the scales", () => {
+    const a = convEncoder(1),
+      b = convEncoder(2, 1000); // b's latents are 1000× larger
     const x = photo(6);
     const r = encoderAttack([a, b], x, { eps: 8 / 255, stepSize: 1 / 255, steps: 10 });
     assert.deepEqual(r.encoders, ['conv1x1', 'conv2x1000']);
@@ -134,12 +168,20 @@ describe('ensemble of two encoders', () => {
   });
 
   test('no tensor leak across an ensemble attack', () => {
-    const a = convEncoder(1), b = convEncoder(2);
+    const a = convEncoder(1),
+      b = convEncoder(2);
     const x = photo(6);
     encoderAttack([a, b], x, { eps: 8 / 255, stepSize: 1 / 255, steps: 2 }).adv.dispose();
     gc?.();
     const n = liveTensors();
-    const r = encoderAttack([a, b], x, { eps: 8 / 255, stepSize: 1 / 255, steps: 30, optimizer: 'adam', randomStart: true, seed: 1 });
+    const r = encoderAttack([a, b], x, {
+      eps: 8 / 255,
+      stepSize: 1 / 255,
+      steps: 30,
+      optimizer: 'adam',
+      randomStart: true,
+      seed: 1,
+    });
     assert.equal(liveTensors(), n + 1);
     r.adv.dispose();
     x.dispose();

@@ -10,16 +10,21 @@ import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 import { loadCommands } from '../../src/cli/main.js';
 import { tempDir } from '../helpers/temp.js';
 
-
-
 const bin = join(repoRoot, 'bin', 'immunize.js');
 const photo = sharedPath('images', 'trevor_5.jpg');
 const model = sharedPath('models', 'taef2-hf');
 
-interface Run { status: number | null; stdout: string; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function immunize(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', IMMUNIZE_DEBUG: '' } });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', IMMUNIZE_DEBUG: '' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -28,7 +33,12 @@ function tmp(): string {
 }
 
 /** A w×h PNG/JPEG with a left half of one colour and a right half of another. */
-async function twoTone(path: string, w: number, h: number, o: { orientation?: number; left?: [number, number, number]; right?: [number, number, number] } = {}): Promise<void> {
+async function twoTone(
+  path: string,
+  w: number,
+  h: number,
+  o: { orientation?: number; left?: [number, number, number]; right?: [number, number, number] } = {},
+): Promise<void> {
   const [l, r] = [o.left ?? [220, 30, 30], o.right ?? [30, 30, 220]];
   const data = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set(x < w / 2 ? l : r, (y * w + x) * 3);
@@ -65,7 +75,15 @@ function hugePngHeader(path: string, w: number, h: number): void {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  writeFileSync(path, Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.alloc(0)), chunk('IEND', Buffer.alloc(0))]));
+  writeFileSync(
+    path,
+    Buffer.concat([
+      Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', Buffer.alloc(0)),
+      chunk('IEND', Buffer.alloc(0)),
+    ]),
+  );
 }
 
 function lines(s: string): string[] {
@@ -81,15 +99,30 @@ function assertOneLineFailure(r: Run, pattern: RegExp, outDir: string, what: str
   assert.match(l[0]!, pattern, what);
   assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
   assert.equal(r.stdout, '', `${what}: nothing on stdout`);
-  assert.ok(!existsSync(outDir) || readdirSync(outDir).length === 0, `${what}: files left in ${outDir}: ${existsSync(outDir) ? readdirSync(outDir).join(', ') : ''}`);
+  assert.ok(
+    !existsSync(outDir) || readdirSync(outDir).length === 0,
+    `${what}: files left in ${outDir}: ${existsSync(outDir) ? readdirSync(outDir).join(', ') : ''}`,
+  );
 }
 
 interface Sidecar {
   input: { width: number; height: number; orientation: number; resizedTo: [number, number] | null };
   output: { path: string; sidecar: string; width: number; height: number; format: string };
   parameters: Record<string, unknown> & { eps: number; seed: number; inputSha256: string };
-  attack: { losses: number[]; finalLoss: number; stepsTaken: number; stepSizes: number[]; paddedTo: [number, number] | null } | null;
-  results: { linf: number; l2: number; psnr: number; ssim: number | null; reconstruction: { cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr: number } | null };
+  attack: {
+    losses: number[];
+    finalLoss: number;
+    stepsTaken: number;
+    stepSizes: number[];
+    paddedTo: [number, number] | null;
+  } | null;
+  results: {
+    linf: number;
+    l2: number;
+    psnr: number;
+    ssim: number | null;
+    reconstruction: { cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr: number } | null;
+  };
   timing: { totalMs: number; attackMs: number };
   environment: { device: string; threads: number };
   skipped?: boolean;
@@ -104,7 +137,7 @@ describe('immunize', () => {
     assert.equal(immunize().status, 2);
   });
 
-  test('the help lists every command with its module\'s own summary', async () => {
+  test("the help lists every command with its module's own summary", async () => {
     const h = immunize('--help');
     const modules = await loadCommands();
     assert.ok(Object.keys(modules).length >= 8);
@@ -136,7 +169,19 @@ describe('immunize', () => {
   test('protect --help documents the options', () => {
     const r = immunize('protect', '--help');
     assert.equal(r.status, 0);
-    for (const o of ['--threads', '--max-pixels', '--force', '--size', '--tile', '--mask', '--preset', 'default', 'paper', 'fast']) assert.ok(r.stdout.includes(o), o);
+    for (const o of [
+      '--threads',
+      '--max-pixels',
+      '--force',
+      '--size',
+      '--tile',
+      '--mask',
+      '--preset',
+      'default',
+      'paper',
+      'fast',
+    ])
+      assert.ok(r.stdout.includes(o), o);
   });
 });
 
@@ -164,10 +209,26 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
       ['missing file', [join(dir, 'nope.jpg')], /input image not found: .*nope\.jpg/],
       ['not an image', [notImage, '--method', 'noise'], /notes\.png: not a readable image/],
       ['zero-size file', [empty, '--method', 'noise'], /empty\.png: the file is empty \(0 bytes\)/],
-      ['over --max-pixels (default 40 MP)', [huge, '--method', 'noise'], /huge\.png: 9000×9000 = 81\.0 MP is over the limit of 40\.0 MP \(--max-pixels\)/],
-      ['a small --max-pixels', [good, '--method', 'noise', '--max-pixels', '500'], /good\.png: 40×24 = 960 pixels is over the limit of 500 pixels/],
-      ['a decompression bomb', [bomb, '--method', 'noise', '--size', '64'], /bomb\.png: 60000×60000 .* more than can be decoded safely/],
-      ['mask of another size', [good, '--method', 'noise', '--mask', mask], /mask .*mask\.png is 20×12 but the photo .*good\.png is 40×24/],
+      [
+        'over --max-pixels (default 40 MP)',
+        [huge, '--method', 'noise'],
+        /huge\.png: 9000×9000 = 81\.0 MP is over the limit of 40\.0 MP \(--max-pixels\)/,
+      ],
+      [
+        'a small --max-pixels',
+        [good, '--method', 'noise', '--max-pixels', '500'],
+        /good\.png: 40×24 = 960 pixels is over the limit of 500 pixels/,
+      ],
+      [
+        'a decompression bomb',
+        [bomb, '--method', 'noise', '--size', '64'],
+        /bomb\.png: 60000×60000 .* more than can be decoded safely/,
+      ],
+      [
+        'mask of another size',
+        [good, '--method', 'noise', '--mask', mask],
+        /mask .*mask\.png is 20×12 but the photo .*good\.png is 40×24/,
+      ],
       ['eps 0', [good, '--eps', '0'], /--eps: must be greater than 0 and at most 1/],
       ['eps negative', [good, '--eps=-1/255'], /--eps: must be greater than 0/],
       ['eps above 1', [good, '--eps', '1.5'], /--eps: .*at most 1.*1\.5/],
@@ -209,7 +270,12 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
     assert.equal(r.status, 1);
     assert.match(r.stderr, /b\.png: not a readable image/);
     assert.match(r.stderr, /2 immunized, 0 skipped \(already done\), 1 failed/);
-    assert.deepEqual(readdirSync(out).sort(), ['a.immunized.json', 'a.immunized.png', 'c.immunized.json', 'c.immunized.png']);
+    assert.deepEqual(readdirSync(out).sort(), [
+      'a.immunized.json',
+      'a.immunized.png',
+      'c.immunized.json',
+      'c.immunized.png',
+    ]);
   });
 });
 
@@ -237,14 +303,34 @@ describe('protect: outputs', () => {
   test('encoder attack with TAEF2: losses, reconstruction PSNR, timing, threads, XMP label read back by inspect', async (t) => {
     if (photo === null || model === null) return t.skip(skipReason('models', 'taef2-hf'));
     const dir = tmp();
-    const r = immunize('protect', photo, '--model', model, '--size', '64', '--steps', '5', '--preset', 'fast', '--threads', '1', '-o', dir, '--json');
+    const r = immunize(
+      'protect',
+      photo,
+      '--model',
+      model,
+      '--size',
+      '64',
+      '--steps',
+      '5',
+      '--preset',
+      'fast',
+      '--threads',
+      '1',
+      '-o',
+      dir,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const res = JSON.parse(r.stdout) as Sidecar;
     const a = res.attack!;
     assert.equal(a.stepsTaken, 5);
     assert.equal(a.losses.length, 5, 'every loss is recorded');
     assert.ok(a.finalLoss < a.losses[0]!, `loss ${a.losses[0]} → ${a.finalLoss}`);
-    assert.deepEqual(a.stepSizes, [2, 2, 2, 2, 2].map((v) => v / 255), 'fast: constant steps');
+    assert.deepEqual(
+      a.stepSizes,
+      [2, 2, 2, 2, 2].map((v) => v / 255),
+      'fast: constant steps',
+    );
     assert.ok(res.results.linf <= 16 / 255 + 1e-6);
     const rec = res.results.reconstruction!;
     assert.ok(rec.cleanPsnr > 15 && rec.cleanPsnr < 60, `clean reconstruction ${rec.cleanPsnr}`);
@@ -304,10 +390,15 @@ describe('protect: outputs', () => {
     assert.equal(res.input.orientation, 6);
     const { data, info } = await sharp(res.output.path).raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [16, 32], 'displayed size');
-    assert.equal((await sharp(res.output.path).metadata()).orientation, undefined, 'pixels are upright; no orientation tag left to apply twice');
+    assert.equal(
+      (await sharp(res.output.path).metadata()).orientation,
+      undefined,
+      'pixels are upright; no orientation tag left to apply twice',
+    );
     // Orientation 6 = rotate 90° clockwise to display: the stored left (red) half becomes the top.
     const px = (x: number, y: number): number[] => [...data.subarray((y * 16 + x) * 3, (y * 16 + x) * 3 + 3)];
-    const top = px(8, 4), bottom = px(8, 28);
+    const top = px(8, 4),
+      bottom = px(8, 28);
     assert.ok(top[0]! > 150 && top[2]! < 100, `top is red: ${top.join(',')}`);
     assert.ok(bottom[2]! > 150 && bottom[0]! < 100, `bottom is blue: ${bottom.join(',')}`);
   });
@@ -319,19 +410,38 @@ describe('protect: outputs', () => {
     const mask = join(dir, 'm.png');
     await twoTone(mask, 32, 16, { left: [255, 255, 255], right: [0, 0, 0] }); // white left
     const original = await sharp(src).raw().toBuffer();
-    for (const [invert, changedSide] of [[false, 'left'], [true, 'right']] as const) {
+    for (const [invert, changedSide] of [
+      [false, 'left'],
+      [true, 'right'],
+    ] as const) {
       const out = join(dir, `out-${invert}.png`);
-      const r = immunize('protect', src, '--method', 'noise', '--mask', mask, ...(invert ? ['--invert-mask'] : []), '-o', out);
+      const r = immunize(
+        'protect',
+        src,
+        '--method',
+        'noise',
+        '--mask',
+        mask,
+        ...(invert ? ['--invert-mask'] : []),
+        '-o',
+        out,
+      );
       assert.equal(r.status, 0, r.stderr);
       const got = await sharp(out).raw().toBuffer();
-      let changedLeft = 0, changedRight = 0;
+      let changedLeft = 0,
+        changedRight = 0;
       for (let i = 0; i < got.length; i++) {
         if (got[i] === original[i]) continue;
         if (Math.floor(i / 3) % 32 < 16) changedLeft++;
         else changedRight++;
       }
-      if (changedSide === 'left') assert.ok(changedLeft > 500 && changedRight === 0, `mask: ${changedLeft} left, ${changedRight} right changed`);
-      else assert.ok(changedRight > 500 && changedLeft === 0, `inverted: ${changedLeft} left, ${changedRight} right changed`);
+      if (changedSide === 'left')
+        assert.ok(changedLeft > 500 && changedRight === 0, `mask: ${changedLeft} left, ${changedRight} right changed`);
+      else
+        assert.ok(
+          changedRight > 500 && changedLeft === 0,
+          `inverted: ${changedLeft} left, ${changedRight} right changed`,
+        );
     }
   });
 
@@ -342,7 +452,10 @@ describe('protect: outputs', () => {
     const out = join(dir, 'p.jpg');
     const r = immunize('protect', src, '--method', 'noise', '-o', out);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /warning: writing JPEG as asked \(p\.jpg\), but lossy re-compression weakens the protection.*Use \.png/);
+    assert.match(
+      r.stderr,
+      /warning: writing JPEG as asked \(p\.jpg\), but lossy re-compression weakens the protection.*Use \.png/,
+    );
     assert.equal((await sharp(out).metadata()).format, 'jpeg');
     assert.ok(existsSync(join(dir, 'p.json')));
     assert.equal(immunize('inspect', out).status, 0, 'the label survives in JPEG (APP1 XMP)');
@@ -382,7 +495,12 @@ describe('protect: folders, globs, resumable batches', () => {
     const r = immunize('protect', album, '--method', 'noise', '-o', out);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /note: .*album: skipped 1 non-image file \(notes\.txt\) and 1 earlier immunize output/);
-    assert.deepEqual(readdirSync(out).sort(), ['a.immunized.json', 'a.immunized.png', 'b.immunized.json', 'b.immunized.png']);
+    assert.deepEqual(readdirSync(out).sort(), [
+      'a.immunized.json',
+      'a.immunized.png',
+      'b.immunized.json',
+      'b.immunized.png',
+    ]);
   });
 
   test('a quoted glob is expanded (only what matches)', async () => {
@@ -391,7 +509,12 @@ describe('protect: folders, globs, resumable batches', () => {
     const out = join(dir, 'out');
     const r = immunize('protect', join(dir, 'x?.png'), '--method', 'noise', '-o', out);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.png')).sort(), ['x1.immunized.png', 'x2.immunized.png']);
+    assert.deepEqual(
+      readdirSync(out)
+        .filter((f) => f.endsWith('.png'))
+        .sort(),
+      ['x1.immunized.png', 'x2.immunized.png'],
+    );
   });
 
   test('a second run skips photos done with the same parameters; other parameters or --force redo them', async () => {

@@ -7,8 +7,6 @@ import { expandGlob, expandInputs, isImageName, isImmunizeOutput, segmentRegExp 
 import { UsageError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp.js';
 
-
-
 function tree(files: string[]): string {
   const dir = tempDir('inputs');
   for (const f of files) {
@@ -25,7 +23,11 @@ test('segment patterns: * ? [..] [!..] {a,b}, dots and regex characters are lite
   assert.ok(segmentRegExp('img?.png').test('img1.png') && !segmentRegExp('img?.png').test('img10.png'));
   assert.ok(segmentRegExp('[ab].png').test('b.png') && !segmentRegExp('[ab].png').test('c.png'));
   assert.ok(segmentRegExp('[!ab].png').test('c.png') && !segmentRegExp('[!ab].png').test('a.png'));
-  assert.ok(segmentRegExp('*.{png,jpg}').test('x.jpg') && segmentRegExp('*.{png,jpg}').test('x.png') && !segmentRegExp('*.{png,jpg}').test('x.gif'));
+  assert.ok(
+    segmentRegExp('*.{png,jpg}').test('x.jpg') &&
+      segmentRegExp('*.{png,jpg}').test('x.png') &&
+      !segmentRegExp('*.{png,jpg}').test('x.gif'),
+  );
   assert.ok(segmentRegExp('a+b(1).png').test('a+b(1).png'));
   assert.throws(() => segmentRegExp('{a,b'), UsageError);
 });
@@ -33,15 +35,31 @@ test('segment patterns: * ? [..] [!..] {a,b}, dots and regex characters are lite
 test('globs: * stays in its folder and skips dotfiles, ** spans folders', () => {
   const d = tree(['a.png', 'b.jpg', '.hidden.png', 'sub/c.png', 'sub/deep/d.png', 'sub/e.txt']);
   assert.deepEqual(expandGlob(join(d, '*.png')), [join(d, 'a.png')]);
-  assert.deepEqual(expandGlob(join(d, '**', '*.png')), [join(d, 'a.png'), join(d, 'sub/c.png'), join(d, 'sub/deep/d.png')]);
+  assert.deepEqual(expandGlob(join(d, '**', '*.png')), [
+    join(d, 'a.png'),
+    join(d, 'sub/c.png'),
+    join(d, 'sub/deep/d.png'),
+  ]);
   assert.deepEqual(expandGlob(join(d, 's*', '*')), [join(d, 'sub/c.png'), join(d, 'sub/e.txt')]);
   assert.deepEqual(expandGlob(join(d, '*.webp')), []);
 });
 
 test('expandInputs: files as given, folders → their images (not recursive) with a note for the rest', () => {
-  const d = tree(['album/a.png', 'album/B.JPG', 'album/notes.txt', 'album/a.immunized.png', 'album/a.immunized.json', 'album/sub/c.png', 'single.tif']);
+  const d = tree([
+    'album/a.png',
+    'album/B.JPG',
+    'album/notes.txt',
+    'album/a.immunized.png',
+    'album/a.immunized.json',
+    'album/sub/c.png',
+    'single.tif',
+  ]);
   const r = expandInputs([join(d, 'album'), join(d, 'single.tif'), join(d, 'album', 'a.png')]);
-  assert.deepEqual(r.files, [join(d, 'album/B.JPG'), join(d, 'album/a.png'), join(d, 'single.tif')], 'sorted per folder, de-duplicated');
+  assert.deepEqual(
+    r.files,
+    [join(d, 'album/B.JPG'), join(d, 'album/a.png'), join(d, 'single.tif')],
+    'sorted per folder, de-duplicated',
+  );
   assert.equal(r.notes.length, 1);
   assert.match(r.notes[0]!, /album: skipped 1 non-image file \(notes\.txt\) and 2 earlier immunize outputs/);
 });
@@ -59,5 +77,7 @@ test('expandInputs: a glob filters non-images too; errors name what is wrong', (
 
 test('names', () => {
   assert.ok(isImageName('a.JPEG') && isImageName('b.webp') && !isImageName('c.txt') && !isImageName('png'));
-  assert.ok(isImmunizeOutput('x.immunized.png') && isImmunizeOutput('x.immunized.json') && !isImmunizeOutput('immunized.png'));
+  assert.ok(
+    isImmunizeOutput('x.immunized.png') && isImmunizeOutput('x.immunized.json') && !isImmunizeOutput('immunized.png'),
+  );
 });

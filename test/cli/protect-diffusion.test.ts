@@ -12,7 +12,10 @@ import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 
 const bin = join(repoRoot, 'bin', 'immunize.js');
 function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' } });
+  return spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
+  });
 }
 
 /** A 64×32 photo crop and a mask that is white (protect) on the left half. */
@@ -22,29 +25,63 @@ async function inputs(dir: string): Promise<{ img: string; mask: string }> {
   const mask = join(dir, 'mask.png');
   const m = Buffer.alloc(64 * 32, 0);
   for (let y = 0; y < 32; y++) m.fill(255, y * 64, y * 64 + 32);
-  await sharp(m, { raw: { width: 64, height: 32, channels: 1 } }).png().toFile(mask);
+  await sharp(m, { raw: { width: 64, height: 32, channels: 1 } })
+    .png()
+    .toFile(mask);
   return { img, mask };
 }
 
 test('diffusion attack: perturbs only the white (protected) half, within ε, and records its parameters', async (t) => {
   const repo = sharedPath('golden', 'pipeline_inpaint');
-  if (repo === null || sharedPath('images', 'chelsea.png') === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  if (repo === null || sharedPath('images', 'chelsea.png') === null)
+    return t.skip(skipReason('golden', 'pipeline_inpaint'));
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const out = join(dir, 'out.png');
-  const r = immunize('protect', img, '--method', 'diffusion', '--mask', mask, '--model', repo, '--steps', '3', '--diffusion-steps', '2', '--grad-reps', '2', '--eps', '8/255', '--step-size', '4/255', '-o', out, '--json');
+  const r = immunize(
+    'protect',
+    img,
+    '--method',
+    'diffusion',
+    '--mask',
+    mask,
+    '--model',
+    repo,
+    '--steps',
+    '3',
+    '--diffusion-steps',
+    '2',
+    '--grad-reps',
+    '2',
+    '--eps',
+    '8/255',
+    '--step-size',
+    '4/255',
+    '-o',
+    out,
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const side = JSON.parse(r.stdout) as { parameters: { method: string; diffusionSteps: number; gradReps: number; eps: number }; attack: { losses: number[]; stepsTaken: number; encoders: string[] }; results: { linf255: number; reconstruction: unknown } };
+  const side = JSON.parse(r.stdout) as {
+    parameters: { method: string; diffusionSteps: number; gradReps: number; eps: number };
+    attack: { losses: number[]; stepsTaken: number; encoders: string[] };
+    results: { linf255: number; reconstruction: unknown };
+  };
   assert.equal(side.parameters.method, 'diffusion');
   assert.equal(side.parameters.diffusionSteps, 2);
   assert.equal(side.parameters.gradReps, 2);
   assert.equal(side.attack.stepsTaken, 3);
-  assert.ok(side.attack.losses.length >= 3 && side.attack.losses.every(Number.isFinite), `losses ${side.attack.losses.join(',')}`);
+  assert.ok(
+    side.attack.losses.length >= 3 && side.attack.losses.every(Number.isFinite),
+    `losses ${side.attack.losses.join(',')}`,
+  );
   assert.match(side.attack.encoders[0]!, /inpainting, 2 steps × 2 passes/);
   assert.ok(side.results.linf255 <= 8 + 1e-4 && side.results.linf255 >= 1, `L∞ ${side.results.linf255}/255`);
 
   const [a, b] = await Promise.all([sharp(img).raw().toBuffer(), sharp(out).raw().toBuffer()]);
-  let left = 0, right = 0, maxDiff = 0;
+  let left = 0,
+    right = 0,
+    maxDiff = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i]! - b[i]!);
     maxDiff = Math.max(maxDiff, d);
@@ -58,14 +95,39 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
 
   // Same seed, same pixels.
   const out2 = join(dir, 'out2.png');
-  assert.equal(immunize('protect', img, '--method', 'diffusion', '--mask', mask, '--model', repo, '--steps', '3', '--diffusion-steps', '2', '--grad-reps', '2', '--eps', '8/255', '--step-size', '4/255', '-o', out2).status, 0);
+  assert.equal(
+    immunize(
+      'protect',
+      img,
+      '--method',
+      'diffusion',
+      '--mask',
+      mask,
+      '--model',
+      repo,
+      '--steps',
+      '3',
+      '--diffusion-steps',
+      '2',
+      '--grad-reps',
+      '2',
+      '--eps',
+      '8/255',
+      '--step-size',
+      '4/255',
+      '-o',
+      out2,
+    ).status,
+    0,
+  );
   assert.ok(b.equals(await sharp(out2).raw().toBuffer()));
 });
 
 test('diffusion attack refuses: no mask, a latent target, a non-inpainting model — one line, no files', async (t) => {
   const repo = sharedPath('golden', 'pipeline_inpaint');
   const plain = sharedPath('golden', 'pipeline_img2img');
-  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null)
+    return t.skip(skipReason('golden', 'pipeline_inpaint'));
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const cases: [string[], RegExp][] = [

@@ -11,7 +11,10 @@ import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 
 const bin = join(repoRoot, 'bin', 'immunize.js');
 function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' } });
+  return spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
+  });
 }
 
 async function setup(): Promise<{ dir: string; img: string; model: string } | null> {
@@ -24,22 +27,40 @@ async function setup(): Promise<{ dir: string; img: string; model: string } | nu
   return { dir, img, model };
 }
 
-interface CheckFile { none: { gapDb: number; cleanPsnr: number }; rows: { purification: string; cleanPsnr: number; immunizedPsnr: number; gapDb: number; remaining: number; verdict: string }[] }
+interface CheckFile {
+  none: { gapDb: number; cleanPsnr: number };
+  rows: {
+    purification: string;
+    cleanPsnr: number;
+    immunizedPsnr: number;
+    gapDb: number;
+    remaining: number;
+    verdict: string;
+  }[];
+}
 
 test('--robust jpeg: recorded in the parameters, changes the result, same seed same pixels', async (t) => {
   const s = await setup();
   if (s === null) return t.skip(skipReason('models', 'taef2-hf'));
-  const run = (out: string, ...extra: string[]) => immunize('protect', s.img, '--model', s.model, '--steps', '4', '-o', join(s.dir, out), '--json', ...extra);
+  const run = (out: string, ...extra: string[]) =>
+    immunize('protect', s.img, '--model', s.model, '--steps', '4', '-o', join(s.dir, out), '--json', ...extra);
   const plain = run('plain.png');
   assert.equal(plain.status, 0, plain.stderr);
   const robust = run('robust.png', '--robust', 'jpeg', '--robust-samples', '2');
   assert.equal(robust.status, 0, robust.stderr);
-  const side = JSON.parse(robust.stdout) as { parameters: { robust?: { kind: string; samples: number } }; results: { linf255: number }; attack: { losses: number[] } };
+  const side = JSON.parse(robust.stdout) as {
+    parameters: { robust?: { kind: string; samples: number } };
+    results: { linf255: number };
+    attack: { losses: number[] };
+  };
   assert.deepEqual(side.parameters.robust, { kind: 'jpeg', samples: 2 });
   assert.equal((JSON.parse(plain.stdout) as { parameters: { robust?: unknown } }).parameters.robust, undefined);
   assert.ok(side.results.linf255 <= 16 + 1e-4);
   assert.ok(side.attack.losses.every(Number.isFinite));
-  const [a, b] = await Promise.all([sharp(join(s.dir, 'plain.png')).raw().toBuffer(), sharp(join(s.dir, 'robust.png')).raw().toBuffer()]);
+  const [a, b] = await Promise.all([
+    sharp(join(s.dir, 'plain.png')).raw().toBuffer(),
+    sharp(join(s.dir, 'robust.png')).raw().toBuffer(),
+  ]);
   assert.ok(!a.equals(b), 'optimising through JPEG gives another perturbation');
   assert.equal(run('robust2.png', '--robust', 'jpeg', '--robust-samples', '2').status, 0);
   assert.ok(b.equals(await sharp(join(s.dir, 'robust2.png')).raw().toBuffer()), 'deterministic for a seed');
@@ -58,7 +79,16 @@ test('--robust and --check refuse what they cannot do, with one line and no file
   ];
   for (const [args, message] of cases) {
     const out = join(s.dir, 'bad.png');
-    const r = immunize('protect', s.img, '--steps', '1', ...(args.includes('noise') && !args.includes('--robust') ? [] : ['--model', s.model]), ...args, '-o', out);
+    const r = immunize(
+      'protect',
+      s.img,
+      '--steps',
+      '1',
+      ...(args.includes('noise') && !args.includes('--robust') ? [] : ['--model', s.model]),
+      ...args,
+      '-o',
+      out,
+    );
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -72,11 +102,26 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
   const out = join(s.dir, 'face.immunized.png');
   const checkFile = join(s.dir, 'face.immunized.check.json');
   const suite = 'jpeg:75,hflip,blur:1,none';
-  const r = immunize('protect', s.img, '--model', s.model, '--steps', '6', '--check', '--check-suite', suite, '-o', out);
+  const r = immunize(
+    'protect',
+    s.img,
+    '--model',
+    s.model,
+    '--steps',
+    '6',
+    '--check',
+    '--check-suite',
+    suite,
+    '-o',
+    out,
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /protection check/);
   const c = JSON.parse(readFileSync(checkFile, 'utf8')) as CheckFile;
-  assert.deepEqual(c.rows.map((x) => x.purification), ['jpeg:75', 'hflip', 'blur:1', 'none']);
+  assert.deepEqual(
+    c.rows.map((x) => x.purification),
+    ['jpeg:75', 'hflip', 'blur:1', 'none'],
+  );
   assert.ok(c.none.gapDb > 0, `immunization lowers the reconstruction PSNR (${c.none.gapDb} dB)`);
   for (const row of c.rows) {
     assert.ok(Number.isFinite(row.cleanPsnr) && Number.isFinite(row.immunizedPsnr), JSON.stringify(row));
@@ -88,11 +133,27 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
 
   const bytes = readFileSync(out);
   rmSync(checkFile);
-  const again = immunize('protect', s.img, '--model', s.model, '--steps', '6', '--check', '--check-suite', suite, '-o', out, '--json');
+  const again = immunize(
+    'protect',
+    s.img,
+    '--model',
+    s.model,
+    '--steps',
+    '6',
+    '--check',
+    '--check-suite',
+    suite,
+    '-o',
+    out,
+    '--json',
+  );
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /running only --check/);
   assert.ok(readFileSync(out).equals(bytes), 'the immunized photo is not redone');
   const c2 = JSON.parse(readFileSync(checkFile, 'utf8')) as CheckFile;
-  assert.deepEqual(c2.rows.map((x) => x.immunizedPsnr), c.rows.map((x) => x.immunizedPsnr));
+  assert.deepEqual(
+    c2.rows.map((x) => x.immunizedPsnr),
+    c.rows.map((x) => x.immunizedPsnr),
+  );
   assert.ok((JSON.parse(again.stdout) as { check?: unknown }).check !== undefined);
 });

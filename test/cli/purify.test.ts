@@ -15,7 +15,10 @@ import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 
 const bin = join(repoRoot, 'bin', 'immunize.js');
 function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, IMMUNIZE_QUIET: '1', IMMUNIZE_NUM_THREADS: '1', OMP_WAIT_POLICY: 'passive' } });
+  return spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, IMMUNIZE_QUIET: '1', IMMUNIZE_NUM_THREADS: '1', OMP_WAIT_POLICY: 'passive' },
+  });
 }
 
 /** The CLI in this process (spawning costs seconds of start-up per call on a loaded machine). */
@@ -23,8 +26,12 @@ async function inProcess(...args: string[]): Promise<{ status: number; stdout: s
   const out: string[] = [];
   const err: string[] = [];
   const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
+  console.log = (...a: unknown[]) => {
+    out.push(a.join(' '));
+  };
+  console.error = (...a: unknown[]) => {
+    err.push(a.join(' '));
+  };
   const quiet = process.env['IMMUNIZE_QUIET'];
   process.env['IMMUNIZE_QUIET'] = '1';
   try {
@@ -50,8 +57,11 @@ function tmp(): string {
 /** A small textured PNG (no shared data needed). */
 async function photo(path: string, seed: number, w = 40, h = 32): Promise<string> {
   const raw = Buffer.alloc(w * h * 3);
-  for (let i = 0; i < raw.length; i++) raw[i] = (Math.sin(i * 0.05 + seed) * 80 + 128 + ((i * 7919 * (seed + 1)) % 41)) & 255;
-  await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path);
+  for (let i = 0; i < raw.length; i++)
+    raw[i] = (Math.sin(i * 0.05 + seed) * 80 + 128 + ((i * 7919 * (seed + 1)) % 41)) & 255;
+  await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(path);
   return path;
 }
 
@@ -61,7 +71,13 @@ test('one image: the PNG written equals the library result, the JSON line report
   const out = join(d, 'out', 'a-jpeg.png');
   const r = immunize('purify', input, '--apply', 'jpeg:75+blur:1', '-o', out, '--json');
   assert.equal(r.status, 0, r.stderr);
-  const line = JSON.parse(r.stdout.trim()) as { output: string; spec: string; width: number; height: number; psnrDb: number };
+  const line = JSON.parse(r.stdout.trim()) as {
+    output: string;
+    spec: string;
+    width: number;
+    height: number;
+    psnrDb: number;
+  };
   assert.equal(line.output, out);
   assert.equal(line.spec, 'jpeg:75+blur:1');
   assert.deepEqual([line.width, line.height], [40, 32]);
@@ -82,7 +98,15 @@ test('several inputs (files and a folder) into a folder, and the default name ne
   await photo(join(d, 'album', 'b.png'), 2);
   await photo(join(d, 'album', 'c.png'), 3);
   const single = await photo(join(d, 'a.png'), 1);
-  const r = immunize('purify', single, join(d, 'album'), '--apply', 'resize:0.5:lanczos+noise:gaussian:0.01', '-o', join(d, 'out') + '/');
+  const r = immunize(
+    'purify',
+    single,
+    join(d, 'album'),
+    '--apply',
+    'resize:0.5:lanczos+noise:gaussian:0.01',
+    '-o',
+    join(d, 'out') + '/',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(readdirSync(join(d, 'out')).sort(), ['a.purified.png', 'b.purified.png', 'c.purified.png']);
   const r2 = await inProcess('purify', single, '--apply', 'hflip');
@@ -103,14 +127,34 @@ test('bad specs, files and outputs: one clear line, exit code, nothing written',
   writeFileSync(join(d, 'broken.png'), 'not an image');
   const out = join(d, 'out');
   const cases: { args: string[]; status: number; re: RegExp }[] = [
-    { args: [good, '--apply', 'jpg:75', '-o', out + '/'], status: 2, re: /--apply: invalid purification 'jpg:75': unknown purification 'jpg' \(did you mean 'jpeg'\?\)/ },
-    { args: [good, '--apply', 'jpeg:75+blur', '-o', out + '/'], status: 2, re: /'blur' in 'jpeg:75\+blur': sigma is missing/ },
+    {
+      args: [good, '--apply', 'jpg:75', '-o', out + '/'],
+      status: 2,
+      re: /--apply: invalid purification 'jpg:75': unknown purification 'jpg' \(did you mean 'jpeg'\?\)/,
+    },
+    {
+      args: [good, '--apply', 'jpeg:75+blur', '-o', out + '/'],
+      status: 2,
+      re: /'blur' in 'jpeg:75\+blur': sigma is missing/,
+    },
     { args: [good, '-o', out + '/'], status: 2, re: /--apply is required/ },
     { args: ['--apply', 'jpeg:75'], status: 2, re: /at least one input/ },
-    { args: [join(d, 'nope.png'), '--apply', 'jpeg:75', '-o', out + '/'], status: 2, re: /input image not found: .*nope\.png/ },
-    { args: [good, join(d, 'broken.png'), '--apply', 'jpeg:75', '-o', out + '/'], status: 1, re: /broken\.png: not a readable image/ },
+    {
+      args: [join(d, 'nope.png'), '--apply', 'jpeg:75', '-o', out + '/'],
+      status: 2,
+      re: /input image not found: .*nope\.png/,
+    },
+    {
+      args: [good, join(d, 'broken.png'), '--apply', 'jpeg:75', '-o', out + '/'],
+      status: 1,
+      re: /broken\.png: not a readable image/,
+    },
     { args: [good, '--apply', 'jpeg:75', '-o', join(out, 'x.jpg')], status: 2, re: /must be a \.png file/ },
-    { args: [good, good.replace('good', 'broken'), '--apply', 'jpeg:75', '-o', join(out, 'x.png')], status: 2, re: /-o must be a folder/ },
+    {
+      args: [good, good.replace('good', 'broken'), '--apply', 'jpeg:75', '-o', join(out, 'x.png')],
+      status: 2,
+      re: /-o must be a folder/,
+    },
     { args: [good, '--apply', 'jpeg:75', '-o', good], status: 2, re: /overwrite the input/ },
     { args: [good, '--apply', 'jpeg:75', '--bogus'], status: 2, re: /bogus/ },
   ];
@@ -125,12 +169,22 @@ test('bad specs, files and outputs: one clear line, exit code, nothing written',
   assert.deepEqual(readdirSync(d).sort(), ['broken.png', 'good.png']);
 });
 
-test("impress with --model (TAEF2): runs on a size the model does not divide; --model is required by it only", async (t) => {
+test('impress with --model (TAEF2): runs on a size the model does not divide; --model is required by it only', async (t) => {
   const model = sharedPath('models', 'taef2-hf');
   if (model === null) return t.skip(skipReason('models', 'taef2-hf'));
   const d = tmp();
   const input = await photo(join(d, 'a.png'), 5, 40, 36);
-  const r = await inProcess('purify', input, '--apply', 'impress:3', '--model', model, '-o', join(d, 'imp.png'), '--json');
+  const r = await inProcess(
+    'purify',
+    input,
+    '--apply',
+    'impress:3',
+    '--model',
+    model,
+    '-o',
+    join(d, 'imp.png'),
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
   const line = JSON.parse(r.stdout) as { spec: string; psnrDb: number; width: number; height: number };
   assert.equal(line.spec, 'impress:3');
@@ -148,5 +202,20 @@ test("impress with --model (TAEF2): runs on a size the model does not divide; --
 test('--help documents the spec grammar', async () => {
   const r = await inProcess('purify', '--help');
   assert.equal(r.status, 0);
-  for (const name of ['jpeg:Q', 'webp:Q', 'blur:SIGMA', 'median:K', 'resize:S', 'rotate:DEG', 'hflip', 'crop:F', 'noise:gaussian', 'mozjpeg', '444', 'impress', '--model']) assert.ok(r.stdout.includes(name), name);
+  for (const name of [
+    'jpeg:Q',
+    'webp:Q',
+    'blur:SIGMA',
+    'median:K',
+    'resize:S',
+    'rotate:DEG',
+    'hflip',
+    'crop:F',
+    'noise:gaussian',
+    'mozjpeg',
+    '444',
+    'impress',
+    '--model',
+  ])
+    assert.ok(r.stdout.includes(name), name);
 });

@@ -11,7 +11,9 @@ import { repoRoot } from '../helpers/shared.js';
 export const CHROMIUM = process.env['IMMUNIZE_CHROMIUM'] ?? '/usr/bin/chromium';
 
 export function chromiumSkipReason(): string | false {
-  return existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set IMMUNIZE_CHROMIUM)`;
+  return existsSync(CHROMIUM)
+    ? false
+    : `Chromium not found at ${CHROMIUM} (apt-get install chromium, or set IMMUNIZE_CHROMIUM)`;
 }
 
 /** Where tests leave files for people to look at (screenshots): $IMMUNIZE_TEST_OUTPUT or dist/test-output. */
@@ -35,14 +37,27 @@ export async function renderInChromium(page: string, screenshot: string): Promis
   const profile = mkdtempSync(join(tmpdir(), 'immunize-chromium-'));
   // playwright wants the profile as launchPersistentContext's argument, not as --user-data-dir.
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const p = await context.newPage();
     const consoleErrors: string[] = [];
     const requests: string[] = [];
-    p.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(`${m.type()}: ${m.text()}`); });
+    p.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') consoleErrors.push(`${m.type()}: ${m.text()}`);
+    });
     p.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
     p.on('request', (r) => requests.push(r.url()));
     await p.goto(pathToFileURL(page).href, { waitUntil: 'load' });

@@ -23,15 +23,26 @@ function write(dir: string, data: unknown, name = 'data.json'): string {
   return p;
 }
 
-test('dataset: defaults are photoguard\'s (guidance 7.5, 100 steps, η 1, strength 0.7, seed 9209, 512²); relative paths resolve beside the file', () => {
+test("dataset: defaults are photoguard's (guidance 7.5, 100 steps, η 1, strength 0.7, seed 9209, 512²); relative paths resolve beside the file", () => {
   const dir = folder();
-  const ds = loadDataset(write(dir, { items: [{ image: 'a.png', prompt: 'a cat' }, { image: 'a.png', mask: 'm.png', prompt: 'a dog', seed: 3 }] }));
+  const ds = loadDataset(
+    write(dir, {
+      items: [
+        { image: 'a.png', prompt: 'a cat' },
+        { image: 'a.png', mask: 'm.png', prompt: 'a dog', seed: 3 },
+      ],
+    }),
+  );
   assert.deepEqual([ds.edit.steps, ds.edit.guidance, ds.edit.eta, ds.edit.strength], [100, 7.5, 1, 0.7]);
   assert.equal(ds.size, 512);
   assert.equal(ds.items[0]!.seed, PHOTOGUARD_EDIT.seed);
   assert.equal(ds.items[0]!.image, join(dir, 'a.png'));
   assert.equal(ds.items[1]!.mask, join(dir, 'm.png'));
-  assert.deepEqual(ds.items.map((i) => i.id), ['a', 'a-2'], 'ids default to the image name, de-duplicated');
+  assert.deepEqual(
+    ds.items.map((i) => i.id),
+    ['a', 'a-2'],
+    'ids default to the image name, de-duplicated',
+  );
   assert.deepEqual(ds.immunize.methods, ['encoder', 'noise']);
   assert.equal(ds.immunize.eps, 16 / 255);
   assert.equal(ds.name, 'data');
@@ -39,8 +50,18 @@ test('dataset: defaults are photoguard\'s (guidance 7.5, 100 steps, η 1, streng
   assert.equal(ds.models.clip, null);
   assert.equal(ds.models.inception, null);
   // A bare array of items is a dataset too; overrides win over the file.
-  assert.equal(parseDataset({ immunize: { eps: '8/255' }, items: [{ image: 'a.png', prompt: 'p' }] }, { file: join(dir, 'x.json') }).immunize.eps, 8 / 255);
-  const o = parseDataset([{ image: 'a.png', prompt: 'p' }], { file: join(dir, 'x.json') }, { size: 64, edit: { steps: 3 }, purify: ['jpeg:95,75'], immunize: { methods: ['noise'] } });
+  assert.equal(
+    parseDataset(
+      { immunize: { eps: '8/255' }, items: [{ image: 'a.png', prompt: 'p' }] },
+      { file: join(dir, 'x.json') },
+    ).immunize.eps,
+    8 / 255,
+  );
+  const o = parseDataset(
+    [{ image: 'a.png', prompt: 'p' }],
+    { file: join(dir, 'x.json') },
+    { size: 64, edit: { steps: 3 }, purify: ['jpeg:95,75'], immunize: { methods: ['noise'] } },
+  );
   assert.deepEqual([o.size, o.edit.steps, o.edit.guidance], [64, 3, 7.5]);
   assert.deepEqual(o.purify, ['jpeg:95', 'jpeg:75']);
   assert.deepEqual(o.immunize.methods, ['noise']);
@@ -53,36 +74,94 @@ test('dataset: errors name the file, the item index and the key', () => {
     [{ items: [] }, /data\.json: items: the dataset has no items/],
     [{ itemz: [] }, /data\.json: unknown key 'itemz' \(expected version, name, size/],
     [{ items: [{ image: 'a.png' }] }, /data\.json: items\[0\]: missing key 'prompt'/],
-    [{ items: [{ image: 'a.png', prompt: 'x' }, { image: 'a.png', prompt: 42 }] }, /data\.json: items\[1\]\.prompt: expected a non-empty string but received 42 of type number/],
+    [
+      {
+        items: [
+          { image: 'a.png', prompt: 'x' },
+          { image: 'a.png', prompt: 42 },
+        ],
+      },
+      /data\.json: items\[1\]\.prompt: expected a non-empty string but received 42 of type number/,
+    ],
     [{ items: [{ image: 'nope.png', prompt: 'x' }] }, /items\[0\]\.image: file not found: .*nope\.png/],
     [{ items: [{ image: 'a.png', prompt: 'x', mask: 'gone.png' }] }, /items\[0\]\.mask: file not found/],
-    [{ items: [{ image: 'a.png', prompt: 'x', seed: -1 }] }, /items\[0\]\.seed: expected an integer ≥ 0 but received -1/],
+    [
+      { items: [{ image: 'a.png', prompt: 'x', seed: -1 }] },
+      /items\[0\]\.seed: expected an integer ≥ 0 but received -1/,
+    ],
     [{ items: [{ image: 'a.png', prompt: 'x', promt: 'y' }] }, /items\[0\]: unknown key 'promt'/],
-    [{ items: [{ image: 'a.png', prompt: 'x', id: 'a' }, { image: 'a.png', prompt: 'y', id: 'a' }] }, /items\[1\]\.id: 'a' is used by an earlier item/],
-    [{ items: [{ image: 'a.png', prompt: 'x', immunized: { encoder: 'missing.png' } }] }, /items\[0\]\.immunized\.encoder: file not found/],
+    [
+      {
+        items: [
+          { image: 'a.png', prompt: 'x', id: 'a' },
+          { image: 'a.png', prompt: 'y', id: 'a' },
+        ],
+      },
+      /items\[1\]\.id: 'a' is used by an earlier item/,
+    ],
+    [
+      { items: [{ image: 'a.png', prompt: 'x', immunized: { encoder: 'missing.png' } }] },
+      /items\[0\]\.immunized\.encoder: file not found/,
+    ],
     [{ size: 60, items: [{ image: 'a.png', prompt: 'x' }] }, /data\.json: size: must be a multiple of 8/],
-    [{ edit: { steps: 0 }, items: [{ image: 'a.png', prompt: 'x' }] }, /edit\.steps: expected an integer ≥ 1 and ≤ 1000 but received 0/],
-    [{ immunize: { methods: ['encoder', 'pgd'] }, items: [{ image: 'a.png', prompt: 'x' }] }, /immunize\.methods\[1\]: expected one of encoder, robust, diffusion, noise but received pgd/],
-    [{ immunize: { methods: ['diffusion'] }, items: [{ image: 'a.png', prompt: 'x' }] }, /'diffusion' .* needs items with a 'mask'/],
-    [{ purify: ['jpeg:101'], items: [{ image: 'a.png', prompt: 'x' }] }, /data\.json: purify: invalid purification 'jpeg:101'.*quality/],
+    [
+      { edit: { steps: 0 }, items: [{ image: 'a.png', prompt: 'x' }] },
+      /edit\.steps: expected an integer ≥ 1 and ≤ 1000 but received 0/,
+    ],
+    [
+      { immunize: { methods: ['encoder', 'pgd'] }, items: [{ image: 'a.png', prompt: 'x' }] },
+      /immunize\.methods\[1\]: expected one of encoder, robust, diffusion, noise but received pgd/,
+    ],
+    [
+      { immunize: { methods: ['diffusion'] }, items: [{ image: 'a.png', prompt: 'x' }] },
+      /'diffusion' .* needs items with a 'mask'/,
+    ],
+    [
+      { purify: ['jpeg:101'], items: [{ image: 'a.png', prompt: 'x' }] },
+      /data\.json: purify: invalid purification 'jpeg:101'.*quality/,
+    ],
     [{ models: { clip: './no-such-clip' }, items: [{ image: 'a.png', prompt: 'x' }] }, /models\.clip: not found/],
   ];
-  for (const [data, re] of cases) assert.throws(() => loadDataset(write(dir, data)), (e: Error & { code?: string }) => {
-    assert.equal(e.code, 'E_DATASET', `${e.message} should be E_DATASET`);
-    assert.match(e.message, re);
-    return true;
-  });
+  for (const [data, re] of cases)
+    assert.throws(
+      () => loadDataset(write(dir, data)),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'E_DATASET', `${e.message} should be E_DATASET`);
+        assert.match(e.message, re);
+        return true;
+      },
+    );
   assert.throws(() => loadDataset(join(dir, 'absent.json')), /absent\.json: dataset file not found/);
 });
 
 test('purification sweeps: comma lists expand (canonical specs), families group by the first argument', () => {
   assert.deepEqual(expandSweep('jpeg:95,85,75,65,50'), ['jpeg:95', 'jpeg:85', 'jpeg:75', 'jpeg:65', 'jpeg:50']);
   assert.deepEqual(expandSweep('blur:1'), ['blur:1']);
-  assert.deepEqual(expandSweep('jpeg:90,50+blur:1,2'), ['jpeg:90+blur:1', 'jpeg:90+blur:2', 'jpeg:50+blur:1', 'jpeg:50+blur:2']);
+  assert.deepEqual(expandSweep('jpeg:90,50+blur:1,2'), [
+    'jpeg:90+blur:1',
+    'jpeg:90+blur:2',
+    'jpeg:50+blur:1',
+    'jpeg:50+blur:2',
+  ]);
   assert.throws(() => expandSweep('jpeg:90,,50'), /empty value/);
   assert.throws(() => expandSweep('jpge:90'), /unknown purification 'jpge'/);
-  const fams = sweepFamilies(['jpeg:95', 'jpeg:50', 'jpeg:75', 'blur:1', 'jpeg:75:444', 'jpeg:90:444', 'hflip', 'jpeg:90+blur:1']);
-  assert.deepEqual(fams.map((f) => [f.key, f.parameter, f.points.map((p) => p.x)]), [['jpeg', 'quality', [50, 75, 95]], ['jpeg:…:444', 'quality', [75, 90]]]);
+  const fams = sweepFamilies([
+    'jpeg:95',
+    'jpeg:50',
+    'jpeg:75',
+    'blur:1',
+    'jpeg:75:444',
+    'jpeg:90:444',
+    'hflip',
+    'jpeg:90+blur:1',
+  ]);
+  assert.deepEqual(
+    fams.map((f) => [f.key, f.parameter, f.points.map((p) => p.x)]),
+    [
+      ['jpeg', 'quality', [50, 75, 95]],
+      ['jpeg:…:444', 'quality', [75, 90]],
+    ],
+  );
 });
 
 test('statistics as numpy: population std, linear quantiles, non-finite values left out', () => {

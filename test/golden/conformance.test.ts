@@ -35,7 +35,13 @@ const golden = shared === null ? null : join(shared, 'golden');
 const only = process.env['IMMUNIZE_CASES']?.split(',').filter(Boolean);
 
 if (golden === null || !existsSync(golden)) {
-  test('conformance suite', { skip: `no golden folder: set IMMUNIZE_SHARED or place shared/ next to the repo (looked for ${golden ?? '../shared/golden'})` }, () => {});
+  test(
+    'conformance suite',
+    {
+      skip: `no golden folder: set IMMUNIZE_SHARED or place shared/ next to the repo (looked for ${golden ?? '../shared/golden'})`,
+    },
+    () => {},
+  );
 } else {
   const cases = readdirSync(golden, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(join(golden, d.name, 'case.json')))
@@ -48,7 +54,9 @@ if (golden === null || !existsSync(golden)) {
     try {
       spec = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { kind?: unknown };
     } catch (e) {
-      test(`golden/${name}`, () => { throw new Error(`${dir}/case.json is not valid JSON: ${(e as Error).message}`); });
+      test(`golden/${name}`, () => {
+        throw new Error(`${dir}/case.json is not valid JSON: ${(e as Error).message}`);
+      });
       continue;
     }
     const kind = String(spec.kind);

@@ -41,7 +41,11 @@ export function declaredOutputs(spec: { tolerances?: Record<string, unknown> }, 
   const names = Object.keys(spec.tolerances ?? {}).flatMap((k) => k.split('/').map((s) => s.trim()));
   assert.ok(names.length > 0, 'case.json gives no tolerances, so names no outputs to compare');
   const unknown = names.filter((n) => !known.includes(n));
-  assert.deepEqual(unknown, [], `case.json has tolerances for outputs this runner does not compare: ${unknown.join(', ')}`);
+  assert.deepEqual(
+    unknown,
+    [],
+    `case.json has tolerances for outputs this runner does not compare: ${unknown.join(', ')}`,
+  );
   return new Set(names);
 }
 

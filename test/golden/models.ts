@@ -9,10 +9,15 @@ import type { Module } from '../../src/nn/module.js';
 export function buildFromConfig(config: Record<string, unknown>): Module | string {
   const cls = String(config['_class_name'] ?? (config['architectures'] as string[] | undefined)?.[0] ?? 'unknown');
   switch (cls) {
-    case 'AutoencoderKL': return new AutoencoderKL(config);
-    case 'AutoencoderTiny': return new AutoencoderTiny(config);
-    case 'CLIPTextModel': return new CLIPTextModel(config);
-    case 'UNet2DConditionModel': return new UNet2DConditionModel(config);
-    default: return `no TypeScript implementation of ${cls} yet`;
+    case 'AutoencoderKL':
+      return new AutoencoderKL(config);
+    case 'AutoencoderTiny':
+      return new AutoencoderTiny(config);
+    case 'CLIPTextModel':
+      return new CLIPTextModel(config);
+    case 'UNet2DConditionModel':
+      return new UNet2DConditionModel(config);
+    default:
+      return `no TypeScript implementation of ${cls} yet`;
   }
 }

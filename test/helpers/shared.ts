@@ -8,7 +8,9 @@ import { repoRoot } from '../../src/torch/root.js';
 export { repoRoot };
 
 export function sharedDir(): string | null {
-  const dir = process.env['IMMUNIZE_SHARED'] ? resolve(process.env['IMMUNIZE_SHARED']) : resolve(repoRoot, '..', 'shared');
+  const dir = process.env['IMMUNIZE_SHARED']
+    ? resolve(process.env['IMMUNIZE_SHARED'])
+    : resolve(repoRoot, '..', 'shared');
   return existsSync(dir) ? dir : null;
 }
 

@@ -7,11 +7,12 @@ import { writeAllOrNothing } from '../../src/io/atomic.js';
 import { ImmunizeError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp.js';
 
-
-
 test('writes every file, creating folders, with no temporaries left', () => {
   const d = tempDir('out');
-  writeAllOrNothing([{ path: join(d, 'new/a.png'), data: Buffer.from([1, 2]) }, { path: join(d, 'new/a.json'), data: '{}' }]);
+  writeAllOrNothing([
+    { path: join(d, 'new/a.png'), data: Buffer.from([1, 2]) },
+    { path: join(d, 'new/a.json'), data: '{}' },
+  ]);
   assert.deepEqual(readdirSync(join(d, 'new')).sort(), ['a.json', 'a.png']);
   assert.equal(readFileSync(join(d, 'new/a.json'), 'utf8'), '{}');
 });
@@ -20,8 +21,16 @@ test('a failure removes what was written and the folders it created; the error i
   const d = tempDir('out');
   writeFileSync(join(d, 'blocker'), 'a file where a folder should be');
   assert.throws(
-    () => writeAllOrNothing([{ path: join(d, 'made/a.png'), data: 'x' }, { path: join(d, 'blocker/a.json'), data: '{}' }]),
-    (e: unknown) => e instanceof ImmunizeError && e.code === 'E_WRITE' && /cannot write .*blocker.*ENOTDIR/.test(e.message) && !e.message.includes('\n'),
+    () =>
+      writeAllOrNothing([
+        { path: join(d, 'made/a.png'), data: 'x' },
+        { path: join(d, 'blocker/a.json'), data: '{}' },
+      ]),
+    (e: unknown) =>
+      e instanceof ImmunizeError &&
+      e.code === 'E_WRITE' &&
+      /cannot write .*blocker.*ENOTDIR/.test(e.message) &&
+      !e.message.includes('\n'),
   );
   assert.deepEqual(readdirSync(d), ['blocker'], 'no temporaries, no half result, no empty folder');
   assert.ok(!existsSync(join(d, 'made')));
@@ -31,6 +40,13 @@ test('an existing output is replaced only when the new one is complete', () => {
   const d = tempDir('out');
   writeFileSync(join(d, 'a.png'), 'old');
   writeFileSync(join(d, 'blocker'), '');
-  assert.throws(() => writeAllOrNothing([{ path: join(d, 'a.png'), data: 'new' }, { path: join(d, 'blocker/a.json'), data: '{}' }]), ImmunizeError);
+  assert.throws(
+    () =>
+      writeAllOrNothing([
+        { path: join(d, 'a.png'), data: 'new' },
+        { path: join(d, 'blocker/a.json'), data: '{}' },
+      ]),
+    ImmunizeError,
+  );
   assert.equal(readFileSync(join(d, 'a.png'), 'utf8'), 'old');
 });

@@ -3,16 +3,45 @@
 // allow patterns, cache hits without network, resume, verification, offline mode and errors.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
-import { globToRegExp, hubCacheDir, hubFile, isRepoId, listRepoFiles, repoFolderName, snapshot, type HubOptions } from '../../src/io/hub.js';
+import {
+  globToRegExp,
+  hubCacheDir,
+  hubFile,
+  isRepoId,
+  listRepoFiles,
+  repoFolderName,
+  snapshot,
+  type HubOptions,
+} from '../../src/io/hub.js';
 
 // Keep the caller's environment (a real token, offline mode, a custom endpoint) out of these tests.
-for (const k of ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH', 'HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'HF_ENDPOINT']) delete process.env[k];
+for (const k of [
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'HF_TOKEN_PATH',
+  'HF_HUB_OFFLINE',
+  'TRANSFORMERS_OFFLINE',
+  'HF_ENDPOINT',
+])
+  delete process.env[k];
 process.env['IMMUNIZE_QUIET'] = '1';
 
 const work = mkdtempSync(join(tmpdir(), 'immunize-hub-'));
@@ -51,19 +80,33 @@ const etagOf = (path: string): string => (isLfs(path) ? sha256(FILES.get(path)!)
 const weights = FILES.get(WEIGHTS)!;
 const WEIGHTS_SHA = sha256(weights);
 
-interface Seen { url: string; headers: IncomingHttpHeaders }
+interface Seen {
+  url: string;
+  headers: IncomingHttpHeaders;
+}
 const hubLog: Seen[] = [];
 const cdnLog: Seen[] = [];
 const mode = { ignoreRange: false, corrupt: false, sizeDelta: 0, cutAfter: 0 };
-const resetMode = (): void => { Object.assign(mode, { ignoreRange: false, corrupt: false, sizeDelta: 0, cutAfter: 0 }); };
-const clearLogs = (): void => { hubLog.length = 0; cdnLog.length = 0; };
+const resetMode = (): void => {
+  Object.assign(mode, { ignoreRange: false, corrupt: false, sizeDelta: 0, cutAfter: 0 });
+};
+const clearLogs = (): void => {
+  hubLog.length = 0;
+  cdnLog.length = 0;
+};
 
-let hub: Server, cdn: Server, hubBase = '', cdnBase = '';
+let hub: Server,
+  cdn: Server,
+  hubBase = '',
+  cdnBase = '';
 
-const listen = (s: Server): Promise<string> => new Promise((res) => s.listen(0, '127.0.0.1', () => {
-  const a = s.address();
-  res(`http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}`);
-}));
+const listen = (s: Server): Promise<string> =>
+  new Promise((res) =>
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      res(`http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}`);
+    }),
+  );
 
 function fail(res: import('node:http').ServerResponse, status: number, code?: string): void {
   res.writeHead(status, code ? { 'X-Error-Code': code, 'X-Error-Message': `${code} (fake hub)` } : {});
@@ -85,23 +128,34 @@ before(async () => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       return res.end(JSON.stringify({ sha: COMMIT, siblings: [{ rfilename: '../../escape.json', size: 2 }] }));
     }
-    if (repo === undefined || !['acme/pipe', 'acme/private', 'acme/gated'].includes(repo)) return fail(res, 404, 'RepoNotFound');
+    if (repo === undefined || !['acme/pipe', 'acme/private', 'acme/gated'].includes(repo))
+      return fail(res, 404, 'RepoNotFound');
     const sha = rev === 'main' || rev === COMMIT ? COMMIT : rev === 'refs/pr/1' || rev === PR_COMMIT ? PR_COMMIT : null;
     if (sha === null) return fail(res, 404, 'RevisionNotFound');
     if (api) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      return res.end(JSON.stringify({
-        id: repo, sha,
-        siblings: [...FILES].map(([p, b]) => (isLfs(p) ? { rfilename: p, size: b.length, lfs: { sha256: sha256(b), size: b.length } } : { rfilename: p, size: b.length })),
-      }));
+      return res.end(
+        JSON.stringify({
+          id: repo,
+          sha,
+          siblings: [...FILES].map(([p, b]) =>
+            isLfs(p)
+              ? { rfilename: p, size: b.length, lfs: { sha256: sha256(b), size: b.length } }
+              : { rfilename: p, size: b.length },
+          ),
+        }),
+      );
     }
     const path = decodeURIComponent(resolve![3]!);
     const body = FILES.get(path);
     if (body === undefined) return fail(res, 404, 'EntryNotFound');
     if (isLfs(path)) {
       res.writeHead(302, {
-        Location: `${cdnBase}/blob/${sha256(body)}?signature=x`, 'X-Repo-Commit': sha,
-        'X-Linked-Etag': `"${sha256(body)}"`, 'X-Linked-Size': String(body.length + mode.sizeDelta), ETag: 'W/"not-the-content-hash"',
+        Location: `${cdnBase}/blob/${sha256(body)}?signature=x`,
+        'X-Repo-Commit': sha,
+        'X-Linked-Etag': `"${sha256(body)}"`,
+        'X-Linked-Size': String(body.length + mode.sizeDelta),
+        ETag: 'W/"not-the-content-hash"',
       });
       return res.end();
     }
@@ -113,11 +167,17 @@ before(async () => {
     const want = /^\/blob\/([0-9a-f]{64})/.exec(req.url!)?.[1];
     let body = [...FILES.values()].find((b) => sha256(b) === want);
     if (body === undefined) return fail(res, 404);
-    if (mode.corrupt) { body = Buffer.from(body); body[body.length >> 1]! ^= 0xff; }
+    if (mode.corrupt) {
+      body = Buffer.from(body);
+      body[body.length >> 1]! ^= 0xff;
+    }
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     if (range && !mode.ignoreRange) {
       const start = Number(range[1]);
-      res.writeHead(206, { 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`, 'Content-Length': body.length - start });
+      res.writeHead(206, {
+        'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`,
+        'Content-Length': body.length - start,
+      });
       return res.end(body.subarray(start));
     }
     res.writeHead(200, { 'Content-Length': body.length, ETag: '"cdn-etag"' });
@@ -131,19 +191,32 @@ before(async () => {
   hubBase = await listen(hub);
   cdnBase = await listen(cdn);
 });
-after(() => { hub.closeAllConnections(); cdn.closeAllConnections(); hub.close(); cdn.close(); });
+after(() => {
+  hub.closeAllConnections();
+  cdn.closeAllConnections();
+  hub.close();
+  cdn.close();
+});
 
 /** Options for one test: this fake hub, a cache of its own, no token, online. */
-function opts(cacheDir: string, extra: HubOptions & { allow?: string[]; folder?: string } = {}): HubOptions & { allow?: string[]; folder?: string } {
+function opts(
+  cacheDir: string,
+  extra: HubOptions & { allow?: string[]; folder?: string } = {},
+): HubOptions & { allow?: string[]; folder?: string } {
   return { endpoint: hubBase, cacheDir, token: '', offline: false, ...extra };
 }
-const noNetwork: typeof fetch = () => { throw new Error('network used'); };
+const noNetwork: typeof fetch = () => {
+  throw new Error('network used');
+};
 const ALLOW = ['model_index.json', 'vae/config.json', 'vae/*.safetensors'];
 const repoDir = (cache: string, repo = REPO): string => join(cache, repoFolderName(repo));
 
 async function rejectsWith(p: Promise<unknown>, code: string, ...mentions: string[]): Promise<ImmunizeError> {
   let err: unknown;
-  await assert.rejects(p, (e) => { err = e; return true; });
+  await assert.rejects(p, (e) => {
+    err = e;
+    return true;
+  });
   assert.ok(err instanceof ImmunizeError, `expected an ImmunizeError, got ${String(err)}`);
   assert.equal(err.code, code, err.message);
   for (const m of mentions) assert.ok(err.message.includes(m), `message should mention ${m}: ${err.message}`);
@@ -152,11 +225,39 @@ async function rejectsWith(p: Promise<unknown>, code: string, ...mentions: strin
 
 describe('names and places', () => {
   test('isRepoId accepts owner/name ids and rejects paths and malformed ids', () => {
-    for (const id of ['stable-diffusion-v1-5/stable-diffusion-v1-5', 'madebyollin/taesd', 'CompVis/stable-diffusion-v1-4', 'a/b', 'user_1/model.v2', 'x/_private']) {
+    for (const id of [
+      'stable-diffusion-v1-5/stable-diffusion-v1-5',
+      'madebyollin/taesd',
+      'CompVis/stable-diffusion-v1-4',
+      'a/b',
+      'user_1/model.v2',
+      'x/_private',
+    ]) {
       assert.equal(isRepoId(id), true, id);
     }
-    for (const s of ['taesd', 'a/b/c', '/abs/x', './x/y', '../x/y', 'a/../b', 'a/..b', 'a--b/c', 'a/b--c', 'owner/-x', '-owner/x', 'owner/x.', 'owner/',
-      '/name', 'a b/c', 'a/b c', 'owner/name.safetensors', 'vae/model.bin', 'C:\\models\\x', `owner/${'x'.repeat(97)}`, '']) {
+    for (const s of [
+      'taesd',
+      'a/b/c',
+      '/abs/x',
+      './x/y',
+      '../x/y',
+      'a/../b',
+      'a/..b',
+      'a--b/c',
+      'a/b--c',
+      'owner/-x',
+      '-owner/x',
+      'owner/x.',
+      'owner/',
+      '/name',
+      'a b/c',
+      'a/b c',
+      'owner/name.safetensors',
+      'vae/model.bin',
+      'C:\\models\\x',
+      `owner/${'x'.repeat(97)}`,
+      '',
+    ]) {
       assert.equal(isRepoId(s), false, s);
     }
     const cwd = process.cwd();
@@ -182,7 +283,11 @@ describe('names and places', () => {
     assert.equal(hubCacheDir({ XDG_CACHE_HOME: '/z', HOME: '/h' }), join('/z', 'huggingface', 'hub'));
     assert.equal(hubCacheDir({ HOME: '/h' }), join('/h', '.cache', 'huggingface', 'hub'));
     assert.equal(hubCacheDir({ HF_HOME: '~/hf', HOME: '/h' }), join('/h', 'hf', 'hub'));
-    assert.equal(hubCacheDir({ HF_HUB_CACHE: '', HOME: '/h' }), join('/h', '.cache', 'huggingface', 'hub'), 'an empty variable counts as unset');
+    assert.equal(
+      hubCacheDir({ HF_HUB_CACHE: '', HOME: '/h' }),
+      join('/h', '.cache', 'huggingface', 'hub'),
+      'an empty variable counts as unset',
+    );
   });
 
   test('allow patterns: * stays in one folder, ** crosses folders, a trailing / takes the folder', () => {
@@ -211,14 +316,23 @@ describe('downloads from a fake hub', () => {
     dir = await snapshot(REPO, opts(cache, { allow: ALLOW, onProgress: (f, d, t) => progress.push([f, d, t]) }));
     assert.equal(dir, join(repoDir(cache), 'snapshots', COMMIT));
     const urls = hubLog.map((r) => r.url);
-    assert.deepEqual(urls.sort(), [
-      `/${REPO}/resolve/${COMMIT}/model_index.json`,
-      `/${REPO}/resolve/${COMMIT}/vae/config.json`,
-      `/${REPO}/resolve/${COMMIT}/${WEIGHTS}`,
-      `/api/models/${REPO}/revision/main?blobs=true`,
-    ].sort());
-    assert.deepEqual(cdnLog.map((r) => r.url), [`/blob/${WEIGHTS_SHA}?signature=x`]);
-    assert.ok(hubLog.every((r) => r.headers.authorization === undefined), 'no token, no Authorization header');
+    assert.deepEqual(
+      urls.sort(),
+      [
+        `/${REPO}/resolve/${COMMIT}/model_index.json`,
+        `/${REPO}/resolve/${COMMIT}/vae/config.json`,
+        `/${REPO}/resolve/${COMMIT}/${WEIGHTS}`,
+        `/api/models/${REPO}/revision/main?blobs=true`,
+      ].sort(),
+    );
+    assert.deepEqual(
+      cdnLog.map((r) => r.url),
+      [`/blob/${WEIGHTS_SHA}?signature=x`],
+    );
+    assert.ok(
+      hubLog.every((r) => r.headers.authorization === undefined),
+      'no token, no Authorization header',
+    );
     assert.ok(hubLog.every((r) => r.headers['accept-encoding'] === 'identity'));
     assert.deepEqual(readdirSync(dir).sort(), ['model_index.json', 'vae']);
     assert.deepEqual(readdirSync(join(dir, 'vae')).sort(), ['config.json', 'diffusion_pytorch_model.safetensors']);
@@ -229,8 +343,16 @@ describe('downloads from a fake hub', () => {
     const root = repoDir(cache);
     assert.equal(readFileSync(join(root, 'refs', 'main'), 'utf8'), COMMIT);
     const blobs = readdirSync(join(root, 'blobs')).sort();
-    assert.deepEqual(blobs, ['model_index.json', 'vae/config.json', WEIGHTS].map(etagOf).sort(), 'blobs are named by etag (git oid, or sha256 for LFS)');
-    for (const [path, up] of [['model_index.json', ['..', '..']], ['vae/config.json', ['..', '..', '..']], [WEIGHTS, ['..', '..', '..']]] as const) {
+    assert.deepEqual(
+      blobs,
+      ['model_index.json', 'vae/config.json', WEIGHTS].map(etagOf).sort(),
+      'blobs are named by etag (git oid, or sha256 for LFS)',
+    );
+    for (const [path, up] of [
+      ['model_index.json', ['..', '..']],
+      ['vae/config.json', ['..', '..', '..']],
+      [WEIGHTS, ['..', '..', '..']],
+    ] as const) {
       const pointer = join(root, 'snapshots', COMMIT, ...path.split('/'));
       assert.ok(lstatSync(pointer).isSymbolicLink(), path);
       const target = readlinkSync(pointer);
@@ -254,9 +376,16 @@ describe('downloads from a fake hub', () => {
     assert.equal(await snapshot(REPO, opts(cache, { allow: ALLOW })), dir);
     assert.equal(await hubFile(REPO, WEIGHTS, opts(cache)), join(dir, WEIGHTS));
     const listed = await listRepoFiles(REPO, opts(cache));
-    assert.deepEqual(listed.map((f) => f.path), [...FILES.keys()].sort(), 'the listing of the commit is cached too');
+    assert.deepEqual(
+      listed.map((f) => f.path),
+      [...FILES.keys()].sort(),
+      'the listing of the commit is cached too',
+    );
     assert.equal(listed.find((f) => f.path === WEIGHTS)?.size, weights.length);
-    assert.deepEqual((await listRepoFiles(REPO, opts(cache, { folder: 'vae' }))).map((f) => f.path), ['vae/config.json', WEIGHTS]);
+    assert.deepEqual(
+      (await listRepoFiles(REPO, opts(cache, { folder: 'vae' }))).map((f) => f.path),
+      ['vae/config.json', WEIGHTS],
+    );
     assert.deepEqual([...hubLog, ...cdnLog], []);
   });
 
@@ -264,19 +393,26 @@ describe('downloads from a fake hub', () => {
     clearLogs();
     const p = await hubFile(REPO, 'unet/config.json', opts(cache));
     assert.equal(p, join(dir, 'unet', 'config.json'));
-    assert.deepEqual(hubLog.map((r) => r.url), [`/${REPO}/resolve/${COMMIT}/unet/config.json`]);
+    assert.deepEqual(
+      hubLog.map((r) => r.url),
+      [`/${REPO}/resolve/${COMMIT}/unet/config.json`],
+    );
   });
 
   test('offline with a cache: everything comes from disk, fetch is never called', async () => {
     assert.equal(await snapshot(REPO, opts(cache, { allow: ALLOW, offline: true, fetch: noNetwork })), dir);
     assert.equal(await hubFile(REPO, WEIGHTS, opts(cache, { offline: true, fetch: noNetwork })), join(dir, WEIGHTS));
     const files = await listRepoFiles(REPO, opts(cache, { offline: true, fetch: noNetwork }));
-    assert.deepEqual(files, [
-      { path: 'model_index.json', size: FILES.get('model_index.json')!.length },
-      { path: 'unet/config.json', size: FILES.get('unet/config.json')!.length },
-      { path: 'vae/config.json', size: FILES.get('vae/config.json')!.length },
-      { path: WEIGHTS, size: weights.length },
-    ], 'offline, the listing is what the cache holds');
+    assert.deepEqual(
+      files,
+      [
+        { path: 'model_index.json', size: FILES.get('model_index.json')!.length },
+        { path: 'unet/config.json', size: FILES.get('unet/config.json')!.length },
+        { path: 'vae/config.json', size: FILES.get('vae/config.json')!.length },
+        { path: WEIGHTS, size: weights.length },
+      ],
+      'offline, the listing is what the cache holds',
+    );
     process.env['HF_HUB_OFFLINE'] = '1';
     try {
       const o = opts(cache, { fetch: noNetwork });
@@ -288,11 +424,26 @@ describe('downloads from a fake hub', () => {
   });
 
   test('offline: what the cache lacks is an E_HUB_OFFLINE error naming it and the cache', async () => {
-    await rejectsWith(hubFile(REPO, 'unet/diffusion_pytorch_model.safetensors', opts(cache, { offline: true, fetch: noNetwork })), 'E_HUB_OFFLINE',
-      'unet/diffusion_pytorch_model.safetensors', REPO, cache);
-    await rejectsWith(snapshot(REPO, opts(cache, { allow: ['text_encoder/*'], offline: true, fetch: noNetwork })), 'E_HUB_OFFLINE', 'text_encoder/*');
+    await rejectsWith(
+      hubFile(REPO, 'unet/diffusion_pytorch_model.safetensors', opts(cache, { offline: true, fetch: noNetwork })),
+      'E_HUB_OFFLINE',
+      'unet/diffusion_pytorch_model.safetensors',
+      REPO,
+      cache,
+    );
+    await rejectsWith(
+      snapshot(REPO, opts(cache, { allow: ['text_encoder/*'], offline: true, fetch: noNetwork })),
+      'E_HUB_OFFLINE',
+      'text_encoder/*',
+    );
     const empty = freshCache();
-    await rejectsWith(snapshot(REPO, opts(empty, { allow: ALLOW, offline: true, fetch: noNetwork })), 'E_HUB_OFFLINE', REPO, 'main', empty);
+    await rejectsWith(
+      snapshot(REPO, opts(empty, { allow: ALLOW, offline: true, fetch: noNetwork })),
+      'E_HUB_OFFLINE',
+      REPO,
+      'main',
+      empty,
+    );
     await rejectsWith(listRepoFiles(REPO, opts(empty, { offline: true, fetch: noNetwork })), 'E_HUB_OFFLINE', REPO);
   });
 
@@ -300,8 +451,15 @@ describe('downloads from a fake hub', () => {
     clearLogs();
     const pr = await snapshot(REPO, opts(cache, { revision: 'refs/pr/1', allow: [WEIGHTS] }));
     assert.equal(pr, join(repoDir(cache), 'snapshots', PR_COMMIT));
-    assert.ok(hubLog.some((r) => r.url === `/api/models/${REPO}/revision/refs%2Fpr%2F1?blobs=true`), 'the revision is URL-encoded');
-    assert.equal(readFileSync(join(repoDir(cache), 'refs', 'refs', 'pr', '1'), 'utf8'), PR_COMMIT, 'nested ref, as huggingface_hub');
+    assert.ok(
+      hubLog.some((r) => r.url === `/api/models/${REPO}/revision/refs%2Fpr%2F1?blobs=true`),
+      'the revision is URL-encoded',
+    );
+    assert.equal(
+      readFileSync(join(repoDir(cache), 'refs', 'refs', 'pr', '1'), 'utf8'),
+      PR_COMMIT,
+      'nested ref, as huggingface_hub',
+    );
     assert.deepEqual(cdnLog, []);
     assert.deepEqual(readFileSync(join(pr, WEIGHTS)), weights);
   });
@@ -324,7 +482,10 @@ describe('resume and verification', () => {
     const { cache, part, blob } = setup(weights.subarray(0, half));
     const seen: number[] = [];
     const p = await hubFile(REPO, WEIGHTS, opts(cache, { onProgress: (_f, d) => seen.push(d) }));
-    assert.deepEqual(cdnLog.map((r) => r.headers.range), [`bytes=${half}-`]);
+    assert.deepEqual(
+      cdnLog.map((r) => r.headers.range),
+      [`bytes=${half}-`],
+    );
     assert.deepEqual(readFileSync(p), weights);
     assert.ok(existsSync(blob) && !existsSync(part));
     assert.ok(seen[0]! > half && seen.at(-1) === weights.length, 'progress counts from the resumed offset');
@@ -352,7 +513,10 @@ describe('resume and verification', () => {
     resetMode();
     clearLogs();
     const p = await hubFile(REPO, WEIGHTS, opts(cache));
-    assert.deepEqual(cdnLog.map((r) => r.headers.range), [`bytes=${got}-`]);
+    assert.deepEqual(
+      cdnLog.map((r) => r.headers.range),
+      [`bytes=${got}-`],
+    );
     assert.deepEqual(readFileSync(p), weights);
   });
 
@@ -401,23 +565,60 @@ describe('authentication and errors', () => {
   });
 
   test('401 → E_HUB_AUTH telling to set HF_TOKEN; a gated repo → E_HUB_AUTH naming the licence page', async () => {
-    await rejectsWith(listRepoFiles('acme/private', opts(freshCache())), 'E_HUB_AUTH', 'HF_TOKEN', 'acme/private', '401');
-    await rejectsWith(hubFile('acme/gated', 'vae/config.json', opts(freshCache())), 'E_HUB_AUTH', 'licence', `${hubBase}/acme/gated`);
+    await rejectsWith(
+      listRepoFiles('acme/private', opts(freshCache())),
+      'E_HUB_AUTH',
+      'HF_TOKEN',
+      'acme/private',
+      '401',
+    );
+    await rejectsWith(
+      hubFile('acme/gated', 'vae/config.json', opts(freshCache())),
+      'E_HUB_AUTH',
+      'licence',
+      `${hubBase}/acme/gated`,
+    );
   });
 
   test('404 → E_HUB_NOT_FOUND naming the repo, the file and the revision', async () => {
-    await rejectsWith(hubFile(REPO, 'vae/missing.json', opts(freshCache())), 'E_HUB_NOT_FOUND', 'vae/missing.json', REPO, 'main');
-    await rejectsWith(snapshot(REPO, opts(freshCache(), { revision: 'v9', allow: ALLOW })), 'E_HUB_NOT_FOUND', 'v9', REPO);
+    await rejectsWith(
+      hubFile(REPO, 'vae/missing.json', opts(freshCache())),
+      'E_HUB_NOT_FOUND',
+      'vae/missing.json',
+      REPO,
+      'main',
+    );
+    await rejectsWith(
+      snapshot(REPO, opts(freshCache(), { revision: 'v9', allow: ALLOW })),
+      'E_HUB_NOT_FOUND',
+      'v9',
+      REPO,
+    );
     await rejectsWith(listRepoFiles('acme/nothing', opts(freshCache())), 'E_HUB_NOT_FOUND', 'acme/nothing');
-    await rejectsWith(snapshot(REPO, opts(freshCache(), { allow: ['text_encoder/*'] })), 'E_HUB_NOT_FOUND', 'text_encoder/*', REPO);
+    await rejectsWith(
+      snapshot(REPO, opts(freshCache(), { allow: ['text_encoder/*'] })),
+      'E_HUB_NOT_FOUND',
+      'text_encoder/*',
+      REPO,
+    );
   });
 
   test('connection refused and 5xx → E_HUB_NETWORK with the URL', async () => {
     const closed = createServer();
     const base = await listen(closed);
     await new Promise((r) => closed.close(r));
-    await rejectsWith(listRepoFiles(REPO, opts(freshCache(), { endpoint: base })), 'E_HUB_NETWORK', `${base}/api/models/${REPO}/revision/main`, 'HF_HUB_OFFLINE');
-    await rejectsWith(hubFile('acme/broken', 'x.json', opts(freshCache())), 'E_HUB_NETWORK', `${hubBase}/acme/broken/resolve/main/x.json`, '500');
+    await rejectsWith(
+      listRepoFiles(REPO, opts(freshCache(), { endpoint: base })),
+      'E_HUB_NETWORK',
+      `${base}/api/models/${REPO}/revision/main`,
+      'HF_HUB_OFFLINE',
+    );
+    await rejectsWith(
+      hubFile('acme/broken', 'x.json', opts(freshCache())),
+      'E_HUB_NETWORK',
+      `${hubBase}/acme/broken/resolve/main/x.json`,
+      '500',
+    );
   });
 
   test('a listing with an unsafe path is refused and nothing is written outside the cache', async () => {
@@ -431,7 +632,10 @@ describe('authentication and errors', () => {
     const cache = freshCache();
     const dir = await snapshot(REPO, opts(cache, { revision: COMMIT, allow: ['model_index.json'] }));
     assert.equal(dir, join(repoDir(cache), 'snapshots', COMMIT));
-    assert.deepEqual(hubLog.map((r) => r.url), [`/api/models/${REPO}/revision/${COMMIT}?blobs=true`, `/${REPO}/resolve/${COMMIT}/model_index.json`]);
+    assert.deepEqual(
+      hubLog.map((r) => r.url),
+      [`/api/models/${REPO}/revision/${COMMIT}?blobs=true`, `/${REPO}/resolve/${COMMIT}/model_index.json`],
+    );
     assert.ok(!existsSync(join(repoDir(cache), 'refs')));
   });
 });
@@ -463,9 +667,22 @@ describe('a cache written by Python huggingface_hub', () => {
 
   test('snapshot and listing fall back to the cached snapshot when the hub is unreachable', async () => {
     const files = await listRepoFiles(REPO, opts(cache, { fetch: noNetwork }));
-    assert.deepEqual(files.map((f) => f.path), ['model_index.json', 'vae/config.json', WEIGHTS]);
-    assert.equal(await snapshot(REPO, opts(cache, { allow: ALLOW, fetch: noNetwork })), join(root, 'snapshots', COMMIT));
-    assert.equal(await snapshot(REPO, opts(cache, { allow: ALLOW, offline: true, fetch: noNetwork })), join(root, 'snapshots', COMMIT));
-    await rejectsWith(snapshot(REPO, opts(cache, { allow: ['unet/*'], offline: true, fetch: noNetwork })), 'E_HUB_OFFLINE', 'unet/*');
+    assert.deepEqual(
+      files.map((f) => f.path),
+      ['model_index.json', 'vae/config.json', WEIGHTS],
+    );
+    assert.equal(
+      await snapshot(REPO, opts(cache, { allow: ALLOW, fetch: noNetwork })),
+      join(root, 'snapshots', COMMIT),
+    );
+    assert.equal(
+      await snapshot(REPO, opts(cache, { allow: ALLOW, offline: true, fetch: noNetwork })),
+      join(root, 'snapshots', COMMIT),
+    );
+    await rejectsWith(
+      snapshot(REPO, opts(cache, { allow: ['unet/*'], offline: true, fetch: noNetwork })),
+      'E_HUB_OFFLINE',
+      'unet/*',
+    );
   });
 });

@@ -16,7 +16,10 @@ async function jpeg(w: number, h: number, orientation?: number): Promise<Buffer>
 test('probeImage: displayed size after EXIF orientation, nothing decoded; bad input is E_IMAGE', async () => {
   const p = await probeImage(await jpeg(30, 20, 6));
   assert.deepEqual([p.width, p.height, p.orientation, p.format], [20, 30, 6, 'jpeg']);
-  await assert.rejects(probeImage(Buffer.from('hello')), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_IMAGE' && /not a readable image/.test(e.message));
+  await assert.rejects(
+    probeImage(Buffer.from('hello')),
+    (e: unknown) => e instanceof ImmunizeError && e.code === 'E_IMAGE' && /not a readable image/.test(e.message),
+  );
   await assert.rejects(probeImage(Buffer.alloc(0)), /not a readable image \(the file is empty\)/);
 });
 
@@ -30,13 +33,22 @@ test('readImage: orientation applied; fit inside keeps the aspect ratio and neve
   assert.deepEqual([c.width, c.height], [20, 40]);
   const d = await readImage(buf, { width: 10, height: 10 });
   assert.deepEqual([d.width, d.height], [10, 10], 'cover (the default) fills the box');
-  await assert.rejects(readImage(buf, { maxPixels: 100 }), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_IMAGE_TOO_LARGE' && /20×40/.test(e.message));
+  await assert.rejects(
+    readImage(buf, { maxPixels: 100 }),
+    (e: unknown) => e instanceof ImmunizeError && e.code === 'E_IMAGE_TOO_LARGE' && /20×40/.test(e.message),
+  );
   for (const i of [a, b, c, d]) i.tensor.dispose();
 });
 
 test('readMask exact: another size is E_IMAGE_SIZE naming both sizes; the default still scales', async () => {
-  const m = await sharp({ create: { width: 8, height: 6, channels: 3, background: '#ffffff' } }).png().toBuffer();
-  await assert.rejects(readMask(m, 16, 12, { exact: true }), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_IMAGE_SIZE' && /mask is 8×6 but the image is 16×12/.test(e.message));
+  const m = await sharp({ create: { width: 8, height: 6, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
+  await assert.rejects(
+    readMask(m, 16, 12, { exact: true }),
+    (e: unknown) =>
+      e instanceof ImmunizeError && e.code === 'E_IMAGE_SIZE' && /mask is 8×6 but the image is 16×12/.test(e.message),
+  );
   const scaled = await readMask(m, 16, 12);
   assert.deepEqual(scaled.shape, [1, 1, 12, 16]);
   assert.equal(scaled.min().item(), 1);

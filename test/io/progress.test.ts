@@ -5,7 +5,13 @@ import { createProgress } from '../../src/io/progress.js';
 
 function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   const chunks: string[] = [];
-  const stream = { isTTY, write: (c: string) => { chunks.push(c); return true; } } as unknown as NodeJS.WriteStream;
+  const stream = {
+    isTTY,
+    write: (c: string) => {
+      chunks.push(c);
+      return true;
+    },
+  } as unknown as NodeJS.WriteStream;
   return { stream, text: () => chunks.join('') };
 }
 

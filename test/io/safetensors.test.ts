@@ -3,15 +3,34 @@
 // file, a fuzz test of corrupted files, and every .safetensors file in the shared folder.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ImmunizeError } from '../../src/errors.js';
 import {
-  DTYPE_BYTES, MAX_HEADER_BYTES, SafetensorsError, SafetensorsFile, decodeValues, serialize, writeSafetensors,
-  type RawTensor, type SafetensorsDType,
+  DTYPE_BYTES,
+  MAX_HEADER_BYTES,
+  SafetensorsError,
+  SafetensorsFile,
+  decodeValues,
+  serialize,
+  writeSafetensors,
+  type RawTensor,
+  type SafetensorsDType,
 } from '../../src/io/safetensors.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/tensors.js';
 import { tensor, type DType, type Tensor } from '../../src/torch/index.js';
@@ -20,8 +39,16 @@ import { repoRoot, sharedDir, skipReason } from '../helpers/shared.js';
 const gc = (globalThis as { gc?: () => void }).gc;
 const DTYPES = Object.keys(DTYPE_BYTES) as SafetensorsDType[];
 const TORCH_DTYPE: Partial<Record<SafetensorsDType, DType>> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 
 const work = mkdtempSync(join(tmpdir(), 'immunize-safetensors-'));
@@ -55,7 +82,10 @@ function rawFile(header: string | Uint8Array, data: Uint8Array = new Uint8Array(
 /** Predicate for assert.throws: a SafetensorsError whose message names the file and, if given, the tensor and a pattern. */
 function stError(path: string, tensorName?: string, pattern?: RegExp) {
   return (e: unknown): boolean => {
-    assert.ok(e instanceof SafetensorsError, `expected a SafetensorsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    assert.ok(
+      e instanceof SafetensorsError,
+      `expected a SafetensorsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+    );
     assert.ok(e instanceof ImmunizeError);
     assert.equal(e.code, 'E_SAFETENSORS');
     assert.equal(e.name, 'SafetensorsError');
@@ -85,7 +115,11 @@ describe('round trips', () => {
     const tensors: Record<string, RawTensor> = {};
     let seed = 1;
     for (const dtype of DTYPES) {
-      for (const [suffix, shape] of [['mat', [2, 3]], ['scalar', []], ['empty', [0, 3]]] as const) {
+      for (const [suffix, shape] of [
+        ['mat', [2, 3]],
+        ['scalar', []],
+        ['empty', [0, 3]],
+      ] as const) {
         tensors[`${dtype}.${suffix}`] = { dtype, shape, data: bytes(numel(shape) * DTYPE_BYTES[dtype], seed++) };
       }
     }
@@ -152,7 +186,13 @@ describe('round trips', () => {
     const a = tensor(new Float32Array([1, 2]), [2], { dtype: 'float16' });
     const b = tensor(new Int32Array([3]), [1]);
     try {
-      saveSafetensors(path, new Map([['a', a], ['b', b]]));
+      saveSafetensors(
+        path,
+        new Map([
+          ['a', a],
+          ['b', b],
+        ]),
+      );
       const m = loadSafetensors(path, { floatDType: 'float32' });
       assert.equal(m.get('a')!.dtype, 'float32');
       assert.deepEqual(m.get('a')!.toArray(), [1, 2]);
@@ -178,7 +218,10 @@ describe('round trips', () => {
       disposeAll(m);
       const viaJs = decodeValues(dtype, new Uint8Array(bits.buffer));
       for (let i = 0; i < 65536; i++) {
-        assert.ok(Object.is(viaJs[i], viaTorch[i]), `${dtype} 0x${i.toString(16)}: decodeValues gives ${viaJs[i]}, libtorch ${viaTorch[i]}`);
+        assert.ok(
+          Object.is(viaJs[i], viaTorch[i]),
+          `${dtype} 0x${i.toString(16)}: decodeValues gives ${viaJs[i]}, libtorch ${viaTorch[i]}`,
+        );
       }
     });
   }
@@ -201,7 +244,11 @@ describe('round trips', () => {
       ['F64', le(0, 0, 0, 0, 0, 0, 0xf0, 0xbf), [-1]],
       // OCP FP8: E4M3FN has no infinities and one NaN per sign (max 448); E5M2 is IEEE-like (max 57344).
       ['F8_E4M3', le(0x7e, 0x7f, 0xff, 0x08, 0x01, 0x80, 0x38), [448, NaN, NaN, 2 ** -6, 2 ** -9, -0, 1]],
-      ['F8_E5M2', le(0x7b, 0x7c, 0xfc, 0x7d, 0x04, 0x01, 0x3c), [57344, Infinity, -Infinity, NaN, 2 ** -14, 2 ** -16, 1]],
+      [
+        'F8_E5M2',
+        le(0x7b, 0x7c, 0xfc, 0x7d, 0x04, 0x01, 0x3c),
+        [57344, Infinity, -Infinity, NaN, 2 ** -14, 2 ** -16, 1],
+      ],
     ];
     for (const [dtype, data, want] of cases) assert.deepEqual(decodeValues(dtype, data), want, dtype);
     // A view into a bigger buffer decodes from its own offset.
@@ -210,12 +257,21 @@ describe('round trips', () => {
 
   test('metadata round trip: unicode, quotes, empty strings and a "__proto__" key', () => {
     const metadata: Record<string, string> = { format: 'pt', 'ünï©ødé ✓': 'line\n"quoted"\\', empty: '' };
-    Object.defineProperty(metadata, '__proto__', { value: 'own key', enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(metadata, '__proto__', {
+      value: 'own key',
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
     const path = tmpPath('meta');
     writeSafetensors(path, { x: { dtype: 'U8', shape: [1], data: new Uint8Array([1]) } }, metadata);
     using f = SafetensorsFile.open(path);
     assert.deepEqual(f.metadata, metadata);
-    assert.equal(Object.getPrototypeOf(f.metadata), Object.prototype, 'a "__proto__" key must not replace the prototype');
+    assert.equal(
+      Object.getPrototypeOf(f.metadata),
+      Object.prototype,
+      'a "__proto__" key must not replace the prototype',
+    );
     assert.equal(Object.getOwnPropertyDescriptor(f.metadata, '__proto__')?.value, 'own key');
   });
 
@@ -231,7 +287,10 @@ describe('round trips', () => {
   });
 
   test('"__metadata__": null reads as no metadata, as in the reference (Option<HashMap>)', () => {
-    const path = rawFile('{"__metadata__": null, "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}', new Uint8Array([5]));
+    const path = rawFile(
+      '{"__metadata__": null, "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}',
+      new Uint8Array([5]),
+    );
     using f = SafetensorsFile.open(path);
     assert.deepEqual(f.metadata, {});
     assert.deepEqual([...f.readBytes('a')], [5]);
@@ -291,20 +350,52 @@ describe('validation errors', () => {
   });
 
   const fileCases: [string, () => string, RegExp][] = [
-    ['an empty file', () => { const p = tmpPath('e'); writeFileSync(p, ''); return p; }, /file is 0 bytes/],
-    ['a file shorter than the length prefix', () => { const p = tmpPath('s'); writeFileSync(p, Buffer.from([16, 0, 0])); return p; }, /file is 3 bytes/],
-    ['a header length past the end of the file', () => rawFile('{}', undefined, 1000n), /header length 1000 runs past the end of the 10-byte file/],
+    [
+      'an empty file',
+      () => {
+        const p = tmpPath('e');
+        writeFileSync(p, '');
+        return p;
+      },
+      /file is 0 bytes/,
+    ],
+    [
+      'a file shorter than the length prefix',
+      () => {
+        const p = tmpPath('s');
+        writeFileSync(p, Buffer.from([16, 0, 0]));
+        return p;
+      },
+      /file is 3 bytes/,
+    ],
+    [
+      'a header length past the end of the file',
+      () => rawFile('{}', undefined, 1000n),
+      /header length 1000 runs past the end of the 10-byte file/,
+    ],
     ['a huge header length (2^63)', () => rawFile('{}', undefined, 2n ** 63n), /exceeds the 100000000-byte limit/],
     ['a header length of 2^64 - 1', () => rawFile('{}', undefined, 2n ** 64n - 1n), /exceeds/],
     ['a header length one past the limit', () => rawFile('{}', undefined, BigInt(MAX_HEADER_BYTES) + 1n), /exceeds/],
     ['a zero header length', () => rawFile('', undefined, 0n), /not valid UTF-8 JSON/],
     ['a header that is not JSON', () => rawFile('not json'), /not valid UTF-8 JSON/],
-    ['a header that is not UTF-8', () => rawFile(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])), /not valid UTF-8 JSON/],
+    [
+      'a header that is not UTF-8',
+      () => rawFile(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])),
+      /not valid UTF-8 JSON/,
+    ],
     ['a JSON array header', () => rawFile('[1, 2, 3]'), /must be a JSON object, found an array/],
     ['a JSON null header', () => rawFile('null'), /must be a JSON object, found null/],
     ['a JSON number header', () => rawFile('42'), /must be a JSON object, found number/],
-    ['metadata values that are not strings', () => rawFile('{"__metadata__": {"k": 1}}'), /__metadata__\["k"\] must be a string, found number/],
-    ['metadata that is not an object', () => rawFile('{"__metadata__": ["a"]}'), /__metadata__ must be an object of strings/],
+    [
+      'metadata values that are not strings',
+      () => rawFile('{"__metadata__": {"k": 1}}'),
+      /__metadata__\["k"\] must be a string, found number/,
+    ],
+    [
+      'metadata that is not an object',
+      () => rawFile('{"__metadata__": ["a"]}'),
+      /__metadata__ must be an object of strings/,
+    ],
   ];
   for (const [what, make, pattern] of fileCases) {
     test(`refuses ${what}`, () => {
@@ -323,24 +414,151 @@ describe('validation errors', () => {
   });
 
   const entryCases: [string, (h: Record<string, Record<string, unknown>>) => void, string, RegExp][] = [
-    ['an entry that is not an object', (h) => { h['a'] = 3 as never; }, 'a', /entry must be an object/],
-    ['an unknown dtype', (h) => { h['a']!['dtype'] = 'F12'; }, 'a', /unknown dtype "F12"/],
-    ['a lowercase dtype', (h) => { h['a']!['dtype'] = 'f32'; }, 'a', /unknown dtype "f32"/],
-    ['a missing dtype', (h) => { delete h['b']!['dtype']; }, 'b', /unknown dtype undefined/],
-    ['a negative dimension', (h) => { h['a']!['shape'] = [-2]; }, 'a', /shape must be a list of non-negative integers, found \[-2\]/],
-    ['a non-integer dimension', (h) => { h['a']!['shape'] = [1.5]; }, 'a', /non-negative integers, found \[1\.5\]/],
-    ['a dimension given as a string', (h) => { h['a']!['shape'] = ['2']; }, 'a', /non-negative integers/],
-    ['a shape that is not a list', (h) => { h['b']!['shape'] = '2x2'; }, 'b', /shape must be a list/],
-    ['a shape with too many elements', (h) => { h['a']!['shape'] = [2 ** 30, 2 ** 30, 2 ** 30]; }, 'a', /too many elements/],
-    ['missing data_offsets', (h) => { delete h['a']!['data_offsets']; }, 'a', /data_offsets must be \[begin, end\]/],
-    ['data_offsets of the wrong length', (h) => { h['a']!['data_offsets'] = [0, 8, 16]; }, 'a', /data_offsets must be/],
-    ['non-integer data_offsets', (h) => { h['a']!['data_offsets'] = [0, 7.5]; }, 'a', /data_offsets must be/],
-    ['negative data_offsets', (h) => { h['a']!['data_offsets'] = [-8, 0]; }, 'a', /data_offsets must be/],
-    ['reversed data_offsets', (h) => { h['a']!['data_offsets'] = [8, 0]; }, 'a', /data_offsets \[8, 0\] are reversed/],
-    ['data_offsets past the data', (h) => { h['b']!['data_offsets'] = [8, 24]; h['b']!['shape'] = [8]; }, 'b', /run past the end of the data \(16 bytes\)/],
-    ['a shape that does not match the byte range', (h) => { h['a']!['shape'] = [3]; }, 'a', /is 12 bytes but data_offsets \[0, 8\] hold 8/],
-    ['overlapping tensors', (h) => { h['b']!['data_offsets'] = [4, 12]; }, 'b', /overlaps tensor "a"/],
-    ['an empty tensor inside another one', (h) => { h['e'] = { dtype: 'F32', shape: [0], data_offsets: [4, 4] }; }, 'e', /overlaps tensor "a"/],
+    [
+      'an entry that is not an object',
+      (h) => {
+        h['a'] = 3 as never;
+      },
+      'a',
+      /entry must be an object/,
+    ],
+    [
+      'an unknown dtype',
+      (h) => {
+        h['a']!['dtype'] = 'F12';
+      },
+      'a',
+      /unknown dtype "F12"/,
+    ],
+    [
+      'a lowercase dtype',
+      (h) => {
+        h['a']!['dtype'] = 'f32';
+      },
+      'a',
+      /unknown dtype "f32"/,
+    ],
+    [
+      'a missing dtype',
+      (h) => {
+        delete h['b']!['dtype'];
+      },
+      'b',
+      /unknown dtype undefined/,
+    ],
+    [
+      'a negative dimension',
+      (h) => {
+        h['a']!['shape'] = [-2];
+      },
+      'a',
+      /shape must be a list of non-negative integers, found \[-2\]/,
+    ],
+    [
+      'a non-integer dimension',
+      (h) => {
+        h['a']!['shape'] = [1.5];
+      },
+      'a',
+      /non-negative integers, found \[1\.5\]/,
+    ],
+    [
+      'a dimension given as a string',
+      (h) => {
+        h['a']!['shape'] = ['2'];
+      },
+      'a',
+      /non-negative integers/,
+    ],
+    [
+      'a shape that is not a list',
+      (h) => {
+        h['b']!['shape'] = '2x2';
+      },
+      'b',
+      /shape must be a list/,
+    ],
+    [
+      'a shape with too many elements',
+      (h) => {
+        h['a']!['shape'] = [2 ** 30, 2 ** 30, 2 ** 30];
+      },
+      'a',
+      /too many elements/,
+    ],
+    [
+      'missing data_offsets',
+      (h) => {
+        delete h['a']!['data_offsets'];
+      },
+      'a',
+      /data_offsets must be \[begin, end\]/,
+    ],
+    [
+      'data_offsets of the wrong length',
+      (h) => {
+        h['a']!['data_offsets'] = [0, 8, 16];
+      },
+      'a',
+      /data_offsets must be/,
+    ],
+    [
+      'non-integer data_offsets',
+      (h) => {
+        h['a']!['data_offsets'] = [0, 7.5];
+      },
+      'a',
+      /data_offsets must be/,
+    ],
+    [
+      'negative data_offsets',
+      (h) => {
+        h['a']!['data_offsets'] = [-8, 0];
+      },
+      'a',
+      /data_offsets must be/,
+    ],
+    [
+      'reversed data_offsets',
+      (h) => {
+        h['a']!['data_offsets'] = [8, 0];
+      },
+      'a',
+      /data_offsets \[8, 0\] are reversed/,
+    ],
+    [
+      'data_offsets past the data',
+      (h) => {
+        h['b']!['data_offsets'] = [8, 24];
+        h['b']!['shape'] = [8];
+      },
+      'b',
+      /run past the end of the data \(16 bytes\)/,
+    ],
+    [
+      'a shape that does not match the byte range',
+      (h) => {
+        h['a']!['shape'] = [3];
+      },
+      'a',
+      /is 12 bytes but data_offsets \[0, 8\] hold 8/,
+    ],
+    [
+      'overlapping tensors',
+      (h) => {
+        h['b']!['data_offsets'] = [4, 12];
+      },
+      'b',
+      /overlaps tensor "a"/,
+    ],
+    [
+      'an empty tensor inside another one',
+      (h) => {
+        h['e'] = { dtype: 'F32', shape: [0], data_offsets: [4, 4] };
+      },
+      'e',
+      /overlaps tensor "a"/,
+    ],
   ];
   for (const [what, edit, name, pattern] of entryCases) {
     test(`refuses ${what}, naming the tensor`, () => {
@@ -388,7 +606,10 @@ describe('validation errors', () => {
 
   test('loadSafetensors refuses dtypes libtorch lacks, naming the tensor', () => {
     const path = tmpPath('u16');
-    writeSafetensors(path, { ok: { dtype: 'U8', shape: [1], data: new Uint8Array(1) }, wide: { dtype: 'U16', shape: [1], data: new Uint8Array(2) } });
+    writeSafetensors(path, {
+      ok: { dtype: 'U8', shape: [1], data: new Uint8Array(1) },
+      wide: { dtype: 'U16', shape: [1], data: new Uint8Array(2) },
+    });
     assert.throws(() => loadSafetensors(path), stError(path, 'wide', /U16 has no libtorch equivalent/));
     assert.deepEqual([...readAll(path).keys()], ['ok', 'wide'], 'the byte reader still reads it');
   });
@@ -397,17 +618,32 @@ describe('validation errors', () => {
     const path = tmpPath('bad-write');
     const u8 = (n: number): RawTensor => ({ dtype: 'U8', shape: [n], data: new Uint8Array(n) });
     assert.throws(() => writeSafetensors(path, { __metadata__: u8(1) }), stError(path, '__metadata__', /reserved/));
-    assert.throws(() => writeSafetensors(path, { x: { ...u8(1), dtype: 'X9' as SafetensorsDType } }), stError(path, 'x', /unknown dtype "X9"/));
+    assert.throws(
+      () => writeSafetensors(path, { x: { ...u8(1), dtype: 'X9' as SafetensorsDType } }),
+      stError(path, 'x', /unknown dtype "X9"/),
+    );
     assert.throws(() => writeSafetensors(path, { x: { ...u8(1), shape: [-1] } }), stError(path, 'x', /bad shape/));
-    assert.throws(() => writeSafetensors(path, { x: { ...u8(3), shape: [2] } }), stError(path, 'x', /is 2 bytes but 3 were given/));
-    assert.throws(() => writeSafetensors(path, { x: u8(1) }, { n: 1 as unknown as string }), stError(path, undefined, /metadata\["n"\] must be a string/));
+    assert.throws(
+      () => writeSafetensors(path, { x: { ...u8(3), shape: [2] } }),
+      stError(path, 'x', /is 2 bytes but 3 were given/),
+    );
+    assert.throws(
+      () => writeSafetensors(path, { x: u8(1) }, { n: 1 as unknown as string }),
+      stError(path, undefined, /metadata\["n"\] must be a string/),
+    );
     assert.throws(() => serialize({ x: { ...u8(3), shape: [2] } }), stError('<buffer>', 'x'));
     assert.throws(() => statSync(path), /ENOENT/, 'nothing was written');
   });
 
   test('decodeValues refuses a byte count that is not a whole number of values', () => {
-    assert.throws(() => decodeValues('F32', new Uint8Array(6)), stError('<buffer>', undefined, /6 bytes are not a whole number of F32 values/));
-    assert.throws(() => decodeValues('X' as SafetensorsDType, new Uint8Array(1)), stError('<buffer>', undefined, /unknown dtype/));
+    assert.throws(
+      () => decodeValues('F32', new Uint8Array(6)),
+      stError('<buffer>', undefined, /6 bytes are not a whole number of F32 values/),
+    );
+    assert.throws(
+      () => decodeValues('X' as SafetensorsDType, new Uint8Array(1)),
+      stError('<buffer>', undefined, /unknown dtype/),
+    );
   });
 });
 
@@ -479,7 +715,11 @@ describe('memory', () => {
       assert.equal(t.dtype, 'float32');
       for (const at of [0, 4095, 12_345_678, n - 8]) {
         using s = t.narrow(0, at, 8);
-        assert.deepEqual(s.toArray(), Array.from({ length: 8 }, (_, i) => (at + i) % 4099), `values at ${at}`);
+        assert.deepEqual(
+          s.toArray(),
+          Array.from({ length: 8 }, (_, i) => (at + i) % 4099),
+          `values at ${at}`,
+        );
       }
     } finally {
       disposeAll(m);
@@ -489,38 +729,53 @@ describe('memory', () => {
 });
 
 describe('corrupted files (fuzz)', () => {
-  const base = serialize({
-    a: { dtype: 'F32', shape: [2, 3], data: bytes(24, 1) },
-    b: { dtype: 'I64', shape: [2], data: bytes(16, 2) },
-    c: { dtype: 'BF16', shape: [3], data: bytes(6, 3) },
-    e: { dtype: 'F32', shape: [0, 2], data: new Uint8Array(0) },
-    d: { dtype: 'U8', shape: [5], data: bytes(5, 4) },
-    s: { dtype: 'F16', shape: [], data: bytes(2, 5) },
-    w: { dtype: 'U16', shape: [2], data: bytes(4, 6) },
-  }, { k: 'v' });
+  const base = serialize(
+    {
+      a: { dtype: 'F32', shape: [2, 3], data: bytes(24, 1) },
+      b: { dtype: 'I64', shape: [2], data: bytes(16, 2) },
+      c: { dtype: 'BF16', shape: [3], data: bytes(6, 3) },
+      e: { dtype: 'F32', shape: [0, 2], data: new Uint8Array(0) },
+      d: { dtype: 'U8', shape: [5], data: bytes(5, 4) },
+      s: { dtype: 'F16', shape: [], data: bytes(2, 5) },
+      w: { dtype: 'U16', shape: [2], data: bytes(4, 6) },
+    },
+    { k: 'v' },
+  );
   const headerLen = Number(base.readBigUInt64LE(0));
   const names = ['a', 'b', 'c', 'e', 'd', 's', 'w'];
 
   type Mutation = (b: Buffer) => Buffer;
-  const withLength = (b: Buffer, n: bigint): Buffer => { const c = Buffer.from(b); c.writeBigUInt64LE(n); return c; };
+  const withLength = (b: Buffer, n: bigint): Buffer => {
+    const c = Buffer.from(b);
+    c.writeBigUInt64LE(n);
+    return c;
+  };
   /** The header object of `b` when it still parses (so edits compose), else the original one; and the data after it. */
   const split = (b: Buffer): [Record<string, unknown>, Buffer] => {
     const n = b.length >= 8 ? Number(b.readBigUInt64LE(0)) : Infinity;
     if (8 + n <= b.length) {
       try {
         const h: unknown = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
-        if (h !== null && typeof h === 'object' && !Array.isArray(h)) return [h as Record<string, unknown>, b.subarray(8 + n)];
-      } catch { /* fall back to the original header */ }
+        if (h !== null && typeof h === 'object' && !Array.isArray(h))
+          return [h as Record<string, unknown>, b.subarray(8 + n)];
+      } catch {
+        /* fall back to the original header */
+      }
     }
-    return [JSON.parse(base.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, unknown>, b.subarray(Math.min(b.length, 8 + headerLen))];
+    return [
+      JSON.parse(base.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, unknown>,
+      b.subarray(Math.min(b.length, 8 + headerLen)),
+    ];
   };
   /** Re-encodes the header after editing its JSON, keeping the data section as it is. */
-  const editHeader = (edit: (h: Record<string, unknown>) => void): Mutation => (b) => {
-    const [h, data] = split(b);
-    edit(h);
-    const json = Buffer.from(JSON.stringify(h));
-    return Buffer.concat([withLength(Buffer.alloc(8), BigInt(json.length)), json, data]);
-  };
+  const editHeader =
+    (edit: (h: Record<string, unknown>) => void): Mutation =>
+    (b) => {
+      const [h, data] = split(b);
+      edit(h);
+      const json = Buffer.from(JSON.stringify(h));
+      return Buffer.concat([withLength(Buffer.alloc(8), BigInt(json.length)), json, data]);
+    };
   const entryOf = (h: Record<string, unknown>, name: string): Record<string, unknown> => {
     const e = h[name];
     if (e !== null && typeof e === 'object' && !Array.isArray(e)) return e as Record<string, unknown>;
@@ -530,74 +785,155 @@ describe('corrupted files (fuzz)', () => {
   const jsonish = fc.jsonValue({ maxDepth: 2 });
   const smallInt = fc.integer({ min: -4, max: 200 });
   const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
-      .map((flips): Mutation => (b) => { const c = Buffer.from(b); for (const [p, x] of flips) if (c.length) c[p % c.length] = c[p % c.length]! ^ x; return c; }),
-    fc.nat().map((n): Mutation => (b) => b.subarray(0, n % (b.length + 1))),
-    fc.uint8Array({ minLength: 1, maxLength: 64 }).map((extra): Mutation => (b) => Buffer.concat([b, extra])),
-    fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), smallInt.map((d) => BigInt(Math.max(0, headerLen + d))))
-      .map((n): Mutation => (b) => (b.length >= 8 ? withLength(b, n) : b)),
-    fc.tuple(fc.constantFrom(...names), fc.oneof(fc.constantFrom<unknown>(...DTYPES, 'F12', '', 'f32'), jsonish))
-      .map(([name, dtype]) => editHeader((h) => { entryOf(h, name)['dtype'] = dtype; })),
-    fc.tuple(fc.constantFrom(...names), fc.oneof(fc.array(smallInt, { maxLength: 4 }), fc.array(fc.oneof(fc.double(), fc.constantFrom(0, 2 ** 31, 2 ** 53 - 1, 2 ** 53), fc.string()), { maxLength: 4 }), jsonish))
-      .map(([name, shape]) => editHeader((h) => { entryOf(h, name)['shape'] = shape; })),
-    fc.tuple(fc.constantFrom(...names), fc.oneof(fc.tuple(smallInt, smallInt), fc.array(fc.oneof(fc.integer(), fc.double()), { maxLength: 3 }), jsonish))
-      .map(([name, offsets]) => editHeader((h) => { entryOf(h, name)['data_offsets'] = offsets; })),
-    fc.tuple(fc.constantFrom(...names, '__metadata__'), fc.constantFrom('dtype', 'shape', 'data_offsets', 'all'))
-      .map(([name, field]) => editHeader((h) => { if (field === 'all') delete h[name]; else delete entryOf(h, name)[field]; })),
-    fc.tuple(fc.constantFrom(...names, '__metadata__', 'new'), jsonish)
-      .map(([name, value]) => editHeader((h) => { h[name] = value; })),
+    fc
+      .array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
+      .map((flips): Mutation => (b) => {
+        const c = Buffer.from(b);
+        for (const [p, x] of flips) if (c.length) c[p % c.length] = c[p % c.length]! ^ x;
+        return c;
+      }),
+    fc.nat().map(
+      (n): Mutation =>
+        (b) =>
+          b.subarray(0, n % (b.length + 1)),
+    ),
+    fc.uint8Array({ minLength: 1, maxLength: 64 }).map(
+      (extra): Mutation =>
+        (b) =>
+          Buffer.concat([b, extra]),
+    ),
+    fc
+      .oneof(
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        smallInt.map((d) => BigInt(Math.max(0, headerLen + d))),
+      )
+      .map(
+        (n): Mutation =>
+          (b) =>
+            b.length >= 8 ? withLength(b, n) : b,
+      ),
+    fc
+      .tuple(fc.constantFrom(...names), fc.oneof(fc.constantFrom<unknown>(...DTYPES, 'F12', '', 'f32'), jsonish))
+      .map(([name, dtype]) =>
+        editHeader((h) => {
+          entryOf(h, name)['dtype'] = dtype;
+        }),
+      ),
+    fc
+      .tuple(
+        fc.constantFrom(...names),
+        fc.oneof(
+          fc.array(smallInt, { maxLength: 4 }),
+          fc.array(fc.oneof(fc.double(), fc.constantFrom(0, 2 ** 31, 2 ** 53 - 1, 2 ** 53), fc.string()), {
+            maxLength: 4,
+          }),
+          jsonish,
+        ),
+      )
+      .map(([name, shape]) =>
+        editHeader((h) => {
+          entryOf(h, name)['shape'] = shape;
+        }),
+      ),
+    fc
+      .tuple(
+        fc.constantFrom(...names),
+        fc.oneof(
+          fc.tuple(smallInt, smallInt),
+          fc.array(fc.oneof(fc.integer(), fc.double()), { maxLength: 3 }),
+          jsonish,
+        ),
+      )
+      .map(([name, offsets]) =>
+        editHeader((h) => {
+          entryOf(h, name)['data_offsets'] = offsets;
+        }),
+      ),
+    fc
+      .tuple(fc.constantFrom(...names, '__metadata__'), fc.constantFrom('dtype', 'shape', 'data_offsets', 'all'))
+      .map(([name, field]) =>
+        editHeader((h) => {
+          if (field === 'all') delete h[name];
+          else delete entryOf(h, name)[field];
+        }),
+      ),
+    fc.tuple(fc.constantFrom(...names, '__metadata__', 'new'), jsonish).map(([name, value]) =>
+      editHeader((h) => {
+        h[name] = value;
+      }),
+    ),
   );
 
-  test('any corruption gives SafetensorsError or tensors whose sizes match their shapes (2000 runs)', { timeout: 300_000 }, (t) => {
-    const path = tmpPath('fuzz');
-    let accepted = 0;
-    let refused = 0;
-    fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 3 }), (mutations) => {
-      writeFileSync(path, mutations.reduce((b, m) => m(b), base));
-      let file: SafetensorsFile;
-      try {
-        file = SafetensorsFile.open(path);
-      } catch (e) {
-        stError(path)(e);
-        refused++;
-        return;
-      }
-      try {
-        // Once the header is accepted, every read must succeed and match the header.
-        for (const e of file.entries) {
-          const raw = file.readBytes(e.name);
-          assert.equal(raw.length, numel(e.shape) * DTYPE_BYTES[e.dtype], `${e.name}: ${raw.length} bytes for shape [${e.shape}] ${e.dtype}`);
-          assert.equal(decodeValues(e.dtype, raw).length, numel(e.shape));
-        }
-        const supported = file.entries.filter((e) => TORCH_DTYPE[e.dtype] !== undefined);
-        const loaded = loadSafetensors(path, { names: supported.map((e) => e.name) });
-        try {
-          for (const e of supported) {
-            const t = loaded.get(e.name)!;
-            assert.deepEqual(t.shape, e.shape);
-            assert.equal(t.dtype, TORCH_DTYPE[e.dtype]);
-            assert.ok(Buffer.from(t.toBytes()).equals(file.readBytes(e.name)), `${e.name}: libtorch read other bytes`);
+  test(
+    'any corruption gives SafetensorsError or tensors whose sizes match their shapes (2000 runs)',
+    { timeout: 300_000 },
+    (t) => {
+      const path = tmpPath('fuzz');
+      let accepted = 0;
+      let refused = 0;
+      fc.assert(
+        fc.property(fc.array(mutation, { minLength: 1, maxLength: 3 }), (mutations) => {
+          writeFileSync(
+            path,
+            mutations.reduce((b, m) => m(b), base),
+          );
+          let file: SafetensorsFile;
+          try {
+            file = SafetensorsFile.open(path);
+          } catch (e) {
+            stError(path)(e);
+            refused++;
+            return;
           }
-        } finally {
-          disposeAll(loaded);
-        }
-        accepted++;
-      } finally {
-        file.close();
-      }
-    }), { numRuns: 2000, seed: 20240601 });
-    t.diagnostic(`accepted ${accepted}, refused ${refused}`);
-    // Both outcomes must actually occur, or the mutations are not exercising the reader.
-    assert.ok(accepted > 50 && refused > 500, `accepted ${accepted}, refused ${refused}`);
-  });
+          try {
+            // Once the header is accepted, every read must succeed and match the header.
+            for (const e of file.entries) {
+              const raw = file.readBytes(e.name);
+              assert.equal(
+                raw.length,
+                numel(e.shape) * DTYPE_BYTES[e.dtype],
+                `${e.name}: ${raw.length} bytes for shape [${e.shape}] ${e.dtype}`,
+              );
+              assert.equal(decodeValues(e.dtype, raw).length, numel(e.shape));
+            }
+            const supported = file.entries.filter((e) => TORCH_DTYPE[e.dtype] !== undefined);
+            const loaded = loadSafetensors(path, { names: supported.map((e) => e.name) });
+            try {
+              for (const e of supported) {
+                const t = loaded.get(e.name)!;
+                assert.deepEqual(t.shape, e.shape);
+                assert.equal(t.dtype, TORCH_DTYPE[e.dtype]);
+                assert.ok(
+                  Buffer.from(t.toBytes()).equals(file.readBytes(e.name)),
+                  `${e.name}: libtorch read other bytes`,
+                );
+              }
+            } finally {
+              disposeAll(loaded);
+            }
+            accepted++;
+          } finally {
+            file.close();
+          }
+        }),
+        { numRuns: 2000, seed: 20240601 },
+      );
+      t.diagnostic(`accepted ${accepted}, refused ${refused}`);
+      // Both outcomes must actually occur, or the mutations are not exercising the reader.
+      assert.ok(accepted > 50 && refused > 500, `accepted ${accepted}, refused ${refused}`);
+    },
+  );
 });
 
 const shared = sharedDir();
 describe('every .safetensors file in the shared folder', { skip: shared === null ? skipReason() : false }, () => {
-  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
-    const p = join(dir, d.name);
-    return d.isDirectory() ? walk(p) : d.isFile() && d.name.endsWith('.safetensors') ? [p] : [];
-  }).sort();
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true })
+      .flatMap((d) => {
+        const p = join(dir, d.name);
+        return d.isDirectory() ? walk(p) : d.isFile() && d.name.endsWith('.safetensors') ? [p] : [];
+      })
+      .sort();
   const files = shared === null ? [] : walk(shared);
 
   test('the shared folder holds some', () => assert.ok(files.length > 0, `no .safetensors under ${shared}`));
@@ -622,7 +958,10 @@ describe('every .safetensors file in the shared folder', { skip: shared === null
         for (const e of supported) {
           const t = loaded.get(e.name)!;
           assert.deepEqual(t.shape, e.shape, `${e.name}: shape`);
-          assert.ok(Buffer.from(t.toBytes()).equals(file.readBytes(e.name)), `${e.name}: libtorch and the byte reader disagree`);
+          assert.ok(
+            Buffer.from(t.toBytes()).equals(file.readBytes(e.name)),
+            `${e.name}: libtorch and the byte reader disagree`,
+          );
         }
       } finally {
         disposeAll(loaded);

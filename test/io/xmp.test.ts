@@ -7,8 +7,20 @@ import { encodeImage, probeImage } from '../../src/io/images.js';
 import { full } from '../../src/torch/index.js';
 
 const marker: ImmunizeMarker = {
-  tool: 'immunize', toolVersion: '0.1.0', method: 'encoder', eps: 16 / 255, norm: 'linf', model: 'a "quoted" <model> & co',
-  preset: 'paper', steps: 200, stepsTaken: 150, stepSize: 2 / 255, optimizer: 'sign', seed: 7, masked: true, date: '2025-01-02T03:04:05.000Z',
+  tool: 'immunize',
+  toolVersion: '0.1.0',
+  method: 'encoder',
+  eps: 16 / 255,
+  norm: 'linf',
+  model: 'a "quoted" <model> & co',
+  preset: 'paper',
+  steps: 200,
+  stepsTaken: 150,
+  stepSize: 2 / 255,
+  optimizer: 'sign',
+  seed: 7,
+  masked: true,
+  date: '2025-01-02T03:04:05.000Z',
 };
 
 test('build → parse gives every field back with its type; XML is escaped', () => {
@@ -30,7 +42,11 @@ test('null fields are left out; another prefix and the element form are understo
 
 test('no namespace → null', () => {
   assert.equal(parseImmunizeXmp(null), null);
-  assert.equal(parseImmunizeXmp('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description immunize:Method="encoder"/></x:xmpmeta>'), null, 'the prefix alone is not the namespace');
+  assert.equal(
+    parseImmunizeXmp('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description immunize:Method="encoder"/></x:xmpmeta>'),
+    null,
+    'the prefix alone is not the namespace',
+  );
 });
 
 test('sharp writes it into PNG (iTXt XML:com.adobe.xmp), JPEG and WebP and reads it back', async () => {

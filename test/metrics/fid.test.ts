@@ -4,13 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { saveSafetensors } from '../../src/io/tensors.js';
-import { activationStatistics, fid, fidFromFeatures, frechetDistance, inceptionFeatures } from '../../src/metrics/fid.js';
+import {
+  activationStatistics,
+  fid,
+  fidFromFeatures,
+  frechetDistance,
+  inceptionFeatures,
+} from '../../src/metrics/fid.js';
 import { precisionRecall } from '../../src/metrics/precision-recall.js';
 import { FIDInceptionV3, inceptionKeyRename, loadFIDInception } from '../../src/models/inception.js';
 import { randomInceptionWeights } from '../helpers/inception.js';
 import { manualSeed, noGrad, rand, randn, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
-const f64 = (rows: number[][]) => tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], { dtype: 'float64' });
+const f64 = (rows: number[][]) =>
+  tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], { dtype: 'float64' });
 
 /** A random orthogonal D×D matrix (Gram–Schmidt on seeded Gaussian columns), as rows. */
 function orthogonal(d: number, seed: number): number[][] {
@@ -32,12 +39,19 @@ function orthogonal(d: number, seed: number): number[][] {
 /** Q diag(l) Qᵀ. */
 function withEigen(q: number[][], l: number[]): number[][] {
   const d = l.length;
-  return Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => l.reduce((s, lk, k) => s + q[i]![k]! * lk * q[j]![k]!, 0)));
+  return Array.from({ length: d }, (_, i) =>
+    Array.from({ length: d }, (_, j) => l.reduce((s, lk, k) => s + q[i]![k]! * lk * q[j]![k]!, 0)),
+  );
 }
 
 test('activationStatistics: mean over rows and np.cov(rowvar=False) (unbiased), in float64', () => {
   scope(() => {
-    const rows = [[1, 2], [3, 5], [4, 4], [0, 1]];
+    const rows = [
+      [1, 2],
+      [3, 5],
+      [4, 4],
+      [0, 1],
+    ];
     const { mu, sigma } = activationStatistics(f64(rows).to('float32'));
     assert.equal(mu.dtype, 'float64');
     assert.deepEqual(mu.toArray(), [2, 3]);
@@ -58,15 +72,25 @@ test('frechetDistance: closed forms (commuting covariances; any 2×2) and symmet
     const mu1 = [0.1, -0.2, 0.3, 0, 1, 2];
     const mu2 = [0, 0, 0.5, 0, 1.5, 2];
     // Same eigenvectors: tr sqrt(σ1σ2) = Σ √(a_i b_i).
-    const want = mu1.reduce((s, v, i) => s + (v - mu2[i]!) ** 2, 0) + a.reduce((s, ai, i) => s + ai + b[i]! - 2 * Math.sqrt(ai * b[i]!), 0);
+    const want =
+      mu1.reduce((s, v, i) => s + (v - mu2[i]!) ** 2, 0) +
+      a.reduce((s, ai, i) => s + ai + b[i]! - 2 * Math.sqrt(ai * b[i]!), 0);
     const v = (x: number[]) => tensor(Float64Array.from(x), [x.length], { dtype: 'float64' });
     const got = frechetDistance(v(mu1), f64(withEigen(q, a)), v(mu2), f64(withEigen(q, b)));
     assert.ok(Math.abs(got - want) < 1e-10 * want, `${got} vs ${want}`);
     // 2×2: tr √M = √(tr M + 2√det M) for M with non-negative eigenvalues.
-    const s1 = [[2, 0.7], [0.7, 1]];
-    const s2 = [[0.5, -0.2], [-0.2, 1.5]];
-    const m = [[s1[0]![0]! * s2[0]![0]! + s1[0]![1]! * s2[1]![0]!, s1[0]![0]! * s2[0]![1]! + s1[0]![1]! * s2[1]![1]!],
-      [s1[1]![0]! * s2[0]![0]! + s1[1]![1]! * s2[1]![0]!, s1[1]![0]! * s2[0]![1]! + s1[1]![1]! * s2[1]![1]!]];
+    const s1 = [
+      [2, 0.7],
+      [0.7, 1],
+    ];
+    const s2 = [
+      [0.5, -0.2],
+      [-0.2, 1.5],
+    ];
+    const m = [
+      [s1[0]![0]! * s2[0]![0]! + s1[0]![1]! * s2[1]![0]!, s1[0]![0]! * s2[0]![1]! + s1[0]![1]! * s2[1]![1]!],
+      [s1[1]![0]! * s2[0]![0]! + s1[1]![1]! * s2[1]![0]!, s1[1]![0]! * s2[0]![1]! + s1[1]![1]! * s2[1]![1]!],
+    ];
     const trRoot = Math.sqrt(m[0]![0]! + m[1]![1]! + 2 * Math.sqrt(m[0]![0]! * m[1]![1]! - m[0]![1]! * m[1]![0]!));
     const want2 = 3 + 2 - 2 * trRoot;
     const zero = v([0, 0]);
@@ -93,14 +117,60 @@ test('fidFromFeatures: 0 for the same features, grows with a shift; rank-deficie
 test('frechetDistance: pytorch-fid checks — shapes, imaginary component, non-finite input (after the eps warning)', () => {
   scope(() => {
     const v = (x: number[]) => tensor(Float64Array.from(x), [x.length], { dtype: 'float64' });
-    const eye2 = f64([[1, 0], [0, 1]]);
-    assert.throws(() => frechetDistance(v([0, 0]), eye2, v([0, 0, 0]), eye2), /fid: the mean vectors have different lengths \(2 and 3\)/);
-    assert.throws(() => frechetDistance(v([0, 0]), eye2, v([0, 0]), f64([[1, 0, 0], [0, 1, 0], [0, 0, 1]])), /fid: the covariances have different dimensions/);
+    const eye2 = f64([
+      [1, 0],
+      [0, 1],
+    ]);
+    assert.throws(
+      () => frechetDistance(v([0, 0]), eye2, v([0, 0, 0]), eye2),
+      /fid: the mean vectors have different lengths \(2 and 3\)/,
+    );
+    assert.throws(
+      () =>
+        frechetDistance(
+          v([0, 0]),
+          eye2,
+          v([0, 0]),
+          f64([
+            [1, 0, 0],
+            [0, 1, 0],
+            [0, 0, 1],
+          ]),
+        ),
+      /fid: the covariances have different dimensions/,
+    );
     // σ2 with a negative eigenvalue: sqrtm has an imaginary diagonal of 1 (> 1e-3).
-    assert.throws(() => frechetDistance(v([0, 0]), eye2, v([0, 0]), f64([[1, 0], [0, -1]])), (e: Error & { code?: string }) => e.code === 'E_FID_COMPLEX' && /Imaginary component 1/.test(e.message));
+    assert.throws(
+      () =>
+        frechetDistance(
+          v([0, 0]),
+          eye2,
+          v([0, 0]),
+          f64([
+            [1, 0],
+            [0, -1],
+          ]),
+        ),
+      (e: Error & { code?: string }) => e.code === 'E_FID_COMPLEX' && /Imaginary component 1/.test(e.message),
+    );
     const warnings: string[] = [];
-    assert.throws(() => frechetDistance(v([0, 0]), f64([[NaN, 0], [0, 1]]), v([0, 0]), eye2, { onWarning: (m) => warnings.push(m) }), (e: Error & { code?: string }) => e.code === 'E_FID_NONFINITE');
-    assert.deepEqual(warnings, ['fid calculation produces singular product; adding 1e-06 to diagonal of cov estimates']);
+    assert.throws(
+      () =>
+        frechetDistance(
+          v([0, 0]),
+          f64([
+            [NaN, 0],
+            [0, 1],
+          ]),
+          v([0, 0]),
+          eye2,
+          { onWarning: (m) => warnings.push(m) },
+        ),
+      (e: Error & { code?: string }) => e.code === 'E_FID_NONFINITE',
+    );
+    assert.deepEqual(warnings, [
+      'fid calculation produces singular product; adding 1e-06 to diagonal of cov estimates',
+    ]);
   });
 });
 
@@ -110,12 +180,30 @@ test('precisionRecall (piq PR): identical sets 1/1, far-apart sets 0/0, half cov
     const real = randn([30, 4]);
     assert.deepEqual(precisionRecall(real, real.clone(), { nearestK: 3 }), { precision: 1, recall: 1 });
     assert.deepEqual(precisionRecall(real, real.add(100), { nearestK: 3 }), { precision: 0, recall: 0 });
-    const half = precisionRecall(real, real.add(tensor(Float32Array.from({ length: 30 }, (_, i) => (i % 2) * 100), [30, 1])), { nearestK: 3 });
+    const half = precisionRecall(
+      real,
+      real.add(
+        tensor(
+          Float32Array.from({ length: 30 }, (_, i) => (i % 2) * 100),
+          [30, 1],
+        ),
+      ),
+      { nearestK: 3 },
+    );
     assert.equal(half.precision, 0.5);
     // Chunked cdist gives the same answer.
-    assert.deepEqual(precisionRecall(real, real.mul(1.3), { nearestK: 3, chunkSize: 7 }), precisionRecall(real, real.mul(1.3), { nearestK: 3 }));
-    assert.throws(() => precisionRecall(real, randn([30, 5])), /precision_recall: real and fake features have different dimensions \(4 and 5\)/);
-    assert.throws(() => precisionRecall(real.narrow(0, 0, 3), real, { nearestK: 3 }), /realFeatures has 3 rows; k = 3 nearest neighbours need at least 4/);
+    assert.deepEqual(
+      precisionRecall(real, real.mul(1.3), { nearestK: 3, chunkSize: 7 }),
+      precisionRecall(real, real.mul(1.3), { nearestK: 3 }),
+    );
+    assert.throws(
+      () => precisionRecall(real, randn([30, 5])),
+      /precision_recall: real and fake features have different dimensions \(4 and 5\)/,
+    );
+    assert.throws(
+      () => precisionRecall(real.narrow(0, 0, 3), real, { nearestK: 3 }),
+      /realFeatures has 3 rows; k = 3 nearest neighbours need at least 4/,
+    );
     assert.throws(() => precisionRecall(real.reshape(-1), real), /expected realFeatures of shape \[N, D\]/);
   });
 });
@@ -133,7 +221,11 @@ function randomInception(): FIDInceptionV3 {
 test('FIDInceptionV3: the checkpoint keys and shapes of pt_inception-2015-12-05 (torchvision Inception3, no aux, no fc)', () => {
   const m = new FIDInceptionV3();
   const shapes = m.stateShapes();
-  assert.equal(shapes.size, 94 * 5, '94 BasicConv2d × (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)');
+  assert.equal(
+    shapes.size,
+    94 * 5,
+    '94 BasicConv2d × (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)',
+  );
   assert.equal(m.parameterCount(), 21_785_568);
   const expect: Record<string, number[]> = {
     'Conv2d_1a_3x3.conv.weight': [32, 3, 3, 3],
@@ -161,7 +253,15 @@ test('FIDInceptionV3: block shapes (64@73², 192@35², 768@17², 2048@1²), feat
       manualSeed(5);
       const imgs = rand([2, 3, 40, 56]);
       const outs = noGrad(() => m.forward(imgs.narrow(0, 0, 1), { outputBlocks: [3, 0, 2, 1] }));
-      assert.deepEqual(outs.map((o) => o.shape), [[1, 64, 73, 73], [1, 192, 35, 35], [1, 768, 17, 17], [1, 2048, 1, 1]]);
+      assert.deepEqual(
+        outs.map((o) => o.shape),
+        [
+          [1, 64, 73, 73],
+          [1, 192, 35, 35],
+          [1, 768, 17, 17],
+          [1, 2048, 1, 1],
+        ],
+      );
       const f = noGrad(() => m.features(imgs));
       assert.deepEqual(f.shape, [2, 2048]);
       assert.ok(f.isfinite().all().item() === 1);
@@ -199,8 +299,14 @@ test('loadFIDInception: reads the converted .pth keys (fc and num_batches_tracke
     loaded.dispose();
     for (const t of extra.values()) t.dispose();
     writeFileSync(join(dir, 'x.pth'), 'not really');
-    assert.throws(() => loadFIDInception(join(dir, 'x.pth')), (e: Error & { code?: string }) => e.code === 'E_PICKLE_REFUSED');
-    assert.throws(() => loadFIDInception(join(dir, 'missing.safetensors')), /does not exist\. FID needs pytorch-fid's Inception weights.*docs\/metrics\.md/);
+    assert.throws(
+      () => loadFIDInception(join(dir, 'x.pth')),
+      (e: Error & { code?: string }) => e.code === 'E_PICKLE_REFUSED',
+    );
+    assert.throws(
+      () => loadFIDInception(join(dir, 'missing.safetensors')),
+      /does not exist\. FID needs pytorch-fid's Inception weights.*docs\/metrics\.md/,
+    );
   } finally {
     m.dispose();
   }

@@ -1,15 +1,46 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FULL_REFERENCE_METRICS, MetricInputError, multiScaleSsim, psnr, srsim, ssim } from '../../src/metrics/index.js';
+import {
+  FULL_REFERENCE_METRICS,
+  MetricInputError,
+  multiScaleSsim,
+  psnr,
+  srsim,
+  ssim,
+} from '../../src/metrics/index.js';
 import { pyRound, rgb2yiq } from '../../src/metrics/functional.js';
 import { imresize } from '../../src/metrics/imresize.js';
-import { assertGradcheck, cat, full, grad, liveTensors, manualSeed, noGrad, rand, randn, scope, type Tensor } from '../../src/torch/index.js';
+import {
+  assertGradcheck,
+  cat,
+  full,
+  grad,
+  liveTensors,
+  manualSeed,
+  noGrad,
+  rand,
+  randn,
+  scope,
+  type Tensor,
+} from '../../src/torch/index.js';
 
 // Smallest side each metric accepts with its defaults (MS-SSIM: (11 − 1)·2⁴ + 1).
 const SIDE: Record<string, number> = { multi_scale_ssim: 161 };
 const side = (name: string) => SIDE[name] ?? 48;
 // Metrics that need RGB with their defaults, and those that take 1 or 3 channels.
-const GREY_OK = new Set(['psnr', 'ssim', 'multi_scale_ssim', 'vif_p', 'srsim', 'gmsd', 'multi_scale_gmsd', 'vsi', 'dss', 'haarpsi', 'mdsi']);
+const GREY_OK = new Set([
+  'psnr',
+  'ssim',
+  'multi_scale_ssim',
+  'vif_p',
+  'srsim',
+  'gmsd',
+  'multi_scale_gmsd',
+  'vsi',
+  'dss',
+  'haarpsi',
+  'mdsi',
+]);
 const COLOUR_ONLY = ['fsim', 'vif_p', 'srsim', 'gmsd', 'multi_scale_gmsd', 'vsi', 'dss', 'haarpsi', 'mdsi'];
 
 /** A reference batch and a distorted copy (seeded), in [0, 1]. */
@@ -18,7 +49,9 @@ function pair(n: number, c: number, s: number, seed = 0): [Tensor, Tensor] {
   return scope(() => {
     // Smooth-ish images: upsampled noise, so that structure-based metrics see structure.
     const y = rand([n, c, Math.ceil(s / 4), Math.ceil(s / 4)]).reshape(n * c, 1, Math.ceil(s / 4), Math.ceil(s / 4));
-    const big = imresize(y, { sizes: [s, s] }).reshape(n, c, s, s).clamp(0, 1);
+    const big = imresize(y, { sizes: [s, s] })
+      .reshape(n, c, s, s)
+      .clamp(0, 1);
     const x = big.add(randn([n, c, s, s]).mul(0.05)).clamp(0, 1);
     return [x, big];
   });
@@ -33,7 +66,11 @@ test('identical images give the ideal value for every metric (RGB and greyscale)
         const [, y] = pair(2, c, side(name));
         const got = value(noGrad(() => info.fn(y, y.clone(), { reduction: 'none' })));
         // DSS adds float32 eps to each kept subband weight (piq), so identical images give 1 + ~4e-6.
-        for (const v of got) assert.ok(Math.abs(v - info.ideal) <= 1e-5 * Math.max(1, info.ideal), `${name} (C=${c}): identical images gave ${v}, expected ${info.ideal}`);
+        for (const v of got)
+          assert.ok(
+            Math.abs(v - info.ideal) <= 1e-5 * Math.max(1, info.ideal),
+            `${name} (C=${c}): identical images gave ${v}, expected ${info.ideal}`,
+          );
       });
     }
   }
@@ -46,7 +83,8 @@ test('distorted images score worse than identical ones, in the direction each me
       const got = value(noGrad(() => info.fn(x, y, { reduction: 'none' })));
       for (const v of got) {
         assert.ok(Number.isFinite(v), `${name}: ${v}`);
-        if (info.better === 'higher') assert.ok(v < info.ideal, `${name}: distorted ${v} should be below ${info.ideal}`);
+        if (info.better === 'higher')
+          assert.ok(v < info.ideal, `${name}: distorted ${v} should be below ${info.ideal}`);
         else assert.ok(v > info.ideal, `${name}: distorted ${v} should be above ${info.ideal}`);
       }
     });
@@ -60,8 +98,13 @@ test('a batch gives the same per-image values as single-image calls (SR-SIM with
       const opts = name === 'srsim' ? { saliencyNorm: 'image' as const } : {};
       const batched = value(noGrad(() => info.fn(x, y, { reduction: 'none', ...opts })));
       for (let i = 0; i < 3; i++) {
-        const [single] = value(noGrad(() => info.fn(x.narrow(0, i, 1), y.narrow(0, i, 1), { reduction: 'none', ...opts })));
-        assert.ok(Math.abs(batched[i]! - single!) <= 1e-5 * Math.max(1, Math.abs(single!)), `${name}: image ${i} batched ${batched[i]} vs alone ${single}`);
+        const [single] = value(
+          noGrad(() => info.fn(x.narrow(0, i, 1), y.narrow(0, i, 1), { reduction: 'none', ...opts })),
+        );
+        assert.ok(
+          Math.abs(batched[i]! - single!) <= 1e-5 * Math.max(1, Math.abs(single!)),
+          `${name}: image ${i} batched ${batched[i]} vs alone ${single}`,
+        );
       }
     });
   }
@@ -81,7 +124,13 @@ test('SR-SIM: piq normalises saliency over the whole batch (default); per image 
     // float32 noise is ~1e-7)…
     assert.ok(Math.abs(batch[1]! - alone[0]!) > 1e-5, `batch-normalised ${batch[1]} vs alone ${alone[0]}`);
     // …and a batch whose extremes are the image's own (itself twice) gives its score alone.
-    const twice = value(noGrad(() => srsim(cat([x2.narrow(0, 1, 1), x2.narrow(0, 1, 1)], 0), cat([y2.narrow(0, 1, 1), y2.narrow(0, 1, 1)], 0), { reduction: 'none' })));
+    const twice = value(
+      noGrad(() =>
+        srsim(cat([x2.narrow(0, 1, 1), x2.narrow(0, 1, 1)], 0), cat([y2.narrow(0, 1, 1), y2.narrow(0, 1, 1)], 0), {
+          reduction: 'none',
+        }),
+      ),
+    );
     assert.ok(Math.abs(twice[0]! - alone[0]!) < 1e-6, `itself twice ${twice[0]} vs alone ${alone[0]}`);
     assert.throws(() => srsim(x2, y2, { saliencyNorm: 'nope' as never }), /srsim: saliencyNorm/);
   });
@@ -99,7 +148,10 @@ test('reductions: mean and sum over the batch, none keeps [N]; bad reduction is 
       const s = none.reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(mean - s / 3) < 1e-5 * Math.max(1, Math.abs(mean)), `${name}: mean ${mean} vs ${s / 3}`);
       assert.ok(Math.abs(sum - s) < 1e-5 * Math.max(1, Math.abs(sum)), `${name}: sum ${sum} vs ${s}`);
-      assert.throws(() => info.fn(x, y, { reduction: 'max' as never }), (e: Error) => e.message.startsWith(`${name}: expected reduction`));
+      assert.throws(
+        () => info.fn(x, y, { reduction: 'max' as never }),
+        (e: Error) => e.message.startsWith(`${name}: expected reduction`),
+      );
     }
   });
 });
@@ -111,7 +163,12 @@ test('dataRange: images in [0, 255] with dataRange 255 give the values of [0, 1]
       if (name === 'multi_scale_ssim') continue;
       const a = value(noGrad(() => info.fn(x, y, { reduction: 'none' })));
       const b = value(noGrad(() => info.fn(x.mul(255), y.mul(255), { reduction: 'none', dataRange: 255 })));
-      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) <= 2e-4 * Math.max(1, Math.abs(v)), `${name}: ${v} vs ${b[i]} with dataRange 255`));
+      a.forEach((v, i) =>
+        assert.ok(
+          Math.abs(v - b[i]!) <= 2e-4 * Math.max(1, Math.abs(v)),
+          `${name}: ${v} vs ${b[i]} with dataRange 255`,
+        ),
+      );
     }
   });
 });
@@ -127,7 +184,10 @@ test('bad input: shape mismatch, values outside [0, dataRange], wrong channel co
         assert.equal((e as { code?: string }).code, code, e.message);
         return true;
       };
-      assert.throws(() => info.fn(x, y.narrow(3, 0, 40)), is('E_SHAPE', /same shape.*\[2, 3, 48, 48\] and \[2, 3, 48, 40\]/));
+      assert.throws(
+        () => info.fn(x, y.narrow(3, 0, 40)),
+        is('E_SHAPE', /same shape.*\[2, 3, 48, 48\] and \[2, 3, 48, 40\]/),
+      );
       assert.throws(() => info.fn(x.reshape(6, 48, 48), y.reshape(6, 48, 48)), is('E_SHAPE', /4-d/));
       if (name !== 'dss') {
         // DSS, as piq, does not check the value range.
@@ -141,9 +201,16 @@ test('bad input: shape mismatch, values outside [0, dataRange], wrong channel co
         assert.throws(() => info.fn(x4, y4), is('E_SHAPE', /channels but received 4/));
       }
     }
-    assert.throws(() => FULL_REFERENCE_METRICS['fsim']!.fn(x.narrow(1, 0, 1), y.narrow(1, 0, 1)), (e: Error) => e instanceof MetricInputError && /fsim: expected 3 \(RGB\) channels/.test(e.message));
+    assert.throws(
+      () => FULL_REFERENCE_METRICS['fsim']!.fn(x.narrow(1, 0, 1), y.narrow(1, 0, 1)),
+      (e: Error) => e instanceof MetricInputError && /fsim: expected 3 \(RGB\) channels/.test(e.message),
+    );
     assert.throws(() => multiScaleSsim(x, y), /multi_scale_ssim: images must be at least 161×161/);
-    assert.throws(() => FULL_REFERENCE_METRICS['vif_p']!.fn(x.narrow(2, 0, 32).narrow(3, 0, 32), y.narrow(2, 0, 32).narrow(3, 0, 32)), /vif_p: images must be at least 41×41/);
+    assert.throws(
+      () =>
+        FULL_REFERENCE_METRICS['vif_p']!.fn(x.narrow(2, 0, 32).narrow(3, 0, 32), y.narrow(2, 0, 32).narrow(3, 0, 32)),
+      /vif_p: images must be at least 41×41/,
+    );
     assert.throws(() => ssim(x, y, { kernelSize: 4 }), /ssim: kernelSize must be an odd/);
     assert.throws(() => psnr(x, 'y' as never, {}), /psnr: expected y to be a Tensor/);
     assert.throws(() => psnr(x.to('int32'), y.to('int32'), {}), /psnr: expected floating-point images but x is int32/);
@@ -175,7 +242,10 @@ test('gradients flow through PSNR and SSIM (usable as losses), and match finite 
     for (const loss of [(x: Tensor) => psnr(x, y, {}).neg(), (x: Tensor) => ssim(x, y, {}).rsub(1)]) {
       const x = x0.detach().requiresGrad_();
       const [g] = grad(loss(x), [x]);
-      assert.ok(g !== null && g !== undefined && g.isfinite().all().item() === 1 && g.abs().max().item() > 0, 'gradient is finite and non-zero');
+      assert.ok(
+        g !== null && g !== undefined && g.isfinite().all().item() === 1 && g.abs().max().item() > 0,
+        'gradient is finite and non-zero',
+      );
     }
     // Finite differences in float64 on a small input (a 7×7 window keeps a 3×3 SSIM map).
     manualSeed(9);

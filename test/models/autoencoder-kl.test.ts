@@ -11,8 +11,13 @@ import { liveTensors, manualSeed, noGrad, randn, rand, scope, type Tensor } from
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
 const tiny = {
-  _class_name: 'AutoencoderKL', block_out_channels: [8, 16], down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'], layers_per_block: 1, latent_channels: 4, norm_num_groups: 4,
+  _class_name: 'AutoencoderKL',
+  block_out_channels: [8, 16],
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
+  layers_per_block: 1,
+  latent_channels: 4,
+  norm_num_groups: 4,
 };
 
 function randomWeights(model: AutoencoderKL, seed = 0): Map<string, Tensor> {
@@ -24,8 +29,14 @@ test('config: defaults as diffusers (scaling_factor 0.18215 when absent) and cle
   const c = parseAutoencoderKLConfig(tiny);
   assert.equal(c.scaling_factor, 0.18215);
   assert.equal(c.act_fn, 'silu');
-  assert.throws(() => parseAutoencoderKLConfig({ ...tiny, down_block_types: ['DownEncoderBlock2D', 'AttnDownEncoderBlock2D'] }), /unknown down block type 'AttnDownEncoderBlock2D'/);
-  assert.throws(() => parseAutoencoderKLConfig({ ...tiny, _class_name: 'UNet2DModel' }), /_class_name is 'UNet2DModel', expected AutoencoderKL/);
+  assert.throws(
+    () => parseAutoencoderKLConfig({ ...tiny, down_block_types: ['DownEncoderBlock2D', 'AttnDownEncoderBlock2D'] }),
+    /unknown down block type 'AttnDownEncoderBlock2D'/,
+  );
+  assert.throws(
+    () => parseAutoencoderKLConfig({ ...tiny, _class_name: 'UNet2DModel' }),
+    /_class_name is 'UNet2DModel', expected AutoencoderKL/,
+  );
   assert.throws(() => parseAutoencoderKLConfig({ ...tiny, block_out_channels: [8] }), /same non-zero length/);
   assert.throws(() => parseAutoencoderKLConfig({ ...tiny, norm_num_groups: 3 }), /not divisible by norm_num_groups=3/);
   assert.throws(() => parseAutoencoderKLConfig({ ...tiny, act_fn: 'mish' }), /unknown activation function 'mish'/);
@@ -35,7 +46,10 @@ test('module paths are diffusers state-dict keys (SD v1.5 VAE manifest)', (t) =>
   const dir = sharedPath('golden', 'manifest_sd15_vae');
   if (dir === null) return t.skip(skipReason('golden', 'manifest_sd15_vae'));
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { keys: [string, number[]][]; parameter_count: number };
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    keys: [string, number[]][];
+    parameter_count: number;
+  };
   const m = new AutoencoderKL(config);
   assert.deepEqual([...m.stateShapes().keys()].sort(), manifest.keys.map(([k]) => k).sort());
   assert.equal(m.parameterCount(), manifest.parameter_count);
@@ -48,14 +62,28 @@ test('loadStateDict names missing, unexpected and mis-shaped keys', () => {
   try {
     const missing = new Map(w);
     missing.delete('encoder.conv_in.weight');
-    assert.throws(() => m.loadStateDict(missing), (e: unknown) => e instanceof WeightsError && e.code === 'E_WEIGHTS_MISSING' && /encoder\.conv_in\.weight/.test(e.message));
+    assert.throws(
+      () => m.loadStateDict(missing),
+      (e: unknown) =>
+        e instanceof WeightsError && e.code === 'E_WEIGHTS_MISSING' && /encoder\.conv_in\.weight/.test(e.message),
+    );
     const extra = new Map(w);
     extra.set('encoder.bogus.weight', w.get('encoder.conv_in.bias')!);
-    assert.throws(() => m.loadStateDict(extra), (e: unknown) => e instanceof WeightsError && e.code === 'E_WEIGHTS_UNEXPECTED' && /encoder\.bogus\.weight/.test(e.message));
+    assert.throws(
+      () => m.loadStateDict(extra),
+      (e: unknown) =>
+        e instanceof WeightsError && e.code === 'E_WEIGHTS_UNEXPECTED' && /encoder\.bogus\.weight/.test(e.message),
+    );
     m.loadStateDict(extra, { strict: false });
     const bad = new Map(w);
     bad.set('quant_conv.weight', w.get('encoder.conv_in.weight')!);
-    assert.throws(() => m.loadStateDict(bad), (e: unknown) => e instanceof WeightsError && e.code === 'E_WEIGHTS_SHAPE' && /quant_conv\.weight: expected \[8, 8, 1, 1\], found \[8, 3, 3, 3\]/.test(e.message));
+    assert.throws(
+      () => m.loadStateDict(bad),
+      (e: unknown) =>
+        e instanceof WeightsError &&
+        e.code === 'E_WEIGHTS_SHAPE' &&
+        /quant_conv\.weight: expected \[8, 8, 1, 1\], found \[8, 3, 3, 3\]/.test(e.message),
+    );
   } finally {
     m.dispose();
     for (const v of w.values()) v.dispose();
@@ -66,16 +94,27 @@ test('newer diffusers attention names (to_q, to_out.0) load into 0.14 names', ()
   const dir = mkdtempSync(join(tmpdir(), 'immunize-vae-'));
   const m = new AutoencoderKL(tiny);
   const w = randomWeights(m);
-  const renamed = new Map([...w].map(([k, v]) => [k.replace('.query.', '.to_q.').replace('.key.', '.to_k.').replace('.value.', '.to_v.').replace('.proj_attn.', '.to_out.0.'), v]));
+  const renamed = new Map(
+    [...w].map(([k, v]) => [
+      k
+        .replace('.query.', '.to_q.')
+        .replace('.key.', '.to_k.')
+        .replace('.value.', '.to_v.')
+        .replace('.proj_attn.', '.to_out.0.'),
+      v,
+    ]),
+  );
   writeFileSync(join(dir, 'config.json'), JSON.stringify(tiny));
   saveSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), renamed);
   m.loadStateDict(w);
   const loaded = loadAutoencoderFromPath(dir) as AutoencoderKL;
   try {
-    noGrad(() => scope(() => {
-      const x = rand([1, 3, 16, 16]).mul(2).sub(1);
-      assert.ok(m.forward(x).equal(loaded.forward(x)), 'same outputs from renamed weights');
-    }));
+    noGrad(() =>
+      scope(() => {
+        const x = rand([1, 3, 16, 16]).mul(2).sub(1);
+        assert.ok(m.forward(x).equal(loaded.forward(x)), 'same outputs from renamed weights');
+      }),
+    );
   } finally {
     m.dispose();
     loaded.dispose();
@@ -107,13 +146,15 @@ test('encode/decode shapes, posterior and no leaked tensors', () => {
   m.loadStateDict(w);
   for (const v of w.values()) v.dispose();
   const before = liveTensors();
-  noGrad(() => scope(() => {
-    const x = rand([2, 3, 32, 32]);
-    using d = m.encode(x);
-    assert.deepEqual(d.mean.shape, [2, 4, 16, 16]);
-    assert.ok(d.std.sub(d.logvar.mul(0.5).exp()).abs().max().item() < 1e-6);
-    assert.deepEqual(m.decode(d.mean).shape, [2, 3, 32, 32]);
-  }));
+  noGrad(() =>
+    scope(() => {
+      const x = rand([2, 3, 32, 32]);
+      using d = m.encode(x);
+      assert.deepEqual(d.mean.shape, [2, 4, 16, 16]);
+      assert.ok(d.std.sub(d.logvar.mul(0.5).exp()).abs().max().item() < 1e-6);
+      assert.deepEqual(m.decode(d.mean).shape, [2, 3, 32, 32]);
+    }),
+  );
   assert.equal(liveTensors(), before);
   m.dispose();
 });

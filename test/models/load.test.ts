@@ -11,11 +11,21 @@ import { zeros } from '../../src/torch/index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'immunize-load-'));
 const tinyKL = {
-  _class_name: 'AutoencoderKL', block_out_channels: [8], down_block_types: ['DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D'], layers_per_block: 1, latent_channels: 4, norm_num_groups: 4,
+  _class_name: 'AutoencoderKL',
+  block_out_channels: [8],
+  down_block_types: ['DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D'],
+  layers_per_block: 1,
+  latent_channels: 4,
+  norm_num_groups: 4,
 };
 
-function writeModel(dir: string, config: Record<string, unknown> | null, file = 'diffusion_pytorch_model.safetensors', model: AutoencoderKL | AutoencoderTiny = new AutoencoderKL(tinyKL)): void {
+function writeModel(
+  dir: string,
+  config: Record<string, unknown> | null,
+  file = 'diffusion_pytorch_model.safetensors',
+  model: AutoencoderKL | AutoencoderTiny = new AutoencoderKL(tinyKL),
+): void {
   mkdirSync(dir, { recursive: true });
   if (config) writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const w = new Map([...model.stateShapes()].map(([k, s]) => [k, zeros(s)]));
@@ -28,17 +38,27 @@ test('pickle checkpoints are refused with the conversion recipe', () => {
   for (const ext of ['.pth', '.ckpt', '.bin', '.pt']) {
     const p = join(dir, 'model' + ext);
     writeFileSync(p, 'not really a pickle');
-    assert.throws(() => loadAutoencoderFromPath(p), (e: Error & { code?: string }) => e.code === 'E_PICKLE_REFUSED' && e.message.includes('save_file') && e.message.includes(p));
+    assert.throws(
+      () => loadAutoencoderFromPath(p),
+      (e: Error & { code?: string }) =>
+        e.code === 'E_PICKLE_REFUSED' && e.message.includes('save_file') && e.message.includes(p),
+    );
   }
 });
 
 test('missing paths and folders without weights name the problem', () => {
-  assert.throws(() => loadAutoencoderFromPath('/nonexistent/vae'), /model not found: \/nonexistent\/vae does not exist/);
+  assert.throws(
+    () => loadAutoencoderFromPath('/nonexistent/vae'),
+    /model not found: \/nonexistent\/vae does not exist/,
+  );
   const dir = tmp();
   writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyKL));
   assert.throws(() => loadAutoencoderFromPath(dir), /no \.safetensors weights found/);
   writeFileSync(join(dir, 'config.json'), '{ not json');
-  assert.throws(() => loadAutoencoderFromPath(dir), (e: Error & { code?: string }) => e.code === 'E_CONFIG');
+  assert.throws(
+    () => loadAutoencoderFromPath(dir),
+    (e: Error & { code?: string }) => e.code === 'E_CONFIG',
+  );
 });
 
 test('unknown architecture in config.json is named', () => {

@@ -14,7 +14,15 @@ import { loadAutoencoder } from '../../src/models/resolve.js';
 process.env['IMMUNIZE_QUIET'] = '1';
 for (const k of ['HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_ENDPOINT']) delete process.env[k];
 
-const config = { _class_name: 'AutoencoderKL', block_out_channels: [8], down_block_types: ['DownEncoderBlock2D'], up_block_types: ['UpDecoderBlock2D'], layers_per_block: 1, latent_channels: 4, norm_num_groups: 4 };
+const config = {
+  _class_name: 'AutoencoderKL',
+  block_out_channels: [8],
+  down_block_types: ['DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D'],
+  layers_per_block: 1,
+  latent_channels: 4,
+  norm_num_groups: 4,
+};
 
 function weights(dtype: 'F32' | 'F16'): Buffer {
   const m = new AutoencoderKL(config);
@@ -47,7 +55,9 @@ before(async () => {
     const u = new URL(req.url!, 'http://x');
     if (u.pathname === '/api/models/acme/sd/revision/main') {
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ sha: COMMIT, siblings: [...FILES].map(([p, b]) => ({ rfilename: p, size: b.length })) }));
+      res.end(
+        JSON.stringify({ sha: COMMIT, siblings: [...FILES].map(([p, b]) => ({ rfilename: p, size: b.length })) }),
+      );
       return;
     }
     const m = /^\/acme\/sd\/resolve\/[^/]+\/(.+)$/.exec(u.pathname);
@@ -76,7 +86,11 @@ test('a pipeline repo id downloads only vae/ and loads the AutoencoderKL', async
   const vae = await loadAutoencoder('acme/sd', { hub: { endpoint, cacheDir } });
   assert.ok(vae instanceof AutoencoderKL);
   vae.dispose();
-  assert.deepEqual([...new Set(requested)].sort(), ['model_index.json', 'vae/config.json', 'vae/diffusion_pytorch_model.safetensors']);
+  assert.deepEqual([...new Set(requested)].sort(), [
+    'model_index.json',
+    'vae/config.json',
+    'vae/diffusion_pytorch_model.safetensors',
+  ]);
   assert.equal(readFileSync(join(cacheDir, 'models--acme--sd', 'refs', 'main'), 'utf8'), COMMIT);
   requested.length = 0;
   const again = await loadAutoencoder('acme/sd', { hub: { endpoint, cacheDir } });
@@ -94,9 +108,12 @@ test('variant fp16 fetches the fp16 weights instead and computes in float32', as
 });
 
 test('offline with an empty cache: a clear error naming the repo', async () => {
-  await assert.rejects(loadAutoencoder('acme/sd', { hub: { endpoint, cacheDir: join(work, 'cache-c'), offline: true } }), (e: Error & { code?: string }) => {
-    assert.equal(e.code, 'E_HUB_OFFLINE');
-    assert.match(e.message, /acme\/sd/);
-    return true;
-  });
+  await assert.rejects(
+    loadAutoencoder('acme/sd', { hub: { endpoint, cacheDir: join(work, 'cache-c'), offline: true } }),
+    (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'E_HUB_OFFLINE');
+      assert.match(e.message, /acme\/sd/);
+      return true;
+    },
+  );
 });

@@ -22,9 +22,16 @@ const FIXTURE = join(repoRoot, 'test', 'protect', 'fixtures', 'unchanged.json');
 const RECORD = process.env['IMMUNIZE_RECORD_FIXTURE'] === '1';
 const taef2 = sharedPath('models', 'taef2-hf', 'taef2.safetensors');
 const inpaintRepo = sharedPath('golden', 'pipeline_inpaint');
-const skip = taef2 === null || inpaintRepo === null || sharedPath('images', 'chelsea.png') === null ? skipReason('models', 'taef2-hf') : false;
+const skip =
+  taef2 === null || inpaintRepo === null || sharedPath('images', 'chelsea.png') === null
+    ? skipReason('models', 'taef2-hf')
+    : false;
 
-interface Outcome { png: string; sidecar: unknown; check?: unknown }
+interface Outcome {
+  png: string;
+  sidecar: unknown;
+  check?: unknown;
+}
 type Fixture = Record<string, Outcome>;
 
 /** With IMMUNIZE_RECORD_FIXTURE=1: merges these outcomes into the fixture. */
@@ -36,7 +43,9 @@ function record(got: Fixture): void {
 }
 
 const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** Drops what differs between runs and machines (paths, timings, environment); keeps every result. */
 function comparable(v: unknown): unknown {
@@ -46,7 +55,8 @@ function comparable(v: unknown): unknown {
     for (const [k, x] of Object.entries(v)) {
       if (k === 'path' || k === 'sidecar' || k === 'timing' || k === 'environment' || k === 'tool') continue;
       // Model specs are local paths here: the file name is what identifies them.
-      out[k] = k === 'model' && typeof x === 'string' && x.startsWith('/') ? x.slice(x.lastIndexOf('/') + 1) : comparable(x);
+      out[k] =
+        k === 'model' && typeof x === 'string' && x.startsWith('/') ? x.slice(x.lastIndexOf('/') + 1) : comparable(x);
     }
     return out;
   }
@@ -67,20 +77,93 @@ async function inputs(dir: string): Promise<{ photo: string; odd: string; big: s
   const mask = join(dir, 'mask.png');
   const m = Buffer.alloc(64 * 48, 0);
   for (let y = 0; y < 48; y++) m.fill(255, y * 64, y * 64 + 32);
-  await sharp(m, { raw: { width: 64, height: 48, channels: 1 } }).png().toFile(mask);
+  await sharp(m, { raw: { width: 64, height: 48, channels: 1 } })
+    .png()
+    .toFile(mask);
   return { photo, odd, big, mask };
 }
 
 /** name → arguments of `immunize protect` after the input (the output and threads are added). */
-function cases(i: Awaited<ReturnType<typeof inputs>>): Record<string, { input: string; args: string[]; check?: boolean }> {
+function cases(
+  i: Awaited<ReturnType<typeof inputs>>,
+): Record<string, { input: string; args: string[]; check?: boolean }> {
   return {
     encoder: { input: i.photo, args: ['--model', taef2!, '--steps', '4', '--seed', '1'] },
     padded: { input: i.odd, args: ['--model', taef2!, '--preset', 'paper', '--steps', '3', '--target', 'zeros'] },
-    noiseCheck: { input: i.photo, args: ['--method', 'noise', '--model', taef2!, '--eps', '8/255', '--seed', '2', '--check', '--check-suite', 'jpeg:75,blur:1'], check: true },
+    noiseCheck: {
+      input: i.photo,
+      args: [
+        '--method',
+        'noise',
+        '--model',
+        taef2!,
+        '--eps',
+        '8/255',
+        '--seed',
+        '2',
+        '--check',
+        '--check-suite',
+        'jpeg:75,blur:1',
+      ],
+      check: true,
+    },
     robust: { input: i.photo, args: ['--model', taef2!, '--robust', 'jpeg', '--steps', '3', '--seed', '4'] },
-    masked: { input: i.photo, args: ['--model', taef2!, '--steps', '3', '--mask', i.mask, '--invert-mask', '--optimizer', 'adam', '--schedule', 'constant', '--seed', '3'] },
-    tiledResized: { input: i.big, args: ['--model', taef2!, '--size', '64', '--tile', '32', '--steps', '2', '--eps', '8/255', '--step-size', '1/255', '--preset', 'fast'] },
-    diffusion: { input: i.photo, args: ['--method', 'diffusion', '--model', inpaintRepo!, '--mask', i.mask, '--steps', '2', '--diffusion-steps', '2', '--eps', '8/255', '--step-size', '4/255'] },
+    masked: {
+      input: i.photo,
+      args: [
+        '--model',
+        taef2!,
+        '--steps',
+        '3',
+        '--mask',
+        i.mask,
+        '--invert-mask',
+        '--optimizer',
+        'adam',
+        '--schedule',
+        'constant',
+        '--seed',
+        '3',
+      ],
+    },
+    tiledResized: {
+      input: i.big,
+      args: [
+        '--model',
+        taef2!,
+        '--size',
+        '64',
+        '--tile',
+        '32',
+        '--steps',
+        '2',
+        '--eps',
+        '8/255',
+        '--step-size',
+        '1/255',
+        '--preset',
+        'fast',
+      ],
+    },
+    diffusion: {
+      input: i.photo,
+      args: [
+        '--method',
+        'diffusion',
+        '--model',
+        inpaintRepo!,
+        '--mask',
+        i.mask,
+        '--steps',
+        '2',
+        '--diffusion-steps',
+        '2',
+        '--eps',
+        '8/255',
+        '--step-size',
+        '4/255',
+      ],
+    },
   };
 }
 
@@ -91,67 +174,112 @@ function readOutcome(png: string, check: boolean): Outcome {
   return o;
 }
 
-test('immunize protect writes the same PNG bytes, sidecar and check rows as before the protect library', { skip }, async () => {
-  const dir = tempDir('unchanged');
-  dirs.push(dir);
-  const i = await inputs(dir);
-  const got: Fixture = {};
-  for (const [name, c] of Object.entries(cases(i))) {
-    const out = join(dir, 'out', `${name}.png`);
-    mkdirSync(join(dir, 'out'), { recursive: true });
-    const r = spawnSync(process.execPath, [BIN, 'protect', c.input, '-o', out, '--threads', '1', ...c.args], { encoding: 'utf8', env: childEnv({ HF_HUB_OFFLINE: '1' }) });
-    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
-    got[name] = readOutcome(out, c.check === true);
-  }
-  record(got);
-  const want = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture;
-  for (const name of Object.keys(want).filter((k) => !k.startsWith('api:'))) {
-    assert.deepEqual(got[name]!.sidecar, want[name]!.sidecar, `${name}: sidecar`);
-    assert.deepEqual(got[name]!.check, want[name]!.check, `${name}: check rows`);
-    assert.equal(got[name]!.png, want[name]!.png, `${name}: PNG bytes (sha256)`);
-  }
-});
-
-test('a job through the API writes the same PNG bytes and sidecar as before the protect library', { skip }, async () => {
-  const dir = tempDir('unchanged-api');
-  dirs.push(dir);
-  const i = await inputs(dir);
-  const { proc, hello } = await startJsonProcess([BIN, 'serve', '--port', '0', '--storage', join(dir, 'storage'), '--model', `taef2=${taef2!}`, '--threads', '1', '--rate-create', '0', '--rate-requests', '0'], childEnv());
-  try {
-    const url = String(hello['listening']);
-    // The `encoder` and `masked` cases, as API fields: the PNG is the command's; the served sidecar
-    // names the model by its id (recorded as `api:NAME`).
+test(
+  'immunize protect writes the same PNG bytes, sidecar and check rows as before the protect library',
+  { skip },
+  async () => {
+    const dir = tempDir('unchanged');
+    dirs.push(dir);
+    const i = await inputs(dir);
     const got: Fixture = {};
-    const jobs: [string, Record<string, string>, boolean][] = [
-      ['encoder', { steps: '4', seed: '1' }, false],
-      ['masked', { steps: '3', optimizer: 'adam', schedule: 'constant', seed: '3', invertMask: 'true' }, true],
-    ];
-    for (const [name, fields, masked] of jobs) {
-      const form = new FormData();
-      form.set('image', new Blob([readFileSync(i.photo)], { type: 'image/png' }), 'photo.png');
-      if (masked) form.set('mask', new Blob([readFileSync(i.mask)], { type: 'image/png' }), 'mask.png');
-      for (const [k, v] of Object.entries(fields)) form.set(k, v);
-      const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
-      assert.equal(res.status, 202, await res.clone().text());
-      const id = ((await res.json()) as { id: string }).id;
-      const rec = await waitFor(`job ${name}`, async () => {
-        const r = (await (await fetch(`${url}/v1/immunizations/${id}`)).json()) as { status: string; error: unknown };
-        return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
-      }, 1200, 100);
-      assert.equal(rec.status, 'completed', JSON.stringify(rec.error));
-      const png = Buffer.from(await (await fetch(`${url}/v1/immunizations/${id}/result.png`)).arrayBuffer());
-      got[`api:${name}`] = { png: sha256(png), sidecar: comparable(await (await fetch(`${url}/v1/immunizations/${id}/sidecar.json`)).json()) };
+    for (const [name, c] of Object.entries(cases(i))) {
+      const out = join(dir, 'out', `${name}.png`);
+      mkdirSync(join(dir, 'out'), { recursive: true });
+      const r = spawnSync(process.execPath, [BIN, 'protect', c.input, '-o', out, '--threads', '1', ...c.args], {
+        encoding: 'utf8',
+        env: childEnv({ HF_HUB_OFFLINE: '1' }),
+      });
+      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+      got[name] = readOutcome(out, c.check === true);
     }
     record(got);
     const want = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture;
-    for (const [name] of jobs) {
-      assert.deepEqual(got[`api:${name}`]!.sidecar, want[`api:${name}`]!.sidecar, `${name}: sidecar through the API`);
-      assert.equal(got[`api:${name}`]!.png, want[name]!.png, `${name}: PNG bytes through the API, as the command's`);
-      assert.equal(got[`api:${name}`]!.png, want[`api:${name}`]!.png, `${name}: PNG bytes through the API, as before`);
+    for (const name of Object.keys(want).filter((k) => !k.startsWith('api:'))) {
+      assert.deepEqual(got[name]!.sidecar, want[name]!.sidecar, `${name}: sidecar`);
+      assert.deepEqual(got[name]!.check, want[name]!.check, `${name}: check rows`);
+      assert.equal(got[name]!.png, want[name]!.png, `${name}: PNG bytes (sha256)`);
     }
-  } finally {
-    await stop(proc, 'SIGKILL');
-  }
-});
+  },
+);
 
-if (!existsSync(FIXTURE) && !RECORD) throw new Error(`${FIXTURE} is missing: record it with IMMUNIZE_RECORD_FIXTURE=1 from the reference commit`);
+test(
+  'a job through the API writes the same PNG bytes and sidecar as before the protect library',
+  { skip },
+  async () => {
+    const dir = tempDir('unchanged-api');
+    dirs.push(dir);
+    const i = await inputs(dir);
+    const { proc, hello } = await startJsonProcess(
+      [
+        BIN,
+        'serve',
+        '--port',
+        '0',
+        '--storage',
+        join(dir, 'storage'),
+        '--model',
+        `taef2=${taef2!}`,
+        '--threads',
+        '1',
+        '--rate-create',
+        '0',
+        '--rate-requests',
+        '0',
+      ],
+      childEnv(),
+    );
+    try {
+      const url = String(hello['listening']);
+      // The `encoder` and `masked` cases, as API fields: the PNG is the command's; the served sidecar
+      // names the model by its id (recorded as `api:NAME`).
+      const got: Fixture = {};
+      const jobs: [string, Record<string, string>, boolean][] = [
+        ['encoder', { steps: '4', seed: '1' }, false],
+        ['masked', { steps: '3', optimizer: 'adam', schedule: 'constant', seed: '3', invertMask: 'true' }, true],
+      ];
+      for (const [name, fields, masked] of jobs) {
+        const form = new FormData();
+        form.set('image', new Blob([readFileSync(i.photo)], { type: 'image/png' }), 'photo.png');
+        if (masked) form.set('mask', new Blob([readFileSync(i.mask)], { type: 'image/png' }), 'mask.png');
+        for (const [k, v] of Object.entries(fields)) form.set(k, v);
+        const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
+        assert.equal(res.status, 202, await res.clone().text());
+        const id = ((await res.json()) as { id: string }).id;
+        const rec = await waitFor(
+          `job ${name}`,
+          async () => {
+            const r = (await (await fetch(`${url}/v1/immunizations/${id}`)).json()) as {
+              status: string;
+              error: unknown;
+            };
+            return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
+          },
+          1200,
+          100,
+        );
+        assert.equal(rec.status, 'completed', JSON.stringify(rec.error));
+        const png = Buffer.from(await (await fetch(`${url}/v1/immunizations/${id}/result.png`)).arrayBuffer());
+        got[`api:${name}`] = {
+          png: sha256(png),
+          sidecar: comparable(await (await fetch(`${url}/v1/immunizations/${id}/sidecar.json`)).json()),
+        };
+      }
+      record(got);
+      const want = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture;
+      for (const [name] of jobs) {
+        assert.deepEqual(got[`api:${name}`]!.sidecar, want[`api:${name}`]!.sidecar, `${name}: sidecar through the API`);
+        assert.equal(got[`api:${name}`]!.png, want[name]!.png, `${name}: PNG bytes through the API, as the command's`);
+        assert.equal(
+          got[`api:${name}`]!.png,
+          want[`api:${name}`]!.png,
+          `${name}: PNG bytes through the API, as before`,
+        );
+      }
+    } finally {
+      await stop(proc, 'SIGKILL');
+    }
+  },
+);
+
+if (!existsSync(FIXTURE) && !RECORD)
+  throw new Error(`${FIXTURE} is missing: record it with IMMUNIZE_RECORD_FIXTURE=1 from the reference commit`);

@@ -7,7 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import { ArgumentError } from '../../src/errors.js';
 import { loadSafetensors } from '../../src/io/tensors.js';
 import { jpeg } from '../../src/purify/codecs.js';
-import { dctMatrix, diffJpeg, diffRound, quantizationTables, scaleQuantTable, IJG_CHROMA_Q50, IJG_LUMA_Q50, type DiffRounding } from '../../src/purify/diff-jpeg.js';
+import {
+  dctMatrix,
+  diffJpeg,
+  diffRound,
+  quantizationTables,
+  scaleQuantTable,
+  IJG_CHROMA_Q50,
+  IJG_LUMA_Q50,
+  type DiffRounding,
+} from '../../src/purify/diff-jpeg.js';
 import { assertGradcheck, Generator, grad, noGrad, rand, scope, tensor, type Tensor } from '../../src/torch/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
@@ -76,9 +85,15 @@ describe('accuracy against real JPEG (the jpeg case images, 128×128)', () => {
             const db = psnr(d, x);
             const vsReal = psnr(d, real);
             d.dispose();
-            assert.ok(Math.abs(db - realDb) <= 1, `${image} q${quality} ${chroma} ${rounding}: diffJpeg ${db.toFixed(3)} dB vs real ${realDb.toFixed(3)} dB`);
+            assert.ok(
+              Math.abs(db - realDb) <= 1,
+              `${image} q${quality} ${chroma} ${rounding}: diffJpeg ${db.toFixed(3)} dB vs real ${realDb.toFixed(3)} dB`,
+            );
             // The outputs themselves agree far better than either agrees with the original.
-            assert.ok(vsReal > realDb + 3, `${image} q${quality} ${chroma} ${rounding}: PSNR(diffJpeg, real JPEG) only ${vsReal.toFixed(2)} dB`);
+            assert.ok(
+              vsReal > realDb + 3,
+              `${image} q${quality} ${chroma} ${rounding}: PSNR(diffJpeg, real JPEG) only ${vsReal.toFixed(2)} dB`,
+            );
           }
           real.dispose();
         }
@@ -112,7 +127,13 @@ describe('behaviour', () => {
       assert.equal(x.sub(before).abs().max().item(), 0);
       // Batch items are coded independently.
       const one = noGrad(() => diffJpeg(x.narrow(0, 1, 1), { quality: 80 }));
-      assert.ok(one.sub(y.narrow(0, 1, 1)).abs().max().item() < 1e-5);
+      assert.ok(
+        one
+          .sub(y.narrow(0, 1, 1))
+          .abs()
+          .max()
+          .item() < 1e-5,
+      );
       const y64 = noGrad(() => diffJpeg(x.to('float64'), { quality: 80 }));
       assert.equal(y64.dtype, 'float64');
     });
@@ -120,10 +141,14 @@ describe('behaviour', () => {
 
   test('lower quality loses more; quality 100 with 4:4:4 and no rounding is the identity', () => {
     scope(() => {
-      const x = rand([1, 3, 16, 16], { generator: new Generator({ seed: 2 }) }).mul(0.6).add(0.2);
+      const x = rand([1, 3, 16, 16], { generator: new Generator({ seed: 2 }) })
+        .mul(0.6)
+        .add(0.2);
       const err = (q: number) => noGrad(() => diffJpeg(x, { quality: q }).sub(x).square().mean().item());
       assert.ok(err(30) > err(60) && err(60) > err(95), `MSE q30 ${err(30)}, q60 ${err(60)}, q95 ${err(95)}`);
-      const id = noGrad(() => diffJpeg(x.to('float64'), { quality: 100, rounding: 'none', chromaSubsampling: '4:4:4' }));
+      const id = noGrad(() =>
+        diffJpeg(x.to('float64'), { quality: 100, rounding: 'none', chromaSubsampling: '4:4:4' }),
+      );
       assert.ok(id.sub(x.to('float64')).abs().max().item() < 1e-6);
     });
   });
@@ -145,19 +170,31 @@ describe('behaviour', () => {
 describe('gradients', () => {
   // x kept inside [0.25, 0.75] so neither range clamp bites at quality 90.
   const input = (h: number, w: number, seed: number): Tensor =>
-    noGrad(() => rand([1, 3, h, w], { generator: new Generator({ seed }), dtype: 'float64' }).mul(0.5).add(0.25)).requiresGrad_();
+    noGrad(() =>
+      rand([1, 3, h, w], { generator: new Generator({ seed }), dtype: 'float64' })
+        .mul(0.5)
+        .add(0.25),
+    ).requiresGrad_();
 
   test('cubic rounding passes finite differences (float64, away from rounding boundaries), 4:2:0 with padding', () => {
     const x = input(10, 12, 3);
     // A step of 1e-8 moves a quantised coefficient by < 1e-6: a jump at a half-integer is
     // practically never crossed, and this seed was checked to cross none.
-    const r = assertGradcheck((a) => diffJpeg(a, { quality: 90, rounding: 'cubic' }), [x], { eps: 1e-8, atol: 1e-5, rtol: 1e-3 });
+    const r = assertGradcheck((a) => diffJpeg(a, { quality: 90, rounding: 'cubic' }), [x], {
+      eps: 1e-8,
+      atol: 1e-5,
+      rtol: 1e-3,
+    });
     assert.equal(r.checked, 3 * 10 * 12);
   });
 
   test('cubic rounding passes finite differences at 4:4:4, quality 60', () => {
     const x = input(8, 8, 4);
-    assertGradcheck((a) => diffJpeg(a, { quality: 60, rounding: 'cubic', chromaSubsampling: '4:4:4' }), [x], { eps: 1e-8, atol: 1e-5, rtol: 1e-3 });
+    assertGradcheck((a) => diffJpeg(a, { quality: 60, rounding: 'cubic', chromaSubsampling: '4:4:4' }), [x], {
+      eps: 1e-8,
+      atol: 1e-5,
+      rtol: 1e-3,
+    });
   });
 
   test('the linear part (no rounding) passes finite differences everywhere', () => {
@@ -175,7 +212,13 @@ describe('gradients', () => {
       const d = gSte!.sub(gLin!).abs().max().item();
       assert.ok(d < 1e-12, `max |g_ste − g_linear| ${d}`);
       // …while the forward really is quantised.
-      const f = noGrad(() => diffJpeg(x, { quality: 75 }).sub(diffJpeg(x, { quality: 75, rounding: 'none' })).abs().max().item());
+      const f = noGrad(() =>
+        diffJpeg(x, { quality: 75 })
+          .sub(diffJpeg(x, { quality: 75, rounding: 'none' }))
+          .abs()
+          .max()
+          .item(),
+      );
       assert.ok(f > 1e-3, `rounded and unrounded forwards differ by only ${f}`);
     });
   });

@@ -4,12 +4,20 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ArgumentError } from '../../src/errors.js';
-import { differentiableTransforms, DIFFERENTIABLE_TRANSFORM_KINDS, type DifferentiableTransformKind } from '../../src/purify/eot.js';
+import {
+  differentiableTransforms,
+  DIFFERENTIABLE_TRANSFORM_KINDS,
+  type DifferentiableTransformKind,
+} from '../../src/purify/eot.js';
 import { parsePurification } from '../../src/purify/spec.js';
 import { Generator, grad, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
 function image(seed = 1, h = 32, w = 40): Tensor {
-  return noGrad(() => rand([1, 3, h, w], { generator: new Generator({ seed }) }).mul(0.8).add(0.1));
+  return noGrad(() =>
+    rand([1, 3, h, w], { generator: new Generator({ seed }) })
+      .mul(0.8)
+      .add(0.1),
+  );
 }
 
 describe('differentiableTransforms', () => {
@@ -42,7 +50,8 @@ describe('differentiableTransforms', () => {
       if (d.kind === 'blur') assert.ok(v >= 0.5 && v <= 1.5, d.spec);
       if (d.kind === 'noise') assert.ok(v >= 0 && v <= 4 / 255 + 1e-6, d.spec);
     }
-    for (const k of DIFFERENTIABLE_TRANSFORM_KINDS) assert.ok((seen.get(k) ?? 0) > 25, `${k} drawn ${seen.get(k) ?? 0} times in 200`);
+    for (const k of DIFFERENTIABLE_TRANSFORM_KINDS)
+      assert.ok((seen.get(k) ?? 0) > 25, `${k} drawn ${seen.get(k) ?? 0} times in 200`);
     // Every drawn spec is valid in the purification grammar (for logs and sidecars).
     for (let i = 0; i < 20; i++) assert.doesNotThrow(() => parsePurification(s.draw(gen).spec));
   });
@@ -80,7 +89,10 @@ describe('differentiableTransforms', () => {
       const b = run(11);
       const c = run(12);
       a.forEach((t, i) => assert.equal(t.sub(b[i]!).abs().max().item(), 0, `draw ${i} differs for the same seed`));
-      assert.ok(a.some((t, i) => t.sub(c[i]!).abs().max().item() > 0), 'another seed gives other draws');
+      assert.ok(
+        a.some((t, i) => t.sub(c[i]!).abs().max().item() > 0),
+        'another seed gives other draws',
+      );
       const g1 = new Generator({ seed: 11 });
       const g2 = new Generator({ seed: 11 });
       for (let i = 0; i < 20; i++) assert.equal(s.draw(g1).spec, s.draw(g2).spec);

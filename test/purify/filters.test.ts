@@ -2,10 +2,17 @@
 // Gaussian and median filters, scipy's 'reflect' padding, even sizes, banding, gradients, errors.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { gaussianBlur, gaussianKernel1d, gaussianKernelSize, medianBlur, symmetricIndices } from '../../src/purify/filters.js';
+import {
+  gaussianBlur,
+  gaussianKernel1d,
+  gaussianKernelSize,
+  medianBlur,
+  symmetricIndices,
+} from '../../src/purify/filters.js';
 import { assertGradcheck, full, Generator, noGrad, rand, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
-const img = (seed: number, shape = [1, 3, 20, 24]): Tensor => noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
+const img = (seed: number, shape = [1, 3, 20, 24]): Tensor =>
+  noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
 
 describe('gaussianBlur', () => {
   test('kernel: odd default size covering ±3σ, normalised, symmetric', () => {
@@ -25,7 +32,9 @@ describe('gaussianBlur', () => {
       const v = (t: Tensor) => t.var().item();
       assert.ok(v(gaussianBlur(x, 2)) < v(gaussianBlur(x, 0.7)) && v(gaussianBlur(x, 0.7)) < v(x));
       // Rows constant along W: blurring along W only ([σx, σy] = [2, tiny]) changes nothing.
-      const rows = rand([1, 1, 12, 1], { generator: new Generator({ seed: 2 }) }).expand(1, 1, 12, 12).contiguous();
+      const rows = rand([1, 1, 12, 1], { generator: new Generator({ seed: 2 }) })
+        .expand(1, 1, 12, 12)
+        .contiguous();
       assert.ok(gaussianBlur(rows, [2, 0.01]).sub(rows).abs().max().item() < 1e-6);
       assert.ok(gaussianBlur(rows, [0.01, 2]).sub(rows).abs().max().item() > 1e-2);
     });
@@ -74,12 +83,15 @@ describe('medianBlur', () => {
         const ih = symmetricIndices(7, before, k - 1 - before);
         const iw = symmetricIndices(9, before, k - 1 - before);
         const want = new Float32Array(2 * 7 * 9);
-        for (let c = 0; c < 2; c++) for (let i = 0; i < 7; i++) for (let j = 0; j < 9; j++) {
-          const win: number[] = [];
-          for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) win.push(v[c * 63 + ih[i + a]! * 9 + iw[j + b]!]!);
-          win.sort((p, q) => p - q);
-          want[c * 63 + i * 9 + j] = win[(k * k) >> 1]!; // scipy's rank size//2: the upper median for even counts
-        }
+        for (let c = 0; c < 2; c++)
+          for (let i = 0; i < 7; i++)
+            for (let j = 0; j < 9; j++) {
+              const win: number[] = [];
+              for (let a = 0; a < k; a++)
+                for (let b = 0; b < k; b++) win.push(v[c * 63 + ih[i + a]! * 9 + iw[j + b]!]!);
+              win.sort((p, q) => p - q);
+              want[c * 63 + i * 9 + j] = win[(k * k) >> 1]!; // scipy's rank size//2: the upper median for even counts
+            }
         for (const bandRows of [undefined, 1, 3]) {
           const got = medianBlur(x, k, bandRows === undefined ? {} : { bandRows }).toTypedArray() as Float32Array;
           assert.deepEqual([...got], [...want], `k=${k}, bandRows=${bandRows}`);

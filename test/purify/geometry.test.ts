@@ -4,16 +4,30 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
-import { centerCrop, cropResize, hflip, pilResampleMatrix, resize, resizeDownUp, rotate, vflip } from '../../src/purify/geometry.js';
+import {
+  centerCrop,
+  cropResize,
+  hflip,
+  pilResampleMatrix,
+  resize,
+  resizeDownUp,
+  rotate,
+  vflip,
+} from '../../src/purify/geometry.js';
 import { assertGradcheck, full, Generator, noGrad, rand, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
-const img = (seed: number, shape = [1, 3, 24, 32]): Tensor => noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
+const img = (seed: number, shape = [1, 3, 24, 32]): Tensor =>
+  noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
 const maxDiff = (a: Tensor, b: Tensor): number => noGrad(() => scope(() => a.sub(b).abs().max().item()));
 
 describe('resize', () => {
   test('Pillow resampling matrices: rows sum to 1, supports widen when down-scaling', () => {
     for (const f of ['bilinear', 'bicubic', 'lanczos'] as const) {
-      for (const [n, m] of [[32, 13], [13, 32], [10, 10]] as const) {
+      for (const [n, m] of [
+        [32, 13],
+        [13, 32],
+        [10, 10],
+      ] as const) {
         const mat = pilResampleMatrix(n, m, f);
         for (let r = 0; r < m; r++) {
           let s = 0;
@@ -23,7 +37,8 @@ describe('resize', () => {
       }
       // Same size: the identity for every filter (Pillow's kernels vanish at nonzero integers).
       const id = pilResampleMatrix(6, 6, f);
-      for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) assert.ok(Math.abs(id[i * 6 + j]! - (i === j ? 1 : 0)) < 1e-12);
+      for (let i = 0; i < 6; i++)
+        for (let j = 0; j < 6; j++) assert.ok(Math.abs(id[i * 6 + j]! - (i === j ? 1 : 0)) < 1e-12);
     }
     const taps = (mat: Float64Array, n: number) => Array.from(mat.subarray(5 * n, 6 * n)).filter((v) => v !== 0).length;
     assert.ok(taps(pilResampleMatrix(64, 16, 'lanczos'), 64) > taps(pilResampleMatrix(16, 64, 'lanczos'), 16));
@@ -31,10 +46,25 @@ describe('resize', () => {
 
   test('lanczos down-scaling agrees with sharp (libvips lanczos3) to within a few grey levels', async () => {
     // Not the same code (libvips reduces in fixed point), so this bounds, not equals.
-    const x = noGrad(() => scope(() => full([1, 3, 48, 64], 0.5).add(rand([1, 3, 48, 64], { generator: new Generator({ seed: 1 }) }).sub(0.5).mul(0.2))));
-    const bytes = noGrad(() => scope(() => x.select(0, 0).mul(255).round().to('uint8').permute(1, 2, 0).contiguous().toTypedArray() as Uint8Array));
+    const x = noGrad(() =>
+      scope(() =>
+        full([1, 3, 48, 64], 0.5).add(
+          rand([1, 3, 48, 64], { generator: new Generator({ seed: 1 }) })
+            .sub(0.5)
+            .mul(0.2),
+        ),
+      ),
+    );
+    const bytes = noGrad(() =>
+      scope(
+        () => x.select(0, 0).mul(255).round().to('uint8').permute(1, 2, 0).contiguous().toTypedArray() as Uint8Array,
+      ),
+    );
     const q = noGrad(() => scope(() => x.mul(255).round().div(255)));
-    const viaSharp = await sharp(Buffer.from(bytes), { raw: { width: 64, height: 48, channels: 3 } }).resize(32, 24, { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
+    const viaSharp = await sharp(Buffer.from(bytes), { raw: { width: 64, height: 48, channels: 3 } })
+      .resize(32, 24, { kernel: 'lanczos3', fit: 'fill' })
+      .raw()
+      .toBuffer();
     const s = noGrad(() => tensor(new Uint8Array(viaSharp), [1, 24, 32, 3]).permute(0, 3, 1, 2).to('float32').div(255));
     const ours = resize(q, [24, 32], { mode: 'lanczos' });
     const mae = noGrad(() => ours.sub(s).abs().mean().item() * 255);
@@ -87,7 +117,10 @@ describe('rotate, flips, crop', () => {
       const x = full([1, 3, 16, 16], 0.6);
       const black = rotate(x, 30);
       assert.equal(black.narrow(2, 0, 1).narrow(3, 0, 1).max().item(), 0);
-      assert.ok(Math.abs(black.narrow(2, 8, 1).narrow(3, 8, 1).max().item() - 0.6) < 1e-6, 'the centre keeps its value');
+      assert.ok(
+        Math.abs(black.narrow(2, 8, 1).narrow(3, 8, 1).max().item() - 0.6) < 1e-6,
+        'the centre keeps its value',
+      );
       const grey = rotate(x, 30, { fill: 0.2 });
       assert.ok(Math.abs(grey.narrow(2, 0, 1).narrow(3, 0, 1).max().item() - 0.2) < 1e-6);
     });
@@ -107,7 +140,12 @@ describe('rotate, flips, crop', () => {
 
   test('crop keeps the centre (torchvision offsets) and crop-resize restores the size', () => {
     scope(() => {
-      const x = noGrad(() => tensor(Float32Array.from({ length: 100 }, (_, i) => i), [1, 1, 10, 10]));
+      const x = noGrad(() =>
+        tensor(
+          Float32Array.from({ length: 100 }, (_, i) => i),
+          [1, 1, 10, 10],
+        ),
+      );
       const c = centerCrop(x, 0.5); // 5×5 at offset round(2.5) = 2 (half to even)
       assert.deepEqual(c.shape, [1, 1, 5, 5]);
       assert.equal(c.narrow(2, 0, 1).narrow(3, 0, 1).item(), 22);

@@ -8,21 +8,47 @@ import { gaussianBlur } from '../../src/purify/filters.js';
 import { hflip } from '../../src/purify/geometry.js';
 import { reconstructionError, type ImageAutoencoder } from '../../src/purify/impress.js';
 import { addNoise } from '../../src/purify/noise.js';
-import { expandPurificationSweep, parseNumber, parsePurification, purify, PURIFICATION_NAMES } from '../../src/purify/spec.js';
+import {
+  expandPurificationSweep,
+  parseNumber,
+  parsePurification,
+  purify,
+  PURIFICATION_NAMES,
+} from '../../src/purify/spec.js';
 import { F, full, Generator, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
-const img = (seed = 1, shape = [1, 3, 24, 24]): Tensor => noGrad(() => rand(shape, { generator: new Generator({ seed }) }).mul(0.8).add(0.1));
+const img = (seed = 1, shape = [1, 3, 24, 24]): Tensor =>
+  noGrad(() =>
+    rand(shape, { generator: new Generator({ seed }) })
+      .mul(0.8)
+      .add(0.1),
+  );
 const maxDiff = (a: Tensor, b: Tensor): number => noGrad(() => scope(() => a.sub(b).abs().max().item()));
 
 describe('parsing', () => {
   test('every name parses to a canonical spec that parses to itself', () => {
     const examples: Record<string, string> = {
-      'jpeg:75': 'jpeg:75', 'JPEG:75:444:mozjpeg': 'jpeg:75:mozjpeg:444', 'jpeg:90:turbo:420': 'jpeg:90', 'webp:80': 'webp:80',
-      'diffjpeg:60:cubic': 'diffjpeg:60:cubic', 'blur:1.5': 'blur:1.5', 'blur:1:5': 'blur:1:5', 'median:3': 'median:3',
-      'resize:0.5': 'resize:0.5:bicubic', 'resize:1/2:lanczos': 'resize:0.5:lanczos', 'rotate:-15': 'rotate:-15',
-      hflip: 'hflip', vflip: 'vflip', 'crop:0.9': 'crop:0.9', 'noise:gaussian:0.02': 'noise:gaussian:0.02:0',
-      'noise:uniform:8/255:7': `noise:uniform:${8 / 255}:7`, none: 'none', ' jpeg:75 + blur:1 ': 'jpeg:75+blur:1',
-      impress: 'impress:50', 'impress:20:ssim': 'impress:20:ssim', 'impress:20:l2': 'impress:20',
+      'jpeg:75': 'jpeg:75',
+      'JPEG:75:444:mozjpeg': 'jpeg:75:mozjpeg:444',
+      'jpeg:90:turbo:420': 'jpeg:90',
+      'webp:80': 'webp:80',
+      'diffjpeg:60:cubic': 'diffjpeg:60:cubic',
+      'blur:1.5': 'blur:1.5',
+      'blur:1:5': 'blur:1:5',
+      'median:3': 'median:3',
+      'resize:0.5': 'resize:0.5:bicubic',
+      'resize:1/2:lanczos': 'resize:0.5:lanczos',
+      'rotate:-15': 'rotate:-15',
+      hflip: 'hflip',
+      vflip: 'vflip',
+      'crop:0.9': 'crop:0.9',
+      'noise:gaussian:0.02': 'noise:gaussian:0.02:0',
+      'noise:uniform:8/255:7': `noise:uniform:${8 / 255}:7`,
+      none: 'none',
+      ' jpeg:75 + blur:1 ': 'jpeg:75+blur:1',
+      impress: 'impress:50',
+      'impress:20:ssim': 'impress:20:ssim',
+      'impress:20:l2': 'impress:20',
     };
     const names = new Set<string>();
     for (const [input, canonical] of Object.entries(examples)) {
@@ -64,13 +90,16 @@ describe('parsing', () => {
       ['rotate:abc', /angle \(degrees\) must be a number but received 'abc'/],
     ];
     for (const [spec, re] of cases) {
-      assert.throws(() => parsePurification(spec), (e: unknown) => {
-        assert.ok(e instanceof PurificationSpecError, `${spec}: ${String(e)}`);
-        assert.equal(e.code, 'E_PURIFY_SPEC');
-        assert.match(e.message, re, spec);
-        assert.ok(!e.message.includes('\n'), 'one line');
-        return true;
-      });
+      assert.throws(
+        () => parsePurification(spec),
+        (e: unknown) => {
+          assert.ok(e instanceof PurificationSpecError, `${spec}: ${String(e)}`);
+          assert.equal(e.code, 'E_PURIFY_SPEC');
+          assert.match(e.message, re, spec);
+          assert.ok(!e.message.includes('\n'), 'one line');
+          return true;
+        },
+      );
     }
   });
 
@@ -82,8 +111,16 @@ describe('parsing', () => {
 
   test('sweeps expand comma lists into every combination, in order', () => {
     assert.deepEqual(expandPurificationSweep('jpeg:95,85,75'), ['jpeg:95', 'jpeg:85', 'jpeg:75']);
-    assert.deepEqual(expandPurificationSweep('jpeg:95,75+blur:1,2'), ['jpeg:95+blur:1', 'jpeg:95+blur:2', 'jpeg:75+blur:1', 'jpeg:75+blur:2']);
-    assert.deepEqual(expandPurificationSweep('resize:0.5:bilinear,lanczos'), ['resize:0.5:bilinear', 'resize:0.5:lanczos']);
+    assert.deepEqual(expandPurificationSweep('jpeg:95,75+blur:1,2'), [
+      'jpeg:95+blur:1',
+      'jpeg:95+blur:2',
+      'jpeg:75+blur:1',
+      'jpeg:75+blur:2',
+    ]);
+    assert.deepEqual(expandPurificationSweep('resize:0.5:bilinear,lanczos'), [
+      'resize:0.5:bilinear',
+      'resize:0.5:lanczos',
+    ]);
     assert.throws(() => expandPurificationSweep('jpeg:95,,75'), /empty value/);
     assert.throws(() => expandPurificationSweep('jpeg:95,150'), /'150'/);
   });
@@ -103,7 +140,10 @@ describe('applying', () => {
     const x = img(3).requiresGrad_();
     const y = parsePurification('diffjpeg:70+blur:0.8+resize:0.75:bilinear').applySync(x);
     assert.ok(y.requiresGrad);
-    assert.throws(() => parsePurification('blur:1+jpeg:70').applySync(x), (e: Error & { code?: string }) => e.code === 'E_PURIFY_ASYNC' && /diffjpeg:70/.test(e.message));
+    assert.throws(
+      () => parsePurification('blur:1+jpeg:70').applySync(x),
+      (e: Error & { code?: string }) => e.code === 'E_PURIFY_ASYNC' && /diffjpeg:70/.test(e.message),
+    );
   });
 
   test("'impress' needs an autoencoder and runs the purifier against it", async () => {
@@ -111,13 +151,24 @@ describe('applying', () => {
     assert.equal(p.needsAutoencoder, true);
     assert.equal(parsePurification('jpeg:75').needsAutoencoder, false);
     const x = img(5, [1, 3, 10, 14]);
-    await assert.rejects(p.apply(x), (e: Error & { code?: string }) => e.code === 'E_PURIFY_MODEL' && /--model/.test(e.message));
+    await assert.rejects(
+      p.apply(x),
+      (e: Error & { code?: string }) => e.code === 'E_PURIFY_MODEL' && /--model/.test(e.message),
+    );
     // A toy autoencoder that keeps 4×4 means (downscale 4: 10×14 is padded to 12×16 and cropped back).
-    const blocky: ImageAutoencoder = { name: 'blocky', downscale: 4, encode01: (t) => F.avgPool2d(t, 4), decode01: (z) => F.interpolate(z, { scaleFactor: 4, mode: 'nearest' }) };
+    const blocky: ImageAutoencoder = {
+      name: 'blocky',
+      downscale: 4,
+      encode01: (t) => F.avgPool2d(t, 4),
+      decode01: (z) => F.interpolate(z, { scaleFactor: 4, mode: 'nearest' }),
+    };
     const blurred = gaussianBlur(x, 0.8);
     const y = await p.apply(x, { autoencoder: blocky });
     assert.deepEqual(y.shape, x.shape);
-    assert.ok(reconstructionError(blocky, y) < reconstructionError(blocky, blurred), 'more consistent for the autoencoder than its input');
+    assert.ok(
+      reconstructionError(blocky, y) < reconstructionError(blocky, blurred),
+      'more consistent for the autoencoder than its input',
+    );
     assert.ok(maxDiff(y, blurred) > 0 && maxDiff(y, blurred) < 0.05);
   });
 
@@ -148,7 +199,10 @@ describe('applying', () => {
     assert.equal(maxDiff(g1, g2), 0);
     assert.ok(maxDiff(g1, a) > 0);
     const loud = addNoise(x, 'gaussian', 2, { seed: 1 });
-    assert.ok(noGrad(() => loud.min().item() === 0 && loud.max().item() === 1), 'clamped to [0, 1]');
+    assert.ok(
+      noGrad(() => loud.min().item() === 0 && loud.max().item() === 1),
+      'clamped to [0, 1]',
+    );
     assert.throws(() => addNoise(x, 'gaussian', -1), /strength/);
   });
 });

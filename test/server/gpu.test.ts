@@ -20,9 +20,14 @@ test('runs the command with the query it parses; no command means no GPUs', asyn
   const dir = mkdtempSync(join(tmpdir(), 'immunize-gpu-'));
   const fake = join(dir, 'nvidia-smi');
   // Answers only the exact query, so a changed query fails the test.
-  writeFileSync(fake, '#!/bin/sh\n[ "$1" = "--query-gpu=index,memory.used,memory.total" ] && [ "$2" = "--format=csv,noheader,nounits" ] && echo "0, 2048, 143771" || exit 3\n');
+  writeFileSync(
+    fake,
+    '#!/bin/sh\n[ "$1" = "--query-gpu=index,memory.used,memory.total" ] && [ "$2" = "--format=csv,noheader,nounits" ] && echo "0, 2048, 143771" || exit 3\n',
+  );
   chmodSync(fake, 0o755);
-  assert.deepEqual(await gpuMemory({ command: fake, maxAgeMs: 0 }), [{ index: 0, usedBytes: 2048 * MIB, totalBytes: 143771 * MIB }]);
+  assert.deepEqual(await gpuMemory({ command: fake, maxAgeMs: 0 }), [
+    { index: 0, usedBytes: 2048 * MIB, totalBytes: 143771 * MIB },
+  ]);
   assert.deepEqual(await gpuMemory({ command: join(dir, 'missing'), maxAgeMs: 0 }), []);
   const failing = join(dir, 'failing');
   writeFileSync(failing, '#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n');

@@ -17,7 +17,12 @@ export const REDIS = '/usr/bin/redis-server';
 export const SOURCE_DATE_EPOCH = '1700000000';
 
 export const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-  ...process.env, OMP_WAIT_POLICY: 'passive', IMMUNIZE_NUM_THREADS: '1', IMMUNIZE_QUIET: '1', SOURCE_DATE_EPOCH, ...extra,
+  ...process.env,
+  OMP_WAIT_POLICY: 'passive',
+  IMMUNIZE_NUM_THREADS: '1',
+  IMMUNIZE_QUIET: '1',
+  SOURCE_DATE_EPOCH,
+  ...extra,
 });
 
 /** Why a service test cannot run here, or null. Without CI a missing redis-server skips; in CI it fails. */
@@ -42,7 +47,11 @@ export function tempDir(name: string): string {
 }
 
 /** Starts a process and resolves with the first stdout line that parses as JSON. */
-export function startJsonProcess(args: string[], env: NodeJS.ProcessEnv, log: string[] = []): Promise<{ proc: ChildProcess; hello: Record<string, unknown> }> {
+export function startJsonProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  log: string[] = [],
+): Promise<{ proc: ChildProcess; hello: Record<string, unknown> }> {
   return new Promise((res, rej) => {
     const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
@@ -63,14 +72,36 @@ export function startJsonProcess(args: string[], env: NodeJS.ProcessEnv, log: st
     });
     proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
     proc.on('exit', (code) => {
-      if (!done) rej(new Error(`${args.slice(0, 2).join(' ')} exited with ${code} before it was ready:\n${log.join('').slice(-3000)}`));
+      if (!done)
+        rej(
+          new Error(
+            `${args.slice(0, 2).join(' ')} exited with ${code} before it was ready:\n${log.join('').slice(-3000)}`,
+          ),
+        );
     });
   });
 }
 
 export async function startRedis(dir: string): Promise<{ proc: ChildProcess; url: string }> {
   const port = await freePort();
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
+  const proc = spawn(
+    REDIS,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'yes',
+    ],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     const r = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' });
@@ -92,7 +123,10 @@ export function stop(proc: ChildProcess | null | undefined, signal: NodeJS.Signa
 
 /** Small test photos: 64×64 crops of the shared photos (different content each). */
 export async function makePhotos(dir: string, n: number, size = 64): Promise<string[]> {
-  const sources = readdirSync(IMAGES).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(IMAGES, f));
+  const sources = readdirSync(IMAGES)
+    .filter((f) => /\.(png|jpe?g)$/i.test(f))
+    .sort()
+    .map((f) => join(IMAGES, f));
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const src = sources[i % sources.length]!;
@@ -108,7 +142,12 @@ export async function makePhotos(dir: string, n: number, size = 64): Promise<str
   return out;
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, tries = 2400, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  tries = 2400,
+  everyMs = 100,
+): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await fn();
     if (v !== null && v !== undefined && v !== false) return v;
@@ -120,7 +159,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 /** Sends `sig` to each pid, skipping those that have already gone. */
 export function signalAll(pids: readonly number[], sig: NodeJS.Signals): void {
   for (const pid of pids) {
-    try { process.kill(pid, sig); } catch { /* exited meanwhile */ }
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* exited meanwhile */
+    }
   }
 }
 
@@ -129,7 +172,12 @@ export function signalAll(pids: readonly number[], sig: NodeJS.Signals): void {
  * if `holds` is still true of it; otherwise thaws them and waits again. What was seen then cannot
  * change before the caller acts on the frozen processes (a SIGKILL "in the middle of a job").
  */
-export async function freezeWhen<T>(what: string, find: () => T | null | undefined | false, holds: (found: T) => boolean, pids: () => number[]): Promise<{ found: T; frozen: number[] }> {
+export async function freezeWhen<T>(
+  what: string,
+  find: () => T | null | undefined | false,
+  holds: (found: T) => boolean,
+  pids: () => number[],
+): Promise<{ found: T; frozen: number[] }> {
   for (;;) {
     const found = await waitFor(what, find, 6000, 20);
     const frozen = pids();
@@ -154,7 +202,9 @@ export function childPids(pid: number): number[] {
       const stat = readFileSync(`/proc/${n}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === pid) out.push(Number(n));
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return out;
 }

@@ -9,7 +9,20 @@ import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { BIN, childEnv, freezeWhen, makePhotos, redisSkip, startJsonProcess, startRedis, startsById, stop, tempDir, TAEF2, waitFor } from './harness.js';
+import {
+  BIN,
+  childEnv,
+  freezeWhen,
+  makePhotos,
+  redisSkip,
+  startJsonProcess,
+  startRedis,
+  startsById,
+  stop,
+  tempDir,
+  TAEF2,
+  waitFor,
+} from './harness.js';
 
 const skip = redisSkip() || (existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`);
 const SEEDS = [1, 2, 3];
@@ -21,123 +34,191 @@ after(async () => {
   for (const p of procs) await stop(p, 'SIGKILL');
 });
 
-test('30 jobs, two workers, a worker killed mid-job and the API restarted: each completes once, byte-identical to immunize protect', { skip }, async () => {
-  dir = tempDir('scaleout');
-  const storage = join(dir, 'storage');
-  const photosDir = join(dir, 'photos');
-  mkdirSync(photosDir);
-  const photos = await makePhotos(photosDir, 10);
-  const redis = await startRedis(dir);
-  procs.push(redis.proc);
-  const log: string[] = [];
-  // Every runner appends a line per job start: a count of executions independent of the records.
-  const startLog = join(dir, 'starts.jsonl');
-  const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog });
-  const common = ['--redis', redis.url, '--storage', storage, '--model', `taef2=${TAEF2}`];
-  const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
-    const { proc, hello } = await startJsonProcess([BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'], env, log);
-    procs.push(proc);
-    return { proc, url: String(hello['listening']) };
-  };
-  const startWorkerProc = async (): Promise<ChildProcess> => {
-    const { proc } = await startJsonProcess([BIN, 'worker', ...common, '--lock-ms', '1000'], env, log);
-    procs.push(proc);
-    return proc;
-  };
-  let api = await startApi();
+test(
+  '30 jobs, two workers, a worker killed mid-job and the API restarted: each completes once, byte-identical to immunize protect',
+  { skip },
+  async () => {
+    dir = tempDir('scaleout');
+    const storage = join(dir, 'storage');
+    const photosDir = join(dir, 'photos');
+    mkdirSync(photosDir);
+    const photos = await makePhotos(photosDir, 10);
+    const redis = await startRedis(dir);
+    procs.push(redis.proc);
+    const log: string[] = [];
+    // Every runner appends a line per job start: a count of executions independent of the records.
+    const startLog = join(dir, 'starts.jsonl');
+    const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog });
+    const common = ['--redis', redis.url, '--storage', storage, '--model', `taef2=${TAEF2}`];
+    const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
+      const { proc, hello } = await startJsonProcess(
+        [BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'],
+        env,
+        log,
+      );
+      procs.push(proc);
+      return { proc, url: String(hello['listening']) };
+    };
+    const startWorkerProc = async (): Promise<ChildProcess> => {
+      const { proc } = await startJsonProcess([BIN, 'worker', ...common, '--lock-ms', '1000'], env, log);
+      procs.push(proc);
+      return proc;
+    };
+    let api = await startApi();
 
-  // ---- 30 concurrent creates, queued before any worker runs ----
-  const jobs: { photo: string; seed: number }[] = [];
-  for (const seed of SEEDS) for (const photo of photos) jobs.push({ photo, seed });
-  const created = await Promise.all(jobs.map(async (j) => {
-    const form = new FormData();
-    form.set('image', new Blob([readFileSync(j.photo)], { type: 'image/png' }), basename(j.photo));
-    form.set('steps', STEPS);
-    form.set('seed', String(j.seed));
-    form.set('preset', 'fast');
-    const res = await fetch(`${api.url}/v1/immunizations`, { method: 'POST', body: form });
-    assert.equal(res.status, 202, await res.clone().text());
-    return ((await res.json()) as { id: string }).id;
-  }));
-  assert.equal(new Set(created).size, 30);
+    // ---- 30 concurrent creates, queued before any worker runs ----
+    const jobs: { photo: string; seed: number }[] = [];
+    for (const seed of SEEDS) for (const photo of photos) jobs.push({ photo, seed });
+    const created = await Promise.all(
+      jobs.map(async (j) => {
+        const form = new FormData();
+        form.set('image', new Blob([readFileSync(j.photo)], { type: 'image/png' }), basename(j.photo));
+        form.set('steps', STEPS);
+        form.set('seed', String(j.seed));
+        form.set('preset', 'fast');
+        const res = await fetch(`${api.url}/v1/immunizations`, { method: 'POST', body: form });
+        assert.equal(res.status, 202, await res.clone().text());
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    assert.equal(new Set(created).size, 30);
 
-  // ---- an SSE stream per job on this API, open before the workers start ----
-  const streams = await Promise.all(created.map((id) => openStream(`${api.url}/v1/immunizations/${id}/events`)));
-  const workerA = await startWorkerProc();
-  await startWorkerProc();
+    // ---- an SSE stream per job on this API, open before the workers start ----
+    const streams = await Promise.all(created.map((id) => openStream(`${api.url}/v1/immunizations/${id}/events`)));
+    const workerA = await startWorkerProc();
+    await startWorkerProc();
 
-  const record = (id: string): Record<string, unknown> | null => {
-    try { return JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as Record<string, unknown>; } catch { return null; }
-  };
-  const runningOnA = (id: string): boolean => {
-    const r = record(id);
-    return r !== null && r['status'] === 'running' && String(r['worker']).endsWith(`:${workerA.pid}`);
-  };
-  const ended = (s: Stream): boolean => /event: end\ndata: \{[^\n]*"status":"completed"/.test(s.text);
+    const record = (id: string): Record<string, unknown> | null => {
+      try {
+        return JSON.parse(readFileSync(join(storage, 'jobs', id, 'record.json'), 'utf8')) as Record<string, unknown>;
+      } catch {
+        return null;
+      }
+    };
+    const runningOnA = (id: string): boolean => {
+      const r = record(id);
+      return r !== null && r['status'] === 'running' && String(r['worker']).endsWith(`:${workerA.pid}`);
+    };
+    const ended = (s: Stream): boolean => /event: end\ndata: \{[^\n]*"status":"completed"/.test(s.text);
 
-  // ---- kill -9 worker A in the middle of a job, once a job has ended on the SSE ----
-  // SIGSTOP first, then check the job is still running on A: a job A finished in between is not a victim.
-  const { found: victim } = await freezeWhen('a job running on worker A after a completed one', () => streams.some(ended) && created.find(runningOnA), runningOnA, () => [workerA.pid!]);
-  await stop(workerA, 'SIGKILL');
+    // ---- kill -9 worker A in the middle of a job, once a job has ended on the SSE ----
+    // SIGSTOP first, then check the job is still running on A: a job A finished in between is not a victim.
+    const { found: victim } = await freezeWhen(
+      'a job running on worker A after a completed one',
+      () => streams.some(ended) && created.find(runningOnA),
+      runningOnA,
+      () => [workerA.pid!],
+    );
+    await stop(workerA, 'SIGKILL');
 
-  // ---- restart the API at once: the victim cannot be finished yet (worker B waits out A's lock) ----
-  const doneBefore = created.filter((id) => record(id)?.['status'] === 'completed').length;
-  await stop(api.proc, 'SIGKILL');
-  await startWorkerProc();
-  api = await startApi();
+    // ---- restart the API at once: the victim cannot be finished yet (worker B waits out A's lock) ----
+    const doneBefore = created.filter((id) => record(id)?.['status'] === 'completed').length;
+    await stop(api.proc, 'SIGKILL');
+    await startWorkerProc();
+    api = await startApi();
 
-  const sse = streams.find(ended)!.text;
-  assert.match(sse, new RegExp(`event: progress\ndata: \\{"id":"[0-9a-f]{32}","step":\\d+,"steps":${STEPS}`), 'SSE progress events from a worker');
-  assert.ok(doneBefore < 30, `the API restart happened before the run ended (${doneBefore} done)`);
+    const sse = streams.find(ended)!.text;
+    assert.match(
+      sse,
+      new RegExp(`event: progress\ndata: \\{"id":"[0-9a-f]{32}","step":\\d+,"steps":${STEPS}`),
+      'SSE progress events from a worker',
+    );
+    assert.ok(doneBefore < 30, `the API restart happened before the run ended (${doneBefore} done)`);
 
-  // One list request per poll (not 30 status requests): the API shares the two cores with the workers.
-  const finals = await waitFor('all 30 jobs to finish', async () => {
-    const { items } = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as { items: { id: string; status: string }[] };
-    const byId = new Map(items.map((r) => [r.id, r]));
-    const rs = created.map((id) => byId.get(id));
-    return rs.every((r) => r !== undefined && ['completed', 'failed', 'canceled'].includes(r.status)) ? rs as { id: string; status: string }[] : null;
-  }, 1200, 500);
-  assert.deepEqual(finals.map((r) => r.status), created.map(() => 'completed'));
+    // One list request per poll (not 30 status requests): the API shares the two cores with the workers.
+    const finals = await waitFor(
+      'all 30 jobs to finish',
+      async () => {
+        const { items } = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as {
+          items: { id: string; status: string }[];
+        };
+        const byId = new Map(items.map((r) => [r.id, r]));
+        const rs = created.map((id) => byId.get(id));
+        return rs.every((r) => r !== undefined && ['completed', 'failed', 'canceled'].includes(r.status))
+          ? (rs as { id: string; status: string }[])
+          : null;
+      },
+      1200,
+      500,
+    );
+    assert.deepEqual(
+      finals.map((r) => r.status),
+      created.map(() => 'completed'),
+    );
 
-  // Exactly once, counted twice: the records' attempts and the runners' own start log. A job rerun
-  // while it still ran (a stalled lock) shows as a second attempt and a second start. The killed
-  // job ran twice; its first start may be missing if A was killed between marking it running and
-  // its runner starting it.
-  const starts = startsById(startLog);
-  assert.deepEqual([...starts.keys()].filter((id) => !created.includes(id)), [], 'the start log names only submitted jobs');
-  for (const id of created) {
-    const r = record(id)!;
-    assert.equal(r['completions'], 1, `job ${id} completions`);
-    if (id === victim) {
-      assert.equal(r['attempts'], 2, `the job on the killed worker was run once more (attempts ${String(r['attempts'])})`);
-      assert.ok([1, 2].includes(starts.get(id) ?? 0), `the killed job started ${starts.get(id) ?? 0} times`);
-    } else {
-      assert.equal(r['attempts'], 1, `job ${id} attempts`);
-      assert.equal(starts.get(id), 1, `job ${id} was started ${starts.get(id) ?? 0} times by a runner`);
+    // Exactly once, counted twice: the records' attempts and the runners' own start log. A job rerun
+    // while it still ran (a stalled lock) shows as a second attempt and a second start. The killed
+    // job ran twice; its first start may be missing if A was killed between marking it running and
+    // its runner starting it.
+    const starts = startsById(startLog);
+    assert.deepEqual(
+      [...starts.keys()].filter((id) => !created.includes(id)),
+      [],
+      'the start log names only submitted jobs',
+    );
+    for (const id of created) {
+      const r = record(id)!;
+      assert.equal(r['completions'], 1, `job ${id} completions`);
+      if (id === victim) {
+        assert.equal(
+          r['attempts'],
+          2,
+          `the job on the killed worker was run once more (attempts ${String(r['attempts'])})`,
+        );
+        assert.ok([1, 2].includes(starts.get(id) ?? 0), `the killed job started ${starts.get(id) ?? 0} times`);
+      } else {
+        assert.equal(r['attempts'], 1, `job ${id} attempts`);
+        assert.equal(starts.get(id), 1, `job ${id} was started ${starts.get(id) ?? 0} times by a runner`);
+      }
     }
-  }
-  assert.deepEqual(readdirSync(join(storage, 'jobs')).sort(), [...created].sort());
-  const list = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as { items: { id: string }[] };
-  assert.equal(list.items.length, 30);
+    assert.deepEqual(readdirSync(join(storage, 'jobs')).sort(), [...created].sort());
+    const list = (await (await fetch(`${api.url}/v1/immunizations?limit=100`)).json()) as { items: { id: string }[] };
+    assert.equal(list.items.length, 30);
 
-  // ---- byte-identical to immunize protect with the same seed and options ----
-  for (const seed of SEEDS) {
-    const out = join(dir, `cli-${seed}`);
-    const r = spawnSync(process.execPath, [BIN, 'protect', photosDir, '-o', out, '--model', TAEF2, '--steps', STEPS, '--seed', String(seed), '--preset', 'fast', '--max-pixels', '16000000'], { env: childEnv(), encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    for (const [i, j] of jobs.entries()) {
-      if (j.seed !== seed) continue;
-      const cli = readFileSync(join(out, `${basename(j.photo, '.png')}.immunized.png`));
-      const res = await fetch(`${api.url}/v1/immunizations/${created[i]}/result.png`);
-      assert.equal(res.status, 200);
-      const served = Buffer.from(await res.arrayBuffer());
-      assert.ok(served.equals(cli), `job ${created[i]} (${basename(j.photo)}, seed ${seed}) differs from immunize protect`);
+    // ---- byte-identical to immunize protect with the same seed and options ----
+    for (const seed of SEEDS) {
+      const out = join(dir, `cli-${seed}`);
+      const r = spawnSync(
+        process.execPath,
+        [
+          BIN,
+          'protect',
+          photosDir,
+          '-o',
+          out,
+          '--model',
+          TAEF2,
+          '--steps',
+          STEPS,
+          '--seed',
+          String(seed),
+          '--preset',
+          'fast',
+          '--max-pixels',
+          '16000000',
+        ],
+        { env: childEnv(), encoding: 'utf8' },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      for (const [i, j] of jobs.entries()) {
+        if (j.seed !== seed) continue;
+        const cli = readFileSync(join(out, `${basename(j.photo, '.png')}.immunized.png`));
+        const res = await fetch(`${api.url}/v1/immunizations/${created[i]}/result.png`);
+        assert.equal(res.status, 200);
+        const served = Buffer.from(await res.arrayBuffer());
+        assert.ok(
+          served.equals(cli),
+          `job ${created[i]} (${basename(j.photo)}, seed ${seed}) differs from immunize protect`,
+        );
+      }
     }
-  }
-  writeFileSync(join(dir, 'log.txt'), log.join('\n'));
-});
+    writeFileSync(join(dir, 'log.txt'), log.join('\n'));
+  },
+);
 
-interface Stream { text: string }
+interface Stream {
+  text: string;
+}
 
 /** Reads an SSE response into `text` until it ends or its server dies (then it just stops growing). */
 async function openStream(url: string): Promise<Stream> {
@@ -147,8 +228,11 @@ async function openStream(url: string): Promise<Stream> {
   const decoder = new TextDecoder();
   void (async () => {
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) stream.text += decoder.decode(chunk, { stream: true });
-    } catch { /* the API was killed */ }
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>)
+        stream.text += decoder.decode(chunk, { stream: true });
+    } catch {
+      /* the API was killed */
+    }
   })();
   return stream;
 }

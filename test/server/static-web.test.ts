@@ -51,10 +51,22 @@ describe('registerWebPage', () => {
     const app = Fastify();
     registerWebPage(app, { root: page.path });
     try {
-      for (const url of ['/../secret.json', '/assets/../../secret.json', '/%2e%2e/secret.json', '/assets/%2e%2e%2f%2e%2e%2fsecret.json',
-        '/assets/notes.txt', '/index.html/..', '/assets/', '/etc/passwd', '//etc/passwd']) {
+      for (const url of [
+        '/../secret.json',
+        '/assets/../../secret.json',
+        '/%2e%2e/secret.json',
+        '/assets/%2e%2e%2f%2e%2e%2fsecret.json',
+        '/assets/notes.txt',
+        '/index.html/..',
+        '/assets/',
+        '/etc/passwd',
+        '//etc/passwd',
+      ]) {
         const r = await app.inject({ method: 'GET', url });
-        assert.ok(r.statusCode === 404 || (r.statusCode === 200 && r.body.includes('<title>page</title>')), `${url}: ${r.statusCode} ${r.body.slice(0, 80)}`);
+        assert.ok(
+          r.statusCode === 404 || (r.statusCode === 200 && r.body.includes('<title>page</title>')),
+          `${url}: ${r.statusCode} ${r.body.slice(0, 80)}`,
+        );
         assert.ok(!r.body.includes('"secret":true'), `${url} leaked a file outside the page`);
       }
     } finally {

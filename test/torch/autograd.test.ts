@@ -5,19 +5,40 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
 import {
-  F, Tensor, assertGradcheck, backward, enableGrad, grad, gradOf, gradcheck, isGradEnabled, noGrad, randn, manualSeed, tensor, zeros,
+  F,
+  Tensor,
+  assertGradcheck,
+  backward,
+  enableGrad,
+  grad,
+  gradOf,
+  gradcheck,
+  isGradEnabled,
+  noGrad,
+  randn,
+  manualSeed,
+  tensor,
+  zeros,
 } from '../../src/torch/index.js';
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-10, rtol = 1e-8): void {
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  atol = 1e-10,
+  rtol = 1e-8,
+): void {
   assert.equal(actual.length, expected.length, `${what}: got ${actual.length} values, expected ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i]!;
     const e = expected[i]!;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e}`);
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e)))
+      assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e}`);
   }
 }
 
-const f64 = (values: readonly number[], shape?: readonly number[]): Tensor => tensor(new Float64Array(values), shape ?? [values.length]);
+const f64 = (values: readonly number[], shape?: readonly number[]): Tensor =>
+  tensor(new Float64Array(values), shape ?? [values.length]);
 const param = (shape: readonly number[], scale = 1): Tensor => {
   const t = randn(shape, { dtype: 'float64' }).mul(scale);
   return t.requiresGrad_();
@@ -38,13 +59,19 @@ describe('autograd basics', () => {
     assert.match(y.gradFn ?? '', /^MulBackward\d$/, 'x * scalar');
     assert.equal(x.mul(f64([1, 1, 1])).gradFn, 'MulBackward0', 'x * tensor');
     assert.equal(y.sum().gradFn, 'SumBackward0');
-    assert.equal(F.conv2d(zeros([1, 1, 3, 3], { dtype: 'float64' }), x.reshape(1, 1, 1, 3)).gradFn, 'ConvolutionBackward0');
+    assert.equal(
+      F.conv2d(zeros([1, 1, 3, 3], { dtype: 'float64' }), x.reshape(1, 1, 1, 3)).gradFn,
+      'ConvolutionBackward0',
+    );
     x.requiresGrad_(false);
     assert.equal(x.requiresGrad, false, 'requiresGrad_(false) turns it off');
     assert.equal(zeros([2], { requiresGrad: true }).requiresGrad, true, 'creation option requiresGrad');
     const nonLeaf = f64([1]).requiresGrad_().mul(2);
-    assert.throws(() => nonLeaf.requiresGrad_(false), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /leaf/.test(e.message),
-      'requires_grad can only be switched off on leaves');
+    assert.throws(
+      () => nonLeaf.requiresGrad_(false),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /leaf/.test(e.message),
+      'requires_grad can only be switched off on leaves',
+    );
     assert.equal(tensor([1, 2]).mul(2).isLeaf, true, 'a result computed from tensors without grad is a leaf');
   });
 
@@ -73,8 +100,11 @@ describe('autograd basics', () => {
     const v = f64([1, 10, 100]);
     const [g] = grad(y, [x], { gradOutputs: [v] });
     assertClose(g!.toArray(), [2, 40, 600], 'vᵀJ');
-    assert.throws(() => grad(x.square(), [x]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /scalar/i.test(e.message),
-      'a non-scalar output without a seed is an error');
+    assert.throws(
+      () => grad(x.square(), [x]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /scalar/i.test(e.message),
+      'a non-scalar output without a seed is an error',
+    );
   });
 
   test('allowUnused returns null for inputs the output does not depend on; without it, an error', () => {
@@ -83,7 +113,11 @@ describe('autograd basics', () => {
     const [gx, gu] = grad(x.sum(), [x, u], { allowUnused: true });
     assertClose(gx!.toArray(), [1, 1], 'used input');
     assert.equal(gu, null, 'unused input gives null');
-    assert.throws(() => grad(x.sum(), [x, u]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /not have been used|unused/i.test(e.message));
+    assert.throws(
+      () => grad(x.sum(), [x, u]),
+      (e: unknown) =>
+        e instanceof ImmunizeError && e.code === 'E_TORCH' && /not have been used|unused/i.test(e.message),
+    );
   });
 
   test('createGraph gives a differentiable gradient: second derivative of x^3 is 6x', () => {
@@ -102,8 +136,11 @@ describe('autograd basics', () => {
     const [b] = grad(y, [x]);
     assertClose(a!.toArray(), [Math.exp(2)], 'first pass');
     assertClose(b!.toArray(), [Math.exp(2)], 'second pass');
-    assert.throws(() => grad(y, [x]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /second time|freed/i.test(e.message),
-      'a third pass after the graph was freed must fail');
+    assert.throws(
+      () => grad(y, [x]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /second time|freed/i.test(e.message),
+      'a third pass after the graph was freed must fail',
+    );
   });
 
   test('backward() accumulates into .grad; setting .grad = null clears it', () => {
@@ -130,8 +167,20 @@ describe('autograd basics', () => {
   // mis-shaped or mis-typed .grad is accepted and later accumulation broadcasts into it silently.
   test('.grad of the wrong shape or dtype is rejected, as in PyTorch', () => {
     const x = f64([1]).requiresGrad_();
-    assert.throws(() => { x.grad = f64([10, 20, 30]); }, /size|shape/i, 'a .grad of shape [3] on a [1] tensor must be rejected');
-    assert.throws(() => { x.grad = tensor([1]); }, /type|dtype/i, 'a float32 .grad on a float64 tensor must be rejected');
+    assert.throws(
+      () => {
+        x.grad = f64([10, 20, 30]);
+      },
+      /size|shape/i,
+      'a .grad of shape [3] on a [1] tensor must be rejected',
+    );
+    assert.throws(
+      () => {
+        x.grad = tensor([1]);
+      },
+      /type|dtype/i,
+      'a float32 .grad on a float64 tensor must be rejected',
+    );
   });
 
   test('detach() shares values but cuts the graph', () => {
@@ -156,7 +205,13 @@ describe('autograd basics', () => {
     assert.equal(y.requiresGrad, false);
     assert.equal(y.gradFn, null);
     assert.equal(isGradEnabled(), true, 'restored after noGrad');
-    assert.throws(() => noGrad(() => { throw new Error('boom'); }), /boom/);
+    assert.throws(
+      () =>
+        noGrad(() => {
+          throw new Error('boom');
+        }),
+      /boom/,
+    );
     assert.equal(isGradEnabled(), true, 'restored after noGrad threw');
     const inner = noGrad(() => enableGrad(() => x.mul(3)));
     assert.equal(inner.requiresGrad, true, 'enableGrad inside noGrad records again');
@@ -229,7 +284,13 @@ describe('gradcheck of the differentiable layers', () => {
     const b1 = param([6]);
     const w2 = param([3, 6], 0.5);
     const b2 = param([3]);
-    const r = assertGradcheck((xx, a, b, c, d) => F.linear(F.linear(xx!, a!, b!).silu(), c!, d!).square().mean(), [x, w1, b1, w2, b2]);
+    const r = assertGradcheck(
+      (xx, a, b, c, d) =>
+        F.linear(F.linear(xx!, a!, b!).silu(), c!, d!)
+          .square()
+          .mean(),
+      [x, w1, b1, w2, b2],
+    );
     assert.equal(r.checked, 20 + 30 + 6 + 18 + 3);
   });
 
@@ -240,14 +301,26 @@ describe('gradcheck of the differentiable layers', () => {
     assert.equal(r.ok, false, 'gradcheck must detect the dropped half of the gradient');
     assert.ok(r.worst !== null);
     // the analytic gradient is x·v while the numeric one is 2x·v: their ratio is 1/2
-    assert.ok(Math.abs(r.worst!.analytic / r.worst!.numeric - 0.5) < 1e-4, `analytic ${r.worst!.analytic} vs numeric ${r.worst!.numeric}`);
-    assert.throws(() => assertGradcheck((a) => a!.detach().mul(a!), [x]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_GRADCHECK' && /input 0, element \d/.test(e.message));
+    assert.ok(
+      Math.abs(r.worst!.analytic / r.worst!.numeric - 0.5) < 1e-4,
+      `analytic ${r.worst!.analytic} vs numeric ${r.worst!.numeric}`,
+    );
+    assert.throws(
+      () => assertGradcheck((a) => a!.detach().mul(a!), [x]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_GRADCHECK' && /input 0, element \d/.test(e.message),
+    );
     const good = gradcheck((a) => a!.mul(a!), [x]);
     assert.equal(good.ok, true, `x*x passes (max error ${good.maxAbsError})`);
   });
 
   test('gradcheck rejects float32 inputs and inputs without requiresGrad', () => {
-    assert.throws(() => gradcheck((a) => a!.square(), [randn([2]).requiresGrad_()]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /float64/.test(e.message));
-    assert.throws(() => gradcheck((a) => a!.square(), [randn([2], { dtype: 'float64' })]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /requiresGrad/.test(e.message));
+    assert.throws(
+      () => gradcheck((a) => a!.square(), [randn([2]).requiresGrad_()]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /float64/.test(e.message),
+    );
+    assert.throws(
+      () => gradcheck((a) => a!.square(), [randn([2], { dtype: 'float64' })]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /requiresGrad/.test(e.message),
+    );
   });
 });

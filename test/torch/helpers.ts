@@ -18,12 +18,18 @@ export function jsRandom(n: number, seed: number, lo = -1, hi = 1): number[] {
 }
 
 /** Same length and every element within atol + rtol·|expected| (NaN matches NaN). */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, atol = 1e-6, rtol = 1e-5): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  atol = 1e-6,
+  rtol = 1e-5,
+): void {
   assert.equal(actual.length, expected.length, `${what}: got ${actual.length} values, expected ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i]!;
     const e = expected[i]!;
-    if (Object.is(a, e)) continue;  // also NaN vs NaN
+    if (Object.is(a, e)) continue; // also NaN vs NaN
     if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
       assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e} (|diff| ${Math.abs(a - e)})`);
     }

@@ -4,7 +4,20 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
 import {
-  F, Tensor, TensorDisposedError, cat, grad, keep, liveTensors, manualSeed, noGrad, ones, randn, scope, tensor, zeros,
+  F,
+  Tensor,
+  TensorDisposedError,
+  cat,
+  grad,
+  keep,
+  liveTensors,
+  manualSeed,
+  noGrad,
+  ones,
+  randn,
+  scope,
+  tensor,
+  zeros,
 } from '../../src/torch/index.js';
 import { op } from '../../src/torch/ops.js';
 import { scopeDepth } from '../../src/torch/scope.js';
@@ -19,8 +32,13 @@ async function settle(rounds = 4): Promise<void> {
   }
 }
 
-const isDisposedErr = (what: RegExp) => (e: unknown): boolean =>
-  e instanceof TensorDisposedError && e.code === 'E_DISPOSED' && e.name === 'TensorDisposedError' && what.test(e.message);
+const isDisposedErr =
+  (what: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof TensorDisposedError &&
+    e.code === 'E_DISPOSED' &&
+    e.name === 'TensorDisposedError' &&
+    what.test(e.message);
 
 describe('dispose and disposed tensors', () => {
   test('dispose() frees the handle once and is idempotent', async () => {
@@ -53,7 +71,11 @@ describe('dispose and disposed tensors', () => {
     assert.throws(() => cat([ok, t]), isDisposedErr(named), 'inside a tensor list');
     assert.throws(() => F.conv2d(ok.reshape(1, 1, 2, 3), t.reshape(1, 1, 2, 3)), isDisposedErr(named), 'functional op');
     assert.throws(() => grad(ok.sum(), [t]), isDisposedErr(named), 'autograd');
-    assert.equal(t.toString(), 'Tensor(disposed: Tensor(float64, [2, 3], cpu))', 'toString of a disposed tensor still works');
+    assert.equal(
+      t.toString(),
+      'Tensor(disposed: Tensor(float64, [2, 3], cpu))',
+      'toString of a disposed tensor still works',
+    );
     assert.deepEqual(ok.add(1).toArray(), [2, 2, 2, 2, 2, 2], 'other tensors keep working');
     assert.ok(new TensorDisposedError('x') instanceof ImmunizeError);
   });
@@ -63,7 +85,10 @@ describe('dispose and disposed tensors', () => {
     const h = t.handle;
     t.dispose();
     const neg = op('aten::neg');
-    assert.throws(() => neg(h), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /disposed/.test(e.message));
+    assert.throws(
+      () => neg(h),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /disposed/.test(e.message),
+    );
   });
 
   test('aliases and views keep the storage alive after the original handle is disposed', () => {
@@ -127,7 +152,10 @@ describe('scope() and keep()', () => {
       zeros([100]); // dropped
       return { list: [a, b], nested: { deep: [c] }, map: new Map([['d', d]]), n: 3 };
     });
-    assert.deepEqual([r.list[0]!.toArray(), r.list[1]!.toArray(), r.nested.deep[0]!.toArray(), r.map.get('d')!.toArray()], [[0], [1], [7], [8]]);
+    assert.deepEqual(
+      [r.list[0]!.toArray(), r.list[1]!.toArray(), r.nested.deep[0]!.toArray(), r.map.get('d')!.toArray()],
+      [[0], [1], [7], [8]],
+    );
     assert.equal(r.n, 3);
     assert.equal(liveTensors(), before + 4, 'four returned tensors alive, the dropped one freed');
     for (const t of [...r.list, ...r.nested.deep, r.map.get('d')!]) t.dispose();
@@ -175,17 +203,24 @@ describe('scope() and keep()', () => {
     const before = liveTensors();
     let a: Tensor | undefined;
     let inner: Tensor | undefined;
-    assert.throws(() => scope(() => {
-      a = zeros([5]);
-      inner = scope(() => ones([2]));
-      throw new RangeError('inside scope');
-    }), RangeError);
+    assert.throws(
+      () =>
+        scope(() => {
+          a = zeros([5]);
+          inner = scope(() => ones([2]));
+          throw new RangeError('inside scope');
+        }),
+      RangeError,
+    );
     assert.equal(a?.isDisposed, true);
     assert.equal(inner?.isDisposed, true, 'a tensor moved up from an inner scope is freed too');
     assert.equal(scopeDepth(), 0, 'the scope stack is unwound');
     assert.equal(liveTensors(), before);
     // a libtorch error inside a scope behaves the same
-    assert.throws(() => scope(() => zeros([2, 3]).matmul(zeros([2, 3]))), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH');
+    assert.throws(
+      () => scope(() => zeros([2, 3]).matmul(zeros([2, 3]))),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH',
+    );
     assert.equal(liveTensors(), before);
   });
 
@@ -193,12 +228,19 @@ describe('scope() and keep()', () => {
     await settle();
     const before = liveTensors();
     let a: Tensor | undefined;
-    assert.throws(() => scope(() => {
-      a = zeros([2]);
-      return Promise.resolve(a);
-    }), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ASYNC_SCOPE' && /Promise/.test(e.message));
+    assert.throws(
+      () =>
+        scope(() => {
+          a = zeros([2]);
+          return Promise.resolve(a);
+        }),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ASYNC_SCOPE' && /Promise/.test(e.message),
+    );
     assert.equal(a?.isDisposed, true);
-    assert.throws(() => scope(async () => 1), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ASYNC_SCOPE');
+    assert.throws(
+      () => scope(async () => 1),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ASYNC_SCOPE',
+    );
     assert.equal(scopeDepth(), 0);
     assert.equal(liveTensors(), before);
   });
@@ -232,14 +274,15 @@ describe('no leaks', () => {
     const w2 = randn([3, 8, 3, 3]).mul(0.2).requiresGrad_();
     const b2 = zeros([3], { requiresGrad: true });
     const params = [w1, b1, w2, b2];
-    const step = (): number => scope(() => {
-      const h = F.conv2d(x, w1, b1, { padding: 1 }).silu();
-      const y = F.conv2d(h, w2, b2, { padding: 1 });
-      const loss = y.sub(target).square().mean();
-      const grads = grad(loss, params);
-      noGrad(() => params.forEach((p, i) => p.sub_(grads[i]!, 1e-3)));
-      return loss.item();
-    });
+    const step = (): number =>
+      scope(() => {
+        const h = F.conv2d(x, w1, b1, { padding: 1 }).silu();
+        const y = F.conv2d(h, w2, b2, { padding: 1 });
+        const loss = y.sub(target).square().mean();
+        const grads = grad(loss, params);
+        noGrad(() => params.forEach((p, i) => p.sub_(grads[i]!, 1e-3)));
+        return loss.item();
+      });
 
     // Fully synchronous, as an attack loop is: nothing may rely on the event loop turning.
     for (let i = 0; i < 200; i++) step(); // warm-up: allocator pools, op lookups, JIT
@@ -264,42 +307,67 @@ describe('no leaks', () => {
     const liveEnd = liveTensors();
     const rssEnd = process.memoryUsage().rss;
     const growthMB = (rssEnd - rssStart) / 2 ** 20;
-    t.diagnostic(`10,000 steps in ${seconds.toFixed(1)} s (${(seconds / 10).toFixed(3)} ms/step); loss ${first.toFixed(4)} -> ${last.toFixed(4)}; ` +
-      `live tensors ${liveStart} -> ${liveEnd}; RSS ${(rssStart / 2 ** 20).toFixed(1)} -> ${(rssEnd / 2 ** 20).toFixed(1)} MB ` +
-      `(+${growthMB.toFixed(1)} MB, peak +${((rssPeak - rssStart) / 2 ** 20).toFixed(1)} MB)`);
-    assert.equal(liveEnd, liveStart, `live tensors must return exactly to the starting count (${liveStart}) but are ${liveEnd}`);
+    t.diagnostic(
+      `10,000 steps in ${seconds.toFixed(1)} s (${(seconds / 10).toFixed(3)} ms/step); loss ${first.toFixed(4)} -> ${last.toFixed(4)}; ` +
+        `live tensors ${liveStart} -> ${liveEnd}; RSS ${(rssStart / 2 ** 20).toFixed(1)} -> ${(rssEnd / 2 ** 20).toFixed(1)} MB ` +
+        `(+${growthMB.toFixed(1)} MB, peak +${((rssPeak - rssStart) / 2 ** 20).toFixed(1)} MB)`,
+    );
+    assert.equal(
+      liveEnd,
+      liveStart,
+      `live tensors must return exactly to the starting count (${liveStart}) but are ${liveEnd}`,
+    );
     assert.ok(growthMB < 50, `RSS grew by ${growthMB.toFixed(1)} MB over 10,000 steps (limit 50 MB)`);
-    assert.ok(last < first, `the descent steps must lower the loss (${first} -> ${last}), proving the gradients were real`);
+    assert.ok(
+      last < first,
+      `the descent steps must lower the loss (${first} -> ${last}), proving the gradients were real`,
+    );
     for (const p of params) assert.equal(p.grad, null, 'grad() must not populate .grad');
   });
 
-  test('forgotten tensors are freed by the finalizer', { skip: gc === undefined ? 'run node with --expose-gc' : false }, async (t) => {
-    await settle();
-    const before = liveTensors();
-    (() => {
-      for (let i = 0; i < 2000; i++) zeros([4, 4]).add(i); // two handles each, never disposed
-    })();
-    const peak = liveTensors();
-    assert.ok(peak - before >= 2000, `expected at least 2000 new live tensors, got ${peak - before}`);
-    await settle(6);
-    const after = liveTensors();
-    t.diagnostic(`live tensors: ${before} before, ${peak} at peak, ${after} after gc`);
-    const created = peak - before;
-    assert.ok(peak - after >= created / 2, `the finalizer freed only ${peak - after} of ${created} forgotten tensors`);
-  });
+  test(
+    'forgotten tensors are freed by the finalizer',
+    { skip: gc === undefined ? 'run node with --expose-gc' : false },
+    async (t) => {
+      await settle();
+      const before = liveTensors();
+      (() => {
+        for (let i = 0; i < 2000; i++) zeros([4, 4]).add(i); // two handles each, never disposed
+      })();
+      const peak = liveTensors();
+      assert.ok(peak - before >= 2000, `expected at least 2000 new live tensors, got ${peak - before}`);
+      await settle(6);
+      const after = liveTensors();
+      t.diagnostic(`live tensors: ${before} before, ${peak} at peak, ${after} after gc`);
+      const created = peak - before;
+      assert.ok(
+        peak - after >= created / 2,
+        `the finalizer freed only ${peak - after} of ${created} forgotten tensors`,
+      );
+    },
+  );
 
   // Node 20 runs N-API finalizers only when the event loop turns; dispose() therefore removes the
   // handle's wrap (and its finalizer record) at once, so a synchronous attack loop stays flat.
-  test('a long synchronous loop of disposed tensors does not grow memory', { skip: gc === undefined ? 'run node with --expose-gc' : false }, async (t) => {
-    await settle();
-    const x = zeros([1]);
-    const rssStart = process.memoryUsage().rss;
-    for (let i = 0; i < 300_000; i++) x.add(1).dispose();
-    const rssSync = process.memoryUsage().rss;
-    await settle();
-    const rssAfter = process.memoryUsage().rss;
-    const mb = (v: number): string => (v / 2 ** 20).toFixed(1);
-    t.diagnostic(`300,000 created+disposed tensors in one synchronous loop: RSS +${mb(rssSync - rssStart)} MB before yielding, +${mb(rssAfter - rssStart)} MB after`);
-    assert.ok(rssSync - rssStart < 10 * 2 ** 20, `RSS grew by ${mb(rssSync - rssStart)} MB during a synchronous loop of disposed tensors`);
-  });
+  test(
+    'a long synchronous loop of disposed tensors does not grow memory',
+    { skip: gc === undefined ? 'run node with --expose-gc' : false },
+    async (t) => {
+      await settle();
+      const x = zeros([1]);
+      const rssStart = process.memoryUsage().rss;
+      for (let i = 0; i < 300_000; i++) x.add(1).dispose();
+      const rssSync = process.memoryUsage().rss;
+      await settle();
+      const rssAfter = process.memoryUsage().rss;
+      const mb = (v: number): string => (v / 2 ** 20).toFixed(1);
+      t.diagnostic(
+        `300,000 created+disposed tensors in one synchronous loop: RSS +${mb(rssSync - rssStart)} MB before yielding, +${mb(rssAfter - rssStart)} MB after`,
+      );
+      assert.ok(
+        rssSync - rssStart < 10 * 2 ** 20,
+        `RSS grew by ${mb(rssSync - rssStart)} MB during a synchronous loop of disposed tensors`,
+      );
+    },
+  );
 });

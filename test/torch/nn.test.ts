@@ -9,7 +9,10 @@ import { assertClose, assertShape, assertValues, f64, jsRandom } from './helpers
 
 // ---- helpers --------------------------------------------------------------------------------
 
-const isArgErr = (re?: RegExp) => (e: unknown): boolean => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && (re === undefined || re.test(e.message));
+const isArgErr =
+  (re?: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && (re === undefined || re.test(e.message));
 
 /** 4-d row-major accessor. */
 const at4 = (d: readonly number[], s: readonly number[], n: number, c: number, h: number, w: number): number =>
@@ -33,9 +36,21 @@ function erf(x: number): number {
 
 // ---- convolutions -------------------------------------------------------------------------------
 
-interface ConvCfg { stride: [number, number]; padding: [number, number]; dilation: [number, number]; groups: number }
+interface ConvCfg {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+}
 
-function conv2dJs(x: number[], xs: number[], w: number[], ws: number[], b: number[] | null, o: ConvCfg): { data: number[]; shape: number[] } {
+function conv2dJs(
+  x: number[],
+  xs: number[],
+  w: number[],
+  ws: number[],
+  b: number[] | null,
+  o: ConvCfg,
+): { data: number[]; shape: number[] } {
   const [N, C, H, W] = xs as [number, number, number, number];
   const [O, Cg, KH, KW] = ws as [number, number, number, number];
   const [sh, sw] = o.stride;
@@ -46,27 +61,62 @@ function conv2dJs(x: number[], xs: number[], w: number[], ws: number[], b: numbe
   const opg = O / o.groups;
   assert.equal(Cg * o.groups, C, 'test setup: channels/groups');
   const out: number[] = [];
-  for (let n = 0; n < N; n++) for (let oc = 0; oc < O; oc++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
-    const g = Math.floor(oc / opg);
-    let s = b === null ? 0 : b[oc]!;
-    for (let ci = 0; ci < Cg; ci++) for (let ki = 0; ki < KH; ki++) for (let kj = 0; kj < KW; kj++) {
-      const hi = i * sh - ph + ki * dh;
-      const wi = j * sw - pw + kj * dw;
-      if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
-      s += at4(x, xs, n, g * Cg + ci, hi, wi) * at4(w, ws, oc, ci, ki, kj);
-    }
-    out.push(s);
-  }
+  for (let n = 0; n < N; n++)
+    for (let oc = 0; oc < O; oc++)
+      for (let i = 0; i < OH; i++)
+        for (let j = 0; j < OW; j++) {
+          const g = Math.floor(oc / opg);
+          let s = b === null ? 0 : b[oc]!;
+          for (let ci = 0; ci < Cg; ci++)
+            for (let ki = 0; ki < KH; ki++)
+              for (let kj = 0; kj < KW; kj++) {
+                const hi = i * sh - ph + ki * dh;
+                const wi = j * sw - pw + kj * dw;
+                if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+                s += at4(x, xs, n, g * Cg + ci, hi, wi) * at4(w, ws, oc, ci, ki, kj);
+              }
+          out.push(s);
+        }
   return { data: out, shape: [N, O, OH, OW] };
 }
 
 describe('convolutions', () => {
   const configs: { name: string; xs: number[]; ws: number[]; bias: boolean; o: ConvCfg }[] = [
-    { name: '3x3 valid', xs: [1, 2, 5, 6], ws: [3, 2, 3, 3], bias: false, o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 } },
-    { name: 'bias, stride 2, padding 1', xs: [2, 3, 7, 6], ws: [4, 3, 3, 3], bias: true, o: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 } },
-    { name: 'non-square kernel, stride (1,2), padding (2,0), dilation 2', xs: [1, 2, 8, 9], ws: [2, 2, 3, 2], bias: true, o: { stride: [1, 2], padding: [2, 0], dilation: [2, 2], groups: 1 } },
-    { name: 'groups 2', xs: [1, 4, 5, 5], ws: [6, 2, 3, 3], bias: true, o: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 } },
-    { name: '1x1 depthwise', xs: [1, 3, 4, 4], ws: [3, 1, 1, 1], bias: false, o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 3 } },
+    {
+      name: '3x3 valid',
+      xs: [1, 2, 5, 6],
+      ws: [3, 2, 3, 3],
+      bias: false,
+      o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
+    },
+    {
+      name: 'bias, stride 2, padding 1',
+      xs: [2, 3, 7, 6],
+      ws: [4, 3, 3, 3],
+      bias: true,
+      o: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 },
+    },
+    {
+      name: 'non-square kernel, stride (1,2), padding (2,0), dilation 2',
+      xs: [1, 2, 8, 9],
+      ws: [2, 2, 3, 2],
+      bias: true,
+      o: { stride: [1, 2], padding: [2, 0], dilation: [2, 2], groups: 1 },
+    },
+    {
+      name: 'groups 2',
+      xs: [1, 4, 5, 5],
+      ws: [6, 2, 3, 3],
+      bias: true,
+      o: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 },
+    },
+    {
+      name: '1x1 depthwise',
+      xs: [1, 3, 4, 4],
+      ws: [3, 1, 1, 1],
+      bias: false,
+      o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 3 },
+    },
   ];
   configs.forEach((cfg, ci) => {
     test(`conv2d matches a naive JS convolution: ${cfg.name}`, () => {
@@ -80,7 +130,12 @@ describe('convolutions', () => {
       assertShape(got, want.shape, `conv2d ${cfg.name}`);
       assertValues(got, want.data, `conv2d ${cfg.name}`, 1e-12, 1e-10);
       // float32 path agrees too (different kernels in libtorch)
-      const got32 = F.conv2d(f64(X, cfg.xs).float(), f64(Wt, cfg.ws).float(), Bv === null ? null : f64(Bv, [Bv.length]).float(), cfg.o);
+      const got32 = F.conv2d(
+        f64(X, cfg.xs).float(),
+        f64(Wt, cfg.ws).float(),
+        Bv === null ? null : f64(Bv, [Bv.length]).float(),
+        cfg.o,
+      );
       assertValues(got32, want.data, `conv2d float32 ${cfg.name}`, 1e-5, 1e-4);
     });
   });
@@ -90,32 +145,69 @@ describe('convolutions', () => {
     const Wt = jsRandom(3 * 2 * 3 * 3, 8);
     const same = F.conv2d(f64(X, [1, 2, 6, 7]), f64(Wt, [3, 2, 3, 3]), null, { padding: 'same' });
     assertShape(same, [1, 3, 6, 7], "padding 'same'");
-    const explicit = conv2dJs(X, [1, 2, 6, 7], Wt, [3, 2, 3, 3], null, { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 });
+    const explicit = conv2dJs(X, [1, 2, 6, 7], Wt, [3, 2, 3, 3], null, {
+      stride: [1, 1],
+      padding: [1, 1],
+      dilation: [1, 1],
+      groups: 1,
+    });
     assertValues(same, explicit.data, "padding 'same'", 1e-12);
   });
 
   test('conv_transpose2d is the adjoint of conv2d: <conv(x), y> = <x, convT(y)>', () => {
-    const cases: { xs: number[]; ws: number[]; stride: [number, number]; padding: [number, number]; outputPadding: [number, number]; groups: number }[] = [
+    const cases: {
+      xs: number[];
+      ws: number[];
+      stride: [number, number];
+      padding: [number, number];
+      outputPadding: [number, number];
+      groups: number;
+    }[] = [
       { xs: [1, 3, 7, 6], ws: [4, 3, 3, 3], stride: [2, 2], padding: [1, 1], outputPadding: [0, 1], groups: 1 },
       { xs: [2, 2, 5, 5], ws: [3, 2, 3, 3], stride: [1, 1], padding: [0, 0], outputPadding: [0, 0], groups: 1 },
       { xs: [1, 4, 8, 8], ws: [4, 2, 4, 4], stride: [2, 2], padding: [1, 1], outputPadding: [0, 0], groups: 2 },
     ];
     cases.forEach((c, i) => {
-      const x = f64(jsRandom(c.xs.reduce((p, q) => p * q, 1), 400 + i), c.xs);
-      const w = f64(jsRandom(c.ws.reduce((p, q) => p * q, 1), 500 + i), c.ws);
+      const x = f64(
+        jsRandom(
+          c.xs.reduce((p, q) => p * q, 1),
+          400 + i,
+        ),
+        c.xs,
+      );
+      const w = f64(
+        jsRandom(
+          c.ws.reduce((p, q) => p * q, 1),
+          500 + i,
+        ),
+        c.ws,
+      );
       const cx = F.conv2d(x, w, null, { stride: c.stride, padding: c.padding, groups: c.groups });
       const y = f64(jsRandom(cx.numel, 600 + i), cx.shape);
-      const ty = F.convTranspose2d(y, w, null, { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, groups: c.groups });
+      const ty = F.convTranspose2d(y, w, null, {
+        stride: c.stride,
+        padding: c.padding,
+        outputPadding: c.outputPadding,
+        groups: c.groups,
+      });
       assertShape(ty, c.xs, `convTranspose2d case ${i} output shape`);
       const lhs = cx.mul(y).sum().item();
       const rhs = x.mul(ty).sum().item();
-      assert.ok(Math.abs(lhs - rhs) <= 1e-10 * Math.max(1, Math.abs(lhs)), `case ${i}: <conv(x), y> = ${lhs} but <x, convT(y)> = ${rhs}`);
+      assert.ok(
+        Math.abs(lhs - rhs) <= 1e-10 * Math.max(1, Math.abs(lhs)),
+        `case ${i}: <conv(x), y> = ${lhs} but <x, convT(y)> = ${rhs}`,
+      );
     });
     // bias is added once per output channel
     const y = ones([1, 2, 2, 2], { dtype: 'float64' });
     const w = ones([2, 3, 1, 1], { dtype: 'float64' });
     const out = F.convTranspose2d(y, w, f64([10, 20, 30], [3]));
-    assertValues(out, [...Array<number>(4).fill(12), ...Array<number>(4).fill(22), ...Array<number>(4).fill(32)], 'convTranspose2d with bias', 1e-12);
+    assertValues(
+      out,
+      [...Array<number>(4).fill(12), ...Array<number>(4).fill(22), ...Array<number>(4).fill(32)],
+      'convTranspose2d with bias',
+      1e-12,
+    );
   });
 });
 
@@ -133,21 +225,31 @@ describe('normalisation layers', () => {
     const cpg = 6 / G;
     const want: number[] = new Array<number>(X.length);
     const wantPlain: number[] = new Array<number>(X.length);
-    for (let n = 0; n < 2; n++) for (let g = 0; g < G; g++) {
-      const vals: number[] = [];
-      for (let c = g * cpg; c < (g + 1) * cpg; c++) for (let h = 0; h < 3; h++) for (let w = 0; w < 4; w++) vals.push(at4(X, XS, n, c, h, w));
-      const mean = vals.reduce((p, q) => p + q, 0) / vals.length;
-      const v = vals.reduce((p, q) => p + (q - mean) ** 2, 0) / vals.length;
-      for (let c = g * cpg; c < (g + 1) * cpg; c++) for (let h = 0; h < 3; h++) for (let w = 0; w < 4; w++) {
-        const idx = ((n * 6 + c) * 3 + h) * 4 + w;
-        const z = (X[idx]! - mean) / Math.sqrt(v + eps);
-        wantPlain[idx] = z;
-        want[idx] = z * Wc[c]! + Bc[c]!;
+    for (let n = 0; n < 2; n++)
+      for (let g = 0; g < G; g++) {
+        const vals: number[] = [];
+        for (let c = g * cpg; c < (g + 1) * cpg; c++)
+          for (let h = 0; h < 3; h++) for (let w = 0; w < 4; w++) vals.push(at4(X, XS, n, c, h, w));
+        const mean = vals.reduce((p, q) => p + q, 0) / vals.length;
+        const v = vals.reduce((p, q) => p + (q - mean) ** 2, 0) / vals.length;
+        for (let c = g * cpg; c < (g + 1) * cpg; c++)
+          for (let h = 0; h < 3; h++)
+            for (let w = 0; w < 4; w++) {
+              const idx = ((n * 6 + c) * 3 + h) * 4 + w;
+              const z = (X[idx]! - mean) / Math.sqrt(v + eps);
+              wantPlain[idx] = z;
+              want[idx] = z * Wc[c]! + Bc[c]!;
+            }
       }
-    }
     assertValues(F.groupNorm(f64(X, XS), G, f64(Wc, [6]), f64(Bc, [6])), want, 'groupNorm affine', 1e-10);
     assertValues(F.groupNorm(f64(X, XS), G), wantPlain, 'groupNorm plain', 1e-10);
-    assertValues(F.groupNorm(f64(X, XS).float(), G, f64(Wc, [6]).float(), f64(Bc, [6]).float()), want, 'groupNorm float32', 1e-5, 1e-4);
+    assertValues(
+      F.groupNorm(f64(X, XS).float(), G, f64(Wc, [6]).float(), f64(Bc, [6]).float()),
+      want,
+      'groupNorm float32',
+      1e-5,
+      1e-4,
+    );
     assert.throws(() => F.groupNorm(f64(X, XS), 4), isArgErr(/6 channels/), 'groups must divide channels');
   });
 
@@ -165,7 +267,12 @@ describe('normalisation layers', () => {
     assertValues(F.layerNorm(f64(X, XS), [3, 4], f64(Wl, [3, 4]), f64(Bl, [3, 4])), want, 'layerNorm', 1e-10);
     const y = F.layerNorm(f64(X, XS), [4]);
     assertValues(y.mean(-1), Array<number>(2 * 6 * 3).fill(0), 'layerNorm rows have zero mean', 1e-12);
-    assertValues(y.var(-1, { correction: 0 }), Array<number>(2 * 6 * 3).fill(1), 'layerNorm rows have unit variance', 1e-4);
+    assertValues(
+      y.var(-1, { correction: 0 }),
+      Array<number>(2 * 6 * 3).fill(1),
+      'layerNorm rows have unit variance',
+      1e-4,
+    );
   });
 
   test('batch_norm in eval mode uses running statistics; training mode updates them', () => {
@@ -178,7 +285,12 @@ describe('normalisation layers', () => {
     });
     const runMean = f64(rm, [6]);
     const runVar = f64(rv, [6]);
-    assertValues(F.batchNorm(f64(X, XS), runMean, runVar, { weight: f64(Wc, [6]), bias: f64(Bc, [6]) }), want, 'batchNorm eval', 1e-10);
+    assertValues(
+      F.batchNorm(f64(X, XS), runMean, runVar, { weight: f64(Wc, [6]), bias: f64(Bc, [6]) }),
+      want,
+      'batchNorm eval',
+      1e-10,
+    );
     assertValues(runMean, rm, 'eval mode must not touch running mean', 0);
     // training: normalises by batch statistics and moves the running stats by momentum
     const m = 0.1;
@@ -194,11 +306,23 @@ describe('normalisation layers', () => {
       const ss = vals.reduce((p, q) => p + (q - mean) ** 2, 0);
       bm.push(mean);
       bvU.push(ss / (vals.length - 1));
-      idxs.forEach((i) => { wantTrain[i] = (X[i]! - mean) / Math.sqrt(ss / vals.length + eps); });
+      idxs.forEach((i) => {
+        wantTrain[i] = (X[i]! - mean) / Math.sqrt(ss / vals.length + eps);
+      });
     }
     assertValues(yTrain, wantTrain, 'batchNorm training output', 1e-10);
-    assertValues(runMean, rm.map((v, c) => (1 - m) * v + m * bm[c]!), 'running mean update', 1e-12);
-    assertValues(runVar, rv.map((v, c) => (1 - m) * v + m * bvU[c]!), 'running var update (unbiased)', 1e-12);
+    assertValues(
+      runMean,
+      rm.map((v, c) => (1 - m) * v + m * bm[c]!),
+      'running mean update',
+      1e-12,
+    );
+    assertValues(
+      runVar,
+      rv.map((v, c) => (1 - m) * v + m * bvU[c]!),
+      'running var update (unbiased)',
+      1e-12,
+    );
   });
 });
 
@@ -210,11 +334,28 @@ describe('activations', () => {
   const sig = (v: number): number => 1 / (1 + Math.exp(-v));
 
   test('relu, sigmoid, tanh, silu', () => {
-    assertValues(F.relu(x()), V.map((v) => Math.max(0, v)), 'relu', 0);
+    assertValues(
+      F.relu(x()),
+      V.map((v) => Math.max(0, v)),
+      'relu',
+      0,
+    );
     assertValues(F.sigmoid(x()), V.map(sig), 'sigmoid', 1e-15, 1e-14);
     assertValues(F.tanh(x()), V.map(Math.tanh), 'tanh', 1e-15, 1e-14);
-    assertValues(F.silu(x()), V.map((v) => v * sig(v)), 'silu', 1e-15, 1e-14);
-    assertValues(F.silu(x().float()), V.map((v) => v * sig(v)), 'silu float32', 1e-6, 1e-5);
+    assertValues(
+      F.silu(x()),
+      V.map((v) => v * sig(v)),
+      'silu',
+      1e-15,
+      1e-14,
+    );
+    assertValues(
+      F.silu(x().float()),
+      V.map((v) => v * sig(v)),
+      'silu float32',
+      1e-6,
+      1e-5,
+    );
   });
 
   test('erf and gelu (exact) against a high-accuracy JS erf; gelu tanh approximation', () => {
@@ -276,13 +417,22 @@ function srcIndex(scale: number, dst: number, alignCorners: boolean, cubic: bool
 /** Separable resampling: out[o] = sum_j weights(o)[j] * in[j], per axis. */
 type AxisWeights = (outIndex: number) => [number, number][];
 
-function resample2d(img: readonly number[], H: number, W: number, OH: number, OW: number, wy: AxisWeights, wx: AxisWeights): number[] {
+function resample2d(
+  img: readonly number[],
+  H: number,
+  W: number,
+  OH: number,
+  OW: number,
+  wy: AxisWeights,
+  wx: AxisWeights,
+): number[] {
   const out: number[] = [];
-  for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
-    let s = 0;
-    for (const [yi, ay] of wy(i)) for (const [xi, ax] of wx(j)) s += ay * ax * img[yi * W + xi]!;
-    out.push(s);
-  }
+  for (let i = 0; i < OH; i++)
+    for (let j = 0; j < OW; j++) {
+      let s = 0;
+      for (const [yi, ay] of wy(i)) for (const [xi, ax] of wx(j)) s += ay * ax * img[yi * W + xi]!;
+      out.push(s);
+    }
   return out;
 }
 
@@ -293,7 +443,10 @@ function linearWeights(inSize: number, outSize: number, ac: boolean): AxisWeight
     const i0 = Math.floor(r);
     const p = i0 < inSize - 1 ? 1 : 0;
     const l1 = r - i0;
-    return [[i0, 1 - l1], [i0 + p, l1]];
+    return [
+      [i0, 1 - l1],
+      [i0 + p, l1],
+    ];
   };
 }
 
@@ -363,17 +516,25 @@ describe('interpolate', () => {
     const big = jsRandom(8 * 9, 1101);
     const d = F.interpolate(f64(big, [1, 1, 8, 9]), { size: [3, 4], mode: 'nearest' });
     const wd: number[] = [];
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) wd.push(big[Math.min(Math.floor(i * 8 / 3), 7) * 9 + Math.min(Math.floor(j * 9 / 4), 8)]!);
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 4; j++)
+        wd.push(big[Math.min(Math.floor((i * 8) / 3), 7) * 9 + Math.min(Math.floor((j * 9) / 4), 8)]!);
     assertValues(d, wd, 'nearest downsample', 0);
     const e = F.interpolate(f64(big, [1, 1, 8, 9]), { size: [3, 4], mode: 'nearest-exact' });
     const we: number[] = [];
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) we.push(big[Math.min(Math.floor((i + 0.5) * 8 / 3), 7) * 9 + Math.min(Math.floor((j + 0.5) * 9 / 4), 8)]!);
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 4; j++)
+        we.push(big[Math.min(Math.floor(((i + 0.5) * 8) / 3), 7) * 9 + Math.min(Math.floor(((j + 0.5) * 9) / 4), 8)]!);
     assertValues(e, we, 'nearest-exact downsample', 0);
   });
 
   for (const ac of [false, true]) {
     test(`bilinear and bicubic match a JS reference (alignCorners=${ac}, up and down)`, () => {
-      for (const [H, W, OH, OW] of [[3, 4, 7, 5], [7, 9, 3, 4], [4, 4, 8, 8]] as const) {
+      for (const [H, W, OH, OW] of [
+        [3, 4, 7, 5],
+        [7, 9, 3, 4],
+        [4, 4, 8, 8],
+      ] as const) {
         const X = jsRandom(2 * H * W, 1200 + H * 10 + OW);
         const x = f64(X, [1, 2, H, W]);
         const bl = F.interpolate(x, { size: [OH, OW], mode: 'bilinear', alignCorners: ac });
@@ -414,7 +575,11 @@ describe('interpolate', () => {
   });
 
   test('antialias bilinear downsample matches the PIL-style triangle filter; upsampling ignores antialias', () => {
-    for (const [H, W, OH, OW] of [[6, 8, 3, 4], [7, 9, 3, 4], [5, 12, 5, 3]] as const) {
+    for (const [H, W, OH, OW] of [
+      [6, 8, 3, 4],
+      [7, 9, 3, 4],
+      [5, 12, 5, 3],
+    ] as const) {
       const X = jsRandom(H * W, 1400 + W);
       const got = F.interpolate(f64(X, [1, 1, H, W]), { size: [OH, OW], mode: 'bilinear', antialias: true });
       const want = resample2d(X, H, W, OH, OW, aaLinearWeights(H, OH), aaLinearWeights(W, OW));
@@ -426,8 +591,17 @@ describe('interpolate', () => {
     // a 1-d row halved: weights [1,3,3,1]/8 inside, renormalised at the borders
     const row = [1, 2, 4, 8, 16, 32, 64, 128];
     const half = F.interpolate(f64(row, [1, 1, 1, 8]), { size: [1, 4], mode: 'bilinear', antialias: true });
-    assertValues(half, [(0.75 * 1 + 0.75 * 2 + 0.25 * 4) / 1.75, (2 + 3 * 4 + 3 * 8 + 16) / 8, (8 + 3 * 16 + 3 * 32 + 64) / 8, (0.25 * 32 + 0.75 * 64 + 0.75 * 128) / 1.75],
-      'antialias [1,3,3,1]/8 row', 1e-12);
+    assertValues(
+      half,
+      [
+        (0.75 * 1 + 0.75 * 2 + 0.25 * 4) / 1.75,
+        (2 + 3 * 4 + 3 * 8 + 16) / 8,
+        (8 + 3 * 16 + 3 * 32 + 64) / 8,
+        (0.25 * 32 + 0.75 * 64 + 0.75 * 128) / 1.75,
+      ],
+      'antialias [1,3,3,1]/8 row',
+      1e-12,
+    );
     const X = jsRandom(12, 1500);
     const up = F.interpolate(f64(X, [1, 1, 3, 4]), { size: [6, 8], mode: 'bilinear', antialias: true });
     const upPlain = F.interpolate(f64(X, [1, 1, 3, 4]), { size: [6, 8], mode: 'bilinear' });
@@ -459,7 +633,14 @@ describe('interpolate', () => {
 
 // ---- padding and pooling ---------------------------------------------------------------------------
 
-function padJs(img: readonly number[], H: number, W: number, [l, r, t, b]: readonly number[], mode: 'constant' | 'reflect' | 'replicate', value = 0): number[] {
+function padJs(
+  img: readonly number[],
+  H: number,
+  W: number,
+  [l, r, t, b]: readonly number[],
+  mode: 'constant' | 'reflect' | 'replicate',
+  value = 0,
+): number[] {
   const map = (i: number, n: number): number => {
     if (mode === 'replicate') return Math.min(Math.max(i, 0), n - 1);
     if (i < 0) return -i;
@@ -467,10 +648,11 @@ function padJs(img: readonly number[], H: number, W: number, [l, r, t, b]: reado
     return i;
   };
   const out: number[] = [];
-  for (let i = -t!; i < H + b!; i++) for (let j = -l!; j < W + r!; j++) {
-    if (mode === 'constant' && (i < 0 || i >= H || j < 0 || j >= W)) out.push(value);
-    else out.push(img[map(i, H) * W + map(j, W)]!);
-  }
+  for (let i = -t!; i < H + b!; i++)
+    for (let j = -l!; j < W + r!; j++) {
+      if (mode === 'constant' && (i < 0 || i >= H || j < 0 || j >= W)) out.push(value);
+      else out.push(img[map(i, H) * W + map(j, W)]!);
+    }
   return out;
 }
 
@@ -488,14 +670,22 @@ describe('pad', () => {
     const con = F.pad(x(), [1, 1, 1, 1]);
     assert.deepEqual(con.toArray().slice(0, 6), [0, 0, 0, 0, 0, 0], 'constant first row');
     assert.deepEqual(con.toArray().slice(6, 12), [0, 0, 1, 2, 3, 0], 'constant second row');
-    for (const pads of [[1, 1, 1, 1], [2, 1, 0, 2], [3, 0, 2, 1]]) {
+    for (const pads of [
+      [1, 1, 1, 1],
+      [2, 1, 0, 2],
+      [3, 0, 2, 1],
+    ]) {
       for (const mode of ['constant', 'reflect', 'replicate'] as const) {
         const got = F.pad(x(), pads, mode);
         assertShape(got, [1, 1, 3 + pads[2]! + pads[3]!, 4 + pads[0]! + pads[1]!], `${mode} [${pads}]`);
         assert.deepEqual(got.toArray(), padJs(img, 3, 4, pads, mode), `${mode} pad [${pads}]`);
       }
     }
-    assert.deepEqual(F.pad(x(), [1, 0, 0, 1], 'constant', -7).toArray(), padJs(img, 3, 4, [1, 0, 0, 1], 'constant', -7), 'constant value -7');
+    assert.deepEqual(
+      F.pad(x(), [1, 0, 0, 1], 'constant', -7).toArray(),
+      padJs(img, 3, 4, [1, 0, 0, 1], 'constant', -7),
+      'constant value -7',
+    );
   });
 
   test('constant pad with negative pads crops; 1-d reflect/replicate on 3-d input', () => {
@@ -503,7 +693,11 @@ describe('pad', () => {
     const s = tensor([1, 2, 3, 4], [1, 1, 4]);
     assert.deepEqual(F.pad(s, [2, 1], 'reflect').toArray(), [3, 2, 1, 2, 3, 4, 3]);
     assert.deepEqual(F.pad(s, [2, 1], 'replicate').toArray(), [1, 1, 1, 2, 3, 4, 4]);
-    assert.deepEqual(F.pad(tensor([1, 2, 3, 4], [2, 2]), [1, 0], 'reflect').toArray(), [2, 1, 2, 4, 3, 4], '2-d input, 1-d reflect');
+    assert.deepEqual(
+      F.pad(tensor([1, 2, 3, 4], [2, 2]), [1, 0], 'reflect').toArray(),
+      [2, 1, 2, 4, 3, 4],
+      '2-d input, 1-d reflect',
+    );
   });
 
   test('bad pads are errors', () => {
@@ -511,30 +705,44 @@ describe('pad', () => {
     assert.throws(() => F.pad(x(), [1.5, 1]), isArgErr(/even number of integers/));
     assert.throws(() => F.pad(x(), [1, 1, 1, 1], 'reflect', 3), isArgErr(/value/));
     assert.throws(() => F.pad(x(), [1, 1, 1, 1, 1, 1], 'reflect'), isArgErr(/6 pads/));
-    assert.throws(() => F.pad(x(), [4, 4, 0, 0], 'reflect'), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /reflection_pad2d/.test(e.message),
-      'reflect padding as large as the input is a libtorch error');
+    assert.throws(
+      () => F.pad(x(), [4, 4, 0, 0], 'reflect'),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_TORCH' && /reflection_pad2d/.test(e.message),
+      'reflect padding as large as the input is a libtorch error',
+    );
   });
 });
 
-function poolJs(img: readonly number[], H: number, W: number, k: number, s: number, p: number, kind: 'max' | 'avg', countIncludePad = true): number[] {
+function poolJs(
+  img: readonly number[],
+  H: number,
+  W: number,
+  k: number,
+  s: number,
+  p: number,
+  kind: 'max' | 'avg',
+  countIncludePad = true,
+): number[] {
   const OH = Math.floor((H + 2 * p - k) / s) + 1;
   const OW = Math.floor((W + 2 * p - k) / s) + 1;
   const out: number[] = [];
-  for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
-    let m = -Infinity;
-    let sum = 0;
-    let cnt = 0;
-    for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
-      const y = i * s - p + a;
-      const x = j * s - p + b;
-      if (y < 0 || y >= H || x < 0 || x >= W) continue;
-      const v = img[y * W + x]!;
-      m = Math.max(m, v);
-      sum += v;
-      cnt++;
+  for (let i = 0; i < OH; i++)
+    for (let j = 0; j < OW; j++) {
+      let m = -Infinity;
+      let sum = 0;
+      let cnt = 0;
+      for (let a = 0; a < k; a++)
+        for (let b = 0; b < k; b++) {
+          const y = i * s - p + a;
+          const x = j * s - p + b;
+          if (y < 0 || y >= H || x < 0 || x >= W) continue;
+          const v = img[y * W + x]!;
+          m = Math.max(m, v);
+          sum += v;
+          cnt++;
+        }
+      out.push(kind === 'max' ? m : sum / (countIncludePad ? k * k : cnt));
     }
-    out.push(kind === 'max' ? m : sum / (countIncludePad ? k * k : cnt));
-  }
   return out;
 }
 
@@ -549,9 +757,24 @@ describe('pooling', () => {
   test('avg/max pool with stride and padding against JS', () => {
     const X = jsRandom(5 * 6, 1600);
     const x = f64(X, [1, 1, 5, 6]);
-    assertValues(F.maxPool2d(x, 3, { stride: 2, padding: 1 }), poolJs(X, 5, 6, 3, 2, 1, 'max'), 'maxPool2d k3 s2 p1', 0);
-    assertValues(F.avgPool2d(x, 3, { stride: 1, padding: 1 }), poolJs(X, 5, 6, 3, 1, 1, 'avg', true), 'avgPool2d countIncludePad', 1e-12);
-    assertValues(F.avgPool2d(x, 3, { stride: 1, padding: 1, countIncludePad: false }), poolJs(X, 5, 6, 3, 1, 1, 'avg', false), 'avgPool2d excluding pad', 1e-12);
+    assertValues(
+      F.maxPool2d(x, 3, { stride: 2, padding: 1 }),
+      poolJs(X, 5, 6, 3, 2, 1, 'max'),
+      'maxPool2d k3 s2 p1',
+      0,
+    );
+    assertValues(
+      F.avgPool2d(x, 3, { stride: 1, padding: 1 }),
+      poolJs(X, 5, 6, 3, 1, 1, 'avg', true),
+      'avgPool2d countIncludePad',
+      1e-12,
+    );
+    assertValues(
+      F.avgPool2d(x, 3, { stride: 1, padding: 1, countIncludePad: false }),
+      poolJs(X, 5, 6, 3, 1, 1, 'avg', false),
+      'avgPool2d excluding pad',
+      1e-12,
+    );
     assertShape(F.maxPool2d(x, 2, { ceilMode: true }), [1, 1, 3, 3], 'ceilMode');
   });
 });
@@ -613,7 +836,12 @@ describe('fft', () => {
     assertValues(y.real(), re, 'fft real', 1e-12);
     assertValues(y.imag(), im, 'fft imag', 1e-12);
     const yf = fft.fft(f64(v, [n]), { norm: 'forward' });
-    assertValues(yf.real(), re.map((q) => q / n), 'fft norm forward', 1e-12);
+    assertValues(
+      yf.real(),
+      re.map((q) => q / n),
+      'fft norm forward',
+      1e-12,
+    );
     const r = fft.rfft(f64(v, [n]));
     assertShape(r, [3], 'rfft');
     assertValues(r.real(), re.slice(0, 3), 'rfft real', 1e-12);
@@ -628,33 +856,44 @@ describe('fft', () => {
 // ---- attention -----------------------------------------------------------------------------------------
 
 /** softmax(q kᵀ * scale + mask) v in plain JS; q [B,H,L,d], k [B,H,S,d], v [B,H,S,dv]. */
-function attentionJs(q: number[], k: number[], v: number[], B: number, Hh: number, L: number, S: number, d: number, dv: number,
-  o: { scale?: number; causal?: boolean; boolMask?: number[]; addMask?: number[] } = {}): number[] {
+function attentionJs(
+  q: number[],
+  k: number[],
+  v: number[],
+  B: number,
+  Hh: number,
+  L: number,
+  S: number,
+  d: number,
+  dv: number,
+  o: { scale?: number; causal?: boolean; boolMask?: number[]; addMask?: number[] } = {},
+): number[] {
   const scale = o.scale ?? 1 / Math.sqrt(d);
   const out: number[] = [];
-  for (let b = 0; b < B; b++) for (let h = 0; h < Hh; h++) {
-    const bh = b * Hh + h;
-    for (let i = 0; i < L; i++) {
-      const scores: number[] = [];
-      for (let j = 0; j < S; j++) {
-        let s = 0;
-        for (let t = 0; t < d; t++) s += q[(bh * L + i) * d + t]! * k[(bh * S + j) * d + t]!;
-        s *= scale;
-        if (o.causal && j > i) s = -Infinity;
-        if (o.boolMask && !o.boolMask[i * S + j]) s = -Infinity;
-        if (o.addMask) s += o.addMask[i * S + j]!;
-        scores.push(s);
-      }
-      const mx = Math.max(...scores);
-      const e = scores.map((s) => Math.exp(s - mx));
-      const z = e.reduce((p, q2) => p + q2, 0);
-      for (let t = 0; t < dv; t++) {
-        let acc = 0;
-        for (let j = 0; j < S; j++) acc += (e[j]! / z) * v[(bh * S + j) * dv + t]!;
-        out.push(acc);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hh; h++) {
+      const bh = b * Hh + h;
+      for (let i = 0; i < L; i++) {
+        const scores: number[] = [];
+        for (let j = 0; j < S; j++) {
+          let s = 0;
+          for (let t = 0; t < d; t++) s += q[(bh * L + i) * d + t]! * k[(bh * S + j) * d + t]!;
+          s *= scale;
+          if (o.causal && j > i) s = -Infinity;
+          if (o.boolMask && !o.boolMask[i * S + j]) s = -Infinity;
+          if (o.addMask) s += o.addMask[i * S + j]!;
+          scores.push(s);
+        }
+        const mx = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - mx));
+        const z = e.reduce((p, q2) => p + q2, 0);
+        for (let t = 0; t < dv; t++) {
+          let acc = 0;
+          for (let j = 0; j < S; j++) acc += (e[j]! / z) * v[(bh * S + j) * dv + t]!;
+          out.push(acc);
+        }
       }
     }
-  }
   return out;
 }
 
@@ -671,8 +910,18 @@ describe('scaledDotProductAttention', () => {
     const got = F.scaledDotProductAttention(q(), k(), v());
     assertShape(got, [B, Hh, L, dv], 'attention output');
     assertValues(got, attentionJs(Q, K, V, B, Hh, L, S, d, dv), 'attention', 1e-12);
-    assertValues(F.scaledDotProductAttention(q(), k(), v(), { scale: 0.3 }), attentionJs(Q, K, V, B, Hh, L, S, d, dv, { scale: 0.3 }), 'attention with scale', 1e-12);
-    assertValues(F.scaledDotProductAttention(q(), k(), v(), { composed: true }), attentionJs(Q, K, V, B, Hh, L, S, d, dv), 'composed attention', 1e-12);
+    assertValues(
+      F.scaledDotProductAttention(q(), k(), v(), { scale: 0.3 }),
+      attentionJs(Q, K, V, B, Hh, L, S, d, dv, { scale: 0.3 }),
+      'attention with scale',
+      1e-12,
+    );
+    assertValues(
+      F.scaledDotProductAttention(q(), k(), v(), { composed: true }),
+      attentionJs(Q, K, V, B, Hh, L, S, d, dv),
+      'composed attention',
+      1e-12,
+    );
     const f32 = F.scaledDotProductAttention(q().float(), k().float(), v().float());
     assert.equal(f32.dtype, 'float32');
     assertValues(f32, attentionJs(Q, K, V, B, Hh, L, S, d, dv), 'attention float32', 1e-5, 1e-4);
@@ -688,10 +937,18 @@ describe('scaledDotProductAttention', () => {
       for (let t = 0; t < dv; t++) {
         const g = vals[(bh * L + 0) * dv + t]!;
         const want = Vs[(bh * L + 0) * dv + t]!;
-        assert.ok(Math.abs(g - want) < 1e-12, `batch*head ${bh}, query 0, feature ${t}: got ${g}, expected v[0] = ${want}`);
+        assert.ok(
+          Math.abs(g - want) < 1e-12,
+          `batch*head ${bh}, query 0, feature ${t}: got ${g}, expected v[0] = ${want}`,
+        );
       }
     }
-    assertValues(got, attentionJs(Q, K.slice(0, B * Hh * L * d), Vs, B, Hh, L, L, d, dv, { causal: true }), 'causal attention', 1e-12);
+    assertValues(
+      got,
+      attentionJs(Q, K.slice(0, B * Hh * L * d), Vs, B, Hh, L, L, d, dv, { causal: true }),
+      'causal attention',
+      1e-12,
+    );
   });
 
   test('boolean mask (true = may attend) and additive float mask', () => {
@@ -701,7 +958,12 @@ describe('scaledDotProductAttention', () => {
     assertValues(got, attentionJs(Q, K, V, B, Hh, L, S, d, dv, { boolMask: maskVals }), 'bool-masked attention', 1e-12);
     const add = jsRandom(L * S, 1803, -3, 3);
     const gotAdd = F.scaledDotProductAttention(q(), k(), v(), { attnMask: f64(add, [L, S]) });
-    assertValues(gotAdd, attentionJs(Q, K, V, B, Hh, L, S, d, dv, { addMask: add }), 'additive-masked attention', 1e-12);
+    assertValues(
+      gotAdd,
+      attentionJs(Q, K, V, B, Hh, L, S, d, dv, { addMask: add }),
+      'additive-masked attention',
+      1e-12,
+    );
     // a key masked out for every query contributes nothing: changing its value changes no output
     const onlyFirst = tensor(new Uint8Array([1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0]), [L, S], { dtype: 'bool' });
     const v2 = v().clone();

@@ -3,7 +3,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
-import { Generator, manualSeed, rand, randint, randn, randLike, randnLike, zeros, type Tensor } from '../../src/torch/index.js';
+import {
+  Generator,
+  manualSeed,
+  rand,
+  randint,
+  randn,
+  randLike,
+  randnLike,
+  zeros,
+  type Tensor,
+} from '../../src/torch/index.js';
 
 const values = (t: Tensor): number[] => t.toArray();
 
@@ -49,7 +59,11 @@ describe('manualSeed', () => {
     manualSeed(BigInt(Number.MAX_SAFE_INTEGER));
     assertSame(c, values(randn([8])), 'number and bigint forms of the same seed agree');
     for (const bad of [1.5, NaN, '3', -0.5, Number.MAX_SAFE_INTEGER + 2]) {
-      assert.throws(() => manualSeed(bad as number), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /seed/.test(e.message), `seed ${String(bad)}`);
+      assert.throws(
+        () => manualSeed(bad as number),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /seed/.test(e.message),
+        `seed ${String(bad)}`,
+      );
     }
   });
 
@@ -126,9 +140,17 @@ describe('Generator', () => {
     const state = g.getState();
     assert.equal(state.dtype, 'uint8', 'state is a byte tensor');
     assert.ok(state.numel > 100, `state has ${state.numel} bytes`);
-    const a = [values(randn([20], { generator: g })), values(rand([5], { generator: g })), values(randint(0, 7, [9], { generator: g }))];
+    const a = [
+      values(randn([20], { generator: g })),
+      values(rand([5], { generator: g })),
+      values(randint(0, 7, [9], { generator: g })),
+    ];
     g.setState(state);
-    const b = [values(randn([20], { generator: g })), values(rand([5], { generator: g })), values(randint(0, 7, [9], { generator: g }))];
+    const b = [
+      values(randn([20], { generator: g })),
+      values(rand([5], { generator: g })),
+      values(randint(0, 7, [9], { generator: g })),
+    ];
     a.forEach((v, i) => assertSame(v, b[i]!, `replay part ${i}`));
     // a state moves between generators
     const other = new Generator({ seed: 1 });
@@ -142,9 +164,20 @@ describe('Generator', () => {
     def.setState(s);
     assertSame(values(randn([6])), x, 'default generator replay');
     // (a plain Error with code E_TORCH: random.ts calls native directly without torchError())
-    const isStateErr = (re: RegExp) => (e: unknown): boolean => e instanceof Error && (e as { code?: string }).code === 'E_TORCH' && re.test(e.message);
-    assert.throws(() => g.setState(zeros([3], { dtype: 'uint8' })), isStateErr(/size to be 3/), 'a state of the wrong size is rejected');
-    assert.throws(() => g.setState(zeros([state.numel], { dtype: 'float32' })), isStateErr(/ByteTensor/), 'a state of the wrong dtype is rejected');
+    const isStateErr =
+      (re: RegExp) =>
+      (e: unknown): boolean =>
+        e instanceof Error && (e as { code?: string }).code === 'E_TORCH' && re.test(e.message);
+    assert.throws(
+      () => g.setState(zeros([3], { dtype: 'uint8' })),
+      isStateErr(/size to be 3/),
+      'a state of the wrong size is rejected',
+    );
+    assert.throws(
+      () => g.setState(zeros([state.numel], { dtype: 'float32' })),
+      isStateErr(/ByteTensor/),
+      'a state of the wrong dtype is rejected',
+    );
     const after = values(randn([20], { generator: other }));
     assert.equal(after.length, 20, 'the generator still works after a rejected state');
   });
@@ -163,7 +196,11 @@ describe('ranges and dtypes', () => {
     assert.equal(rand([2]).dtype, 'float32');
     assert.equal(rand([2], { dtype: 'float64' }).dtype, 'float64');
     const d = values(rand([5000], { dtype: 'float64' }));
-    assert.equal(d.findIndex((x) => !(x >= 0 && x < 1)), -1, 'float64 rand in [0, 1)');
+    assert.equal(
+      d.findIndex((x) => !(x >= 0 && x < 1)),
+      -1,
+      'float64 rand in [0, 1)',
+    );
   });
 
   test('randn has mean ~0 and variance ~1', () => {
@@ -191,9 +228,18 @@ describe('ranges and dtypes', () => {
     const u8 = randint(0, 256, [1000], { dtype: 'uint8' });
     assert.ok(values(u8).every((x) => x >= 0 && x <= 255));
     const big = values(randint(2 ** 40, 2 ** 40 + 3, [50]));
-    assert.ok(big.every((x) => x >= 2 ** 40 && x < 2 ** 40 + 3), 'large bounds');
-    assert.throws(() => randint(5, 5, [3]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /low=5, high=5/.test(e.message));
-    assert.throws(() => randint(0, 1.5, [3]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT');
+    assert.ok(
+      big.every((x) => x >= 2 ** 40 && x < 2 ** 40 + 3),
+      'large bounds',
+    );
+    assert.throws(
+      () => randint(5, 5, [3]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /low=5, high=5/.test(e.message),
+    );
+    assert.throws(
+      () => randint(0, 1.5, [3]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+    );
   });
 
   test('requiresGrad creation option on random tensors', () => {

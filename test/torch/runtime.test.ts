@@ -8,7 +8,16 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { ImmunizeError } from '../../src/errors.js';
 import {
-  F, cudaDeviceCount, getNumThreads, hasOp, isCudaAvailable, liveTensors, randn, schemaOf, setNumThreads, torchInfo,
+  F,
+  cudaDeviceCount,
+  getNumThreads,
+  hasOp,
+  isCudaAvailable,
+  liveTensors,
+  randn,
+  schemaOf,
+  setNumThreads,
+  torchInfo,
 } from '../../src/torch/index.js';
 import { declaredOps } from '../../src/torch/ops.js';
 import { defaultThreads } from '../../src/torch/runtime.js';
@@ -19,7 +28,11 @@ const envThreads = process.env['IMMUNIZE_NUM_THREADS'];
 // Must run before any test changes the thread count.
 test('the default thread count is os.availableParallelism() unless IMMUNIZE_NUM_THREADS is set', () => {
   const want = envThreads !== undefined && envThreads !== '' ? Number(envThreads) : availableParallelism();
-  assert.equal(getNumThreads(), want, `getNumThreads() at start is ${getNumThreads()}, expected ${want} (IMMUNIZE_NUM_THREADS=${envThreads ?? 'unset'})`);
+  assert.equal(
+    getNumThreads(),
+    want,
+    `getNumThreads() at start is ${getNumThreads()}, expected ${want} (IMMUNIZE_NUM_THREADS=${envThreads ?? 'unset'})`,
+  );
   assert.equal(torchInfo().threads, want);
 });
 
@@ -30,7 +43,11 @@ test('IMMUNIZE_NUM_THREADS sets the default at import (child process)', () => {
     const env = { ...process.env };
     if (value === undefined) delete env['IMMUNIZE_NUM_THREADS'];
     else env['IMMUNIZE_NUM_THREADS'] = value;
-    return spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8', timeout: 60_000 });
+    return spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   };
   const one = run('1');
   assert.equal(one.status, 0, `child failed: ${String(one.stderr)}`);
@@ -54,7 +71,11 @@ test('defaultThreads() reads IMMUNIZE_NUM_THREADS and validates it', () => {
     assert.equal(defaultThreads(), availableParallelism());
     for (const bad of ['0', '-2', '1.5', 'many']) {
       process.env['IMMUNIZE_NUM_THREADS'] = bad;
-      assert.throws(() => defaultThreads(), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && e.message.includes(`'${bad}'`), `IMMUNIZE_NUM_THREADS=${bad}`);
+      assert.throws(
+        () => defaultThreads(),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && e.message.includes(`'${bad}'`),
+        `IMMUNIZE_NUM_THREADS=${bad}`,
+      );
     }
   } finally {
     if (saved === undefined) delete process.env['IMMUNIZE_NUM_THREADS'];
@@ -72,7 +93,10 @@ test('setNumThreads / getNumThreads round trip, restored afterwards', () => {
       const x = randn([64, 64], { dtype: 'float64' });
       const s1 = x.matmul(x).sum().item();
       const s2 = x.matmul(x).sum().item();
-      assert.ok(Math.abs(s1 - s2) <= 1e-9 * Math.max(1, Math.abs(s1)), `matmul with ${n} threads is not repeatable: ${s1} vs ${s2}`);
+      assert.ok(
+        Math.abs(s1 - s2) <= 1e-9 * Math.max(1, Math.abs(s1)),
+        `matmul with ${n} threads is not repeatable: ${s1} vs ${s2}`,
+      );
     }
   } finally {
     setNumThreads(before);
@@ -83,8 +107,14 @@ test('setNumThreads / getNumThreads round trip, restored afterwards', () => {
 test('setNumThreads rejects 0, negatives, fractions and non-numbers with E_ARGUMENT', () => {
   const before = getNumThreads();
   for (const bad of [0, -1, 1.5, NaN, Infinity, '2', null]) {
-    assert.throws(() => setNumThreads(bad as number), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /^Expected an integer from 1 to 2147483647 for threads but received /.test(e.message),
-      `setNumThreads(${String(bad)}) must throw E_ARGUMENT`);
+    assert.throws(
+      () => setNumThreads(bad as number),
+      (e: unknown) =>
+        e instanceof ImmunizeError &&
+        e.code === 'E_ARGUMENT' &&
+        /^Expected an integer from 1 to 2147483647 for threads but received /.test(e.message),
+      `setNumThreads(${String(bad)}) must throw E_ARGUMENT`,
+    );
   }
   assert.equal(getNumThreads(), before, 'a rejected value changes nothing');
 });
@@ -109,17 +139,28 @@ test('every operator declared by the wrappers exists in this libtorch', () => {
     if (name === 'aten::scaled_dot_product_attention' && major < 2) continue;
     missing.push(overload ? `${name}.${overload}` : name);
   }
-  assert.deepEqual(missing, [], `operators declared by the wrappers but missing from libtorch ${torchInfo().torchVersion}: ${missing.join(', ')}`);
+  assert.deepEqual(
+    missing,
+    [],
+    `operators declared by the wrappers but missing from libtorch ${torchInfo().torchVersion}: ${missing.join(', ')}`,
+  );
   assert.equal(hasOp('aten::no_such_op'), false, 'hasOp must be able to say no');
   assert.equal(hasOp('aten::add', 'NoSuchOverload'), false);
-  assert.match(schemaOf('aten::add', 'Tensor'), /^aten::add\.Tensor\(Tensor self, Tensor other, \*, Scalar alpha=1\) -> Tensor/);
+  assert.match(
+    schemaOf('aten::add', 'Tensor'),
+    /^aten::add\.Tensor\(Tensor self, Tensor other, \*, Scalar alpha=1\) -> Tensor/,
+  );
   assert.match(schemaOf('aten::conv2d'), /^aten::conv2d\(Tensor input, Tensor weight, Tensor\? bias=None/);
 });
 
 test('scaled_dot_product_attention: native from libtorch 2.0, composed fallback before', () => {
   const major = Number(torchInfo().torchVersion.split('.')[0]);
   const native = hasOp('aten::scaled_dot_product_attention');
-  assert.equal(native, major >= 2, `libtorch ${torchInfo().torchVersion} ${native ? 'has' : 'lacks'} aten::scaled_dot_product_attention`);
+  assert.equal(
+    native,
+    major >= 2,
+    `libtorch ${torchInfo().torchVersion} ${native ? 'has' : 'lacks'} aten::scaled_dot_product_attention`,
+  );
   const q = randn([1, 2, 3, 4], { dtype: 'float64', requiresGrad: true });
   const k = randn([1, 2, 5, 4], { dtype: 'float64' });
   const v = randn([1, 2, 5, 4], { dtype: 'float64' });
@@ -132,13 +173,25 @@ test('scaled_dot_product_attention: native from libtorch 2.0, composed fallback 
   assert.ok(out.allclose(composed, 1e-10, 1e-12), 'fused and composed attention agree');
   if (!native) {
     assert.equal(out.equal(composed), true, 'without the native op the composed path is used (bit-identical results)');
-    assert.doesNotMatch(out.gradFn ?? '', /ScaledDotProduct|Flash|Efficient/i, `gradFn ${out.gradFn} must come from the composed matmul`);
+    assert.doesNotMatch(
+      out.gradFn ?? '',
+      /ScaledDotProduct|Flash|Efficient/i,
+      `gradFn ${out.gradFn} must come from the composed matmul`,
+    );
     assert.match(out.gradFn ?? '', /View|Bmm|MmBackward/, `composed attention ends in a matmul (gradFn ${out.gradFn})`);
   }
 });
 
 /** softmax(q·kᵀ/√d)·v for flat [1, heads, L, d] q and [1, heads, S, d] k, v; flat [1, heads, L, d] out. */
-function attentionByHand(q: number[], k: number[], v: number[], heads: number, L: number, S: number, d: number): number[] {
+function attentionByHand(
+  q: number[],
+  k: number[],
+  v: number[],
+  heads: number,
+  L: number,
+  S: number,
+  d: number,
+): number[] {
   const out: number[] = [];
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < L; i++) {

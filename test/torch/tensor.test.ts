@@ -5,7 +5,21 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ImmunizeError } from '../../src/errors.js';
 import {
-  F, Tensor, arange, cat, checkDevice, cudaDeviceCount, empty, eye, full, linspace, ones, stack, tensor, where, zeros,
+  F,
+  Tensor,
+  arange,
+  cat,
+  checkDevice,
+  cudaDeviceCount,
+  empty,
+  eye,
+  full,
+  linspace,
+  ones,
+  stack,
+  tensor,
+  where,
+  zeros,
   type DType,
 } from '../../src/torch/index.js';
 import { assertShape, assertValues, f64, jsRandom } from './helpers.js';
@@ -13,7 +27,10 @@ import { assertShape, assertValues, f64, jsRandom } from './helpers.js';
 // ---- helpers --------------------------------------------------------------------------------
 
 function i64(values: readonly number[], shape?: readonly number[]): Tensor {
-  return tensor(BigInt64Array.from(values, (v) => BigInt(v)), shape ?? [values.length]);
+  return tensor(
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    shape ?? [values.length],
+  );
 }
 
 /** Row-major flat index. */
@@ -38,7 +55,12 @@ function* indices(shape: readonly number[]): Generator<number[]> {
 }
 
 /** A JS reduction over `dims` of a row-major array (keepdim shape handling is the caller's). */
-function reduceJs(data: readonly number[], shape: readonly number[], dims: readonly number[], fn: (vals: number[]) => number): number[] {
+function reduceJs(
+  data: readonly number[],
+  shape: readonly number[],
+  dims: readonly number[],
+  fn: (vals: number[]) => number,
+): number[] {
   const outShape = shape.map((s, d) => (dims.includes(d) ? 1 : s));
   const groups: number[][] = Array.from({ length: outShape.reduce((a, b) => a * b, 1) }, () => []);
   for (const idx of indices(shape)) {
@@ -50,10 +72,12 @@ function reduceJs(data: readonly number[], shape: readonly number[], dims: reado
 
 const jsSum = (v: number[]): number => v.reduce((a, b) => a + b, 0);
 const jsMean = (v: number[]): number => jsSum(v) / v.length;
-const jsVar = (corr: number) => (v: number[]): number => {
-  const m = jsMean(v);
-  return v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - corr);
-};
+const jsVar =
+  (corr: number) =>
+  (v: number[]): number => {
+    const m = jsMean(v);
+    return v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - corr);
+  };
 
 // ---- creation and read-back -----------------------------------------------------------------
 
@@ -104,7 +128,11 @@ describe('creation from typed arrays, for every dtype', () => {
     const out = t.toTypedArray();
     assert.ok(out instanceof Float32Array, 'float16 reads back as Float32Array');
     assert.deepEqual(Array.from(out as Float32Array), [1, -2, 0.333251953125, 65504, 2 ** -24]);
-    assert.deepEqual(Array.from(new Uint16Array(t.toBytes().buffer.slice(0))), Array.from(bits), 'toBytes gives the raw half bits');
+    assert.deepEqual(
+      Array.from(new Uint16Array(t.toBytes().buffer.slice(0))),
+      Array.from(bits),
+      'toBytes gives the raw half bits',
+    );
     const conv = tensor(new Float32Array([0.1, 70000, 1 + 2 ** -11]), [3], { dtype: 'float16' });
     assert.equal(conv.dtype, 'float16');
     // 0.1 rounds to 0.0999755859375; 70000 overflows to inf; 1 + 2^-11 is a tie and rounds to even (1).
@@ -205,9 +233,18 @@ describe('creation from typed arrays, for every dtype', () => {
   });
 
   test('bad data or shape is an ArgumentError', () => {
-    assert.throws(() => tensor([1, 2, 3], [2, 2]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /3 elements/.test(e.message));
-    assert.throws(() => zeros([2, -1]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /-1/.test(e.message));
-    assert.throws(() => zeros([1.5]), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT');
+    assert.throws(
+      () => tensor([1, 2, 3], [2, 2]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /3 elements/.test(e.message),
+    );
+    assert.throws(
+      () => zeros([2, -1]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /-1/.test(e.message),
+    );
+    assert.throws(
+      () => zeros([1.5]),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+    );
   });
 
   test('constant and range constructors', () => {
@@ -241,8 +278,14 @@ describe('metadata', () => {
     assert.equal(t.size(-1), 4);
     assert.deepEqual(t.size(), [2, 3, 4]);
     assert.equal(t.dim(), 3);
-    assert.throws(() => t.size(3), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /size\(3\)/.test(e.message));
-    assert.throws(() => t.size(-4), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT');
+    assert.throws(
+      () => t.size(3),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /size\(3\)/.test(e.message),
+    );
+    assert.throws(
+      () => t.size(-4),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+    );
   });
 
   test('shape is refreshed after an in-place op that changes nothing but values', () => {
@@ -270,7 +313,11 @@ describe('views and shape ops', () => {
     assertShape(x.reshape([4, 6]), [4, 6], 'reshape([4, 6])');
     assertShape(x.reshape(-1), [24], 'reshape(-1)');
     v.narrow(0, 0, 1).fill_(-1); // writes through two views into x
-    assert.deepEqual(x.toArray().slice(0, 5), [-1, -1, -1, -1, 4], 'writing through a view must change the base tensor');
+    assert.deepEqual(
+      x.toArray().slice(0, 5),
+      [-1, -1, -1, -1, 4],
+      'writing through a view must change the base tensor',
+    );
   });
 
   test('permute and transpose give strided views with the right values', () => {
@@ -312,7 +359,16 @@ describe('views and shape ops', () => {
     assert.deepEqual(neg.toArray(), ne);
     const sel = x.select(1, 2);
     assertShape(sel, [2, 4], 'select(1, 2)');
-    assert.deepEqual(sel.toArray(), [at(0, 2, 0), at(0, 2, 1), at(0, 2, 2), at(0, 2, 3), at(1, 2, 0), at(1, 2, 1), at(1, 2, 2), at(1, 2, 3)]);
+    assert.deepEqual(sel.toArray(), [
+      at(0, 2, 0),
+      at(0, 2, 1),
+      at(0, 2, 2),
+      at(0, 2, 3),
+      at(1, 2, 0),
+      at(1, 2, 1),
+      at(1, 2, 2),
+      at(1, 2, 3),
+    ]);
     assert.deepEqual(x.select(-1, -1).toArray(), [3, 7, 11, 15, 19, 23], 'select(-1, -1)');
   });
 
@@ -320,7 +376,16 @@ describe('views and shape ops', () => {
     const x = mk();
     const r = x.index([i64([1, 0]), i64([2, 0])]);
     assertShape(r, [2, 4], 'x[[1,0],[2,0]]');
-    assert.deepEqual(r.toArray(), [at(1, 2, 0), at(1, 2, 1), at(1, 2, 2), at(1, 2, 3), at(0, 0, 0), at(0, 0, 1), at(0, 0, 2), at(0, 0, 3)]);
+    assert.deepEqual(r.toArray(), [
+      at(1, 2, 0),
+      at(1, 2, 1),
+      at(1, 2, 2),
+      at(1, 2, 3),
+      at(0, 0, 0),
+      at(0, 0, 1),
+      at(0, 0, 2),
+      at(0, 0, 3),
+    ]);
     const r2 = x.index([null, i64([2, 2, 0])]);
     assertShape(r2, [2, 3, 4], 'x[:, [2,2,0]]');
     const r2e: number[] = [];
@@ -329,11 +394,26 @@ describe('views and shape ops', () => {
     const mask = x.select(2, 0).gt(10); // [2, 3] bool: rows with first element > 10
     const r3 = x.index([mask]);
     const rows: number[] = [];
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) if (at(i, j, 0) > 10) for (let k = 0; k < 4; k++) rows.push(at(i, j, k));
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 3; j++) if (at(i, j, 0) > 10) for (let k = 0; k < 4; k++) rows.push(at(i, j, k));
     assertShape(r3, [rows.length / 4, 4], 'boolean mask index');
     assert.deepEqual(r3.toArray(), rows);
-    assert.deepEqual(x.indexSelect(2, i64([3, 0])).select(0, 0).select(0, 0).toArray(), [3, 0], 'indexSelect');
-    assert.deepEqual(tensor([10, 20, 30, 40], [2, 2]).gather(1, i64([1, 0, 0, 0], [2, 2])).toArray(), [20, 10, 30, 30], 'gather');
+    assert.deepEqual(
+      x
+        .indexSelect(2, i64([3, 0]))
+        .select(0, 0)
+        .select(0, 0)
+        .toArray(),
+      [3, 0],
+      'indexSelect',
+    );
+    assert.deepEqual(
+      tensor([10, 20, 30, 40], [2, 2])
+        .gather(1, i64([1, 0, 0, 0], [2, 2]))
+        .toArray(),
+      [20, 10, 30, 30],
+      'gather',
+    );
   });
 
   test('indexPut_ with and without accumulate', () => {
@@ -369,14 +449,37 @@ describe('views and shape ops', () => {
   test('chunk and split', () => {
     const x = arange(7);
     const ch = x.chunk(3);
-    assert.deepEqual(ch.map((t) => t.shape[0]), [3, 3, 1], 'chunk(3) of 7');
-    assert.deepEqual(ch.map((t) => t.toArray()), [[0, 1, 2], [3, 4, 5], [6]]);
+    assert.deepEqual(
+      ch.map((t) => t.shape[0]),
+      [3, 3, 1],
+      'chunk(3) of 7',
+    );
+    assert.deepEqual(
+      ch.map((t) => t.toArray()),
+      [[0, 1, 2], [3, 4, 5], [6]],
+    );
     const sp = x.split(2);
-    assert.deepEqual(sp.map((t) => t.toArray()), [[0, 1], [2, 3], [4, 5], [6]], 'split(2)');
+    assert.deepEqual(
+      sp.map((t) => t.toArray()),
+      [[0, 1], [2, 3], [4, 5], [6]],
+      'split(2)',
+    );
     const sv = x.split([1, 4, 2]);
-    assert.deepEqual(sv.map((t) => t.toArray()), [[0], [1, 2, 3, 4], [5, 6]], 'split([1, 4, 2])');
+    assert.deepEqual(
+      sv.map((t) => t.toArray()),
+      [[0], [1, 2, 3, 4], [5, 6]],
+      'split([1, 4, 2])',
+    );
     const m = arange(6).reshape(2, 3).chunk(3, 1);
-    assert.deepEqual(m.map((t) => t.toArray()), [[0, 3], [1, 4], [2, 5]], 'chunk along dim 1');
+    assert.deepEqual(
+      m.map((t) => t.toArray()),
+      [
+        [0, 3],
+        [1, 4],
+        [2, 5],
+      ],
+      'chunk along dim 1',
+    );
     assert.throws(() => x.split([1, 1]), /split/i, 'sizes that do not add up must throw');
   });
 
@@ -433,32 +536,108 @@ describe('elementwise math with broadcasting', () => {
     A.map((x, i) => f(x, B[i % 3]!, i % 3, Math.floor(i / 3)));
 
   test('binary ops broadcast [2,3] with [3] and [2,1]', () => {
-    assertValues(a().add(b()), bin((x, y) => x + y), 'add');
-    assertValues(a().add(b(), 2), bin((x, y) => x + 2 * y), 'add with alpha');
-    assertValues(a().sub(b()), bin((x, y) => x - y), 'sub');
-    assertValues(a().mul(b()), bin((x, y) => x * y), 'mul');
-    assertValues(a().div(b()), bin((x, y) => x / y), 'div');
-    assertValues(a().mul(c()), A.map((x, i) => x * C[Math.floor(i / 3)]!), 'mul by [2,1]');
+    assertValues(
+      a().add(b()),
+      bin((x, y) => x + y),
+      'add',
+    );
+    assertValues(
+      a().add(b(), 2),
+      bin((x, y) => x + 2 * y),
+      'add with alpha',
+    );
+    assertValues(
+      a().sub(b()),
+      bin((x, y) => x - y),
+      'sub',
+    );
+    assertValues(
+      a().mul(b()),
+      bin((x, y) => x * y),
+      'mul',
+    );
+    assertValues(
+      a().div(b()),
+      bin((x, y) => x / y),
+      'div',
+    );
+    assertValues(
+      a().mul(c()),
+      A.map((x, i) => x * C[Math.floor(i / 3)]!),
+      'mul by [2,1]',
+    );
     const outer = c().add(b());
     assertShape(outer, [2, 3], '[2,1] + [3]');
-    assertValues(outer, [0, 1].flatMap((i) => B.map((y) => C[i]! + y)), '[2,1] + [3]');
-    assertValues(b().pow(c()), [0, 1].flatMap((i) => B.map((y) => y ** C[i]!)), 'pow tensor');
-    assertValues(a().pow(2), A.map((x) => x * x), 'pow 2');
-    assertValues(a().remainder(1.5), A.map((x) => x - 1.5 * Math.floor(x / 1.5)), 'remainder (Python sign convention)');
-    assertValues(a().div(b(), 'floor'), bin((x, y) => Math.floor(x / y)), 'div floor');
-    assertValues(a().div(b(), 'trunc'), bin((x, y) => Math.trunc(x / y)), 'div trunc');
-    assertValues(a().rsub(1), A.map((x) => 1 - x), 'rsub');
-    assertValues(a().minimum(b()), bin((x, y) => Math.min(x, y)), 'minimum');
-    assertValues(a().maximum(b()), bin((x, y) => Math.max(x, y)), 'maximum');
-    assertValues(a().atan2(b()), bin((x, y) => Math.atan2(x, y)), 'atan2');
-    assertValues(a().lerp(zeros([3], { dtype: 'float64' }), 0.25), A.map((x) => 0.75 * x), 'lerp');
-    assert.throws(() => a().add(zeros([4], { dtype: 'float64' })), /size|shape|match/i, 'non-broadcastable shapes must throw');
+    assertValues(
+      outer,
+      [0, 1].flatMap((i) => B.map((y) => C[i]! + y)),
+      '[2,1] + [3]',
+    );
+    assertValues(
+      b().pow(c()),
+      [0, 1].flatMap((i) => B.map((y) => y ** C[i]!)),
+      'pow tensor',
+    );
+    assertValues(
+      a().pow(2),
+      A.map((x) => x * x),
+      'pow 2',
+    );
+    assertValues(
+      a().remainder(1.5),
+      A.map((x) => x - 1.5 * Math.floor(x / 1.5)),
+      'remainder (Python sign convention)',
+    );
+    assertValues(
+      a().div(b(), 'floor'),
+      bin((x, y) => Math.floor(x / y)),
+      'div floor',
+    );
+    assertValues(
+      a().div(b(), 'trunc'),
+      bin((x, y) => Math.trunc(x / y)),
+      'div trunc',
+    );
+    assertValues(
+      a().rsub(1),
+      A.map((x) => 1 - x),
+      'rsub',
+    );
+    assertValues(
+      a().minimum(b()),
+      bin((x, y) => Math.min(x, y)),
+      'minimum',
+    );
+    assertValues(
+      a().maximum(b()),
+      bin((x, y) => Math.max(x, y)),
+      'maximum',
+    );
+    assertValues(
+      a().atan2(b()),
+      bin((x, y) => Math.atan2(x, y)),
+      'atan2',
+    );
+    assertValues(
+      a().lerp(zeros([3], { dtype: 'float64' }), 0.25),
+      A.map((x) => 0.75 * x),
+      'lerp',
+    );
+    assert.throws(
+      () => a().add(zeros([4], { dtype: 'float64' })),
+      /size|shape|match/i,
+      'non-broadcastable shapes must throw',
+    );
   });
 
   test('in-place ops', () => {
     const t = a();
     t.add_(b()).mul_(2).sub_(1).div_(4);
-    assertValues(t, bin((x, y) => ((x + y) * 2 - 1) / 4), 'add_/mul_/sub_/div_ chain');
+    assertValues(
+      t,
+      bin((x, y) => ((x + y) * 2 - 1) / 4),
+      'add_/mul_/sub_/div_ chain',
+    );
   });
 
   test('unary math against Math.*', () => {
@@ -544,31 +723,101 @@ describe('elementwise math with broadcasting', () => {
   test('where with tensors and scalars (broadcast)', () => {
     const cond = a().gt(0);
     const y = b().neg();
-    assertValues(where(cond, a(), y), bin((p, q) => (p > 0 ? p : -q)), 'where(cond, x, y)');
-    assertValues(where(cond, a(), 7), A.map((p) => (p > 0 ? p : 7)), 'where(cond, x, 7)');
-    assertValues(where(cond, -7, a()), A.map((p) => (p > 0 ? -7 : p)), 'where(cond, -7, x)');
-    assertValues(where(cond, 1, 0), A.map((p) => (p > 0 ? 1 : 0)), 'where(cond, 1, 0)');
-    assertValues(a().where(cond, 0), A.map((p) => (p > 0 ? p : 0)), 'x.where(cond, 0)');
-    assertValues(a().maskedFill(cond, -1), A.map((p) => (p > 0 ? -1 : p)), 'maskedFill');
-    assertValues(a().maskedSelect(cond), A.filter((p) => p > 0), 'maskedSelect');
+    assertValues(
+      where(cond, a(), y),
+      bin((p, q) => (p > 0 ? p : -q)),
+      'where(cond, x, y)',
+    );
+    assertValues(
+      where(cond, a(), 7),
+      A.map((p) => (p > 0 ? p : 7)),
+      'where(cond, x, 7)',
+    );
+    assertValues(
+      where(cond, -7, a()),
+      A.map((p) => (p > 0 ? -7 : p)),
+      'where(cond, -7, x)',
+    );
+    assertValues(
+      where(cond, 1, 0),
+      A.map((p) => (p > 0 ? 1 : 0)),
+      'where(cond, 1, 0)',
+    );
+    assertValues(
+      a().where(cond, 0),
+      A.map((p) => (p > 0 ? p : 0)),
+      'x.where(cond, 0)',
+    );
+    assertValues(
+      a().maskedFill(cond, -1),
+      A.map((p) => (p > 0 ? -1 : p)),
+      'maskedFill',
+    );
+    assertValues(
+      a().maskedSelect(cond),
+      A.filter((p) => p > 0),
+      'maskedSelect',
+    );
   });
 
   test('clamp with scalar and tensor bounds', () => {
-    assertValues(a().clamp(-0.5, 0.5), A.map((v) => Math.min(0.5, Math.max(-0.5, v))), 'clamp(-0.5, 0.5)');
-    assertValues(a().clamp(0), A.map((v) => Math.max(0, v)), 'clamp(0)');
-    assertValues(a().clamp(null, 0), A.map((v) => Math.min(0, v)), 'clamp(null, 0)');
-    assertValues(a().clampMin(0.2), A.map((v) => Math.max(0.2, v)), 'clampMin');
-    assertValues(a().clampMax(0.2), A.map((v) => Math.min(0.2, v)), 'clampMax');
+    assertValues(
+      a().clamp(-0.5, 0.5),
+      A.map((v) => Math.min(0.5, Math.max(-0.5, v))),
+      'clamp(-0.5, 0.5)',
+    );
+    assertValues(
+      a().clamp(0),
+      A.map((v) => Math.max(0, v)),
+      'clamp(0)',
+    );
+    assertValues(
+      a().clamp(null, 0),
+      A.map((v) => Math.min(0, v)),
+      'clamp(null, 0)',
+    );
+    assertValues(
+      a().clampMin(0.2),
+      A.map((v) => Math.max(0.2, v)),
+      'clampMin',
+    );
+    assertValues(
+      a().clampMax(0.2),
+      A.map((v) => Math.min(0.2, v)),
+      'clampMax',
+    );
     const lo = f64([-1, 0, 0.5], [3]);
     const hi = f64([1.5, 1.5, 1.5], [3]);
-    assertValues(a().clamp(lo, hi), bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))), 'clamp(tensor, tensor) broadcasting');
-    assertValues(a().clamp(lo), bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v)), 'clamp(tensor min only)');
-    assertValues(a().clamp(null, lo), bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v)), 'clamp(null, tensor max)');
+    assertValues(
+      a().clamp(lo, hi),
+      bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))),
+      'clamp(tensor, tensor) broadcasting',
+    );
+    assertValues(
+      a().clamp(lo),
+      bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v)),
+      'clamp(tensor min only)',
+    );
+    assertValues(
+      a().clamp(null, lo),
+      bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v)),
+      'clamp(null, tensor max)',
+    );
     const t = a();
     t.clamp_(-0.1, 0.1);
-    assertValues(t, A.map((v) => Math.min(0.1, Math.max(-0.1, v))), 'clamp_');
-    assert.throws(() => a().clamp(), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT');
-    assert.throws(() => a().clamp(lo, 1), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /tensor and number/.test(e.message));
+    assertValues(
+      t,
+      A.map((v) => Math.min(0.1, Math.max(-0.1, v))),
+      'clamp_',
+    );
+    assert.throws(
+      () => a().clamp(),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+    );
+    assert.throws(
+      () => a().clamp(lo, 1),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /tensor and number/.test(e.message),
+    );
   });
 });
 
@@ -592,7 +841,13 @@ describe('scalar type promotion as in Python', () => {
 
   test('narrower integer and float types keep their dtype with scalars', () => {
     assert.equal(tensor(new Int32Array([1, 2])).add(1).dtype, 'int32');
-    assert.equal(tensor(new Uint8Array([250])).add(10).toArray()[0], 4, 'uint8 wraps around');
+    assert.equal(
+      tensor(new Uint8Array([250]))
+        .add(10)
+        .toArray()[0],
+      4,
+      'uint8 wraps around',
+    );
     assert.equal(tensor(new Int32Array([1, 2])).add(0.5).dtype, 'float32');
     assert.equal(tensor(new Float64Array([1])).add(1).dtype, 'float64');
     assert.equal(tensor([1]).half().add(1.5).dtype, 'float16');
@@ -615,16 +870,29 @@ describe('reductions', () => {
       const norm = dims.map((d) => (d < 0 ? d + 3 : d));
       const want = reduceJs(D, SH, norm, jsSum);
       const keep = x().sum(dims, true);
-      assertShape(keep, SH.map((s, d) => (norm.includes(d) ? 1 : s)), `sum(${dims}, keepdim)`);
+      assertShape(
+        keep,
+        SH.map((s, d) => (norm.includes(d) ? 1 : s)),
+        `sum(${dims}, keepdim)`,
+      );
       assertValues(keep, want, `sum(${dims}, keepdim)`, 1e-12);
       const drop = x().sum(dims);
-      assertShape(drop, SH.filter((_, d) => !norm.includes(d)), `sum(${dims})`);
+      assertShape(
+        drop,
+        SH.filter((_, d) => !norm.includes(d)),
+        `sum(${dims})`,
+      );
       assertValues(drop, want, `sum(${dims})`, 1e-12);
       assertValues(x().mean(dims, true), reduceJs(D, SH, norm, jsMean), `mean(${dims})`, 1e-12);
     }
     assert.equal(arange(4).sum().dtype, 'int64', 'sum of int64 stays int64');
     assert.equal(arange(4).sum(undefined, false, 'float64').dtype, 'float64', 'sum with dtype');
-    assertValues(x().prod(1), reduceJs(D, SH, [1], (v) => v.reduce((p, q) => p * q, 1)), 'prod(1)', 1e-12);
+    assertValues(
+      x().prod(1),
+      reduceJs(D, SH, [1], (v) => v.reduce((p, q) => p * q, 1)),
+      'prod(1)',
+      1e-12,
+    );
   });
 
   test('var and std with correction 0 and 1', () => {
@@ -634,7 +902,12 @@ describe('reductions', () => {
       const v = x().var(2, { correction: corr, keepdim: true });
       assertShape(v, [2, 3, 1], `var(2, keepdim)`);
       assertValues(v, reduceJs(D, SH, [2], jsVar(corr)), `var(2, correction ${corr})`, 1e-12);
-      assertValues(x().std([0, 1], { correction: corr }), reduceJs(D, SH, [0, 1], (g) => Math.sqrt(jsVar(corr)(g))), `std([0,1], correction ${corr})`, 1e-12);
+      assertValues(
+        x().std([0, 1], { correction: corr }),
+        reduceJs(D, SH, [0, 1], (g) => Math.sqrt(jsVar(corr)(g))),
+        `std([0,1], correction ${corr})`,
+        1e-12,
+      );
     }
   });
 
@@ -673,11 +946,31 @@ describe('reductions', () => {
 
   test('norm p = 1, 2, inf over dims', () => {
     assertValues(x().norm(), [Math.sqrt(jsSum(D.map((v) => v * v)))], 'norm()', 1e-12);
-    assertValues(x().norm(1, 2), reduceJs(D, SH, [2], (v) => jsSum(v.map(Math.abs))), 'norm(1, 2)', 1e-12);
-    assertValues(x().norm(2, [0, 2], true), reduceJs(D, SH, [0, 2], (v) => Math.hypot(...v)), 'norm(2, [0,2], keepdim)', 1e-12);
+    assertValues(
+      x().norm(1, 2),
+      reduceJs(D, SH, [2], (v) => jsSum(v.map(Math.abs))),
+      'norm(1, 2)',
+      1e-12,
+    );
+    assertValues(
+      x().norm(2, [0, 2], true),
+      reduceJs(D, SH, [0, 2], (v) => Math.hypot(...v)),
+      'norm(2, [0,2], keepdim)',
+      1e-12,
+    );
     assertShape(x().norm(2, [0, 2], true), [1, 3, 1], 'norm keepdim');
-    assertValues(x().norm(Infinity, 1), reduceJs(D, SH, [1], (v) => Math.max(...v.map(Math.abs))), 'norm(inf, 1)', 1e-12);
-    assertValues(x().logsumexp(2), reduceJs(D, SH, [2], (v) => Math.log(jsSum(v.map(Math.exp)))), 'logsumexp(2)', 1e-12);
+    assertValues(
+      x().norm(Infinity, 1),
+      reduceJs(D, SH, [1], (v) => Math.max(...v.map(Math.abs))),
+      'norm(inf, 1)',
+      1e-12,
+    );
+    assertValues(
+      x().logsumexp(2),
+      reduceJs(D, SH, [2], (v) => Math.log(jsSum(v.map(Math.exp)))),
+      'logsumexp(2)',
+      1e-12,
+    );
   });
 
   test('all / any', () => {
@@ -693,11 +986,12 @@ describe('reductions', () => {
 
 function jsMatmul(a: readonly number[], b: readonly number[], n: number, k: number, m: number): number[] {
   const out = new Array<number>(n * m).fill(0);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let l = 0; l < k; l++) s += a[i * k + l]! * b[l * m + j]!;
-    out[i * m + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let l = 0; l < k; l++) s += a[i * k + l]! * b[l * m + j]!;
+      out[i * m + j] = s;
+    }
   return out;
 }
 
@@ -714,12 +1008,27 @@ describe('linear algebra', () => {
     assertValues(f64(a2, [3, 4]).mm(f64(b2, [4, 5])), jsMatmul(a2, b2, 3, 4, 5), 'mm', 1e-12);
     const rb = f64(A, [2, 3, 4]).matmul(f64(b2, [4, 5]));
     assertShape(rb, [2, 3, 5], 'batched matmul with a broadcast right side');
-    assertValues(rb, [...jsMatmul(A.slice(0, 12), b2, 3, 4, 5), ...jsMatmul(A.slice(12), b2, 3, 4, 5)], 'batched matmul', 1e-12);
+    assertValues(
+      rb,
+      [...jsMatmul(A.slice(0, 12), b2, 3, 4, 5), ...jsMatmul(A.slice(12), b2, 3, 4, 5)],
+      'batched matmul',
+      1e-12,
+    );
     const mv = f64(a2, [3, 4]).matmul(f64([1, 2, 3, 4], [4]));
     assertShape(mv, [3], 'matrix @ vector');
     assertValues(mv, jsMatmul(a2, [1, 2, 3, 4], 3, 4, 1), 'matrix @ vector', 1e-12);
-    assert.equal(f64([1, 2, 3], [3]).dot(f64([4, 5, 6], [3])).item(), 32);
-    assert.deepEqual(tensor([1, 2]).outer(tensor([3, 4, 5])).toArray(), [3, 4, 5, 6, 8, 10]);
+    assert.equal(
+      f64([1, 2, 3], [3])
+        .dot(f64([4, 5, 6], [3]))
+        .item(),
+      32,
+    );
+    assert.deepEqual(
+      tensor([1, 2])
+        .outer(tensor([3, 4, 5]))
+        .toArray(),
+      [3, 4, 5, 6, 8, 10],
+    );
   });
 
   test('bmm and baddbmm (beta = 1, 0.5 and 0)', () => {
@@ -729,15 +1038,39 @@ describe('linear algebra', () => {
     assertValues(a.bmm(b), want, 'bmm', 1e-12);
     const I = jsRandom(30, 23);
     const inp = f64(I, [2, 3, 5]);
-    assertValues(inp.baddbmm(a, b), want.map((v, i) => I[i]! + v), 'baddbmm default', 1e-12);
-    assertValues(inp.baddbmm(a, b, { beta: 0.5, alpha: 2 }), want.map((v, i) => 0.5 * I[i]! + 2 * v), 'baddbmm beta .5 alpha 2', 1e-12);
+    assertValues(
+      inp.baddbmm(a, b),
+      want.map((v, i) => I[i]! + v),
+      'baddbmm default',
+      1e-12,
+    );
+    assertValues(
+      inp.baddbmm(a, b, { beta: 0.5, alpha: 2 }),
+      want.map((v, i) => 0.5 * I[i]! + 2 * v),
+      'baddbmm beta .5 alpha 2',
+      1e-12,
+    );
     const nanIn = full([2, 3, 5], NaN, { dtype: 'float64' });
-    assertValues(nanIn.baddbmm(a, b, { beta: 0, alpha: 3 }), want.map((v) => 3 * v), 'baddbmm beta 0 ignores a NaN input', 1e-12);
+    assertValues(
+      nanIn.baddbmm(a, b, { beta: 0, alpha: 3 }),
+      want.map((v) => 3 * v),
+      'baddbmm beta 0 ignores a NaN input',
+      1e-12,
+    );
     const bc = f64(I.slice(0, 5), [5]);
-    assertValues(bc.baddbmm(a, b), want.map((v, i) => I[i % 5]! + v), 'baddbmm with a broadcast input', 1e-12);
+    assertValues(
+      bc.baddbmm(a, b),
+      want.map((v, i) => I[i % 5]! + v),
+      'baddbmm with a broadcast input',
+      1e-12,
+    );
     const m = f64(I.slice(0, 15), [3, 5]);
-    assertValues(m.addmm(f64(A.slice(0, 12), [3, 4]), f64(B.slice(0, 20), [4, 5]), { beta: 2 }),
-      jsMatmul(A.slice(0, 12), B.slice(0, 20), 3, 4, 5).map((v, i) => 2 * I[i]! + v), 'addmm', 1e-12);
+    assertValues(
+      m.addmm(f64(A.slice(0, 12), [3, 4]), f64(B.slice(0, 20), [4, 5]), { beta: 2 }),
+      jsMatmul(A.slice(0, 12), B.slice(0, 20), 3, 4, 5).map((v, i) => 2 * I[i]! + v),
+      'addmm',
+      1e-12,
+    );
   });
 
   test('linear = x Wᵀ + b, with and without bias', () => {
@@ -749,7 +1082,12 @@ describe('linear algebra', () => {
     const xw = jsMatmul(X, wT, 2, 4, 3);
     const y = F.linear(f64(X, [2, 4]), f64(W, [3, 4]), f64(Bv, [3]));
     assertShape(y, [2, 3], 'linear');
-    assertValues(y, xw.map((v, i) => v + Bv[i % 3]!), 'linear with bias', 1e-12);
+    assertValues(
+      y,
+      xw.map((v, i) => v + Bv[i % 3]!),
+      'linear with bias',
+      1e-12,
+    );
     assertValues(F.linear(f64(X, [2, 4]), f64(W, [3, 4])), xw, 'linear without bias', 1e-12);
   });
 });
@@ -762,7 +1100,10 @@ describe('sort, topk, cumsum', () => {
     const [vals, idx] = tensor(V).sort();
     const asc = [...V].sort((p, q) => p - q);
     assert.deepEqual(vals.toArray(), asc);
-    assert.deepEqual(idx.toArray(), asc.map((v) => V.indexOf(v)));
+    assert.deepEqual(
+      idx.toArray(),
+      asc.map((v) => V.indexOf(v)),
+    );
     assert.equal(idx.dtype, 'int64');
     const [dv, di] = tensor(V, [2, 4]).sort(1, true);
     assert.deepEqual(dv.toArray(), [4, 3, 1, -1, 9, 6, 2, -5]);
@@ -809,7 +1150,10 @@ describe('item() and toString()', () => {
     assert.equal(tensor([3]).gt(1).item(), 1, 'bool item is 1');
     assert.equal(tensor([0]).gt(1).item(), 0, 'bool item is 0');
     assert.equal(tensor(new Uint16Array([0x3c00]), [1]).item(), 1, 'float16 item');
-    assert.throws(() => tensor([1, 2]).item(), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /\[2\]/.test(e.message));
+    assert.throws(
+      () => tensor([1, 2]).item(),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /\[2\]/.test(e.message),
+    );
   });
 
   test('toString shows values for small tensors and metadata always', () => {
@@ -824,32 +1168,66 @@ describe('item() and toString()', () => {
     const d = zeros([2, 5], { dtype: 'float64' });
     d.dispose();
     assert.equal(d.toString(), 'Tensor(disposed: Tensor(float64, [2, 5], cpu))');
-    assert.equal(`${tensor([1])}`, 'Tensor([1], shape=[1], dtype=float32, device=cpu)', 'template literal uses toString');
+    assert.equal(
+      `${tensor([1])}`,
+      'Tensor([1], shape=[1], dtype=float32, device=cpu)',
+      'template literal uses toString',
+    );
   });
 });
 
 // ---- devices ---------------------------------------------------------------------------------------
 
 describe('devices', () => {
-  test("checkDevice('cuda') throws E_NO_CUDA on a CPU-only libtorch", { skip: cudaDeviceCount() > 0 ? 'this libtorch has CUDA devices' : false }, () => {
-    for (const dev of ['cuda', 'cuda:0', 'cuda:3']) {
-      assert.throws(() => checkDevice(dev), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA' && e.message.includes(`'${dev}'`),
-        `checkDevice('${dev}') must throw E_NO_CUDA naming the device`);
-    }
-    assert.throws(() => zeros([2], { device: 'cuda' }), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA');
-    assert.throws(() => tensor([1]).to('cuda'), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA');
-    assert.throws(() => tensor([1]).cuda(), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA');
-  });
+  test(
+    "checkDevice('cuda') throws E_NO_CUDA on a CPU-only libtorch",
+    { skip: cudaDeviceCount() > 0 ? 'this libtorch has CUDA devices' : false },
+    () => {
+      for (const dev of ['cuda', 'cuda:0', 'cuda:3']) {
+        assert.throws(
+          () => checkDevice(dev),
+          (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA' && e.message.includes(`'${dev}'`),
+          `checkDevice('${dev}') must throw E_NO_CUDA naming the device`,
+        );
+      }
+      assert.throws(
+        () => zeros([2], { device: 'cuda' }),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA',
+      );
+      assert.throws(
+        () => tensor([1]).to('cuda'),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA',
+      );
+      assert.throws(
+        () => tensor([1]).cuda(),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_NO_CUDA',
+      );
+    },
+  );
 
   test('unknown devices are argument errors', () => {
     for (const dev of ['tpu', 'cuda:x', 'CPU', '', 'mps']) {
-      assert.throws(() => checkDevice(dev), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT', `checkDevice(${JSON.stringify(dev)}) must be E_ARGUMENT`);
+      assert.throws(
+        () => checkDevice(dev),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+        `checkDevice(${JSON.stringify(dev)}) must be E_ARGUMENT`,
+      );
     }
-    assert.throws(() => checkDevice(0), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /0 of type number/.test(e.message));
+    assert.throws(
+      () => checkDevice(0),
+      (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT' && /0 of type number/.test(e.message),
+    );
     assert.equal(checkDevice('cpu'), 'cpu');
   });
 
-  test('cuda:N beyond the device count is an error when CUDA exists', { skip: cudaDeviceCount() === 0 ? 'no CUDA devices' : false }, () => {
-    assert.throws(() => checkDevice(`cuda:${cudaDeviceCount()}`), (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT');
-  });
+  test(
+    'cuda:N beyond the device count is an error when CUDA exists',
+    { skip: cudaDeviceCount() === 0 ? 'no CUDA devices' : false },
+    () => {
+      assert.throws(
+        () => checkDevice(`cuda:${cudaDeviceCount()}`),
+        (e: unknown) => e instanceof ImmunizeError && e.code === 'E_ARGUMENT',
+      );
+    },
+  );
 });

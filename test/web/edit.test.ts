@@ -13,14 +13,30 @@ import { startServer } from './server.js';
 import { shot, webSession } from './session.js';
 
 // Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
-interface El { hidden: boolean; textContent: string | null; value: number; complete: boolean; naturalWidth: number; naturalHeight: number; disabled: boolean }
+interface El {
+  hidden: boolean;
+  textContent: string | null;
+  value: number;
+  complete: boolean;
+  naturalWidth: number;
+  naturalHeight: number;
+  disabled: boolean;
+}
 declare const document: { getElementById(id: string): El | null };
 
 const IMG2IMG = sharedPath('golden', 'pipeline_img2img');
-const why = missing() ?? (IMG2IMG === null ? 'the tiny img2img repository ../shared/golden/pipeline_img2img is missing' : null);
+const why =
+  missing() ?? (IMG2IMG === null ? 'the tiny img2img repository ../shared/golden/pipeline_img2img is missing' : null);
 
 describe('web page: test the protection (edits) in Chromium', { skip: why ?? false, timeout: 600_000 }, () => {
-  const web = webSession(() => startServer(sharedPath('models', 'taef2-hf')!, ['--edit-model', `tiny-img2img=${IMG2IMG!}`, '--max-edit-steps', '8']));
+  const web = webSession(() =>
+    startServer(sharedPath('models', 'taef2-hf')!, [
+      '--edit-model',
+      `tiny-img2img=${IMG2IMG!}`,
+      '--max-edit-steps',
+      '8',
+    ]),
+  );
 
   async function immunize(width: number, height: number): Promise<{ page: Page; errors: string[] }> {
     const { page, errors } = await web.open(width, height, /favicon/);
@@ -41,35 +57,64 @@ describe('web page: test the protection (edits) in Chromium', { skip: why ?? fal
     await page.click('#edit-run');
     await page.waitForSelector('#edit-result:not([hidden])', { timeout: 300_000 });
     // Both edits loaded (through the read-token links) at the photo's size.
-    await page.waitForFunction(() => ['edit-original-img', 'edit-immunized-img'].every((id) => { const i = document.getElementById(id)!; return i.complete && i.naturalWidth > 0; }));
+    await page.waitForFunction(() =>
+      ['edit-original-img', 'edit-immunized-img'].every((id) => {
+        const i = document.getElementById(id)!;
+        return i.complete && i.naturalWidth > 0;
+      }),
+    );
   }
 
   it('edits the original and the immunized photo side by side, with PSNR/SSIM and a reading (desktop)', async () => {
     const { page, errors } = await immunize(1280, 900);
-    assert.ok(await page.isEnabled('#edit-run'), 'the server has an editing model: "Test the protection" must be enabled');
-    assert.match(await page.textContent('#edit-note') ?? '', /same prompt and the same seed, using tiny-img2img/);
+    assert.ok(
+      await page.isEnabled('#edit-run'),
+      'the server has an editing model: "Test the protection" must be enabled',
+    );
+    assert.match((await page.textContent('#edit-note')) ?? '', /same prompt and the same seed, using tiny-img2img/);
     await page.locator('#edit-section').scrollIntoViewIfNeeded();
     await shot(page, 'desktop-7-edit-ready');
     // A refused setting (steps over the server's maximum of 8) is said plainly, and the form stays usable.
     await page.fill('#edit-prompt', 'two men in a wedding');
     await page.fill('#edit-steps', '50');
     await page.click('#edit-run');
-    await page.waitForFunction(() => /The edit could not start: The service refused a setting — steps: /.test(document.getElementById('edit-status')?.textContent ?? ''));
+    await page.waitForFunction(() =>
+      /The edit could not start: The service refused a setting — steps: /.test(
+        document.getElementById('edit-status')?.textContent ?? '',
+      ),
+    );
     assert.ok(await page.isEnabled('#edit-run'));
 
     await editBoth(page, 'two men in a wedding', 9209, 4);
-    const sizes = await page.evaluate(() => ['edit-original-img', 'edit-immunized-img'].map((id) => { const i = document.getElementById(id)!; return [i.naturalWidth, i.naturalHeight]; }));
-    assert.deepEqual(sizes, [[96, 64], [96, 64]]);
-    assert.match(await page.textContent('#edit-status') ?? '', /^Done: both photos edited with “two men in a wedding”, seed 9209, 2 steps each\./);
+    const sizes = await page.evaluate(() =>
+      ['edit-original-img', 'edit-immunized-img'].map((id) => {
+        const i = document.getElementById(id)!;
+        return [i.naturalWidth, i.naturalHeight];
+      }),
+    );
+    assert.deepEqual(sizes, [
+      [96, 64],
+      [96, 64],
+    ]);
+    assert.match(
+      (await page.textContent('#edit-status')) ?? '',
+      /^Done: both photos edited with “two men in a wedding”, seed 9209, 2 steps each\./,
+    );
     assert.equal(await page.evaluate(() => document.getElementById('edit-progress')!.value), 1);
-    const metrics = await page.textContent('#edit-metrics') ?? '';
+    const metrics = (await page.textContent('#edit-metrics')) ?? '';
     assert.match(metrics, /PSNR between the two edits\s*(\d+\.\d dB|∞ dB)/);
     assert.match(metrics, /SSIM between the two edits\s*-?\d\.\d{3}/);
-    assert.match(await page.textContent('#edit-reading') ?? '', /^The (two edits are nearly the same|edits differ noticeably|edits are very different)/);
+    assert.match(
+      (await page.textContent('#edit-reading')) ?? '',
+      /^The (two edits are nearly the same|edits differ noticeably|edits are very different)/,
+    );
     await page.locator('#edit-section').scrollIntoViewIfNeeded();
     await shot(page, 'desktop-8-edits');
     await page.locator('#edit-section').screenshot({ path: join(OUT_DIR, 'desktop-8-edits-section.png') });
-    assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
+    assert.deepEqual(
+      errors.filter((e) => !/status of 400/.test(e)),
+      [],
+    );
     await page.close();
   });
 

@@ -15,10 +15,17 @@ import { shot, webSession } from './session.js';
 
 // The callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has
 // no DOM lib, so these module-scoped declarations type the little of it they use.
-interface El { hidden: boolean; textContent: string | null; value: number }
+interface El {
+  hidden: boolean;
+  textContent: string | null;
+  value: number;
+}
 declare const document: { getElementById(id: string): El | null; documentElement: { scrollWidth: number } };
 declare const window: { innerWidth: number; progressLog?: string[] };
-declare class MutationObserver { constructor(cb: () => void); observe(el: El, o: object): void }
+declare class MutationObserver {
+  constructor(cb: () => void);
+  observe(el: El, o: object): void;
+}
 
 const why = missing();
 const EPS255 = 16;
@@ -29,7 +36,11 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
 
   async function open(width: number, height: number): Promise<Page> {
     // HTTP errors the page handles (a 400 it shows) are logged by Chromium too; they are not page errors.
-    const { page, errors } = await web.open(width, height, /favicon|Failed to load resource: the server responded with a status of 4/);
+    const { page, errors } = await web.open(
+      width,
+      height,
+      /favicon|Failed to load resource: the server responded with a status of 4/,
+    );
     (page as Page & { jsErrors: string[] }).jsErrors = errors;
     return page;
   }
@@ -46,7 +57,6 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     })()`);
   }
 
-
   /** Paints a rectangle-ish stroke over the middle of the photo; returns its bounds as fractions. */
   async function paintMiddle(page: Page): Promise<void> {
     await page.fill('#brush-size', '40');
@@ -54,7 +64,8 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     const box = (await page.locator('#mask-canvas').boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.35);
     await page.mouse.down();
-    for (let i = 0; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.35 + 0.03 * i), box.y + box.height * (0.35 + 0.03 * i));
+    for (let i = 0; i <= 10; i++)
+      await page.mouse.move(box.x + box.width * (0.35 + 0.03 * i), box.y + box.height * (0.35 + 0.03 * i));
     await page.mouse.move(box.x + box.width * 0.65, box.y + box.height * 0.35);
     await page.mouse.move(box.x + box.width * 0.35, box.y + box.height * 0.65);
     await page.mouse.up();
@@ -63,16 +74,16 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
   it('immunizes an uploaded photo with a painted mask and downloads a PNG within ε (desktop)', async () => {
     const page = await open(1280, 900);
     await shot(page, 'desktop-1-start');
-    assert.match(await page.textContent('#limits') ?? '', /up to 20 MB and 16 megapixels/);
+    assert.match((await page.textContent('#limits')) ?? '', /up to 20 MB and 16 megapixels/);
 
     await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
-    assert.match(await page.textContent('#file-info') ?? '', /96 × 64 pixels/);
+    assert.match((await page.textContent('#file-info')) ?? '', /96 × 64 pixels/);
     await paintMiddle(page);
-    assert.match(await page.textContent('#mask-state') ?? '', /Painted \d+% of the photo/);
+    assert.match((await page.textContent('#mask-state')) ?? '', /Painted \d+% of the photo/);
     // Undo and redo the stroke: undo must restore "nothing painted".
     await page.click('#mask-undo');
-    assert.match(await page.textContent('#mask-state') ?? '', /Nothing painted/);
+    assert.match((await page.textContent('#mask-state')) ?? '', /Nothing painted/);
     await paintMiddle(page);
 
     await page.selectOption('#preset', 'fast');
@@ -88,19 +99,32 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       const el = document.getElementById('progress-text')!;
       const log: string[] = [];
       window.progressLog = log;
-      new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
     });
     await page.click('#immunize');
-    await page.waitForFunction(() => /Step \d+ of/.test(document.getElementById('progress-text')?.textContent ?? '') || !document.getElementById('result-section')!.hidden, null, { timeout: 300_000 });
+    await page.waitForFunction(
+      () =>
+        /Step \d+ of/.test(document.getElementById('progress-text')?.textContent ?? '') ||
+        !document.getElementById('result-section')!.hidden,
+      null,
+      { timeout: 300_000 },
+    );
     await shot(page, 'desktop-3-progress');
     await page.waitForSelector('#result-section:not([hidden])', { timeout: 300_000 });
     await page.waitForFunction(() => /Largest change/.test(document.getElementById('diff-note')?.textContent ?? ''));
     const log = await page.evaluate(() => window.progressLog ?? []);
-    assert.ok(log.some((t) => new RegExp(`Step \\d+ of ${STEPS}`).test(t)), `no progress step was shown; the progress line showed: ${JSON.stringify(log)}`);
+    assert.ok(
+      log.some((t) => new RegExp(`Step \\d+ of ${STEPS}`).test(t)),
+      `no progress step was shown; the progress line showed: ${JSON.stringify(log)}`,
+    );
     assert.match(log.at(-1) ?? '', new RegExp(`^Done: ${STEPS} steps`));
     assert.equal(await page.evaluate(() => document.getElementById('progress')!.value), 1);
-    assert.match(await page.textContent('#metrics') ?? '', /PSNR of the change\s*\d+\.\d dB/);
-    assert.match(await page.textContent('#metrics') ?? '', /SSIM\s*0\.\d{3}/);
+    assert.match((await page.textContent('#metrics')) ?? '', /PSNR of the change\s*\d+\.\d dB/);
+    assert.match((await page.textContent('#metrics')) ?? '', /SSIM\s*0\.\d{3}/);
     assert.ok(await page.isVisible('#jpeg-warning'));
     await shot(page, 'desktop-4-result');
     await page.fill('#diff-zoom', '3');
@@ -112,18 +136,27 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     assert.match(download.suggestedFilename(), /\.png$/);
     const file = await download.path();
     const png = readFileSync(file);
-    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the download is not a PNG');
+    assert.deepEqual(
+      [...png.subarray(0, 8)],
+      [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+      'the download is not a PNG',
+    );
     const got = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const want = await sharp(web.photo).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([got.info.width, got.info.height], [want.info.width, want.info.height]);
-    let maxDiff = 0, changed = 0, changedOutside = 0;
-    const w = got.info.width, h = got.info.height;
+    let maxDiff = 0,
+      changed = 0,
+      changedOutside = 0;
+    const w = got.info.width,
+      h = got.info.height;
     for (let i = 0; i < got.data.length; i++) {
       const d = Math.abs(got.data[i]! - want.data[i]!);
       maxDiff = Math.max(maxDiff, d);
       if (d > 0) {
         changed++;
-        const p = Math.floor(i / 3), x = p % w, y = Math.floor(p / w);
+        const p = Math.floor(i / 3),
+          x = p % w,
+          y = Math.floor(p / w);
         // The brush (40 px on screen) covers the middle; the outer 15% of each side is never painted.
         if (x < 0.15 * w || x > 0.85 * w || y < 0.15 * h || y > 0.85 * h) changedOutside++;
       }
@@ -139,9 +172,15 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.waitForSelector('#check-result:not([hidden])', { timeout: 300_000 });
     const remaining = await page.evaluate(() => document.getElementById('check-meter')!.value);
     assert.ok(remaining >= 0 && remaining <= 1, `protection remaining ${remaining}`);
-    assert.match(await page.textContent('#check-summary') ?? '', /JPEG at quality 50, about \d+% of the protection remains/);
-    assert.ok(await page.isDisabled('#edit-run'), '"Test the protection" must be disabled: this server has no editing model (test/web/edit.test.ts runs one with --edit-model)');
-    assert.match(await page.textContent('#edit-note') ?? '', /does not offer an editing model/);
+    assert.match(
+      (await page.textContent('#check-summary')) ?? '',
+      /JPEG at quality 50, about \d+% of the protection remains/,
+    );
+    assert.ok(
+      await page.isDisabled('#edit-run'),
+      '"Test the protection" must be disabled: this server has no editing model (test/web/edit.test.ts runs one with --edit-model)',
+    );
+    assert.match((await page.textContent('#edit-note')) ?? '', /does not offer an editing model/);
     await shot(page, 'desktop-6-jpeg-check');
     assert.deepEqual((page as Page & { jsErrors: string[] }).jsErrors, []);
     await page.close();
@@ -153,15 +192,18 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await dropFile(page, 'photo.png', 'image/png', readFileSync(web.photo));
     await page.waitForSelector('#mask-section:not([hidden])');
     // No horizontal scrolling at phone width.
-    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the page scrolls sideways at 390 px');
+    assert.ok(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      'the page scrolls sideways at 390 px',
+    );
     // Keyboard painting: focus the photo, Space paints at the brush cursor, Ctrl+Z undoes.
     await page.focus('#mask-canvas');
     await page.keyboard.down(' ');
     await page.keyboard.press('ArrowRight');
     await page.keyboard.up(' ');
-    assert.match(await page.textContent('#mask-state') ?? '', /Painted/);
+    assert.match((await page.textContent('#mask-state')) ?? '', /Painted/);
     await page.keyboard.press('Control+z');
-    assert.match(await page.textContent('#mask-state') ?? '', /Nothing painted/);
+    assert.match((await page.textContent('#mask-state')) ?? '', /Nothing painted/);
     await page.fill('#eps', '32');
     await page.dispatchEvent('#eps', 'input');
     assert.equal(await page.textContent('#eps-out'), '32/255');
@@ -172,10 +214,18 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.click('details.field > summary');
     await page.fill('#steps', '1000');
     await page.click('#immunize');
-    await page.waitForFunction(() => /Step \d+ of 1000/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 300_000 });
+    await page.waitForFunction(
+      () => /Step \d+ of 1000/.test(document.getElementById('progress-text')?.textContent ?? ''),
+      null,
+      { timeout: 300_000 },
+    );
     await shot(page, 'phone-3-progress');
     await page.click('#cancel');
-    await page.waitForFunction(() => /Canceled/.test(document.getElementById('progress-text')?.textContent ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => /Canceled/.test(document.getElementById('progress-text')?.textContent ?? ''),
+      null,
+      { timeout: 60_000 },
+    );
     assert.ok(await page.isHidden('#result-section'));
     assert.ok(await page.isEnabled('#immunize'));
 
@@ -190,13 +240,17 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
   });
 
   it('says clearly that a non-image upload (picked or dropped) is not a photo', async () => {
-    for (const [name, width, height] of [['phone', 390, 844], ['desktop', 1280, 900]] as const) {
+    for (const [name, width, height] of [
+      ['phone', 390, 844],
+      ['desktop', 1280, 900],
+    ] as const) {
       const page = await open(width, height);
       const notes = Buffer.from('these are not pixels\n');
-      if (name === 'phone') await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
+      if (name === 'phone')
+        await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: notes });
       else await dropFile(page, 'notes.txt', 'text/plain', notes);
       await page.waitForSelector('#alert:not([hidden])');
-      const text = await page.textContent('#alert') ?? '';
+      const text = (await page.textContent('#alert')) ?? '';
       assert.match(text, /“notes\.txt” is not an image this page can read \(it is text\/plain\)\. Choose a photo/);
       assert.ok(await page.isHidden('#mask-section'), 'a rejected file must not open the next steps');
       await shot(page, `${name}-error-not-an-image`);
@@ -208,7 +262,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     }
   });
 
-  it('shows the server\'s refusals and failed jobs in plain words', async () => {
+  it("shows the server's refusals and failed jobs in plain words", async () => {
     const page = await open(1280, 900);
     await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
@@ -217,7 +271,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.fill('#steps', '5000');
     await page.click('#immunize');
     await page.waitForSelector('#alert:not([hidden])');
-    assert.match(await page.textContent('#alert') ?? '', /^The service refused a setting — steps: /);
+    assert.match((await page.textContent('#alert')) ?? '', /^The service refused a setting — steps: /);
     assert.ok(await page.isEnabled('#immunize'), 'the form must be usable again after a refusal');
     await shot(page, 'desktop-error-refused-option');
     // A job accepted and then failed: the diffusion method needs an inpainting pipeline, TAEF2 is not one.
@@ -227,7 +281,11 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.waitForFunction(() => /painted region/.test(document.getElementById('alert')?.textContent ?? ''));
     await paintMiddle(page);
     await page.click('#immunize');
-    await page.waitForFunction(() => /Immunization failed: /.test(document.getElementById('alert')?.textContent ?? ''), null, { timeout: 300_000 });
+    await page.waitForFunction(
+      () => /Immunization failed: /.test(document.getElementById('alert')?.textContent ?? ''),
+      null,
+      { timeout: 300_000 },
+    );
     assert.equal(await page.textContent('#progress-text'), 'Failed.');
     assert.ok(await page.isHidden('#result-section'));
     await shot(page, 'desktop-error-job-failed');

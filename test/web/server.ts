@@ -6,25 +6,58 @@ import { join } from 'node:path';
 import { repoRoot } from '../helpers/shared.js';
 import { tempDir } from './harness.js';
 
-export interface TestServer { url: string; close(): Promise<void> }
+export interface TestServer {
+  url: string;
+  close(): Promise<void>;
+}
 
 /** `extraArgs`: more `immunize serve` flags (e.g. `--edit-model` for the edit test). */
 export async function startServer(modelPath: string, extraArgs: string[] = []): Promise<TestServer> {
   const dir = tempDir('immunize-web-');
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'immunize.js'), 'serve', '--port', '0', '--host', '127.0.0.1',
-    '--storage', dir.path, '--model', `taef2-hf=${modelPath}`, '--threads', '1', '--rate-create', '0', '--rate-requests', '0', '--retention', '1h', ...extraArgs],
-  { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } });
+  const child = spawn(
+    process.execPath,
+    [
+      join(repoRoot, 'bin', 'immunize.js'),
+      'serve',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--storage',
+      dir.path,
+      '--model',
+      `taef2-hf=${modelPath}`,
+      '--threads',
+      '1',
+      '--rate-create',
+      '0',
+      '--rate-requests',
+      '0',
+      '--retention',
+      '1h',
+      ...extraArgs,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } },
+  );
   let stderr = '';
-  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`immunize serve did not start in 60 s:\n${stderr}`)), 60_000);
     child.stdout.on('data', (b: Buffer) => {
       out += b.toString();
       const line = out.split('\n').find((l) => l.startsWith('{') && l.includes('"listening"'));
-      if (line) { clearTimeout(timer); resolve((JSON.parse(line) as { listening: string }).listening); }
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { listening: string }).listening);
+      }
     });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`immunize serve exited with ${code}:\n${stderr}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`immunize serve exited with ${code}:\n${stderr}`));
+    });
   });
   return {
     url,

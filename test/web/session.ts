@@ -31,7 +31,9 @@ export function webSession(start: () => Promise<TestServer>, o: { acceptDownload
       await page.setViewportSize({ width, height });
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => { if (m.type() === 'error' && !ignore.test(m.text())) errors.push(m.text()); });
+      page.on('console', (m) => {
+        if (m.type() === 'error' && !ignore.test(m.text())) errors.push(m.text());
+      });
       await page.goto(s.server.url + '/');
       await page.waitForFunction(() => /Connected/.test(document.getElementById('server-status')?.textContent ?? ''));
       return { page, errors };

@@ -5,14 +5,40 @@
  * `EventSource` and `<img>`, which cannot send headers.
  */
 export { ApiError, Api, watchJob };
-export type { ServiceConfig, Preset, JobRecord, Progress, ImmunizationResult, CheckResult, EditingInfo, EditRequest, EditResult, Watch, WatchHandlers };
+export type {
+  ServiceConfig,
+  Preset,
+  JobRecord,
+  Progress,
+  ImmunizationResult,
+  CheckResult,
+  EditingInfo,
+  EditRequest,
+  EditResult,
+  Watch,
+  WatchHandlers,
+};
 
-interface Preset { id: string; description: string; eps: number; stepSize: number; steps: number; optimizer?: string; schedule?: string }
+interface Preset {
+  id: string;
+  description: string;
+  eps: number;
+  stepSize: number;
+  steps: number;
+  optimizer?: string;
+  schedule?: string;
+}
 
 interface ServiceConfig {
   version: string;
   auth: 'none' | 'api-key';
-  limits: { maxUploadBytes: number; maxPixels: number; maxSteps: number; rateCreatePerMinute?: number; retentionMs?: number };
+  limits: {
+    maxUploadBytes: number;
+    maxPixels: number;
+    maxSteps: number;
+    rateCreatePerMinute?: number;
+    retentionMs?: number;
+  };
   methods: string[];
   models: { id: string; default?: boolean; description?: string }[];
   presets: Preset[];
@@ -32,20 +58,45 @@ interface EditingInfo {
   limits?: { maxSteps: number; maxPromptChars: number; maxSeed: number };
 }
 
-interface EditRequest { prompt: string; seed?: number; steps?: number; strength?: number; guidance?: number; mode?: string }
+interface EditRequest {
+  prompt: string;
+  seed?: number;
+  steps?: number;
+  strength?: number;
+  guidance?: number;
+  mode?: string;
+}
 
 interface EditResult {
-  immunization: string; mode: string; model: string; prompt: string; seed: number; steps: number; stepsRun: number;
-  width: number; height: number; resized: boolean;
+  immunization: string;
+  mode: string;
+  model: string;
+  prompt: string;
+  seed: number;
+  steps: number;
+  stepsRun: number;
+  width: number;
+  height: number;
+  resized: boolean;
   between: { psnr: number; ssim: number };
   inputs: { psnr: number; ssim: number };
 }
 
-interface Progress { step: number; steps: number; loss: number | null; fraction: number; etaMs: number | null }
+interface Progress {
+  step: number;
+  steps: number;
+  loss: number | null;
+  fraction: number;
+  etaMs: number | null;
+}
 
 interface ImmunizationResult {
-  width: number; height: number; bytes: number;
-  linf255?: number; psnr?: number; ssim?: number;
+  width: number;
+  height: number;
+  bytes: number;
+  linf255?: number;
+  psnr?: number;
+  ssim?: number;
   reconstruction?: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr?: number } | null;
   attack?: { losses?: number[]; finalLoss?: number; stepsTaken?: number; stoppedBy?: string };
   timing?: { totalMs?: number; attackMs?: number; msPerStep?: number };
@@ -56,7 +107,13 @@ interface CheckResult {
   model: string;
   clean: { reconstructionPsnr: number };
   immunized: { psnr: number; reconstructionPsnr: number };
-  purifications: { spec: string; psnr: number; reconstructionPsnr: number; protectionRemaining: number; protected: boolean }[];
+  purifications: {
+    spec: string;
+    psnr: number;
+    reconstructionPsnr: number;
+    protectionRemaining: number;
+    protected: boolean;
+  }[];
 }
 
 interface JobRecord<R = unknown> {
@@ -74,7 +131,12 @@ interface JobRecord<R = unknown> {
 
 /** An HTTP error from the API, with its stable code (`E_IMAGE`, `E_VALIDATION`, …). */
 class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly field?: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
     super(message);
     this.name = 'ApiError';
   }
@@ -93,13 +155,20 @@ class Api {
   private async call<T>(path: string, init: RequestInit = {}): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(this.base + path, { ...init, headers: this.headers(init.headers as Record<string, string> | undefined) });
+      res = await fetch(this.base + path, {
+        ...init,
+        headers: this.headers(init.headers as Record<string, string> | undefined),
+      });
     } catch {
       throw new ApiError(0, 'E_NETWORK', 'The service cannot be reached. Is `immunize serve` still running?');
     }
     const text = await res.text();
     let body: unknown = null;
-    try { body = text ? JSON.parse(text) : null; } catch { /* not JSON: handled below */ }
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON: handled below */
+    }
     if (!res.ok) {
       const e = (body as { error?: { code?: string; message?: string; field?: string } } | null)?.error;
       const retry = res.headers.get('Retry-After');
@@ -109,9 +178,16 @@ class Api {
     return body as T;
   }
 
-  config(): Promise<ServiceConfig> { return this.call('/v1/config'); }
+  config(): Promise<ServiceConfig> {
+    return this.call('/v1/config');
+  }
 
-  create(fields: Record<string, string>, image: Blob, imageName: string, mask?: Blob): Promise<JobRecord<ImmunizationResult>> {
+  create(
+    fields: Record<string, string>,
+    image: Blob,
+    imageName: string,
+    mask?: Blob,
+  ): Promise<JobRecord<ImmunizationResult>> {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
     form.append('image', image, imageName);
@@ -119,7 +195,9 @@ class Api {
     return this.call('/v1/immunizations', { method: 'POST', body: form });
   }
 
-  get<R>(selfLink: string): Promise<JobRecord<R>> { return this.call(selfLink); }
+  get<R>(selfLink: string): Promise<JobRecord<R>> {
+    return this.call(selfLink);
+  }
 
   cancel(id: string): Promise<JobRecord> {
     return this.call(`/v1/immunizations/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
@@ -127,13 +205,17 @@ class Api {
 
   edit(id: string, body: EditRequest): Promise<JobRecord<EditResult>> {
     return this.call(`/v1/immunizations/${encodeURIComponent(id)}/edits`, {
-      method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' },
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json' },
     });
   }
 
   check(id: string, purifications: string[]): Promise<JobRecord<CheckResult>> {
     return this.call(`/v1/immunizations/${encodeURIComponent(id)}/checks`, {
-      method: 'POST', body: JSON.stringify({ purifications }), headers: { 'Content-Type': 'application/json' },
+      method: 'POST',
+      body: JSON.stringify({ purifications }),
+      headers: { 'Content-Type': 'application/json' },
     });
   }
 }
@@ -146,7 +228,9 @@ interface WatchHandlers<R> {
   lost(err: Error): void;
 }
 
-interface Watch { close(): void }
+interface Watch {
+  close(): void;
+}
 
 /**
  * Follows a job over its SSE stream (docs/api.md: the first event is always the current record;
@@ -165,31 +249,78 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
     if (poll) clearTimeout(poll);
     on.end(r);
   };
-  const parse = <T>(ev: MessageEvent): T | null => { try { return JSON.parse(String(ev.data)) as T; } catch { return null; } };
+  const parse = <T>(ev: MessageEvent): T | null => {
+    try {
+      return JSON.parse(String(ev.data)) as T;
+    } catch {
+      return null;
+    }
+  };
   const startPolling = (): void => {
     const tick = async (): Promise<void> => {
       if (closed) return;
       try {
         const r = await api.get<R>(rec.links.self);
         failures = 0;
-        if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') { finish(r); return; }
+        if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') {
+          finish(r);
+          return;
+        }
         on.record(r);
         if (r.progress) on.progress(r.progress);
       } catch (e) {
-        if (++failures > 5) { closed = true; on.lost(e as Error); return; }
+        if (++failures > 5) {
+          closed = true;
+          on.lost(e as Error);
+          return;
+        }
       }
       poll = setTimeout(() => void tick(), 1000);
     };
     void tick();
   };
-  if (typeof EventSource === 'undefined') { startPolling(); return { close: () => { closed = true; } }; }
+  if (typeof EventSource === 'undefined') {
+    startPolling();
+    return {
+      close: () => {
+        closed = true;
+      },
+    };
+  }
   es = new EventSource(rec.links.events);
-  es.addEventListener('status', (ev) => { const r = parse<JobRecord<R>>(ev as MessageEvent); if (r && !closed) { failures = 0; on.record(r); if (r.progress) on.progress(r.progress); } });
-  es.addEventListener('progress', (ev) => { const p = parse<Progress>(ev as MessageEvent); if (p && !closed) { failures = 0; on.progress(p); } });
-  es.addEventListener('end', (ev) => { const r = parse<JobRecord<R>>(ev as MessageEvent); if (r) finish(r); });
+  es.addEventListener('status', (ev) => {
+    const r = parse<JobRecord<R>>(ev as MessageEvent);
+    if (r && !closed) {
+      failures = 0;
+      on.record(r);
+      if (r.progress) on.progress(r.progress);
+    }
+  });
+  es.addEventListener('progress', (ev) => {
+    const p = parse<Progress>(ev as MessageEvent);
+    if (p && !closed) {
+      failures = 0;
+      on.progress(p);
+    }
+  });
+  es.addEventListener('end', (ev) => {
+    const r = parse<JobRecord<R>>(ev as MessageEvent);
+    if (r) finish(r);
+  });
   es.addEventListener('error', () => {
     if (closed) return;
-    if (++failures >= 3 || es?.readyState === EventSource.CLOSED) { es?.close(); es = null; failures = 0; startPolling(); }
+    if (++failures >= 3 || es?.readyState === EventSource.CLOSED) {
+      es?.close();
+      es = null;
+      failures = 0;
+      startPolling();
+    }
   });
-  return { close: () => { closed = true; es?.close(); if (poll) clearTimeout(poll); } };
+  return {
+    close: () => {
+      closed = true;
+      es?.close();
+      if (poll) clearTimeout(poll);
+    },
+  };
 }

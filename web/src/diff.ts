@@ -11,7 +11,10 @@ class DiffView {
   gain = 8;
   zoom = 1;
 
-  constructor(private readonly canvas: HTMLCanvasElement, private readonly box: HTMLElement) {}
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly box: HTMLElement,
+  ) {}
 
   set(original: ImageData, result: ImageData): void {
     this.original = original;
@@ -24,7 +27,8 @@ class DiffView {
   /** Largest per-channel change in 8-bit levels. */
   maxChange(): number {
     if (!this.original || !this.result) return 0;
-    const a = this.original.data, b = this.result.data;
+    const a = this.original.data,
+      b = this.result.data;
     let m = 0;
     for (let i = 0; i < b.length; i++) if ((i & 3) !== 3) m = Math.max(m, Math.abs((b[i] ?? 0) - (a[i] ?? 0)));
     return m;
@@ -32,11 +36,13 @@ class DiffView {
 
   render(): void {
     if (!this.original || !this.result) return;
-    const a = this.original.data, b = this.result.data;
+    const a = this.original.data,
+      b = this.result.data;
     const out = new ImageData(this.result.width, this.result.height);
     const d = out.data;
     for (let i = 0; i < d.length; i += 4) {
-      for (let c = 0; c < 3; c++) d[i + c] = Math.min(255, Math.max(0, 128 + this.gain * ((b[i + c] ?? 0) - (a[i + c] ?? 0))));
+      for (let c = 0; c < 3; c++)
+        d[i + c] = Math.min(255, Math.max(0, 128 + this.gain * ((b[i + c] ?? 0) - (a[i + c] ?? 0))));
       d[i + 3] = 255;
     }
     this.canvas.getContext('2d')!.putImageData(out, 0, 0);

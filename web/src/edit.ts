@@ -23,25 +23,44 @@ function $<T extends HTMLElement = HTMLElement>(id: string): T {
  * image (SSIM near 1, PSNR above ~30 dB, the range where differences are hard to see). The
  * thresholds are the usual reading of SSIM (≥ 0.95 near-identical; < 0.5 different scenes).
  */
-function editReading(between: { psnr: number; ssim: number }): { verdict: 'same' | 'partly' | 'different'; text: string } {
+function editReading(between: { psnr: number; ssim: number }): {
+  verdict: 'same' | 'partly' | 'different';
+  text: string;
+} {
   const { psnr, ssim } = between;
   if (ssim >= 0.95 || psnr >= 30) {
-    return { verdict: 'same', text: 'The two edits are nearly the same picture: with this prompt and seed the immunization did not change what the editing model made. ' +
-      'Against this editing model, this protection did not hold (it may have been made against another model, or too weak: more steps or a stronger intensity help).' };
+    return {
+      verdict: 'same',
+      text:
+        'The two edits are nearly the same picture: with this prompt and seed the immunization did not change what the editing model made. ' +
+        'Against this editing model, this protection did not hold (it may have been made against another model, or too weak: more steps or a stronger intensity help).',
+    };
   }
   if (ssim >= 0.5) {
-    return { verdict: 'partly', text: 'The edits differ noticeably: the immunization changed what the editing model made, but much of the edit came through. ' +
-      'Look at both: where the protection works, the immunized photo\'s edit looks smeared, gray or unrealistic.' };
+    return {
+      verdict: 'partly',
+      text:
+        'The edits differ noticeably: the immunization changed what the editing model made, but much of the edit came through. ' +
+        "Look at both: where the protection works, the immunized photo's edit looks smeared, gray or unrealistic.",
+    };
   }
-  return { verdict: 'different', text: 'The edits are very different: the immunization steered the editing model away from what it makes of the original photo. ' +
-    'For this prompt and seed the protection worked — try a few more prompts and seeds before relying on it.' };
+  return {
+    verdict: 'different',
+    text:
+      'The edits are very different: the immunization steered the editing model away from what it makes of the original photo. ' +
+      'For this prompt and seed the protection worked — try a few more prompts and seeds before relying on it.',
+  };
 }
 
 class EditPanel {
   private watch: Watch | null = null;
   private available = false;
 
-  constructor(private readonly api: Api, private readonly currentJob: () => JobRecord<ImmunizationResult> | null, private readonly errorText: (e: unknown) => string) {
+  constructor(
+    private readonly api: Api,
+    private readonly currentJob: () => JobRecord<ImmunizationResult> | null,
+    private readonly errorText: (e: unknown) => string,
+  ) {
     $('edit-run').addEventListener('click', () => void this.run());
   }
 
@@ -51,23 +70,28 @@ class EditPanel {
     this.available = e?.available === true;
     $<HTMLFieldSetElement>('edit-fields').disabled = !this.available;
     if (!this.available) {
-      $('edit-note').textContent = 'This service does not offer an editing model through its API, so the page cannot edit both photos here' +
-        (e?.reason ? ` (${e.reason})` : '') + '. To see the effect yourself, edit the original and the downloaded PNG with the same prompt and seed, for example with ' +
+      $('edit-note').textContent =
+        'This service does not offer an editing model through its API, so the page cannot edit both photos here' +
+        (e?.reason ? ` (${e.reason})` : '') +
+        '. To see the effect yourself, edit the original and the downloaded PNG with the same prompt and seed, for example with ' +
         '`immunize edit photo.png --prompt "…" --seed 9209` on a machine with Stable Diffusion: the immunized photo\'s edit should come out unrealistic.';
       return;
     }
-    const model = e?.models?.img2img ?? e?.models?.inpaint ?? 'the server\'s model';
-    $('edit-note').textContent = `Edit the original and the immunized photo with the same prompt and the same seed, using ${model} (img2img: ` +
+    const model = e?.models?.img2img ?? e?.models?.inpaint ?? "the server's model";
+    $('edit-note').textContent =
+      `Edit the original and the immunized photo with the same prompt and the same seed, using ${model} (img2img: ` +
       'the model repaints part of the whole photo). The only difference between the two edits is then the immunization: where it works, ' +
-      'the immunized photo\'s edit comes out wrong.';
+      "the immunized photo's edit comes out wrong.";
     const steps = $<HTMLInputElement>('edit-steps');
     if (e?.limits) {
       steps.max = String(e.limits.maxSteps);
       $<HTMLInputElement>('edit-prompt').maxLength = e.limits.maxPromptChars;
       $<HTMLInputElement>('edit-seed').max = String(e.limits.maxSeed);
     }
-    if (e?.defaults?.steps !== undefined) steps.value = String(Math.min(e.defaults.steps, e.limits?.maxSteps ?? e.defaults.steps));
-    $('edit-steps-help').textContent = `More steps give a cleaner edit and take longer (both photos are edited: twice the work)${e?.limits ? `; at most ${e.limits.maxSteps}` : ''}.`;
+    if (e?.defaults?.steps !== undefined)
+      steps.value = String(Math.min(e.defaults.steps, e.limits?.maxSteps ?? e.defaults.steps));
+    $('edit-steps-help').textContent =
+      `More steps give a cleaner edit and take longer (both photos are edited: twice the work)${e?.limits ? `; at most ${e.limits.maxSteps}` : ''}.`;
   }
 
   /** A new photo or immunization: the previous edits no longer apply. */
@@ -88,9 +112,18 @@ class EditPanel {
     const steps = Number($<HTMLInputElement>('edit-steps').value);
     const status = $('edit-status');
     $('edit-progress-box').hidden = false;
-    if (prompt === '') { status.textContent = 'Write a prompt first: what the editor should make of the photo.'; return; }
-    if (!Number.isInteger(seed) || seed < 0) { status.textContent = 'The seed is a whole number, 0 or more.'; return; }
-    if (!Number.isInteger(steps) || steps < 1) { status.textContent = 'Steps is a whole number, 1 or more.'; return; }
+    if (prompt === '') {
+      status.textContent = 'Write a prompt first: what the editor should make of the photo.';
+      return;
+    }
+    if (!Number.isInteger(seed) || seed < 0) {
+      status.textContent = 'The seed is a whole number, 0 or more.';
+      return;
+    }
+    if (!Number.isInteger(steps) || steps < 1) {
+      status.textContent = 'Steps is a whole number, 1 or more.';
+      return;
+    }
     const button = $<HTMLButtonElement>('edit-run');
     button.disabled = true;
     $('edit-result').hidden = true;
@@ -103,18 +136,34 @@ class EditPanel {
       rec = await this.api.edit(job.id, { prompt, seed, steps });
     } catch (e) {
       button.disabled = false;
-      status.textContent = e instanceof ApiError && e.code === 'E_NOT_IMPLEMENTED' ? `Editing is not available: ${e.message}` : `The edit could not start: ${this.errorText(e)}`;
+      status.textContent =
+        e instanceof ApiError && e.code === 'E_NOT_IMPLEMENTED'
+          ? `Editing is not available: ${e.message}`
+          : `The edit could not start: ${this.errorText(e)}`;
       return;
     }
     this.watch = watchJob<EditResult>(this.api, rec, {
-      record: (r) => { if (r.status === 'queued') status.textContent = 'The edit is waiting in the queue…'; else if (r.status === 'running' && !r.progress) status.textContent = 'Loading the editing model…'; },
+      record: (r) => {
+        if (r.status === 'queued') status.textContent = 'The edit is waiting in the queue…';
+        else if (r.status === 'running' && !r.progress) status.textContent = 'Loading the editing model…';
+      },
       progress: (p) => {
         bar.value = p.fraction;
         const half = p.steps / 2;
-        status.textContent = p.step <= half ? `Editing the original: step ${p.step} of ${half}` : `Editing the immunized photo: step ${p.step - half} of ${half}`;
+        status.textContent =
+          p.step <= half
+            ? `Editing the original: step ${p.step} of ${half}`
+            : `Editing the immunized photo: step ${p.step - half} of ${half}`;
       },
-      end: (r) => { button.disabled = false; this.watch = null; this.show(r); },
-      lost: (e) => { button.disabled = false; status.textContent = `Lost contact with the edit: ${this.errorText(e)}`; },
+      end: (r) => {
+        button.disabled = false;
+        this.watch = null;
+        this.show(r);
+      },
+      lost: (e) => {
+        button.disabled = false;
+        status.textContent = `Lost contact with the edit: ${this.errorText(e)}`;
+      },
     });
   }
 
@@ -122,7 +171,8 @@ class EditPanel {
     const status = $('edit-status');
     const res = r.result;
     if (r.status !== 'completed' || !res || !r.links.original || !r.links.immunized) {
-      status.textContent = r.status === 'canceled' ? 'The edit was canceled.' : `The edit failed: ${r.error?.message ?? 'unknown error'}`;
+      status.textContent =
+        r.status === 'canceled' ? 'The edit was canceled.' : `The edit failed: ${r.error?.message ?? 'unknown error'}`;
       return;
     }
     $<HTMLProgressElement>('edit-progress').value = 1;
@@ -136,10 +186,22 @@ class EditPanel {
       ['SSIM between the two edits', res.between.ssim.toFixed(3)],
       ['For comparison: the immunized photo against the original', fmtDb(res.inputs.psnr)],
     ];
-    $('edit-metrics').replaceChildren(...rows.flatMap(([k, v]) => { const dt = document.createElement('dt'); dt.textContent = k; const dd = document.createElement('dd'); dd.textContent = v; return [dt, dd]; }));
+    $('edit-metrics').replaceChildren(
+      ...rows.flatMap(([k, v]) => {
+        const dt = document.createElement('dt');
+        dt.textContent = k;
+        const dd = document.createElement('dd');
+        dd.textContent = v;
+        return [dt, dd];
+      }),
+    );
     const reading = editReading(res.between);
     const p = $('edit-reading');
-    p.textContent = reading.text + (res.resized ? ` (Both photos were resized to ${res.width} × ${res.height}, a multiple of 8, as the editing model needs.)` : '');
+    p.textContent =
+      reading.text +
+      (res.resized
+        ? ` (Both photos were resized to ${res.width} × ${res.height}, a multiple of 8, as the editing model needs.)`
+        : '');
     p.dataset['verdict'] = reading.verdict;
     $('edit-result').hidden = false;
   }

@@ -8,7 +8,9 @@ function fmtBytes(n: number): string {
 }
 
 function fmtPixels(n: number): string {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(n % 1e6 === 0 ? 0 : 1)} megapixels` : `${Math.round(n).toLocaleString('en')} pixels`;
+  return n >= 1e6
+    ? `${(n / 1e6).toFixed(n % 1e6 === 0 ? 0 : 1)} megapixels`
+    : `${Math.round(n).toLocaleString('en')} pixels`;
 }
 
 function fmtDuration(ms: number): string {

@@ -6,8 +6,10 @@
  */
 export { MaskEditor };
 
-interface Stroke { r: number; pts: { x: number; y: number }[] }
-
+interface Stroke {
+  r: number;
+  pts: { x: number; y: number }[];
+}
 
 class MaskEditor {
   private strokes: Stroke[] = [];
@@ -20,7 +22,10 @@ class MaskEditor {
   brushPx = 32;
   onChange: () => void = () => {};
 
-  constructor(private readonly canvas: HTMLCanvasElement, private readonly image: CanvasImageSource & { width: number; height: number }) {
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly image: CanvasImageSource & { width: number; height: number },
+  ) {
     canvas.width = image.width;
     canvas.height = image.height;
     this.overlay = document.createElement('canvas');
@@ -52,11 +57,23 @@ class MaskEditor {
     c.removeEventListener('blur', this.blur);
   }
 
-  get empty(): boolean { return this.strokes.length === 0; }
-  get canUndo(): boolean { return this.strokes.length > 0; }
+  get empty(): boolean {
+    return this.strokes.length === 0;
+  }
+  get canUndo(): boolean {
+    return this.strokes.length > 0;
+  }
 
-  undo(): void { this.strokes.pop(); this.redrawOverlay(); this.onChange(); }
-  clear(): void { this.strokes = []; this.redrawOverlay(); this.onChange(); }
+  undo(): void {
+    this.strokes.pop();
+    this.redrawOverlay();
+    this.onChange();
+  }
+  clear(): void {
+    this.strokes = [];
+    this.redrawOverlay();
+    this.onChange();
+  }
 
   /** Fraction of the photo's pixels inside the mask. */
   coverage(): number {
@@ -80,7 +97,10 @@ class MaskEditor {
     const d = im.data;
     for (let i = 0; i < d.length; i += 4) {
       const v = (d[i] ?? 0) >= 128 ? 255 : 0;
-      d[i] = v; d[i + 1] = v; d[i + 2] = v; d[i + 3] = 255;
+      d[i] = v;
+      d[i + 1] = v;
+      d[i + 2] = v;
+      d[i + 3] = 255;
     }
     g.putImageData(im, 0, 0);
     return c;
@@ -97,11 +117,16 @@ class MaskEditor {
     return w > 0 ? this.image.width / w : 1;
   }
 
-  private radius(): number { return Math.max(0.5, (this.brushPx / 2) * this.scale()); }
+  private radius(): number {
+    return Math.max(0.5, (this.brushPx / 2) * this.scale());
+  }
 
   private toImage(ev: PointerEvent): { x: number; y: number } {
     const r = this.canvas.getBoundingClientRect();
-    return { x: ((ev.clientX - r.left) / r.width) * this.image.width, y: ((ev.clientY - r.top) / r.height) * this.image.height };
+    return {
+      x: ((ev.clientX - r.left) / r.width) * this.image.width,
+      y: ((ev.clientY - r.top) / r.height) * this.image.height,
+    };
   }
 
   private paint(g: CanvasRenderingContext2D, color: string): void {
@@ -150,10 +175,14 @@ class MaskEditor {
       g.save();
       g.lineWidth = Math.max(1, this.scale());
       g.strokeStyle = '#fff';
-      g.beginPath(); g.arc(this.cursor.x, this.cursor.y, r, 0, Math.PI * 2); g.stroke();
+      g.beginPath();
+      g.arc(this.cursor.x, this.cursor.y, r, 0, Math.PI * 2);
+      g.stroke();
       g.strokeStyle = '#000';
       g.setLineDash([3 * this.scale(), 3 * this.scale()]);
-      g.beginPath(); g.arc(this.cursor.x, this.cursor.y, r, 0, Math.PI * 2); g.stroke();
+      g.beginPath();
+      g.arc(this.cursor.x, this.cursor.y, r, 0, Math.PI * 2);
+      g.stroke();
       g.restore();
     }
   }
@@ -191,15 +220,39 @@ class MaskEditor {
     else this.render();
   };
 
-  private readonly up = (): void => { this.end(); };
-  private readonly leave = (): void => { if (!this.current && document.activeElement !== this.canvas) { this.showCursor = false; this.render(); } };
-  private readonly focus = (): void => { this.showCursor = true; this.render(); };
-  private readonly blur = (): void => { this.spaceDown = false; this.end(); this.showCursor = false; this.render(); };
+  private readonly up = (): void => {
+    this.end();
+  };
+  private readonly leave = (): void => {
+    if (!this.current && document.activeElement !== this.canvas) {
+      this.showCursor = false;
+      this.render();
+    }
+  };
+  private readonly focus = (): void => {
+    this.showCursor = true;
+    this.render();
+  };
+  private readonly blur = (): void => {
+    this.spaceDown = false;
+    this.end();
+    this.showCursor = false;
+    this.render();
+  };
 
   private readonly key = (ev: KeyboardEvent): void => {
-    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === 'z') { ev.preventDefault(); this.undo(); return; }
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === 'z') {
+      ev.preventDefault();
+      this.undo();
+      return;
+    }
     const step = Math.max(1, this.radius()) * (ev.shiftKey ? 3 : 1);
-    const moves: Record<string, [number, number]> = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    const moves: Record<string, [number, number]> = {
+      ArrowLeft: [-step, 0],
+      ArrowRight: [step, 0],
+      ArrowUp: [0, -step],
+      ArrowDown: [0, step],
+    };
     const m = moves[ev.key];
     if (m) {
       ev.preventDefault();
@@ -213,11 +266,17 @@ class MaskEditor {
     }
     if (ev.key === ' ' || ev.key === 'Enter') {
       ev.preventDefault();
-      if (!this.spaceDown) { this.spaceDown = true; this.begin(this.cursor); }
+      if (!this.spaceDown) {
+        this.spaceDown = true;
+        this.begin(this.cursor);
+      }
     }
   };
 
   private readonly keyUp = (ev: KeyboardEvent): void => {
-    if (ev.key === ' ' || ev.key === 'Enter') { this.spaceDown = false; this.end(); }
+    if (ev.key === ' ' || ev.key === 'Enter') {
+      this.spaceDown = false;
+      this.end();
+    }
   };
 }

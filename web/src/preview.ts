@@ -14,11 +14,18 @@ class EpsPreview {
   private readonly base: ImageData;
   private mask: Uint8Array | null = null;
 
-  constructor(image: CanvasImageSource & { width: number; height: number }, private readonly before: HTMLCanvasElement, private readonly after: HTMLCanvasElement) {
+  constructor(
+    image: CanvasImageSource & { width: number; height: number },
+    private readonly before: HTMLCanvasElement,
+    private readonly after: HTMLCanvasElement,
+  ) {
     const w = Math.min(CROP, image.width);
     const h = Math.min(CROP, image.height);
     this.crop = { x: Math.floor((image.width - w) / 2), y: Math.floor((image.height - h) / 2), w, h };
-    for (const c of [before, after]) { c.width = w; c.height = h; }
+    for (const c of [before, after]) {
+      c.width = w;
+      c.height = h;
+    }
     const g = before.getContext('2d')!;
     g.drawImage(image, this.crop.x, this.crop.y, w, h, 0, 0, w, h);
     this.base = g.getImageData(0, 0, w, h);
@@ -26,14 +33,19 @@ class EpsPreview {
     this.signs = new Int8Array(w * h * 3);
     let s = 0x9e3779b9;
     for (let i = 0; i < this.signs.length; i++) {
-      s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
       this.signs[i] = (s & 1) === 1 ? 1 : -1;
     }
   }
 
   /** Restrict the preview's changes to the mask (a canvas at the photo's size), or null for all. */
   setMask(mask: HTMLCanvasElement | null): void {
-    if (!mask) { this.mask = null; return; }
+    if (!mask) {
+      this.mask = null;
+      return;
+    }
     const { x, y, w, h } = this.crop;
     const d = mask.getContext('2d')!.getImageData(x, y, w, h).data;
     this.mask = new Uint8Array(w * h);

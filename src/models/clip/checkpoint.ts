@@ -16,14 +16,19 @@ import { isObject } from './config.js';
  * `folderOf` may pick a subfolder and the weights are the first of `preferred` present (else its
  * only .safetensors file), or one .safetensors file with its folder. Pickle files are refused.
  */
-export function locateCheckpoint(path: string, preferred: readonly string[], folderOf: (dir: string) => string = (dir) => dir): { folder: string; weights: string } {
+export function locateCheckpoint(
+  path: string,
+  preferred: readonly string[],
+  folderOf: (dir: string) => string = (dir) => dir,
+): { folder: string; weights: string } {
   if (!existsSync(path)) throw new ImmunizeError('E_MODEL_FILE', `${path} does not exist`);
   if (statSync(path).isDirectory()) {
     const folder = folderOf(path);
     return { folder, weights: weightsIn(folder, preferred) };
   }
   refusePickle(path);
-  if (extname(path) !== '.safetensors') throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file or a folder`);
+  if (extname(path) !== '.safetensors')
+    throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file or a folder`);
   return { folder: dirname(path), weights: path };
 }
 
@@ -34,9 +39,12 @@ function weightsIn(folder: string, preferred: readonly string[]): string {
   if (chosen !== undefined) return join(folder, chosen);
   const pickle = files.find((f) => ['.bin', '.pt', '.pth', '.ckpt'].includes(extname(f)));
   if (pickle !== undefined && st.length === 0) refusePickle(join(folder, pickle));
-  throw new ImmunizeError('E_MODEL_FILE', st.length === 0
-    ? `${folder}: no .safetensors weights found (files: ${files.join(', ') || 'none'})`
-    : `${folder}: several .safetensors files and none is model.safetensors: ${st.join(', ')}`);
+  throw new ImmunizeError(
+    'E_MODEL_FILE',
+    st.length === 0
+      ? `${folder}: no .safetensors weights found (files: ${files.join(', ') || 'none'})`
+      : `${folder}: several .safetensors files and none is model.safetensors: ${st.join(', ')}`,
+  );
 }
 
 /** `folder`/config.json as a JSON object; `needs` says, when it is missing, what it should hold. */
@@ -58,7 +66,11 @@ export function readConfigJson(folder: string, needs: string): { path: string; r
  * no longer saves them) and converts present ones to int64, whatever dtype they were saved in (a
  * float copy is truncated, as torch's load_state_dict does); applies `o.rename` first.
  */
-function withPositionIds(source: WeightSource | ReadonlyMap<string, Tensor>, o: LoadStateDictOptions, ids: readonly (readonly [string, number])[]): WeightSource {
+function withPositionIds(
+  source: WeightSource | ReadonlyMap<string, Tensor>,
+  o: LoadStateDictOptions,
+  ids: readonly (readonly [string, number])[],
+): WeightSource {
   const src = source instanceof Map ? mapSource(source) : (source as WeightSource);
   const names = new Map<string, string>(); // this model's key -> source key
   for (const k of src.keys()) {
@@ -91,7 +103,9 @@ function withPositionIds(source: WeightSource | ReadonlyMap<string, Tensor>, o: 
  */
 export abstract class CLIPPreTrainedModel extends Module {
   override loadStateDict(source: WeightSource | ReadonlyMap<string, Tensor>, o: LoadStateDictOptions = {}): this {
-    const ids = [...this.stateShapes()].filter(([k]) => k.endsWith('.position_ids')).map(([k, shape]) => [k, shape[1]!] as const);
+    const ids = [...this.stateShapes()]
+      .filter(([k]) => k.endsWith('.position_ids'))
+      .map(([k, shape]) => [k, shape[1]!] as const);
     return super.loadStateDict(withPositionIds(source, o, ids), { ...o, rename: undefined });
   }
 }

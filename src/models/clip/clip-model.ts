@@ -33,14 +33,28 @@ export interface CLIPConfig {
 
 /** Parses a transformers CLIPConfig (4.27 defaults: projection_dim 512, logit_scale_init_value 2.6592). */
 export function parseCLIPConfig(raw: Record<string, unknown>, label = 'config.json'): CLIPConfig {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ImmunizeError('E_CONFIG', `${label}: expected a JSON object but received ${describe(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ImmunizeError('E_CONFIG', `${label}: expected a JSON object but received ${describe(raw)}`);
   const projection = raw['projection_dim'] ?? 512;
-  if (!Number.isSafeInteger(projection) || (projection as number) < 1) throw new ImmunizeError('E_CONFIG', `${label}: projection_dim should be a positive integer but is ${describe(projection)}`);
+  if (!Number.isSafeInteger(projection) || (projection as number) < 1)
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: projection_dim should be a positive integer but is ${describe(projection)}`,
+    );
   const scale = raw['logit_scale_init_value'] ?? 2.6592;
-  if (typeof scale !== 'number') throw new ImmunizeError('E_CONFIG', `${label}: logit_scale_init_value should be a number but is ${describe(scale)}`);
+  if (typeof scale !== 'number')
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: logit_scale_init_value should be a number but is ${describe(scale)}`,
+    );
   // model_type 'clip' marks a full CLIPConfig: each tower's parser then reads its text_config / vision_config.
   const full = { model_type: 'clip', ...raw };
-  return { textConfig: parseCLIPTextConfig(full, label), visionConfig: parseCLIPVisionConfig(full, label), projection_dim: projection as number, logit_scale_init_value: scale };
+  return {
+    textConfig: parseCLIPTextConfig(full, label),
+    visionConfig: parseCLIPVisionConfig(full, label),
+    projection_dim: projection as number,
+    logit_scale_init_value: scale,
+  };
 }
 
 export interface CLIPOutput {
@@ -68,7 +82,10 @@ export class CLIPModel extends CLIPPreTrainedModel {
     this.textModel = new CLIPTextModel(c.textConfig);
     this.child('text_model', this.textModel.textModel);
     this.visionModel = this.child('vision_model', new CLIPVisionTransformer(c.visionConfig));
-    this.visualProjection = this.child('visual_projection', new Linear(c.visionConfig.hidden_size, c.projection_dim, false));
+    this.visualProjection = this.child(
+      'visual_projection',
+      new Linear(c.visionConfig.hidden_size, c.projection_dim, false),
+    );
     this.textProjection = this.child('text_projection', new Linear(c.textConfig.hidden_size, c.projection_dim, false));
     this.logitScale = this.param('logit_scale', []);
   }
@@ -134,11 +151,19 @@ const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer_config.json', 's
 export async function resolveCLIPFolder(spec: string = DEFAULT_CLIP_MODEL, hub: HubOptions = {}): Promise<string> {
   if (existsSync(spec) || !isRepoId(spec)) return spec;
   const files = (await listRepoFiles(spec, hub)).map((f) => f.path);
-  const weights = files.includes('model.safetensors') ? 'model.safetensors' : files.find((f) => !f.includes('/') && f.endsWith('.safetensors'));
+  const weights = files.includes('model.safetensors')
+    ? 'model.safetensors'
+    : files.find((f) => !f.includes('/') && f.endsWith('.safetensors'));
   if (weights === undefined) {
-    throw new ImmunizeError('E_MODEL_FILE', `repo '${spec}' has no .safetensors weights at its root (files: ${files.slice(0, 20).join(', ')}); pickle checkpoints are never loaded`);
+    throw new ImmunizeError(
+      'E_MODEL_FILE',
+      `repo '${spec}' has no .safetensors weights at its root (files: ${files.slice(0, 20).join(', ')}); pickle checkpoints are never loaded`,
+    );
   }
-  return snapshot(spec, { ...hub, allow: ['config.json', weights, ...TOKENIZER_FILES.filter((f) => files.includes(f))] });
+  return snapshot(spec, {
+    ...hub,
+    allow: ['config.json', weights, ...TOKENIZER_FILES.filter((f) => files.includes(f))],
+  });
 }
 
 /** CLIPModel from a local path or a Hugging Face repo id (default openai/clip-vit-large-patch14). */

@@ -17,7 +17,15 @@ export interface CLIPEncoderConfig {
 
 // transformers' ACT2FN names that CLIP configs use: quick_gelu (OpenAI CLIP, SD 1.x), gelu
 // (OpenCLIP, SD 2.x); 'gelu_new' is the tanh approximation.
-export const ACTIVATIONS: Readonly<Record<string, string>> = { quick_gelu: 'quick_gelu', gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', relu: 'relu', silu: 'silu', swish: 'silu' };
+export const ACTIVATIONS: Readonly<Record<string, string>> = {
+  quick_gelu: 'quick_gelu',
+  gelu: 'gelu',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  relu: 'relu',
+  silu: 'silu',
+  swish: 'silu',
+};
 
 const ENCODER_INT_FIELDS = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads'] as const;
 
@@ -37,9 +45,15 @@ export function isFullCLIPConfig(raw: Record<string, unknown>, tower: 'text' | '
  * what the tower's `check` adds (given the label its errors should name).
  */
 export function parseTowerConfig<C extends CLIPEncoderConfig>(
-  raw: Record<string, unknown>, label: string, tower: 'text' | 'vision', defaults: C, intFields: readonly (keyof C & string)[], check?: (cfg: C, label: string) => void,
+  raw: Record<string, unknown>,
+  label: string,
+  tower: 'text' | 'vision',
+  defaults: C,
+  intFields: readonly (keyof C & string)[],
+  check?: (cfg: C, label: string) => void,
 ): C {
-  if (!isObject(raw)) throw new ImmunizeError('E_CONFIG', `${label}: expected a JSON object but received ${describe(raw)}`);
+  if (!isObject(raw))
+    throw new ImmunizeError('E_CONFIG', `${label}: expected a JSON object but received ${describe(raw)}`);
   let src = raw;
   if (isFullCLIPConfig(raw, tower)) {
     const sub = (k: string) => (isObject(raw[k]) ? raw[k] : {});
@@ -52,15 +66,26 @@ export function parseTowerConfig<C extends CLIPEncoderConfig>(
   }
   for (const k of [...ENCODER_INT_FIELDS, ...intFields]) {
     const v = cfg[k];
-    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new ImmunizeError('E_CONFIG', `${label}: ${k} should be a positive integer but is ${describe(v)}`);
+    if (!Number.isSafeInteger(v) || (v as number) < 1)
+      throw new ImmunizeError('E_CONFIG', `${label}: ${k} should be a positive integer but is ${describe(v)}`);
   }
   if (cfg.hidden_size % cfg.num_attention_heads !== 0) {
-    throw new ImmunizeError('E_CONFIG', `${label}: hidden_size ${cfg.hidden_size} is not divisible by num_attention_heads ${cfg.num_attention_heads}`);
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: hidden_size ${cfg.hidden_size} is not divisible by num_attention_heads ${cfg.num_attention_heads}`,
+    );
   }
   check?.(cfg, label);
-  if (typeof cfg.layer_norm_eps !== 'number' || !(cfg.layer_norm_eps > 0)) throw new ImmunizeError('E_CONFIG', `${label}: layer_norm_eps should be a positive number but is ${describe(cfg.layer_norm_eps)}`);
+  if (typeof cfg.layer_norm_eps !== 'number' || !(cfg.layer_norm_eps > 0))
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: layer_norm_eps should be a positive number but is ${describe(cfg.layer_norm_eps)}`,
+    );
   if (typeof cfg.hidden_act !== 'string' || ACTIVATIONS[cfg.hidden_act] === undefined) {
-    throw new ImmunizeError('E_CONFIG', `${label}: unknown hidden_act ${JSON.stringify(cfg.hidden_act)} (expected one of ${Object.keys(ACTIVATIONS).join(', ')})`);
+    throw new ImmunizeError(
+      'E_CONFIG',
+      `${label}: unknown hidden_act ${JSON.stringify(cfg.hidden_act)} (expected one of ${Object.keys(ACTIVATIONS).join(', ')})`,
+    );
   }
   return cfg;
 }

@@ -92,7 +92,10 @@ export class CLIPEncoder extends Module {
   readonly layers: ModuleList<CLIPEncoderLayer>;
   constructor(c: CLIPEncoderConfig) {
     super();
-    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.num_hidden_layers }, () => new CLIPEncoderLayer(c))));
+    this.layers = this.child(
+      'layers',
+      new ModuleList(Array.from({ length: c.num_hidden_layers }, () => new CLIPEncoderLayer(c))),
+    );
   }
   /**
    * Runs every layer on `h` [B, L, D]; returns the hidden states, num_hidden_layers + 1 of them:

@@ -46,35 +46,63 @@ export function clipPreprocess(images: Tensor, o: CLIPPreprocessOptions = {}): T
   const size = o.size ?? 224;
   const mean = o.mean ?? CLIP_MEAN;
   const std = o.std ?? CLIP_STD;
-  if (!isTensor(images)) throw new ArgumentError(`clipPreprocess: expected images to be a Tensor [N, 3, H, W] but received ${describe(images)}`);
+  if (!isTensor(images))
+    throw new ArgumentError(
+      `clipPreprocess: expected images to be a Tensor [N, 3, H, W] but received ${describe(images)}`,
+    );
   if (images.ndim !== 4 || images.shape[1] !== 3 || images.shape[0] === 0) {
-    throw new ImmunizeError('E_SHAPE', `clipPreprocess: expected RGB images [N, 3, H, W] but received [${images.shape.join(', ')}]`);
+    throw new ImmunizeError(
+      'E_SHAPE',
+      `clipPreprocess: expected RGB images [N, 3, H, W] but received [${images.shape.join(', ')}]`,
+    );
   }
-  if (!Number.isSafeInteger(size) || size < 1) throw new ArgumentError(`clipPreprocess: size must be a positive integer but is ${describe(size)}`);
-  if (mean.length !== 3 || std.length !== 3) throw new ArgumentError('clipPreprocess: mean and std need 3 values (R, G, B)');
+  if (!Number.isSafeInteger(size) || size < 1)
+    throw new ArgumentError(`clipPreprocess: size must be a positive integer but is ${describe(size)}`);
+  if (mean.length !== 3 || std.length !== 3)
+    throw new ArgumentError('clipPreprocess: mean and std need 3 values (R, G, B)');
   const resample = o.resample ?? 'pil';
-  if (resample !== 'pil' && resample !== 'tensor') throw new ArgumentError(`clipPreprocess: resample must be 'pil' or 'tensor' but is ${describe(resample)}`);
+  if (resample !== 'pil' && resample !== 'tensor')
+    throw new ArgumentError(`clipPreprocess: resample must be 'pil' or 'tensor' but is ${describe(resample)}`);
   const [n, , h, w] = images.shape as [number, number, number, number];
   const [rh, rw] = resizedSize(h, w, size);
-  if (rh < size || rw < size) throw new ImmunizeError('E_SHAPE', `clipPreprocess: a ${w}×${h} image resizes to ${rw}×${rh}, smaller than the ${size}-px crop`);
+  if (rh < size || rw < size)
+    throw new ImmunizeError(
+      'E_SHAPE',
+      `clipPreprocess: a ${w}×${h} image resizes to ${rw}×${rh}, smaller than the ${size}-px crop`,
+    );
   const top = pyRound((rh - size) / 2);
   const left = pyRound((rw - size) / 2);
   return scope(() => {
     let x: Tensor;
     if (resample === 'pil') {
-      const bytes = noGrad(() => scope(() => images.detach().clamp(0, 1).mul(255).round().to({ dtype: 'uint8', device: 'cpu' }).permute(0, 2, 3, 1).contiguous().toTypedArray())) as Uint8Array;
+      const bytes = noGrad(() =>
+        scope(() =>
+          images
+            .detach()
+            .clamp(0, 1)
+            .mul(255)
+            .round()
+            .to({ dtype: 'uint8', device: 'cpu' })
+            .permute(0, 2, 3, 1)
+            .contiguous()
+            .toTypedArray(),
+        ),
+      ) as Uint8Array;
       const out = new Uint8Array(n * size * size * 3);
       for (let i = 0; i < n; i++) {
         const img = bytes.subarray(i * h * w * 3, (i + 1) * h * w * 3);
         const resized = rh === h && rw === w ? img : pilResize(img, w, h, 3, rw, rh);
         for (let y = 0; y < size; y++) {
           const src = ((y + top) * rw + left) * 3;
-          out.set(resized.subarray(src, src + size * 3), ((i * size + y) * size) * 3);
+          out.set(resized.subarray(src, src + size * 3), (i * size + y) * size * 3);
         }
       }
       x = tensor(out, [n, size, size, 3], { device: images.device }).permute(0, 3, 1, 2).to('float32').div(255);
     } else {
-      const r = rh === h && rw === w ? images : F.interpolate(images, { size: [rh, rw], mode: 'bicubic', alignCorners: false, antialias: true });
+      const r =
+        rh === h && rw === w
+          ? images
+          : F.interpolate(images, { size: [rh, rw], mode: 'bicubic', alignCorners: false, antialias: true });
       x = r.narrow(2, top, size).narrow(3, left, size);
     }
     const m = tensor(Float32Array.from(mean), [3, 1, 1], { dtype: x.dtype, device: x.device });
@@ -140,8 +168,18 @@ function clip8(v: number): number {
  * Pillow's Image.resize(BICUBIC) of an interleaved 8-bit image (HWC) to outW × outH: the
  * horizontal pass over the rows the vertical pass needs, then the vertical pass.
  */
-export function pilResize(src: Uint8Array, w: number, h: number, channels: number, outW: number, outH: number): Uint8Array {
-  if (src.length !== w * h * channels) throw new ArgumentError(`pilResize: expected ${w * h * channels} bytes for ${w}×${h}×${channels} but received ${src.length}`);
+export function pilResize(
+  src: Uint8Array,
+  w: number,
+  h: number,
+  channels: number,
+  outW: number,
+  outH: number,
+): Uint8Array {
+  if (src.length !== w * h * channels)
+    throw new ArgumentError(
+      `pilResize: expected ${w * h * channels} bytes for ${w}×${h}×${channels} but received ${src.length}`,
+    );
   const horiz = coefficients(w, outW);
   const vert = coefficients(h, outH);
   const needH = outW !== w;

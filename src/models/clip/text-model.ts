@@ -31,9 +31,18 @@ export interface CLIPTextConfig extends CLIPEncoderConfig {
 
 // transformers 4.27 CLIPTextConfig.__init__ defaults (configuration_clip.py).
 const DEFAULTS: CLIPTextConfig = {
-  vocab_size: 49408, hidden_size: 512, intermediate_size: 2048, num_hidden_layers: 12, num_attention_heads: 8,
-  max_position_embeddings: 77, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, projection_dim: 512,
-  bos_token_id: 0, eos_token_id: 2, pad_token_id: 1,
+  vocab_size: 49408,
+  hidden_size: 512,
+  intermediate_size: 2048,
+  num_hidden_layers: 12,
+  num_attention_heads: 8,
+  max_position_embeddings: 77,
+  hidden_act: 'quick_gelu',
+  layer_norm_eps: 1e-5,
+  projection_dim: 512,
+  bos_token_id: 0,
+  eos_token_id: 2,
+  pad_token_id: 1,
 };
 const INT_FIELDS = ['vocab_size', 'max_position_embeddings', 'projection_dim'] as const;
 
@@ -48,7 +57,10 @@ export function parseCLIPTextConfig(raw: Record<string, unknown>, label = 'confi
 /** nn.Embedding: a [num, dim] table looked up by integer ids (index_select, as PyTorch's forward). */
 class Embedding extends Module {
   readonly weight: ParamRef;
-  constructor(readonly numEmbeddings: number, readonly dim: number) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+  ) {
     super();
     this.weight = this.param('weight', [numEmbeddings, dim]);
   }
@@ -112,7 +124,12 @@ export interface CLIPTextForwardOptions {
 export type CLIPTextOutput = CLIPTowerOutput;
 
 // torch.finfo(dtype).min: the additive mask value transformers uses (not -inf).
-const FINFO_MIN: Partial<Record<DType, number>> = { float32: -3.4028234663852886e38, float64: -1.7976931348623157e308, float16: -65504, bfloat16: -3.3895313892515355e38 };
+const FINFO_MIN: Partial<Record<DType, number>> = {
+  float32: -3.4028234663852886e38,
+  float64: -1.7976931348623157e308,
+  float16: -65504,
+  bfloat16: -3.3895313892515355e38,
+};
 
 export class CLIPTextModel extends CLIPPreTrainedModel {
   readonly config: CLIPTextConfig;
@@ -140,31 +157,55 @@ export class CLIPTextModel extends CLIPPreTrainedModel {
       // even when the padding is also <|endoftext|>.
       const rows = arange(0, inputIds.shape[0]!, 1, { dtype: 'int64', device: h.device });
       const pooledOutput = lastHiddenState.index([rows, inputIds.argmax(-1)]);
-      return outputHiddenStates ? { lastHiddenState, pooledOutput, hiddenStates: hidden } : { lastHiddenState, pooledOutput };
+      return outputHiddenStates
+        ? { lastHiddenState, pooledOutput, hiddenStates: hidden }
+        : { lastHiddenState, pooledOutput };
     });
   }
 
   #checkIds(ids: Tensor): void {
-    if (!isTensor(ids)) throw new ArgumentError(`CLIPTextModel.forward: Expected input ids to be an int64 Tensor [batch, length] but received ${describe(ids)}`);
-    if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new ArgumentError(`CLIPTextModel.forward: Expected integer input ids (int64 or int32) but received ${ids.dtype}`);
+    if (!isTensor(ids))
+      throw new ArgumentError(
+        `CLIPTextModel.forward: Expected input ids to be an int64 Tensor [batch, length] but received ${describe(ids)}`,
+      );
+    if (ids.dtype !== 'int64' && ids.dtype !== 'int32')
+      throw new ArgumentError(
+        `CLIPTextModel.forward: Expected integer input ids (int64 or int32) but received ${ids.dtype}`,
+      );
     const shape = ids.shape;
-    if (shape.length !== 2 || shape[0] === 0 || shape[1] === 0) throw new ImmunizeError('E_SHAPE', `CLIPTextModel.forward: Expected input ids of shape [batch, length] with both > 0 but received [${shape.join(', ')}]`);
+    if (shape.length !== 2 || shape[0] === 0 || shape[1] === 0)
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `CLIPTextModel.forward: Expected input ids of shape [batch, length] with both > 0 but received [${shape.join(', ')}]`,
+      );
     const max = this.config.max_position_embeddings;
-    if (shape[1]! > max) throw new ImmunizeError('E_SHAPE', `CLIPTextModel.forward: ${shape[1]} tokens per row, but the model has ${max} positions (max_position_embeddings); tokenize with truncation to ${max}`);
+    if (shape[1]! > max)
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `CLIPTextModel.forward: ${shape[1]} tokens per row, but the model has ${max} positions (max_position_embeddings); tokenize with truncation to ${max}`,
+      );
     const [lo, hi] = noGrad(() => scope(() => [ids.min().item(), ids.max().item()]));
-    if (lo! < 0 || hi! >= this.config.vocab_size) throw new ArgumentError(`CLIPTextModel.forward: token ids must be in [0, ${this.config.vocab_size}) (vocab_size) but range over [${lo}, ${hi}]`);
+    if (lo! < 0 || hi! >= this.config.vocab_size)
+      throw new ArgumentError(
+        `CLIPTextModel.forward: token ids must be in [0, ${this.config.vocab_size}) (vocab_size) but range over [${lo}, ${hi}]`,
+      );
   }
 
   /** Additive mask [B or 1, 1, L, L]: finfo.min above the diagonal (causal) and on padded keys, 0 elsewhere. */
   #mask(l: number, like: Tensor, padding: Tensor | null): Tensor {
     const min = FINFO_MIN[like.dtype];
-    if (min === undefined) throw new ArgumentError(`CLIPTextModel: weights must be floating point but are ${like.dtype}`);
+    if (min === undefined)
+      throw new ArgumentError(`CLIPTextModel: weights must be floating point but are ${like.dtype}`);
     return scope(() => {
       const ones = full([l, l], true, { dtype: 'bool', device: like.device });
       let blocked = ones.triu(1).view(1, 1, l, l);
       if (padding !== null) {
         const [b, pl] = padding.shape;
-        if (padding.ndim !== 2 || pl !== l || b !== like.shape[0]) throw new ImmunizeError('E_SHAPE', `CLIPTextModel.forward: attentionMask must be [${like.shape[0]}, ${l}] but is [${padding.shape.join(', ')}]`);
+        if (padding.ndim !== 2 || pl !== l || b !== like.shape[0])
+          throw new ImmunizeError(
+            'E_SHAPE',
+            `CLIPTextModel.forward: attentionMask must be [${like.shape[0]}, ${l}] but is [${padding.shape.join(', ')}]`,
+          );
         blocked = blocked.logicalOr(padding.eq(0).view(b!, 1, 1, l));
       }
       return full(blocked.shape, 0, { dtype: like.dtype, device: like.device }).maskedFill(blocked, min);
@@ -187,14 +228,22 @@ export interface LoadCLIPTextModelOptions {
  * Pickle checkpoints (pytorch_model.bin) are refused.
  */
 export function loadCLIPTextModel(path: string, o: LoadCLIPTextModelOptions = {}): CLIPTextModel {
-  const preferred = o.variant === 'fp16' ? ['model.fp16.safetensors', 'model.safetensors'] : ['model.safetensors', 'model.fp16.safetensors'];
-  const pipelineTextEncoder = (dir: string) => (!existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'text_encoder', 'config.json')) ? join(dir, 'text_encoder') : dir);
+  const preferred =
+    o.variant === 'fp16'
+      ? ['model.fp16.safetensors', 'model.safetensors']
+      : ['model.safetensors', 'model.fp16.safetensors'];
+  const pipelineTextEncoder = (dir: string) =>
+    !existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'text_encoder', 'config.json'))
+      ? join(dir, 'text_encoder')
+      : dir;
   const { folder, weights } = locateCheckpoint(path, preferred, pipelineTextEncoder);
   const config = readConfigJson(folder, 'a CLIP text encoder needs its transformers config.json');
   const fullClip = isFullCLIPConfig(config.raw, 'text');
   const model = new CLIPTextModel(parseCLIPTextConfig(config.raw, config.path));
   try {
-    using source = new SafetensorsSource([{ path: weights, rename: fullClip ? (k) => (k.startsWith('text_model.') ? k : null) : undefined }]);
+    using source = new SafetensorsSource([
+      { path: weights, rename: fullClip ? (k) => (k.startsWith('text_model.') ? k : null) : undefined },
+    ]);
     model.loadStateDict(source, { dtype: o.dtype ?? 'float32', device: o.device, label: basename(weights) });
   } catch (e) {
     model.dispose();

@@ -30,8 +30,16 @@ export interface CLIPVisionConfig extends CLIPEncoderConfig {
 
 // transformers 4.27 CLIPVisionConfig.__init__ defaults (configuration_clip.py).
 const DEFAULTS: CLIPVisionConfig = {
-  hidden_size: 768, intermediate_size: 3072, projection_dim: 512, num_hidden_layers: 12, num_attention_heads: 12,
-  num_channels: 3, image_size: 224, patch_size: 32, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5,
+  hidden_size: 768,
+  intermediate_size: 3072,
+  projection_dim: 512,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  num_channels: 3,
+  image_size: 224,
+  patch_size: 32,
+  hidden_act: 'quick_gelu',
+  layer_norm_eps: 1e-5,
 };
 const INT_FIELDS = ['projection_dim', 'num_channels', 'image_size', 'patch_size'] as const;
 
@@ -41,7 +49,11 @@ const INT_FIELDS = ['projection_dim', 'num_channels', 'image_size', 'patch_size'
  */
 export function parseCLIPVisionConfig(raw: Record<string, unknown>, label = 'config.json'): CLIPVisionConfig {
   return parseTowerConfig(raw, label, 'vision', DEFAULTS, INT_FIELDS, (cfg, where) => {
-    if (cfg.image_size % cfg.patch_size !== 0) throw new ImmunizeError('E_CONFIG', `${where}: image_size ${cfg.image_size} is not a multiple of patch_size ${cfg.patch_size}`);
+    if (cfg.image_size % cfg.patch_size !== 0)
+      throw new ImmunizeError(
+        'E_CONFIG',
+        `${where}: image_size ${cfg.image_size} is not a multiple of patch_size ${cfg.patch_size}`,
+      );
   });
 }
 
@@ -124,16 +136,24 @@ export class CLIPVisionTransformer extends Module {
   /** pixel values [N, C, image_size, image_size] (already normalised: see image-processor.ts) → hidden states. */
   forward(pixelValues: Tensor, o: CLIPVisionForwardOptions = {}): CLIPVisionOutput {
     const c = this.config;
-    if (!isTensor(pixelValues)) throw new ArgumentError(`CLIPVisionModel.forward: expected pixel values to be a Tensor [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] but received ${describe(pixelValues)}`);
+    if (!isTensor(pixelValues))
+      throw new ArgumentError(
+        `CLIPVisionModel.forward: expected pixel values to be a Tensor [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] but received ${describe(pixelValues)}`,
+      );
     const s = pixelValues.shape;
     if (s.length !== 4 || s[1] !== c.num_channels || s[2] !== c.image_size || s[3] !== c.image_size || s[0] === 0) {
-      throw new ImmunizeError('E_SHAPE', `CLIPVisionModel.forward: expected pixel values [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] (see clipPreprocess) but received [${s.join(', ')}]`);
+      throw new ImmunizeError(
+        'E_SHAPE',
+        `CLIPVisionModel.forward: expected pixel values [N, ${c.num_channels}, ${c.image_size}, ${c.image_size}] (see clipPreprocess) but received [${s.join(', ')}]`,
+      );
     }
     return scope(() => {
       const hidden = this.encoder.forward(this.preLayrnorm.forward(this.embeddings.forward(pixelValues)));
       const h = hidden.at(-1)!;
       const pooledOutput = this.postLayernorm.forward(h.select(1, 0));
-      return o.outputHiddenStates ? { lastHiddenState: h, pooledOutput, hiddenStates: hidden } : { lastHiddenState: h, pooledOutput };
+      return o.outputHiddenStates
+        ? { lastHiddenState: h, pooledOutput, hiddenStates: hidden }
+        : { lastHiddenState: h, pooledOutput };
     });
   }
 }
@@ -144,7 +164,10 @@ export class CLIPVisionModel extends CLIPPreTrainedModel {
 
   constructor(config: Record<string, unknown> | CLIPVisionConfig) {
     super();
-    this.visionModel = this.child('vision_model', new CLIPVisionTransformer(parseCLIPVisionConfig(config as Record<string, unknown>)));
+    this.visionModel = this.child(
+      'vision_model',
+      new CLIPVisionTransformer(parseCLIPVisionConfig(config as Record<string, unknown>)),
+    );
   }
 
   get config(): CLIPVisionConfig {

@@ -55,7 +55,10 @@ export class CrossAttention extends Module {
   readonly crossAttentionDim: number;
   readonly scale: number;
   readonly upcastAttention: boolean;
-  constructor(readonly queryDim: number, o: CrossAttentionOptions) {
+  constructor(
+    readonly queryDim: number,
+    o: CrossAttentionOptions,
+  ) {
     super();
     this.heads = o.heads;
     this.dimHead = o.dimHead;
@@ -75,7 +78,9 @@ export class CrossAttention extends Module {
       const [b, l] = [x.shape[0]!, x.shape[1]!];
       const s = ctx.shape[1]!;
       if (ctx.shape[ctx.ndim - 1] !== this.crossAttentionDim) {
-        throw new ArgumentError(`CrossAttention: ${context ? 'encoder_hidden_states' : 'hidden states'} have ${ctx.shape[ctx.ndim - 1]} features but the layer expects ${this.crossAttentionDim} (shape [${ctx.shape.join(', ')}])`);
+        throw new ArgumentError(
+          `CrossAttention: ${context ? 'encoder_hidden_states' : 'hidden states'} have ${ctx.shape[ctx.ndim - 1]} features but the layer expects ${this.crossAttentionDim} (shape [${ctx.shape.join(', ')}])`,
+        );
       }
       // head_to_batch_dim as a view: [B, L, H·d] → [B, H, L, d].
       const split = (t: Tensor, n: number) => t.view(b, n, this.heads, this.dimHead).transpose(1, 2);
@@ -148,13 +153,28 @@ export class BasicTransformerBlock extends Module {
     this.onlyCrossAttention = o.onlyCrossAttention ?? false;
     // Registration order = diffusers' (attn1, ff, attn2, norm1, norm2, norm3), so the state dict
     // lists keys in PyTorch's order.
-    this.attn1 = this.child('attn1', new CrossAttention(dim, {
-      heads: o.heads, dimHead: o.dimHead, crossAttentionDim: this.onlyCrossAttention ? o.crossAttentionDim : null, upcastAttention: o.upcastAttention,
-    }));
+    this.attn1 = this.child(
+      'attn1',
+      new CrossAttention(dim, {
+        heads: o.heads,
+        dimHead: o.dimHead,
+        crossAttentionDim: this.onlyCrossAttention ? o.crossAttentionDim : null,
+        upcastAttention: o.upcastAttention,
+      }),
+    );
     this.ff = this.child('ff', new FeedForward(dim));
-    this.attn2 = o.crossAttentionDim !== null
-      ? this.child('attn2', new CrossAttention(dim, { heads: o.heads, dimHead: o.dimHead, crossAttentionDim: o.crossAttentionDim, upcastAttention: o.upcastAttention }))
-      : null;
+    this.attn2 =
+      o.crossAttentionDim !== null
+        ? this.child(
+            'attn2',
+            new CrossAttention(dim, {
+              heads: o.heads,
+              dimHead: o.dimHead,
+              crossAttentionDim: o.crossAttentionDim,
+              upcastAttention: o.upcastAttention,
+            }),
+          )
+        : null;
     this.norm1 = this.child('norm1', new LayerNorm(dim));
     this.norm2 = o.crossAttentionDim !== null ? this.child('norm2', new LayerNorm(dim)) : null;
     this.norm3 = this.child('norm3', new LayerNorm(dim));
@@ -187,18 +207,40 @@ export class Transformer2DModel extends Module {
   readonly projOut: Conv2d | Linear;
   readonly innerDim: number;
   readonly useLinearProjection: boolean;
-  constructor(readonly inChannels: number, o: Transformer2DOptions) {
+  constructor(
+    readonly inChannels: number,
+    o: Transformer2DOptions,
+  ) {
     super();
     const inner = o.heads * o.dimHead;
     this.innerDim = inner;
     this.useLinearProjection = o.useLinearProjection ?? false;
     // eps 1e-6 is hard-coded in diffusers' Transformer2DModel (not the UNet's norm_eps).
     this.norm = this.child('norm', new GroupNorm(o.groups, inChannels, 1e-6));
-    this.projIn = this.child('proj_in', this.useLinearProjection ? new Linear(inChannels, inner) : new Conv2d(inChannels, inner, { kernelSize: 1 }));
-    this.transformerBlocks = this.child('transformer_blocks', new ModuleList(Array.from({ length: o.layers ?? 1 }, () => new BasicTransformerBlock(inner, {
-      heads: o.heads, dimHead: o.dimHead, crossAttentionDim: o.crossAttentionDim, onlyCrossAttention: o.onlyCrossAttention, upcastAttention: o.upcastAttention,
-    }))));
-    this.projOut = this.child('proj_out', this.useLinearProjection ? new Linear(inner, inChannels) : new Conv2d(inner, inChannels, { kernelSize: 1 }));
+    this.projIn = this.child(
+      'proj_in',
+      this.useLinearProjection ? new Linear(inChannels, inner) : new Conv2d(inChannels, inner, { kernelSize: 1 }),
+    );
+    this.transformerBlocks = this.child(
+      'transformer_blocks',
+      new ModuleList(
+        Array.from(
+          { length: o.layers ?? 1 },
+          () =>
+            new BasicTransformerBlock(inner, {
+              heads: o.heads,
+              dimHead: o.dimHead,
+              crossAttentionDim: o.crossAttentionDim,
+              onlyCrossAttention: o.onlyCrossAttention,
+              upcastAttention: o.upcastAttention,
+            }),
+        ),
+      ),
+    );
+    this.projOut = this.child(
+      'proj_out',
+      this.useLinearProjection ? new Linear(inner, inChannels) : new Conv2d(inner, inChannels, { kernelSize: 1 }),
+    );
   }
   /** x [B, C, H, W]; context [B, S, cross_attention_dim]. */
   forward(x: Tensor, context: Tensor | null): Tensor {
@@ -207,9 +249,13 @@ export class Transformer2DModel extends Module {
       const tokens = (t: Tensor, ch: number) => t.permute(0, 2, 3, 1).reshape(b, hh * ww, ch);
       const image = (t: Tensor, ch: number) => t.reshape(b, hh, ww, ch).permute(0, 3, 1, 2).contiguous();
       const n = this.norm.forward(x);
-      let h = this.useLinearProjection ? this.projIn.forward(tokens(n, c)) : tokens(this.projIn.forward(n), this.innerDim);
+      let h = this.useLinearProjection
+        ? this.projIn.forward(tokens(n, c))
+        : tokens(this.projIn.forward(n), this.innerDim);
       for (const blk of this.transformerBlocks.items) h = blk.forward(h, context);
-      const out = this.useLinearProjection ? image(this.projOut.forward(h), c) : this.projOut.forward(image(h, this.innerDim));
+      const out = this.useLinearProjection
+        ? image(this.projOut.forward(h), c)
+        : this.projOut.forward(image(h, this.innerDim));
       return out.add(x);
     });
   }

@@ -28,17 +28,33 @@ export interface UNetBlockOptions {
 function transformer(channels: number, o: UNetBlockOptions): Transformer2DModel {
   // diffusers: Transformer2DModel(heads, out_channels // heads, in_channels=out_channels, …)
   return new Transformer2DModel(channels, {
-    heads: o.heads, dimHead: Math.floor(channels / o.heads), crossAttentionDim: o.crossAttentionDim, groups: o.groups,
-    useLinearProjection: o.useLinearProjection, onlyCrossAttention: o.onlyCrossAttention, upcastAttention: o.upcastAttention,
+    heads: o.heads,
+    dimHead: Math.floor(channels / o.heads),
+    crossAttentionDim: o.crossAttentionDim,
+    groups: o.groups,
+    useLinearProjection: o.useLinearProjection,
+    onlyCrossAttention: o.onlyCrossAttention,
+    upcastAttention: o.upcastAttention,
   });
 }
 
 function resnet(inC: number, outC: number, o: UNetBlockOptions, outputScaleFactor = 1): ResnetBlock2D {
-  return new ResnetBlock2D(inC, outC, { tembChannels: o.tembChannels, groups: o.groups, eps: o.eps, act: o.act, outputScaleFactor });
+  return new ResnetBlock2D(inC, outC, {
+    tembChannels: o.tembChannels,
+    groups: o.groups,
+    eps: o.eps,
+    act: o.act,
+    outputScaleFactor,
+  });
 }
 
-export interface DownOptions { addDownsample: boolean; downsamplePadding: number }
-export interface UpOptions { addUpsample: boolean }
+export interface DownOptions {
+  addDownsample: boolean;
+  downsamplePadding: number;
+}
+export interface UpOptions {
+  addUpsample: boolean;
+}
 
 /** A down block's result: its last hidden state and every state the up path will concatenate. */
 export interface DownBlockOutput {
@@ -51,12 +67,25 @@ export class UNetDownBlock extends Module {
   readonly attentions: ModuleList<Transformer2DModel> | null;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
-  constructor(readonly inChannels: number, readonly outChannels: number, o: UNetBlockOptions & DownOptions & { crossAttention: boolean }) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    o: UNetBlockOptions & DownOptions & { crossAttention: boolean },
+  ) {
     super();
     // diffusers registers attentions before resnets (state-dict order).
-    this.attentions = o.crossAttention ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o)))) : null;
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: o.layers }, (_, i) => resnet(i === 0 ? inChannels : outChannels, outChannels, o))));
-    this.downsamplers = o.addDownsample ? this.child('downsamplers', new ModuleList([new Downsample2D(outChannels, outChannels, o.downsamplePadding)])) : null;
+    this.attentions = o.crossAttention
+      ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o))))
+      : null;
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from({ length: o.layers }, (_, i) => resnet(i === 0 ? inChannels : outChannels, outChannels, o)),
+      ),
+    );
+    this.downsamplers = o.addDownsample
+      ? this.child('downsamplers', new ModuleList([new Downsample2D(outChannels, outChannels, o.downsamplePadding)]))
+      : null;
   }
   get hasCrossAttention(): boolean {
     return this.attentions !== null;
@@ -83,10 +112,19 @@ export class UNetDownBlock extends Module {
 export class UNetMidBlock2DCrossAttn extends Module {
   readonly attentions: ModuleList<Transformer2DModel>;
   readonly resnets: ModuleList<ResnetBlock2D>;
-  constructor(readonly channels: number, o: UNetBlockOptions & { outputScaleFactor: number }) {
+  constructor(
+    readonly channels: number,
+    o: UNetBlockOptions & { outputScaleFactor: number },
+  ) {
     super();
-    this.attentions = this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(channels, o))));
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: o.layers + 1 }, () => resnet(channels, channels, o, o.outputScaleFactor))));
+    this.attentions = this.child(
+      'attentions',
+      new ModuleList(Array.from({ length: o.layers }, () => transformer(channels, o))),
+    );
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(Array.from({ length: o.layers + 1 }, () => resnet(channels, channels, o, o.outputScaleFactor))),
+    );
   }
   forward(x: Tensor, temb: Tensor, context: Tensor | null): Tensor {
     return scope(() => {
@@ -108,21 +146,44 @@ export class UNetUpBlock extends Module {
   readonly attentions: ModuleList<Transformer2DModel> | null;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
-  constructor(readonly inChannels: number, readonly prevOutputChannels: number, readonly outChannels: number, o: UNetBlockOptions & UpOptions & { crossAttention: boolean }) {
+  constructor(
+    readonly inChannels: number,
+    readonly prevOutputChannels: number,
+    readonly outChannels: number,
+    o: UNetBlockOptions & UpOptions & { crossAttention: boolean },
+  ) {
     super();
-    this.attentions = o.crossAttention ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o)))) : null;
-    this.resnets = this.child('resnets', new ModuleList(Array.from({ length: o.layers }, (_, i) => {
-      const skip = i === o.layers - 1 ? inChannels : outChannels;
-      return resnet((i === 0 ? prevOutputChannels : outChannels) + skip, outChannels, o);
-    })));
-    this.upsamplers = o.addUpsample ? this.child('upsamplers', new ModuleList([new Upsample2D(outChannels, outChannels)])) : null;
+    this.attentions = o.crossAttention
+      ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o))))
+      : null;
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from({ length: o.layers }, (_, i) => {
+          const skip = i === o.layers - 1 ? inChannels : outChannels;
+          return resnet((i === 0 ? prevOutputChannels : outChannels) + skip, outChannels, o);
+        }),
+      ),
+    );
+    this.upsamplers = o.addUpsample
+      ? this.child('upsamplers', new ModuleList([new Upsample2D(outChannels, outChannels)]))
+      : null;
   }
   get hasCrossAttention(): boolean {
     return this.attentions !== null;
   }
   /** `skips` oldest first (as diffusers' res_hidden_states_tuple); consumed from the end. */
-  forward(x: Tensor, skips: readonly Tensor[], temb: Tensor, context: Tensor | null, upsampleSize?: [number, number]): Tensor {
-    if (skips.length !== this.resnets.length) throw new RangeError(`${this.constructor.name}: expected ${this.resnets.length} skip connections, received ${skips.length}`);
+  forward(
+    x: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor,
+    context: Tensor | null,
+    upsampleSize?: [number, number],
+  ): Tensor {
+    if (skips.length !== this.resnets.length)
+      throw new RangeError(
+        `${this.constructor.name}: expected ${this.resnets.length} skip connections, received ${skips.length}`,
+      );
     return scope(() => {
       let h = x;
       this.resnets.items.forEach((r, i) => {

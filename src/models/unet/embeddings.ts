@@ -14,11 +14,20 @@ import { F, arange, cat, isTensor, scope, tensor, type Device, type Tensor } fro
  * The op sequence (float32 arange, two scalar ops, exp) is diffusers' own so the result is
  * bit-identical; an odd `dim` is zero-padded by one column.
  */
-export function timestepEmbedding(timesteps: Tensor, dim: number, o: { flipSinToCos: boolean; downscaleFreqShift: number; scale?: number; maxPeriod?: number }): Tensor {
-  if (timesteps.ndim !== 1) throw new ArgumentError(`timestepEmbedding: timesteps should be 1-d but have shape [${timesteps.shape.join(', ')}]`);
+export function timestepEmbedding(
+  timesteps: Tensor,
+  dim: number,
+  o: { flipSinToCos: boolean; downscaleFreqShift: number; scale?: number; maxPeriod?: number },
+): Tensor {
+  if (timesteps.ndim !== 1)
+    throw new ArgumentError(
+      `timestepEmbedding: timesteps should be 1-d but have shape [${timesteps.shape.join(', ')}]`,
+    );
   const half = Math.floor(dim / 2);
   return scope(() => {
-    const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device }).mul(-Math.log(o.maxPeriod ?? 10000)).div(half - o.downscaleFreqShift);
+    const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device })
+      .mul(-Math.log(o.maxPeriod ?? 10000))
+      .div(half - o.downscaleFreqShift);
     let args = timesteps.unsqueeze(1).to('float32').mul(exponent.exp().unsqueeze(0));
     if ((o.scale ?? 1) !== 1) args = args.mul(o.scale!);
     const [sin, cos] = [args.sin(), args.cos()];
@@ -34,12 +43,22 @@ export function timestepEmbedding(timesteps: Tensor, dim: number, o: { flipSinTo
  */
 export function timestepsForBatch(timestep: number | Tensor, batch: number, device: Device): Tensor {
   if (!isTensor(timestep)) {
-    if (typeof timestep !== 'number' || !Number.isFinite(timestep)) throw new ArgumentError(`UNet2DConditionModel: timestep should be a finite number or a tensor but received ${describe(timestep)}`);
-    return scope(() => tensor(new Float64Array([timestep]), [1], { dtype: Number.isInteger(timestep) ? 'int64' : 'float64', device }).expand(batch));
+    if (typeof timestep !== 'number' || !Number.isFinite(timestep))
+      throw new ArgumentError(
+        `UNet2DConditionModel: timestep should be a finite number or a tensor but received ${describe(timestep)}`,
+      );
+    return scope(() =>
+      tensor(new Float64Array([timestep]), [1], {
+        dtype: Number.isInteger(timestep) ? 'int64' : 'float64',
+        device,
+      }).expand(batch),
+    );
   }
   const n = timestep.ndim === 0 ? 1 : timestep.ndim === 1 ? timestep.shape[0]! : -1;
   if (n !== 1 && n !== batch) {
-    throw new ArgumentError(`UNet2DConditionModel: timestep tensor should be 0-d or have 1 or ${batch} (batch) entries but has shape [${timestep.shape.join(', ')}]`);
+    throw new ArgumentError(
+      `UNet2DConditionModel: timestep tensor should be 0-d or have 1 or ${batch} (batch) entries but has shape [${timestep.shape.join(', ')}]`,
+    );
   }
   return scope(() => {
     const t = timestep.ndim === 0 ? timestep.unsqueeze(0) : timestep;
@@ -49,11 +68,18 @@ export function timestepsForBatch(timestep: number | Tensor, batch: number, devi
 
 /** diffusers' `Timesteps` module: the sinusoidal projection, no parameters. */
 export class Timesteps extends Module {
-  constructor(readonly numChannels: number, readonly flipSinToCos: boolean, readonly downscaleFreqShift: number) {
+  constructor(
+    readonly numChannels: number,
+    readonly flipSinToCos: boolean,
+    readonly downscaleFreqShift: number,
+  ) {
     super();
   }
   forward(timesteps: Tensor): Tensor {
-    return timestepEmbedding(timesteps, this.numChannels, { flipSinToCos: this.flipSinToCos, downscaleFreqShift: this.downscaleFreqShift });
+    return timestepEmbedding(timesteps, this.numChannels, {
+      flipSinToCos: this.flipSinToCos,
+      downscaleFreqShift: this.downscaleFreqShift,
+    });
   }
 }
 

@@ -21,13 +21,21 @@ export function loadUNet(path: string, o: LoadModelOptions = {}): UNet2DConditio
   if (statSync(path).isDirectory()) {
     if (!existsSync(join(path, 'config.json')) && existsSync(join(path, 'unet'))) folder = join(path, 'unet');
     if (!existsSync(join(folder, 'config.json'))) {
-      throw new ImmunizeError('E_MODEL_FILE', `${path}: no config.json${folder === path ? ' (expected a diffusers unet/ folder, or a pipeline folder that has one)' : ` in ${folder}`}`);
+      throw new ImmunizeError(
+        'E_MODEL_FILE',
+        `${path}: no config.json${folder === path ? ' (expected a diffusers unet/ folder, or a pipeline folder that has one)' : ` in ${folder}`}`,
+      );
     }
     file = weightsIn(folder, o.variant);
   } else {
-    if (!path.endsWith('.safetensors')) throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file or a diffusers unet/ folder`);
+    if (!path.endsWith('.safetensors'))
+      throw new ImmunizeError('E_MODEL_FILE', `${path}: expected a .safetensors file or a diffusers unet/ folder`);
     folder = dirname(path);
-    if (!existsSync(join(folder, 'config.json'))) throw new ImmunizeError('E_MODEL_FILE', `${path}: a UNet needs its config.json beside the weights (none in ${folder})`);
+    if (!existsSync(join(folder, 'config.json')))
+      throw new ImmunizeError(
+        'E_MODEL_FILE',
+        `${path}: a UNet needs its config.json beside the weights (none in ${folder})`,
+      );
     file = path;
   }
   const configPath = join(folder, 'config.json');

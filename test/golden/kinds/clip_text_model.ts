@@ -30,7 +30,11 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   const values = spec.inputs?.input_ids_values as number[][] | undefined;
   let ids: Tensor;
   if (io.has('input_ids')) ids = ref('input_ids');
-  else if (Array.isArray(values)) ids = tensor(BigInt64Array.from(values.flat(), (v) => BigInt(v)), [values.length, values[0]!.length]);
+  else if (Array.isArray(values))
+    ids = tensor(
+      BigInt64Array.from(values.flat(), (v) => BigInt(v)),
+      [values.length, values[0]!.length],
+    );
   else throw new Error('case has neither io.safetensors input_ids nor inputs.input_ids_values');
   const hiddenKeys = [...io.all.keys()].filter((k) => /^hidden_states_\d+$/.test(k)).sort();
   const layers = model.config.num_hidden_layers;
@@ -45,18 +49,27 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
     if (Array.isArray(prompts) && tokDir !== undefined) {
       await t.test(`prompts tokenize to input_ids (${tokDir})`, () => {
         const tok = CLIPTokenizer.fromFolder(tokDir);
-        const got = tok.call(prompts as string[], { maxLength: ids.shape[1]!, padding: 'max_length', truncation: true }).inputIds;
+        const got = tok.call(prompts as string[], {
+          maxLength: ids.shape[1]!,
+          padding: 'max_length',
+          truncation: true,
+        }).inputIds;
         assert.deepEqual(got.flat(), ids.toArray());
       });
     }
-    const out = noGrad(() => model.forward(ids, { outputHiddenStates: hiddenKeys.length > 0 || io.has('penultimate') }));
+    const out = noGrad(() =>
+      model.forward(ids, { outputHiddenStates: hiddenKeys.length > 0 || io.has('penultimate') }),
+    );
     try {
       const report = (name: string, got: Tensor, want: Tensor, label = name) => {
         const r = assertClose(got, want, tol(name), label);
         t.diagnostic(`${label}: max |diff| ${r.maxAbs.toExponential(3)} (atol ${tol(name).atol})`);
       };
-      await t.test('last_hidden_state', () => report('last_hidden_state', out.lastHiddenState, ref('last_hidden_state')));
-      if (io.has('pooler_output')) await t.test('pooler_output', () => report('pooler_output', out.pooledOutput, ref('pooler_output')));
+      await t.test('last_hidden_state', () =>
+        report('last_hidden_state', out.lastHiddenState, ref('last_hidden_state')),
+      );
+      if (io.has('pooler_output'))
+        await t.test('pooler_output', () => report('pooler_output', out.pooledOutput, ref('pooler_output')));
       if (hiddenKeys.length > 0) {
         await t.test(`hidden states (${hiddenKeys.join(', ')})`, () => {
           assert.equal(out.hiddenStates?.length, layers + 1, 'hiddenStates: embeddings + one per layer');
@@ -64,14 +77,25 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
         });
         const penultimate = `hidden_states_${String(layers - 1).padStart(2, '0')}`;
         if (io.has(penultimate)) {
-          await t.test('penultimate layer = hiddenStates.at(-2)', () => report(penultimate, out.hiddenStates!.at(-2)!, ref(penultimate), `penultimate (${penultimate})`));
+          await t.test('penultimate layer = hiddenStates.at(-2)', () =>
+            report(penultimate, out.hiddenStates!.at(-2)!, ref(penultimate), `penultimate (${penultimate})`),
+          );
         }
       }
-      if (io.has('penultimate')) await t.test('penultimate', () => report('penultimate', out.hiddenStates!.at(-2)!, ref('penultimate')));
-      if (out.hiddenStates !== undefined) await t.test('last_hidden_state = final_layer_norm(hiddenStates.at(-1))', () => noGrad(() => scope(() => {
-        const again = model.textModel.finalLayerNorm.forward(out.hiddenStates!.at(-1)!);
-        assert.ok(again.equal(out.lastHiddenState), 'final_layer_norm of the last hidden state differs from lastHiddenState');
-      })));
+      if (io.has('penultimate'))
+        await t.test('penultimate', () => report('penultimate', out.hiddenStates!.at(-2)!, ref('penultimate')));
+      if (out.hiddenStates !== undefined)
+        await t.test('last_hidden_state = final_layer_norm(hiddenStates.at(-1))', () =>
+          noGrad(() =>
+            scope(() => {
+              const again = model.textModel.finalLayerNorm.forward(out.hiddenStates!.at(-1)!);
+              assert.ok(
+                again.equal(out.lastHiddenState),
+                'final_layer_norm of the last hidden state differs from lastHiddenState',
+              );
+            }),
+          ),
+        );
     } finally {
       out.lastHiddenState.dispose();
       out.pooledOutput.dispose();

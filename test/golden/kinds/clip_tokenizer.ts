@@ -13,7 +13,8 @@ export function callOptions(call: unknown): CallOptions {
   const len = /max_length\s*=\s*(\d+)/.exec(text);
   if (len) o.maxLength = Number(len[1]);
   const pad = /padding\s*=\s*(?:'(\w+)'|(True|False))/.exec(text);
-  if (pad) o.padding = pad[1] === 'longest' || pad[2] === 'True' ? 'longest' : pad[1] === 'max_length' ? 'max_length' : false;
+  if (pad)
+    o.padding = pad[1] === 'longest' || pad[2] === 'True' ? 'longest' : pad[1] === 'max_length' ? 'max_length' : false;
   const trunc = /truncation\s*=\s*(True|False)/.exec(text);
   if (trunc) o.truncation = trunc[1] === 'True';
   return o;
@@ -35,9 +36,15 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       if (JSON.stringify(row) === JSON.stringify(want)) return;
       const at = row.findIndex((id, j) => id !== want[j]);
       const j = at < 0 ? Math.min(row.length, want.length) : at;
-      wrong.push(`prompt ${i} ${JSON.stringify(String(prompts[i]).slice(0, 60))}: first difference at position ${j} (length ${row.length} vs ${want.length}): got [${row.slice(j, j + 6).join(', ')}…], expected [${want.slice(j, j + 6).join(', ')}…]`);
+      wrong.push(
+        `prompt ${i} ${JSON.stringify(String(prompts[i]).slice(0, 60))}: first difference at position ${j} (length ${row.length} vs ${want.length}): got [${row.slice(j, j + 6).join(', ')}…], expected [${want.slice(j, j + 6).join(', ')}…]`,
+      );
     });
-    assert.deepEqual(wrong, [], `${wrong.length} of ${prompts.length} prompts tokenized differently:\n${wrong.join('\n')}`);
+    assert.deepEqual(
+      wrong,
+      [],
+      `${wrong.length} of ${prompts.length} prompts tokenized differently:\n${wrong.join('\n')}`,
+    );
   });
 
   if (Array.isArray(spec.attention_mask)) {
@@ -47,11 +54,12 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   }
 
   const width = (expected as number[][])[0]?.length ?? 0;
-  if ((expected as number[][]).every((r) => r.length === width)) await t.test('inputIdsTensor gives the same ids as int64', () => {
-    using ids = tok.inputIdsTensor(prompts as string[], o);
-    assert.equal(ids.dtype, 'int64');
-    assert.deepEqual(ids.shape, [prompts.length, width]);
-    assert.deepEqual(ids.toArray(), (expected as number[][]).flat());
-  });
+  if ((expected as number[][]).every((r) => r.length === width))
+    await t.test('inputIdsTensor gives the same ids as int64', () => {
+      using ids = tok.inputIdsTensor(prompts as string[], o);
+      assert.equal(ids.dtype, 'int64');
+      assert.deepEqual(ids.shape, [prompts.length, width]);
+      assert.deepEqual(ids.toArray(), (expected as number[][]).flat());
+    });
 };
 export default run;

@@ -21,7 +21,10 @@ const run: CaseRunner = async ({ dir }, t) => {
     if (!cls.endsWith('Scheduler')) continue;
     await t.test(`${f}: createScheduler (${cls}), setTimesteps(50)`, (st) => {
       if (!SUPPORTED_SCHEDULERS.includes(cls as SchedulerClassName)) {
-        assert.throws(() => createScheduler(v), (e: Error) => e.message.includes(cls) && SUPPORTED_SCHEDULERS.every((s) => e.message.includes(s)));
+        assert.throws(
+          () => createScheduler(v),
+          (e: Error) => e.message.includes(cls) && SUPPORTED_SCHEDULERS.every((s) => e.message.includes(s)),
+        );
         st.diagnostic(`${cls} is not supported; createScheduler says so and lists the supported classes`);
         return;
       }
@@ -30,10 +33,14 @@ const run: CaseRunner = async ({ dir }, t) => {
       s.setTimesteps(50);
       const ts = s.timesteps;
       assert.ok(ts.length >= 50, `${ts.length} timesteps`);
-      assert.ok(ts.every((x, i) => x >= 0 && x < s.numTrainTimesteps && (i === 0 || x <= ts[i - 1]!)), `timesteps not decreasing within [0, ${s.numTrainTimesteps}): ${ts.join(', ')}`);
+      assert.ok(
+        ts.every((x, i) => x >= 0 && x < s.numTrainTimesteps && (i === 0 || x <= ts[i - 1]!)),
+        `timesteps not decreasing within [0, ${s.numTrainTimesteps}): ${ts.join(', ')}`,
+      );
       if (v['num_train_timesteps'] === 1000 && v['steps_offset'] === 1) {
         if (cls === 'DDIMScheduler') assert.deepEqual([...ts], SD_50);
-        if (cls === 'PNDMScheduler' && v['skip_prk_steps'] === true) assert.deepEqual([...ts], [SD_50[0]!, SD_50[1]!, ...SD_50.slice(1)]);
+        if (cls === 'PNDMScheduler' && v['skip_prk_steps'] === true)
+          assert.deepEqual([...ts], [SD_50[0]!, SD_50[1]!, ...SD_50.slice(1)]);
       }
       // A pipeline's config converts to every other sampler (diffusers' from_config).
       for (const other of SUPPORTED_SCHEDULERS) {

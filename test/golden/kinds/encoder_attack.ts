@@ -40,7 +40,8 @@ function numberIn(text: unknown, pattern: RegExp, what: string): number {
 }
 
 /** The case's teacher-forced and full-run tolerances, read as written (no defaults). */
-function tolerancesOf(spec: any) { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function tolerancesOf(spec: any) {
   const tf = spec.tolerances.teacher_forced;
   const fr = spec.tolerances.full_run;
   return {
@@ -59,15 +60,31 @@ function tolerancesOf(spec: any) { // eslint-disable-line @typescript-eslint/no-
  * gradient sign differs from the reference's, and those flips no more frequent than `factor`×
  * the reference's own float32-vs-float64 disagreement rate at that step.
  */
-function assertIterate(got: Tensor, want: Tensor, flips: Tensor, atol: number, maxFlipRate: number, label: string): number {
-  return noGrad(() => scope(() => {
-    const off = got.sub(want).abs().gt(atol).to('float32');
-    const unexplained = off.mul(flips.neg().add(1)).sum().item();
-    assert.equal(unexplained, 0, `${label}: ${unexplained} entries differ by > ${atol} where the gradient signs agree`);
-    const rate = flips.mean().item();
-    assert.ok(rate <= maxFlipRate, `${label}: the gradient sign differs on ${(rate * 100).toFixed(4)}% of entries — allowed ${(maxFlipRate * 100).toFixed(4)}%`);
-    return off.mean().item();
-  }));
+function assertIterate(
+  got: Tensor,
+  want: Tensor,
+  flips: Tensor,
+  atol: number,
+  maxFlipRate: number,
+  label: string,
+): number {
+  return noGrad(() =>
+    scope(() => {
+      const off = got.sub(want).abs().gt(atol).to('float32');
+      const unexplained = off.mul(flips.neg().add(1)).sum().item();
+      assert.equal(
+        unexplained,
+        0,
+        `${label}: ${unexplained} entries differ by > ${atol} where the gradient signs agree`,
+      );
+      const rate = flips.mean().item();
+      assert.ok(
+        rate <= maxFlipRate,
+        `${label}: the gradient sign differs on ${(rate * 100).toFixed(4)}% of entries — allowed ${(maxFlipRate * 100).toFixed(4)}%`,
+      );
+      return off.mean().item();
+    }),
+  );
 }
 
 /**
@@ -91,14 +108,23 @@ function photoguardLayout(x: Tensor): Tensor {
  * A full run as the case's full_run tolerances say: every loss within rtol, and at least the
  * given share of the result's entries within atol. Disposes `r.adv`; returns that share.
  */
-function assertFullRun(r: { losses: number[]; adv: Tensor }, losses: Tensor, adv: Tensor, tol: ReturnType<typeof tolerancesOf>, whose: string): number {
+function assertFullRun(
+  r: { losses: number[]; adv: Tensor },
+  losses: Tensor,
+  adv: Tensor,
+  tol: ReturnType<typeof tolerancesOf>,
+  whose: string,
+): number {
   r.losses.forEach((l, i) => {
     const w = losses.select(0, i).item();
     assert.ok(Math.abs(l - w) <= tol.runLossRtol * Math.abs(w), `loss ${i}: ${l} vs ${w}`);
   });
   const close = 1 - fractionDiffering(r.adv, adv, tol.advAtol);
   r.adv.dispose();
-  assert.ok(close >= tol.advShare, `only ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol} of ${whose}'s result`);
+  assert.ok(
+    close >= tol.advShare,
+    `only ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol} of ${whose}'s result`,
+  );
   return close;
 }
 
@@ -112,13 +138,21 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
 type Ref = (k: string) => Tensor;
 type T = Parameters<CaseRunner>[1];
 
-async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t: T): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t: T): Promise<void> {
   const { ref } = io;
   const tol = tolerancesOf(spec);
   const vae = loadAutoencoderFromPath(join(resolve(dir, spec.model.dir), 'weights.safetensors'));
   assert.ok(vae instanceof AutoencoderKL, 'the attack_encoder model is an AutoencoderKL');
   // The notebook attacks E on [-1, 1] directly; Algorithm 1 works on [0, 1] pixels (E sees 2x − 1).
-  const encPm1: ImageEncoder = { name: 'vae[-1,1]', encode01: (x) => scope(() => { using d = vae.encode(x); return d.mean.alias(); }) };
+  const encPm1: ImageEncoder = {
+    name: 'vae[-1,1]',
+    encode01: (x) =>
+      scope(() => {
+        using d = vae.encode(x);
+        return d.mean.alias();
+      }),
+  };
   const enc01: ImageEncoder = { name: 'vae[0,1]', encode01: (x) => encPm1.encode01(x.mul(2).sub(1)) };
   const nb = spec.notebook_pgd;
   const iters: number = nb.iters;
@@ -126,7 +160,15 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
   const mask = ref('perturb_mask');
   const target = ref('target_latent');
   const lossFn = (xa: Tensor) => encPm1.encode01(photoguardLayout(xa)).sub(target).norm();
-  const options: PgdOptions = { eps: nb.eps, stepSize: nb.step_size, steps: iters, schedule: 'linear-decay', range: nb.clamp, mask, projectStart: false };
+  const options: PgdOptions = {
+    eps: nb.eps,
+    stepSize: nb.step_size,
+    steps: iters,
+    schedule: 'linear-decay',
+    range: nb.clamp,
+    mask,
+    projectStart: false,
+  };
   const sched = { stepSize: nb.step_size, steps: iters, schedule: 'linear-decay' as const };
   const flipRates = spec.robustness.teacher_forced_sign_disagreement_f32_vs_f64_per_iteration;
   // The reference ran on 1 thread, and the channels-last group norm's float32 result depends on
@@ -137,9 +179,18 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
     // The notebook's target_latent is used as stored (an input); the recomputable target is
     // Algorithm 1's z_targ = E(gray), checked here.
     if (io.has('z_targ_algorithm1')) {
-      await t.test('target latent E(gray)', () => noGrad(() => scope(() => {
-        assertClose(enc01.encode01(X.mul(0).add(0.5)), ref('z_targ_algorithm1'), { atol: 1e-5, rtol: 1e-4 }, 'z_targ_algorithm1');
-      })));
+      await t.test('target latent E(gray)', () =>
+        noGrad(() =>
+          scope(() => {
+            assertClose(
+              enc01.encode01(X.mul(0).add(0.5)),
+              ref('z_targ_algorithm1'),
+              { atol: 1e-5, rtol: 1e-4 },
+              'z_targ_algorithm1',
+            );
+          }),
+        ),
+      );
     }
     await t.test('notebook pgd, one step at a time from the stored iterate', () => {
       const rates: number[] = [];
@@ -151,24 +202,46 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
           const loss = lossFn(xa);
           const [g] = grad(loss, [xa]);
           const want = ref('losses_notebook').select(0, i).item();
-          assert.ok(Math.abs(loss.item() - want) <= tol.lossRtol * Math.abs(want), `loss_${i}: ${loss.item()} vs ${want} (rtol ${tol.lossRtol})`);
+          assert.ok(
+            Math.abs(loss.item() - want) <= tol.lossRtol * Math.abs(want),
+            `loss_${i}: ${loss.item()} vs ${want} (rtol ${tol.lossRtol})`,
+          );
           const gRef = ref(`notebook.grad_${pad(i)}`);
           assertClose(g!, gRef, { atol: tol.gradOfMax * gRef.abs().max().item(), rtol: 0 }, `grad_${i}`);
           // One pgd() step from there along this gradient, with the schedule's step size of iteration i.
           const size = stepSizeAt(sched, i);
           assert.ok(Math.abs(size - ref('step_sizes_notebook').select(0, i).item()) < 1e-9, `step size ${i}`);
-          const r = pgdWithGradient(X, () => ({ loss: loss.item(), grad: g!.clone() }), { ...options, steps: 1, schedule: 'constant', stepSize: size, startNoise: prev.sub(X) });
-          rates.push(assertIterate(r.adv, ref(`notebook.x_adv_${pad(i)}`), signFlips(g!, gRef), tol.iterateAtol, tol.flipFactor * flipRates.notebook[i], `x_adv_${i}`));
+          const r = pgdWithGradient(X, () => ({ loss: loss.item(), grad: g!.clone() }), {
+            ...options,
+            steps: 1,
+            schedule: 'constant',
+            stepSize: size,
+            startNoise: prev.sub(X),
+          });
+          rates.push(
+            assertIterate(
+              r.adv,
+              ref(`notebook.x_adv_${pad(i)}`),
+              signFlips(g!, gRef),
+              tol.iterateAtol,
+              tol.flipFactor * flipRates.notebook[i],
+              `x_adv_${i}`,
+            ),
+          );
           r.adv.dispose();
         });
       }
-      t.diagnostic(`notebook teacher-forced: fraction of iterate entries off by > ${tol.iterateAtol} per step: ${rates.map((r) => r.toExponential(1)).join(' ')}`);
+      t.diagnostic(
+        `notebook teacher-forced: fraction of iterate entries off by > ${tol.iterateAtol} per step: ${rates.map((r) => r.toExponential(1)).join(' ')}`,
+      );
     });
-    await t.test('notebook pgd, full run', () => scope(() => {
-      const r = pgd(X, lossFn, { ...options, startNoise: ref('start_noise') });
-      const close = assertFullRun(r, ref('losses_notebook'), ref('adv_notebook'), tol, 'the notebook');
-      t.diagnostic(`notebook full run: ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol}`);
-    }));
+    await t.test('notebook pgd, full run', () =>
+      scope(() => {
+        const r = pgd(X, lossFn, { ...options, startNoise: ref('start_noise') });
+        const close = assertFullRun(r, ref('losses_notebook'), ref('adv_notebook'), tol, 'the notebook');
+        t.diagnostic(`notebook full run: ${(close * 100).toFixed(2)}% of entries within ${tol.advAtol}`);
+      }),
+    );
     if (spec.algorithm1 !== undefined && io.has('x01')) {
       const a1 = spec.algorithm1;
       const x01 = ref('x01');
@@ -176,15 +249,28 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
       await t.test('Algorithm 1, one step at a time from the stored state', () => {
         for (let n = 0; n < a1.iters; n++) {
           scope(() => {
-            const state = n === 0 ? { xIm: x01, delta: x01.mul(0) } : { xIm: ref(`algorithm1.x_im_${pad(n - 1)}`), delta: ref(`algorithm1.delta_${pad(n - 1)}`) };
+            const state =
+              n === 0
+                ? { xIm: x01, delta: x01.mul(0) }
+                : { xIm: ref(`algorithm1.x_im_${pad(n - 1)}`), delta: ref(`algorithm1.delta_${pad(n - 1)}`) };
             const s = algorithm1Step(enc01, x01, state, z, a1.eps, a1.step_size);
             const want = ref('losses_algorithm1').select(0, n).item();
             assert.ok(Math.abs(s.loss - want) <= tol.lossRtol * Math.abs(want), `loss_${n}: ${s.loss} vs ${want}`);
             const gRef = ref(`algorithm1.grad_${pad(n)}`);
             assertClose(s.grad, gRef, { atol: tol.gradOfMax * gRef.abs().max().item(), rtol: 0 }, `grad_${n}`);
             const flips = signFlips(s.grad, gRef);
-            for (const [k, v] of [['delta', s.next.delta], ['x_im', s.next.xIm]] as const) {
-              assertIterate(v, ref(`algorithm1.${k}_${pad(n)}`), flips, tol.iterateAtol, tol.flipFactor * flipRates.algorithm1[n], `${k}_${n}`);
+            for (const [k, v] of [
+              ['delta', s.next.delta],
+              ['x_im', s.next.xIm],
+            ] as const) {
+              assertIterate(
+                v,
+                ref(`algorithm1.${k}_${pad(n)}`),
+                flips,
+                tol.iterateAtol,
+                tol.flipFactor * flipRates.algorithm1[n],
+                `${k}_${n}`,
+              );
             }
             s.grad.dispose();
             s.next.delta.dispose();
@@ -192,10 +278,12 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
           });
         }
       });
-      await t.test('Algorithm 1, full run', () => scope(() => {
-        const r = algorithm1(enc01, x01, z, { eps: a1.eps, stepSize: a1.step_size, steps: a1.iters });
-        assertFullRun(r, ref('losses_algorithm1'), ref('adv_algorithm1'), tol, 'the reference');
-      }));
+      await t.test('Algorithm 1, full run', () =>
+        scope(() => {
+          const r = algorithm1(enc01, x01, z, { eps: a1.eps, stepSize: a1.step_size, steps: a1.iters });
+          assertFullRun(r, ref('losses_algorithm1'), ref('adv_algorithm1'), tol, 'the reference');
+        }),
+      );
     }
   } finally {
     setNumThreads(threads);
@@ -203,7 +291,8 @@ async function notebookAndAlgorithm1(dir: string, spec: any, io: CaseTensors, t:
   }
 }
 
-async function tinyAttack(dir: string, spec: any, ref: Ref, t: T): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function tinyAttack(dir: string, spec: any, ref: Ref, t: T): Promise<void> {
   const model = loadAutoencoderFromPath(resolve(dir, spec.weights.encoder));
   assert.ok(model instanceof AutoencoderTiny, 'a TAESD-family model');
   const a = spec.attack;
@@ -211,28 +300,46 @@ async function tinyAttack(dir: string, spec: any, ref: Ref, t: T): Promise<void>
   const x = ref('image');
   const gray = ref('gray_latent');
   try {
-    await t.test('gray target latent', () => noGrad(() => scope(() => {
-      assertClose(enc.encode01(x.mul(0).add(0.5)), gray, { atol: 1e-4, rtol: 1e-3 }, 'gray_latent');
-    })));
-    await t.test('pgd trajectory: losses, adversarial image and its reconstruction', () => scope(() => {
-      const lossFn = (xa: Tensor) => enc.encode01(xa).sub(gray).norm();
-      const r = pgd(x, lossFn, { eps: a.eps, stepSize: a.step_size, steps: a.iters, schedule: 'linear-decay', startNoise: ref('attack_start_noise'), range: [0, 1] });
-      const finalLoss = noGrad(() => scope(() => lossFn(r.adv).item()));
-      const want = ref('attack_losses');
-      [...r.losses, finalLoss].forEach((l, i) => {
-        const w = want.select(0, i).item();
-        assert.ok(Math.abs(l - w) <= (spec.tolerances?.attack_losses?.rtol ?? 1e-3) * Math.abs(w), `loss ${i}: ${l} vs ${w}`);
-      });
-      const linf = noGrad(() => scope(() => r.adv.sub(x).abs().max().item()));
-      assert.ok(linf <= a.eps + 1e-6, `L∞ ${linf} within ε ${a.eps}`);
-      const mad = meanAbsDiff(r.adv, ref('adv_image'));
-      assert.ok(mad < 1e-3, `adv_image mean |diff| ${mad}`);
-      const rec = noGrad(() => model.decode(model.encode(r.adv)));
-      const madRec = meanAbsDiff(rec, ref('adv_reconstruction'));
-      assert.ok(madRec < 2e-3, `adv_reconstruction mean |diff| ${madRec}`);
-      t.diagnostic(`adv mean |diff| ${mad.toExponential(2)}, reconstruction ${madRec.toExponential(2)}, max |diff| ${closeness(r.adv, ref('adv_image'), { atol: 0, rtol: 0 }).maxAbs.toExponential(2)}`);
-      r.adv.dispose();
-    }));
+    await t.test('gray target latent', () =>
+      noGrad(() =>
+        scope(() => {
+          assertClose(enc.encode01(x.mul(0).add(0.5)), gray, { atol: 1e-4, rtol: 1e-3 }, 'gray_latent');
+        }),
+      ),
+    );
+    await t.test('pgd trajectory: losses, adversarial image and its reconstruction', () =>
+      scope(() => {
+        const lossFn = (xa: Tensor) => enc.encode01(xa).sub(gray).norm();
+        const r = pgd(x, lossFn, {
+          eps: a.eps,
+          stepSize: a.step_size,
+          steps: a.iters,
+          schedule: 'linear-decay',
+          startNoise: ref('attack_start_noise'),
+          range: [0, 1],
+        });
+        const finalLoss = noGrad(() => scope(() => lossFn(r.adv).item()));
+        const want = ref('attack_losses');
+        [...r.losses, finalLoss].forEach((l, i) => {
+          const w = want.select(0, i).item();
+          assert.ok(
+            Math.abs(l - w) <= (spec.tolerances?.attack_losses?.rtol ?? 1e-3) * Math.abs(w),
+            `loss ${i}: ${l} vs ${w}`,
+          );
+        });
+        const linf = noGrad(() => scope(() => r.adv.sub(x).abs().max().item()));
+        assert.ok(linf <= a.eps + 1e-6, `L∞ ${linf} within ε ${a.eps}`);
+        const mad = meanAbsDiff(r.adv, ref('adv_image'));
+        assert.ok(mad < 1e-3, `adv_image mean |diff| ${mad}`);
+        const rec = noGrad(() => model.decode(model.encode(r.adv)));
+        const madRec = meanAbsDiff(rec, ref('adv_reconstruction'));
+        assert.ok(madRec < 2e-3, `adv_reconstruction mean |diff| ${madRec}`);
+        t.diagnostic(
+          `adv mean |diff| ${mad.toExponential(2)}, reconstruction ${madRec.toExponential(2)}, max |diff| ${closeness(r.adv, ref('adv_image'), { atol: 0, rtol: 0 }).maxAbs.toExponential(2)}`,
+        );
+        r.adv.dispose();
+      }),
+    );
   } finally {
     model.dispose();
   }

@@ -23,30 +23,44 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   using io = caseTensors(dir, spec.io);
   const { ref } = io;
   const fallback = spec.tolerances?.default as Tolerance | undefined;
-  const tol = (k: string) => toleranceFor(spec.tolerances, k, fallback ? { atol: fallback.atol ?? 0, rtol: fallback.rtol ?? 0 } : undefined);
+  const tol = (k: string) =>
+    toleranceFor(spec.tolerances, k, fallback ? { atol: fallback.atol ?? 0, rtol: fallback.rtol ?? 0 } : undefined);
   const base = callOptions(spec.call);
-  const metrics = (spec.metrics as string[] | undefined) ?? [...io.all.keys()].filter((k) => k in FULL_REFERENCE_METRICS);
+  const metrics =
+    (spec.metrics as string[] | undefined) ?? [...io.all.keys()].filter((k) => k in FULL_REFERENCE_METRICS);
   const x = ref(String(spec.inputs?.x ?? 'x'));
   const y = ref(String(spec.inputs?.y ?? 'y'));
   for (const name of metrics) {
     await t.test(name, () => {
       const info = FULL_REFERENCE_METRICS[name];
-      assert.ok(info, `no implementation registered for piq metric '${name}' (known: ${Object.keys(FULL_REFERENCE_METRICS).join(', ')})`);
-      const kwargs = Object.fromEntries(Object.entries((spec.kwargs?.[name] ?? {}) as Record<string, unknown>).map(([k, v]) => [camel(k), v]));
-      noGrad(() => scope(() => {
-        const want = ref(name);
-        let got = info.fn(x, y, { ...base, ...kwargs });
-        if (got.numel === want.numel && got.shape.join() !== want.shape.join()) got = got.reshape(want.shape);
-        const r = assertClose(got, want, tol(name), name);
-        t.diagnostic(`${name}: max |diff| ${r.maxAbs.toExponential(3)}`);
-      }));
+      assert.ok(
+        info,
+        `no implementation registered for piq metric '${name}' (known: ${Object.keys(FULL_REFERENCE_METRICS).join(', ')})`,
+      );
+      const kwargs = Object.fromEntries(
+        Object.entries((spec.kwargs?.[name] ?? {}) as Record<string, unknown>).map(([k, v]) => [camel(k), v]),
+      );
+      noGrad(() =>
+        scope(() => {
+          const want = ref(name);
+          let got = info.fn(x, y, { ...base, ...kwargs });
+          if (got.numel === want.numel && got.shape.join() !== want.shape.join()) got = got.reshape(want.shape);
+          const r = assertClose(got, want, tol(name), name);
+          t.diagnostic(`${name}: max |diff| ${r.maxAbs.toExponential(3)}`);
+        }),
+      );
     });
   }
   if (spec.first_values !== undefined) {
     await dataCheck(t, 'first_values agree with io.safetensors', () => {
       for (const [name, values] of Object.entries(spec.first_values as Record<string, number[]>)) {
         const stored = ref(name).toArray().slice(0, values.length);
-        values.forEach((v, i) => assert.ok(Math.abs(stored[i]! - v) <= 1e-6 + 1e-5 * Math.abs(v), `${name}[${i}]: case.json says ${v}, io.safetensors ${stored[i]}`));
+        values.forEach((v, i) =>
+          assert.ok(
+            Math.abs(stored[i]! - v) <= 1e-6 + 1e-5 * Math.abs(v),
+            `${name}[${i}]: case.json says ${v}, io.safetensors ${stored[i]}`,
+          ),
+        );
       }
     });
   }

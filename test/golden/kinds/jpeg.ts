@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadSafetensors } from '../../../src/io/tensors.js';
 import { jpeg, type ChromaSubsampling } from '../../../src/purify/codecs.js';
-import { diffJpeg, quantizationTables, scaleQuantTable, IJG_CHROMA_Q50, IJG_LUMA_Q50 } from '../../../src/purify/diff-jpeg.js';
+import {
+  diffJpeg,
+  quantizationTables,
+  scaleQuantTable,
+  IJG_CHROMA_Q50,
+  IJG_LUMA_Q50,
+} from '../../../src/purify/diff-jpeg.js';
 import { noGrad, scope, type Tensor } from '../../../src/torch/index.js';
 import type { CaseRunner } from './types.js';
 
@@ -21,7 +27,11 @@ export function jpegTolerances(text: unknown): { standardDb: number; differentia
   const std = /within ~?\s*([\d.]+)\s*dB/i.exec(s);
   const diff = /within ~?\s*([\d.]+)\s*dB[^;]*differentiable/i.exec(s.slice((std?.index ?? -1) + 1));
   const q = /q\s*>=?\s*(\d+)/i.exec(s);
-  return { standardDb: std ? Number(std[1]) : 0.5, differentiableDb: diff ? Number(diff[1]) : 1, minQuality: q ? Number(q[1]) : 50 };
+  return {
+    standardDb: std ? Number(std[1]) : 0.5,
+    differentiableDb: diff ? Number(diff[1]) : 1,
+    minQuality: q ? Number(q[1]) : 50,
+  };
 }
 
 function subsamplingOf(reference: unknown): ChromaSubsampling {
@@ -62,21 +72,34 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
         const x = ref(`${image}:original`);
         const pil = ref(key);
         const stored = psnrDb(pil, x);
-        assert.ok(Math.abs(stored - pilDb) < 0.01, `${key}: PSNR of the stored PIL result is ${stored.toFixed(3)} dB, case.json says ${pilDb}`);
+        assert.ok(
+          Math.abs(stored - pilDb) < 0.01,
+          `${key}: PSNR of the stored PIL result is ${stored.toFixed(3)} dB, case.json says ${pilDb}`,
+        );
         const real = await jpeg(x, { quality, chromaSubsampling: chroma });
         try {
           const realDb = psnrDb(real, x);
           const vsPil = noGrad(() => scope(() => real.sub(pil).abs().max().item() * 255));
-          t.diagnostic(`${key}: PIL ${pilDb.toFixed(3)} dB, sharp ${realDb.toFixed(3)} dB (max |sharp − PIL| ${vsPil.toFixed(0)}/255)`);
-          assert.ok(Math.abs(realDb - pilDb) <= tol.standardDb, `${key}: sharp JPEG gives ${realDb.toFixed(3)} dB, PIL ${pilDb.toFixed(3)} dB; differ by more than ${tol.standardDb} dB`);
+          t.diagnostic(
+            `${key}: PIL ${pilDb.toFixed(3)} dB, sharp ${realDb.toFixed(3)} dB (max |sharp − PIL| ${vsPil.toFixed(0)}/255)`,
+          );
+          assert.ok(
+            Math.abs(realDb - pilDb) <= tol.standardDb,
+            `${key}: sharp JPEG gives ${realDb.toFixed(3)} dB, PIL ${pilDb.toFixed(3)} dB; differ by more than ${tol.standardDb} dB`,
+          );
         } finally {
           real.dispose();
         }
         if (quality >= tol.minQuality) {
           for (const rounding of ['ste', 'cubic'] as const) {
-            const db = noGrad(() => scope(() => psnrDb(diffJpeg(x, { quality, rounding, chromaSubsampling: chroma }), x)));
+            const db = noGrad(() =>
+              scope(() => psnrDb(diffJpeg(x, { quality, rounding, chromaSubsampling: chroma }), x)),
+            );
             t.diagnostic(`${key}: diffJpeg (${rounding}) ${db.toFixed(3)} dB (Δ ${(db - pilDb).toFixed(3)})`);
-            assert.ok(Math.abs(db - pilDb) <= tol.differentiableDb, `${key}: diffJpeg (${rounding}) gives ${db.toFixed(3)} dB, PIL ${pilDb.toFixed(3)} dB; differ by more than ${tol.differentiableDb} dB`);
+            assert.ok(
+              Math.abs(db - pilDb) <= tol.differentiableDb,
+              `${key}: diffJpeg (${rounding}) gives ${db.toFixed(3)} dB, PIL ${pilDb.toFixed(3)} dB; differ by more than ${tol.differentiableDb} dB`,
+            );
           }
         }
       });

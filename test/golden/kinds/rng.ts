@@ -9,12 +9,29 @@ import type { CaseRunner } from './types.js';
 
 const NAME = /^(seed|gen)(\d+)_(seq_)?(then_)?(randn|rand|randint)_([0-9x_]+?)(?:_first(\d+))?$/;
 
-interface Draw { source: 'seed' | 'gen'; seed: number; continues: boolean; fn: string; args: string; first: number | null }
+interface Draw {
+  source: 'seed' | 'gen';
+  seed: number;
+  continues: boolean;
+  fn: string;
+  args: string;
+  first: number | null;
+}
 
 export function parseDraw(name: string): Draw {
   const m = NAME.exec(name);
-  if (m === null) throw new Error(`rng: cannot parse call name '${name}' (expected e.g. seed0_randn_2x3, gen7_rand_16, seed42_randint_0_100_10)`);
-  return { source: m[1] as 'seed' | 'gen', seed: Number(m[2]), continues: m[4] !== undefined, fn: m[5]!, args: m[6]!, first: m[7] === undefined ? null : Number(m[7]) };
+  if (m === null)
+    throw new Error(
+      `rng: cannot parse call name '${name}' (expected e.g. seed0_randn_2x3, gen7_rand_16, seed42_randint_0_100_10)`,
+    );
+  return {
+    source: m[1] as 'seed' | 'gen',
+    seed: Number(m[2]),
+    continues: m[4] !== undefined,
+    fn: m[5]!,
+    args: m[6]!,
+    first: m[7] === undefined ? null : Number(m[7]),
+  };
 }
 
 const sizeOf = (s: string): number[] => s.split('x').map(Number);
@@ -36,8 +53,10 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       const expected = io.get(key);
       assert.ok(expected, `io.safetensors has no tensor '${key}'`);
       if (!d.continues) {
-        if (d.source === 'seed') { manualSeed(d.seed); generator = null; }
-        else generator = new Generator({ seed: d.seed });
+        if (d.source === 'seed') {
+          manualSeed(d.seed);
+          generator = null;
+        } else generator = new Generator({ seed: d.seed });
       }
       const opts = generator === null ? {} : { generator };
       let got: Tensor;
@@ -56,7 +75,10 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       assert.equal(got.dtype, expected.dtype, `${name}: dtype`);
       const a = got.toBytes();
       const b = expected.toBytes();
-      assert.ok(Buffer.compare(a, b) === 0, `${name}: not bit-identical to PyTorch (${firstDifference(a, b, a.length / Math.max(1, got.numel))})`);
+      assert.ok(
+        Buffer.compare(a, b) === 0,
+        `${name}: not bit-identical to PyTorch (${firstDifference(a, b, a.length / Math.max(1, got.numel))})`,
+      );
       got.dispose();
     });
   }

@@ -14,8 +14,16 @@ import type { CaseRunner } from './types.js';
 
 /** The libtorch dtype loadSafetensors should give for each safetensors dtype it supports. */
 const TORCH_DTYPE: Partial<Record<SafetensorsDType, DType>> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 
 interface ExpectedTensor {
@@ -25,7 +33,10 @@ interface ExpectedTensor {
   sum?: number;
   first?: number | null;
 }
-interface ExpectedFile { metadata?: Record<string, string>; tensors: Record<string, ExpectedTensor> }
+interface ExpectedFile {
+  metadata?: Record<string, string>;
+  tensors: Record<string, ExpectedTensor>;
+}
 
 const withExt = (name: string): string => (name.endsWith('.safetensors') ? name : `${name}.safetensors`);
 
@@ -59,14 +70,21 @@ function checkTensor(file: SafetensorsFile, name: string, want: ExpectedTensor):
   assert.equal(e.dtype, want.dtype, `${where}: dtype`);
   assert.deepEqual(e.shape, want.shape, `${where}: shape`);
   const values = decodeValues(e.dtype, file.readBytes(name));
-  assert.equal(values.length, want.shape.reduce((a, b) => a * b, 1), `${where}: element count`);
+  assert.equal(
+    values.length,
+    want.shape.reduce((a, b) => a * b, 1),
+    `${where}: element count`,
+  );
   // Values are stored as the exact doubles of the stored numbers (F16/BF16 included), so exact equality.
   if (Array.isArray(want.values)) assertValues(values, want.values, `${where}: values`);
   if (typeof want.sum === 'number') {
     const sum = values.reduce((a, b) => a + b, 0);
     // A floor of 1 on the scale keeps sums that cancel to ~0 from demanding agreement on summation order.
     const tol = 1e-6 * Math.max(1, Math.abs(want.sum));
-    assert.ok(Math.abs(sum - want.sum) <= tol, `${where}: sum ${sum}, expected ${want.sum} (|diff| ${Math.abs(sum - want.sum)} > ${tol})`);
+    assert.ok(
+      Math.abs(sum - want.sum) <= tol,
+      `${where}: sum ${sum}, expected ${want.sum} (|diff| ${Math.abs(sum - want.sum)} > ${tol})`,
+    );
   }
   if (want.first !== undefined) {
     if (want.first === null) assert.equal(values.length, 0, `${where}: first is null, so the tensor should be empty`);
@@ -76,8 +94,11 @@ function checkTensor(file: SafetensorsFile, name: string, want: ExpectedTensor):
   // Same file through the native loader: same dtype, shape and values.
   const torchDType = TORCH_DTYPE[e.dtype];
   if (torchDType === undefined) {
-    assert.throws(() => loadSafetensors(file.path, { names: [name] }), (err: unknown) => err instanceof SafetensorsError && err.message.includes(name),
-      `${where}: loadSafetensors should refuse ${e.dtype} with a SafetensorsError`);
+    assert.throws(
+      () => loadSafetensors(file.path, { names: [name] }),
+      (err: unknown) => err instanceof SafetensorsError && err.message.includes(name),
+      `${where}: loadSafetensors should refuse ${e.dtype} with a SafetensorsError`,
+    );
     return;
   }
   const loaded = loadSafetensors(file.path, { names: [name] });
@@ -99,8 +120,13 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
 
   // A file dropped into valid/ or invalid/ without an expectation would otherwise go untested.
   await dataCheck(t, 'every file in valid/ and invalid/ is described in case.json', () => {
-    for (const [sub, names] of [['valid', Object.keys(valid).map(withExt)], ['invalid', invalid.map(([n]) => n)]] as const) {
-      const onDisk = readdirSync(join(dir, sub)).filter((f) => f.endsWith('.safetensors')).sort();
+    for (const [sub, names] of [
+      ['valid', Object.keys(valid).map(withExt)],
+      ['invalid', invalid.map(([n]) => n)],
+    ] as const) {
+      const onDisk = readdirSync(join(dir, sub))
+        .filter((f) => f.endsWith('.safetensors'))
+        .sort();
       assert.deepEqual(onDisk, [...names].sort(), `${sub}/ and case.json list different files`);
     }
   });
@@ -125,16 +151,27 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       // A missing file would be refused too ("no such file"), which must not count as a pass.
       assert.ok(statSync(path).isFile(), `${path} is listed in case.json but is not a file`);
       const isClean = (e: unknown): boolean => {
-        assert.ok(e instanceof SafetensorsError && e instanceof ImmunizeError, `${path}: expected a SafetensorsError, got ${String(e)}`);
+        assert.ok(
+          e instanceof SafetensorsError && e instanceof ImmunizeError,
+          `${path}: expected a SafetensorsError, got ${String(e)}`,
+        );
         assert.equal(e.code, 'E_SAFETENSORS');
         assert.ok(e.message.includes(path), `${path}: the message should name the file: ${e.message}`);
-        if (expectedError !== undefined) assert.ok(e.message.includes(expectedError), `${path}: message should contain "${expectedError}": ${e.message}`);
+        if (expectedError !== undefined)
+          assert.ok(
+            e.message.includes(expectedError),
+            `${path}: message should contain "${expectedError}": ${e.message}`,
+          );
         return true;
       };
-      assert.throws(() => {
-        using file = SafetensorsFile.open(path);
-        for (const name of file.keys()) file.readBytes(name);
-      }, isClean, `${path}: SafetensorsFile accepted an invalid file`);
+      assert.throws(
+        () => {
+          using file = SafetensorsFile.open(path);
+          for (const name of file.keys()) file.readBytes(name);
+        },
+        isClean,
+        `${path}: SafetensorsFile accepted an invalid file`,
+      );
       assert.throws(() => loadSafetensors(path), isClean, `${path}: loadSafetensors accepted an invalid file`);
     });
   }

@@ -20,9 +20,21 @@ interface Entry {
   step_kwargs?: Record<string, unknown>;
   add_noise_timesteps?: number[];
   add_noise_int_timesteps?: number[];
-  img2img?: { num_inference_steps: number; strength: number; init_timestep: number; t_start: number; timesteps: number[]; latent_timestep: number };
+  img2img?: {
+    num_inference_steps: number;
+    strength: number;
+    init_timestep: number;
+    t_start: number;
+    timesteps: number[];
+    latent_timestep: number;
+  };
   init_noise_sigma?: number;
-  rollout?: { num_inference_steps: number; steps: number; random_draws_per_step?: number[]; generator_seed: number | null };
+  rollout?: {
+    num_inference_steps: number;
+    steps: number;
+    random_draws_per_step?: number[];
+    generator_seed: number | null;
+  };
 }
 
 const pad = (i: number): string => String(i).padStart(2, '0');
@@ -46,7 +58,10 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   if (io.has('alphas_cumprod') || io.has('betas')) {
     await t.test('betas and alphas_cumprod of base_config, bit for bit', () => {
       using s = createScheduler(base);
-      for (const [k, got] of [['betas', s.betas], ['alphas_cumprod', s.alphasCumprod]] as const) {
+      for (const [k, got] of [
+        ['betas', s.betas],
+        ['alphas_cumprod', s.alphasCumprod],
+      ] as const) {
         if (!io.has(k)) continue;
         const exp = ref(k).toTypedArray() as Float32Array;
         assert.equal(got.length, exp.length, `${k}: length`);
@@ -57,7 +72,8 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   }
   for (const [tag, e] of Object.entries(spec.schedulers as Record<string, Entry>)) {
     const tol = toleranceFor(spec.tolerances, e.class, defaultTol);
-    const build = (): Scheduler => createScheduler({ ...base, ...(e.config_overrides ?? {}) }, { _class_name: e.class });
+    const build = (): Scheduler =>
+      createScheduler({ ...base, ...(e.config_overrides ?? {}) }, { _class_name: e.class });
     await t.test(`${tag} (${e.class})`, async (st) => {
       const maxDiff: Record<string, number> = {};
       const close = (got: Tensor, key: string): void => {
@@ -71,7 +87,11 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
         assert.equal(s.className, e.class);
         for (const [k, v] of Object.entries(e.config ?? {})) {
           if (k.startsWith('_')) continue;
-          assert.deepEqual(s.config[k], v, `config.${k}: got ${JSON.stringify(s.config[k])}, expected ${JSON.stringify(v)}`);
+          assert.deepEqual(
+            s.config[k],
+            v,
+            `config.${k}: got ${JSON.stringify(s.config[k])}, expected ${JSON.stringify(v)}`,
+          );
         }
         if (e.order !== undefined) assert.equal(s.order, e.order, 'order');
         if (e.init_noise_sigma !== undefined) assertSeq([s.initNoiseSigma], [e.init_noise_sigma], 'init_noise_sigma');
@@ -97,14 +117,19 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       });
 
       if (e.add_noise_timesteps !== undefined || e.add_noise_int_timesteps !== undefined) {
-        await st.test('add_noise', () => scope(() => {
-          using s = build();
-          s.setTimesteps(e.rollout?.num_inference_steps ?? 10);
-          const x0 = ref('x0');
-          const noise = ref('noise');
-          (e.add_noise_timesteps ?? []).forEach((ts, j) => close(s.addNoise(x0, noise, [ts]), `${tag}.add_noise_${j}`));
-          for (const T of e.add_noise_int_timesteps ?? []) close(s.addNoise(x0, noise, [T]), `${tag}.add_noise_t${T}`);
-        }));
+        await st.test('add_noise', () =>
+          scope(() => {
+            using s = build();
+            s.setTimesteps(e.rollout?.num_inference_steps ?? 10);
+            const x0 = ref('x0');
+            const noise = ref('noise');
+            (e.add_noise_timesteps ?? []).forEach((ts, j) =>
+              close(s.addNoise(x0, noise, [ts]), `${tag}.add_noise_${j}`),
+            );
+            for (const T of e.add_noise_int_timesteps ?? [])
+              close(s.addNoise(x0, noise, [T]), `${tag}.add_noise_t${T}`);
+          }),
+        );
       }
 
       if (e.img2img !== undefined) {
@@ -121,50 +146,68 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
       }
 
       if (e.rollout !== undefined) {
-        await st.test(`rollout (N=${e.rollout.num_inference_steps}${e.rollout.generator_seed === null ? '' : `, generator seed ${e.rollout.generator_seed}`})`, () => scope(() => {
-          const ro = e.rollout!;
-          using s = build();
-          s.setTimesteps(ro.num_inference_steps);
-          assert.equal(s.timesteps.length, ro.steps, 'number of step() calls');
-          const gen = ro.generator_seed === null ? undefined : new Generator({ seed: ro.generator_seed });
-          const kwargs: StepOptions = Object.fromEntries(Object.entries(e.step_kwargs ?? {}).map(([k, v]) => [camel(k), v]));
-          let sample = ref('init_sample').mul(s.initNoiseSigma);
-          if (io.has(`${tag}.sample_init`)) close(sample, `${tag}.sample_init`);
-          s.timesteps.forEach((ts, i) => scope(() => {
-            const ii = pad(i);
-            if (io.has(`${tag}.scaled_${ii}`)) close(s.scaleModelInput(sample, ts), `${tag}.scaled_${ii}`);
-            const draws = ro.random_draws_per_step?.[i] ?? 0;
-            const opts: StepOptions = { ...kwargs };
-            let probe: Generator | null = null;
-            if (gen !== undefined) {
-              opts.generator = gen;
-              // The draws step() will make, from a copy of the generator: they must equal the stored noise.
-              probe = new Generator();
-              probe.setState(gen.getState());
-              for (let k = 0; k < draws; k++) {
-                const drawn = randn(sample.shape, { generator: probe });
-                const key = k === 0 ? `${tag}.noise_${ii}` : `${tag}.noise_${ii}_${k}`;
-                if (io.has(key)) close(drawn, key);
-              }
-            } else if (draws === 1) {
-              opts.noise = ref(`${tag}.noise_${ii}`); // replay what the reference drew from the global generator
-            }
-            const res = s.step(ref(`model_output_${ii}`), ts, sample, opts);
-            if (probe !== null) {
-              assert.ok(Buffer.compare(gen!.getState().toBytes(), probe.getState().toBytes()) === 0, `step ${i}: step() did not draw exactly ${draws} noise tensor(s) from the generator`);
-            }
-            close(res.prevSample, `${tag}.prev_${ii}`);
-            if (io.has(`${tag}.pred_original_${ii}`)) {
-              assert.ok(res.predOriginalSample !== undefined, `step ${i}: the reference returns pred_original_sample, this scheduler did not`);
-              close(res.predOriginalSample, `${tag}.pred_original_${ii}`);
-            }
-            sample.dispose();
-            sample = res.prevSample;
-            return sample;
-          }));
-        }));
+        await st.test(
+          `rollout (N=${e.rollout.num_inference_steps}${e.rollout.generator_seed === null ? '' : `, generator seed ${e.rollout.generator_seed}`})`,
+          () =>
+            scope(() => {
+              const ro = e.rollout!;
+              using s = build();
+              s.setTimesteps(ro.num_inference_steps);
+              assert.equal(s.timesteps.length, ro.steps, 'number of step() calls');
+              const gen = ro.generator_seed === null ? undefined : new Generator({ seed: ro.generator_seed });
+              const kwargs: StepOptions = Object.fromEntries(
+                Object.entries(e.step_kwargs ?? {}).map(([k, v]) => [camel(k), v]),
+              );
+              let sample = ref('init_sample').mul(s.initNoiseSigma);
+              if (io.has(`${tag}.sample_init`)) close(sample, `${tag}.sample_init`);
+              s.timesteps.forEach((ts, i) =>
+                scope(() => {
+                  const ii = pad(i);
+                  if (io.has(`${tag}.scaled_${ii}`)) close(s.scaleModelInput(sample, ts), `${tag}.scaled_${ii}`);
+                  const draws = ro.random_draws_per_step?.[i] ?? 0;
+                  const opts: StepOptions = { ...kwargs };
+                  let probe: Generator | null = null;
+                  if (gen !== undefined) {
+                    opts.generator = gen;
+                    // The draws step() will make, from a copy of the generator: they must equal the stored noise.
+                    probe = new Generator();
+                    probe.setState(gen.getState());
+                    for (let k = 0; k < draws; k++) {
+                      const drawn = randn(sample.shape, { generator: probe });
+                      const key = k === 0 ? `${tag}.noise_${ii}` : `${tag}.noise_${ii}_${k}`;
+                      if (io.has(key)) close(drawn, key);
+                    }
+                  } else if (draws === 1) {
+                    opts.noise = ref(`${tag}.noise_${ii}`); // replay what the reference drew from the global generator
+                  }
+                  const res = s.step(ref(`model_output_${ii}`), ts, sample, opts);
+                  if (probe !== null) {
+                    assert.ok(
+                      Buffer.compare(gen!.getState().toBytes(), probe.getState().toBytes()) === 0,
+                      `step ${i}: step() did not draw exactly ${draws} noise tensor(s) from the generator`,
+                    );
+                  }
+                  close(res.prevSample, `${tag}.prev_${ii}`);
+                  if (io.has(`${tag}.pred_original_${ii}`)) {
+                    assert.ok(
+                      res.predOriginalSample !== undefined,
+                      `step ${i}: the reference returns pred_original_sample, this scheduler did not`,
+                    );
+                    close(res.predOriginalSample, `${tag}.pred_original_${ii}`);
+                  }
+                  sample.dispose();
+                  sample = res.prevSample;
+                  return sample;
+                }),
+              );
+            }),
+        );
       }
-      st.diagnostic(`${tag}: max |diff| ${Object.entries(maxDiff).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')} (atol ${tol.atol}, rtol ${tol.rtol})`);
+      st.diagnostic(
+        `${tag}: max |diff| ${Object.entries(maxDiff)
+          .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+          .join(', ')} (atol ${tol.atol}, rtol ${tol.rtol})`,
+      );
     });
   }
 };

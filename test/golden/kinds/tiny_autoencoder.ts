@@ -12,16 +12,35 @@ import { caseTensors, declaredOutputs, type CaseTensors } from '../io.js';
 import type { CaseRunner } from './types.js';
 
 /** Compares every output case.json gives a tolerance for; ref() fails on one io.safetensors lacks. */
-function check(model: AutoencoderTiny, io: CaseTensors, spec: { tolerances?: Record<string, { atol?: number; rtol?: number }> }, label: string): void {
+function check(
+  model: AutoencoderTiny,
+  io: CaseTensors,
+  spec: { tolerances?: Record<string, { atol?: number; rtol?: number }> },
+  label: string,
+): void {
   const wanted = declaredOutputs(spec, ['latent', 'reconstruction', 'gray_latent']);
-  noGrad(() => scope(() => {
-    const tol = (k: string) => toleranceFor(spec.tolerances as never, k, { atol: 1e-4, rtol: 1e-4 });
-    const image = io.ref('image');
-    const latent = model.encode(image);
-    if (wanted.has('latent')) assertClose(latent, io.ref('latent'), tol('latent'), `${label} latent`);
-    if (wanted.has('reconstruction')) assertClose(model.decode(io.has('latent') ? io.ref('latent') : latent), io.ref('reconstruction'), tol('reconstruction'), `${label} reconstruction`);
-    if (wanted.has('gray_latent')) assertClose(model.encode(full(image.shape, 0.5)), io.ref('gray_latent'), tol('gray_latent'), `${label} gray_latent`);
-  }));
+  noGrad(() =>
+    scope(() => {
+      const tol = (k: string) => toleranceFor(spec.tolerances as never, k, { atol: 1e-4, rtol: 1e-4 });
+      const image = io.ref('image');
+      const latent = model.encode(image);
+      if (wanted.has('latent')) assertClose(latent, io.ref('latent'), tol('latent'), `${label} latent`);
+      if (wanted.has('reconstruction'))
+        assertClose(
+          model.decode(io.has('latent') ? io.ref('latent') : latent),
+          io.ref('reconstruction'),
+          tol('reconstruction'),
+          `${label} reconstruction`,
+        );
+      if (wanted.has('gray_latent'))
+        assertClose(
+          model.encode(full(image.shape, 0.5)),
+          io.ref('gray_latent'),
+          tol('gray_latent'),
+          `${label} gray_latent`,
+        );
+    }),
+  );
 }
 
 const run: CaseRunner = async ({ dir, spec }, t) => {
@@ -41,13 +60,17 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
     }
   });
   const hf = resolve(dir, String(spec.weights.encoder), '..', 'taef2-hf');
-  await t.test('Hugging Face repo layout (encoder.layers.N / decoder.layers.M)', { skip: existsSync(hf) ? false : `no ${hf}` }, () => {
-    const m = loadAutoencoderFromPath(hf);
-    try {
-      check(m as AutoencoderTiny, io, spec, 'HF layout');
-    } finally {
-      m.dispose();
-    }
-  });
+  await t.test(
+    'Hugging Face repo layout (encoder.layers.N / decoder.layers.M)',
+    { skip: existsSync(hf) ? false : `no ${hf}` },
+    () => {
+      const m = loadAutoencoderFromPath(hf);
+      try {
+        check(m as AutoencoderTiny, io, spec, 'HF layout');
+      } finally {
+        m.dispose();
+      }
+    },
+  );
 };
 export default run;

@@ -48,13 +48,22 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
   try {
     const x = io.get('x');
     if (x === undefined) throw new Error("io.safetensors has no input 'x'");
-    for (const [name, expected] of [...io.entries()].filter(([k]) => k !== 'x').sort(([a], [b]) => a.localeCompare(b))) {
-      await t.test(name, () => noGrad(() => scope(() => {
-        const fn = transformFor(name, expected);
-        if (fn === null) throw new Error(`no transform known for entry '${name}' (case.json calls: ${Object.keys(spec.calls ?? {}).join(', ')})`);
-        const r = assertClose(fn(x), expected, tolFor(spec.tolerances, name), name);
-        t.diagnostic(`${name}: max |diff| ${r.maxAbs.toExponential(2)}`);
-      })));
+    for (const [name, expected] of [...io.entries()]
+      .filter(([k]) => k !== 'x')
+      .sort(([a], [b]) => a.localeCompare(b))) {
+      await t.test(name, () =>
+        noGrad(() =>
+          scope(() => {
+            const fn = transformFor(name, expected);
+            if (fn === null)
+              throw new Error(
+                `no transform known for entry '${name}' (case.json calls: ${Object.keys(spec.calls ?? {}).join(', ')})`,
+              );
+            const r = assertClose(fn(x), expected, tolFor(spec.tolerances, name), name);
+            t.diagnostic(`${name}: max |diff| ${r.maxAbs.toExponential(2)}`);
+          }),
+        ),
+      );
     }
   } finally {
     for (const v of io.values()) v.dispose();

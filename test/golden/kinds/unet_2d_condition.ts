@@ -29,7 +29,17 @@ function timestepArgText(call: string): string | null {
   return call.slice(start, i).trim();
 }
 
-const PY_DTYPES: Record<string, DType> = { float64: 'float64', double: 'float64', float32: 'float32', float: 'float32', int64: 'int64', long: 'int64', int32: 'int32', float16: 'float16', half: 'float16' };
+const PY_DTYPES: Record<string, DType> = {
+  float64: 'float64',
+  double: 'float64',
+  float32: 'float32',
+  float: 'float32',
+  int64: 'int64',
+  long: 'int64',
+  int32: 'int32',
+  float16: 'float16',
+  half: 'float16',
+};
 
 /**
  * A timestep as the reference passed it: a JS number for a python int/float, a tensor for
@@ -45,13 +55,26 @@ export function parseTimestep(call: string): number | Tensor {
   const values = (list ? m[1]!.slice(1, -1).split(',') : [m[1]!]).map((s) => s.trim()).filter(Boolean);
   const nums = values.map(Number);
   if (nums.some((v) => !Number.isFinite(v))) throw new Error(`unparsable timestep values in '${arg}'`);
-  const dtype: DType = m[2] !== undefined ? (PY_DTYPES[m[2]] ?? (() => { throw new Error(`unknown dtype '${m[2]}' in '${arg}'`); })()) : values.every((s) => /^-?\d+$/.test(s)) ? 'int64' : 'float32';
+  const dtype: DType =
+    m[2] !== undefined
+      ? (PY_DTYPES[m[2]] ??
+        (() => {
+          throw new Error(`unknown dtype '${m[2]}' in '${arg}'`);
+        })())
+      : values.every((s) => /^-?\d+$/.test(s))
+        ? 'int64'
+        : 'float32';
   return tensor(new Float64Array(nums), list ? [nums.length] : [], { dtype });
 }
 
 /** io key prefix of a hooked intermediate → the UNet trace name. */
 function traceName(prefix: string, unet: UNet2DConditionModel): string | null {
-  const fixed: Record<string, string> = { t_proj: 'time_proj', t_emb: 'time_embedding', conv_in: 'conv_in', mid_block: 'mid_block' };
+  const fixed: Record<string, string> = {
+    t_proj: 'time_proj',
+    t_emb: 'time_embedding',
+    conv_in: 'conv_in',
+    mid_block: 'mid_block',
+  };
   if (fixed[prefix] !== undefined) return fixed[prefix];
   const m = /^(down|up)_block_(\d+|last)$/.exec(prefix);
   if (m === null) return null;
@@ -87,44 +110,75 @@ const run: CaseRunner = async ({ dir, spec }, t) => {
     });
     const outs = [...io.keys()].filter((k) => /^out_/.test(k)).sort();
     assert.ok(outs.length > 0, 'the case has out_* references');
-    const others = new Set(['sample', 'encoder_hidden_states', 'grad_weight', 'loss_grad', 'grad_sample', 'grad_encoder_hidden_states', ...outs]);
+    const others = new Set([
+      'sample',
+      'encoder_hidden_states',
+      'grad_weight',
+      'loss_grad',
+      'grad_sample',
+      'grad_encoder_hidden_states',
+      ...outs,
+    ]);
     for (const key of outs) {
       const suffix = key.slice('out_t'.length);
       const inter = [...io.keys()].filter((k) => !others.has(k) && k.endsWith(`_${suffix}`));
-      await t.test(`${key}: unet(sample, ${calls[key] ? timestepArgText(calls[key]!) : suffix}, context)${inter.length ? ` + ${inter.length} intermediates` : ''}`, (tt) => noGrad(() => scope(() => {
-        const ts = timestepFor(key);
-        const wanted = new Map<string, string>();
-        for (const k of inter) {
-          const name = traceName(k.slice(0, -(suffix.length + 1)), unet);
-          if (name === null) throw new Error(`io key '${k}': unknown intermediate (expected t_proj, t_emb, conv_in, down_block_N, mid_block, up_block_N or up_block_last)`);
-          wanted.set(name, k);
-        }
-        const seen = new Set<string>();
-        const notes: string[] = [];
-        const out = unet.forward(sample, ts, context, {
-          trace: (name, v) => {
-            const k = wanted.get(name);
-            if (k === undefined) return;
-            seen.add(k);
-            notes.push(`${k} ${fmt(assertClose(v, ref(k), toleranceFor(spec.tolerances, k, tol('intermediates')), k))}`);
-          },
-        });
-        assert.deepEqual(inter.filter((k) => !seen.has(k)), [], 'every intermediate was produced');
-        notes.unshift(`${key} ${fmt(assertClose(out, ref(key), tol(key), key))}`);
-        tt.diagnostic(notes.join('; '));
-      })));
+      await t.test(
+        `${key}: unet(sample, ${calls[key] ? timestepArgText(calls[key]!) : suffix}, context)${inter.length ? ` + ${inter.length} intermediates` : ''}`,
+        (tt) =>
+          noGrad(() =>
+            scope(() => {
+              const ts = timestepFor(key);
+              const wanted = new Map<string, string>();
+              for (const k of inter) {
+                const name = traceName(k.slice(0, -(suffix.length + 1)), unet);
+                if (name === null)
+                  throw new Error(
+                    `io key '${k}': unknown intermediate (expected t_proj, t_emb, conv_in, down_block_N, mid_block, up_block_N or up_block_last)`,
+                  );
+                wanted.set(name, k);
+              }
+              const seen = new Set<string>();
+              const notes: string[] = [];
+              const out = unet.forward(sample, ts, context, {
+                trace: (name, v) => {
+                  const k = wanted.get(name);
+                  if (k === undefined) return;
+                  seen.add(k);
+                  notes.push(
+                    `${k} ${fmt(assertClose(v, ref(k), toleranceFor(spec.tolerances, k, tol('intermediates')), k))}`,
+                  );
+                },
+              });
+              assert.deepEqual(
+                inter.filter((k) => !seen.has(k)),
+                [],
+                'every intermediate was produced',
+              );
+              notes.unshift(`${key} ${fmt(assertClose(out, ref(key), tol(key), key))}`);
+              tt.diagnostic(notes.join('; '));
+            }),
+          ),
+      );
     }
     if (io.has('loss_grad')) {
-      await t.test('loss_grad = (out · grad_weight).sum() and its gradients', (tt) => scope(() => {
-        const x = sample.detach().requiresGrad_();
-        const ctx = context.detach().requiresGrad_();
-        const loss = unet.forward(x, timestepFor('loss_grad'), ctx).mul(ref('grad_weight')).sum();
-        const notes = [`loss_grad ${fmt(assertClose(loss.reshape(1), ref('loss_grad'), tol('loss_grad'), 'loss_grad'))}`];
-        const [gx, gc] = grad(loss, [x, ctx]);
-        if (io.has('grad_sample')) notes.push(`grad_sample ${fmt(assertClose(gx!, ref('grad_sample'), tol('grad_sample'), 'grad_sample'))}`);
-        if (io.has('grad_encoder_hidden_states')) notes.push(`grad_encoder_hidden_states ${fmt(assertClose(gc!, ref('grad_encoder_hidden_states'), tol('grad_encoder_hidden_states'), 'grad_encoder_hidden_states'))}`);
-        tt.diagnostic(notes.join('; '));
-      }));
+      await t.test('loss_grad = (out · grad_weight).sum() and its gradients', (tt) =>
+        scope(() => {
+          const x = sample.detach().requiresGrad_();
+          const ctx = context.detach().requiresGrad_();
+          const loss = unet.forward(x, timestepFor('loss_grad'), ctx).mul(ref('grad_weight')).sum();
+          const notes = [
+            `loss_grad ${fmt(assertClose(loss.reshape(1), ref('loss_grad'), tol('loss_grad'), 'loss_grad'))}`,
+          ];
+          const [gx, gc] = grad(loss, [x, ctx]);
+          if (io.has('grad_sample'))
+            notes.push(`grad_sample ${fmt(assertClose(gx!, ref('grad_sample'), tol('grad_sample'), 'grad_sample'))}`);
+          if (io.has('grad_encoder_hidden_states'))
+            notes.push(
+              `grad_encoder_hidden_states ${fmt(assertClose(gc!, ref('grad_encoder_hidden_states'), tol('grad_encoder_hidden_states'), 'grad_encoder_hidden_states'))}`,
+            );
+          tt.diagnostic(notes.join('; '));
+        }),
+      );
     }
   } finally {
     unet.dispose();
