@@ -1,5 +1,8 @@
 /** Parsing helpers for the commands' own flags: numbers like `16/255`, integers, choices, with clear errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type WithHelp<O extends OptionsConfig> = O & { help: { type: 'boolean'; short: 'h' } };
 import { UsageError } from '../errors.js';
 import { parseNumberText } from '../numbers.js';
 
@@ -22,6 +25,8 @@ export function parseInteger(
   v: string | undefined,
   o: { min?: number; max?: number } = {},
 ): number | undefined {
+  if (v !== undefined && parseNumberText(v) === null)
+    throw new UsageError(`--${flag}: expected an integer but received '${v}'`);
   const n = parseNumber(flag, v, o);
   if (n !== undefined && !Number.isSafeInteger(n))
     throw new UsageError(`--${flag}: expected an integer but received '${v}'`);
@@ -49,4 +54,29 @@ export function parseCommandArgs<const T extends ParseArgsConfig>(config: T): Re
       throw new UsageError(`${err.message.split('\n')[0]} (see --help)`);
     throw e;
   }
+}
+
+/**
+ * A command's arguments (strict, see parseCommandArgs) with `-h/--help` added: prints `help` and
+ * returns null when it was asked for, so each command says only what is its own.
+ */
+export function parseCommand<const O extends OptionsConfig>(
+  args: string[],
+  help: string,
+  options: O,
+  allowPositionals = true,
+): ReturnType<
+  typeof parseArgs<{ args: string[]; strict: true; allowPositionals: boolean; options: WithHelp<O> }>
+> | null {
+  const parsed = parseCommandArgs({
+    args,
+    strict: true,
+    allowPositionals,
+    options: { ...options, help: { type: 'boolean', short: 'h' } } as WithHelp<O>,
+  });
+  if ((parsed.values as { help?: boolean }).help === true) {
+    console.log(help);
+    return null;
+  }
+  return parsed;
 }

@@ -2,7 +2,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { encodeImage, readImage, readMask } from '../io/images.js';
 import { createProgress } from '../io/progress.js';
 import { loadStableDiffusion } from '../pipelines/components.js';
@@ -10,7 +9,7 @@ import { img2img, inpaint } from '../pipelines/generate.js';
 import { seededNoise } from '../pipelines/noise.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { checkDevice, torchInfo } from '../torch/index.js';
-import { parseChoice, parseInteger, parseNumber } from './args.js';
+import { parseChoice, parseCommand, parseInteger, parseNumber } from './args.js';
 import { UsageError } from '../errors.js';
 
 import { DEFAULT_IMG2IMG_MODEL, DEFAULT_INPAINT_MODEL } from '../models/defaults.js';
@@ -42,10 +41,10 @@ Options:
 export const edit = {
   summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
   async run(args: string[]): Promise<number> {
-    const { values, positionals } = parseArgs({
+    const parsed = parseCommand(
       args,
-      allowPositionals: true,
-      options: {
+      HELP,
+      {
         prompt: { type: 'string' },
         negative: { type: 'string' },
         mask: { type: 'string' },
@@ -58,15 +57,13 @@ export const edit = {
         size: { type: 'string' },
         seed: { type: 'string' },
         device: { type: 'string' },
-        output: { type: 'string', short: 'o' },
         json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        output: { type: 'string', short: 'o' },
       },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+      true,
+    );
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     if (positionals.length !== 1)
       throw new UsageError('give exactly one input image (immunize edit IMAGE --prompt TEXT; see --help)');
     const input = positionals[0]!;

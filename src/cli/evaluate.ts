@@ -14,7 +14,7 @@ import { evaluate } from '../eval/protocol.js';
 import { writeReport } from '../eval/report.js';
 import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { checkDevice, setNumThreads } from '../torch/index.js';
-import { parseCommandArgs, parseInteger, parseNumber } from './args.js';
+import { parseCommand, parseInteger, parseNumber } from './args.js';
 import { UsageError } from '../errors.js';
 
 const HELP = `Usage: immunize evaluate DATASET.json [options]
@@ -60,13 +60,11 @@ Options:
 export const evaluateCommand = {
   summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
   async run(args: string[]): Promise<number> {
-    const { values, positionals } = parseCommandArgs({
+    const parsed = parseCommand(
       args,
-      allowPositionals: true,
-      strict: true,
-      options: {
+      HELP,
+      {
         methods: { type: 'string' },
-        purify: { type: 'string', multiple: true },
         size: { type: 'string' },
         steps: { type: 'string' },
         strength: { type: 'string' },
@@ -82,21 +80,20 @@ export const evaluateCommand = {
         inception: { type: 'string' },
         'fid-dims': { type: 'string' },
         work: { type: 'string' },
-        output: { type: 'string', short: 'o' },
         report: { type: 'string' },
+        threads: { type: 'string' },
+        device: { type: 'string' },
         'no-report': { type: 'boolean' },
         'embed-images': { type: 'boolean' },
         force: { type: 'boolean' },
-        threads: { type: 'string' },
-        device: { type: 'string' },
         json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        purify: { type: 'string', multiple: true },
+        output: { type: 'string', short: 'o' },
       },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+      true,
+    );
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     if (positionals.length !== 1)
       throw new UsageError('give exactly one dataset file (immunize evaluate DATASET.json; see --help)');
     const datasetPath = positionals[0]!;

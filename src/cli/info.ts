@@ -1,20 +1,16 @@
 /** `immunize info`: what this installation runs on (libtorch, threads, CUDA). */
-import { parseArgs } from 'node:util';
+import { parseCommand } from './args.js';
 import { cudaDeviceCount, torchInfo } from '../torch/index.js';
+
+const HELP =
+  'Usage: immunize info [--json]\n\nPrints the libtorch version, the thread count and the CUDA devices this build can use.';
 
 export const info = {
   summary: 'show the tensor engine: libtorch version, threads, CUDA devices',
   async run(args: string[]): Promise<number> {
-    const { values } = parseArgs({
-      args,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help) {
-      console.log(
-        'Usage: immunize info [--json]\n\nPrints the libtorch version, the thread count and the CUDA devices this build can use.',
-      );
-      return 0;
-    }
+    const parsed = parseCommand(args, HELP, { json: { type: 'boolean' } }, false);
+    if (parsed === null) return 0;
+    const { values } = parsed;
     const i = torchInfo();
     const report = {
       libtorch: i.torchVersion,

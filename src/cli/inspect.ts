@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
 import { parseImmunizeXmp, type ImmunizeMarker } from '../io/xmp.js';
-import { parseCommandArgs } from './args.js';
+import { parseCommand } from './args.js';
 import { UsageError } from '../errors.js';
 
 const HELP = `Usage: immunize inspect IMAGE [--json]
@@ -73,16 +73,9 @@ function describeMarker(file: string, m: Partial<ImmunizeMarker>, sidecar: strin
 export const inspect = {
   summary: 'tell whether an image carries the "immunized" label and what it records',
   async run(args: string[]): Promise<number> {
-    const { values, positionals } = parseCommandArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+    const parsed = parseCommand(args, HELP, { json: { type: 'boolean' } });
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     if (positionals.length !== 1)
       throw new UsageError(
         `expected one image but received ${positionals.length} (immunize inspect IMAGE; see --help)`,

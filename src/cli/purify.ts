@@ -12,7 +12,7 @@ import type { Autoencoder } from '../models/load.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { parsePurification, PURIFICATION_NAMES, type Purification } from '../purify/spec.js';
 import { noGrad, scope, setNumThreads } from '../torch/index.js';
-import { parseCommandArgs, parseInteger } from './args.js';
+import { parseCommand, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { expandGlob, hasGlobMagic, isImageName } from './inputs.js';
 import { writeAllOrNothing } from '../io/atomic.js';
@@ -127,22 +127,20 @@ function outputsFor(inputs: readonly string[], output: string | undefined): stri
 export const purify = {
   summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
   async run(args: string[]): Promise<number> {
-    const { values, positionals } = parseCommandArgs({
+    const parsed = parseCommand(
       args,
-      allowPositionals: true,
-      options: {
+      HELP,
+      {
         apply: { type: 'string' },
-        output: { type: 'string', short: 'o' },
         threads: { type: 'string' },
         model: { type: 'string' },
         json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        output: { type: 'string', short: 'o' },
       },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+      true,
+    );
+    if (parsed === null) return 0;
+    const { values, positionals } = parsed;
     if (values.apply === undefined)
       throw new UsageError(
         `--apply is required, e.g. --apply 'jpeg:75+blur:1' (purifications: ${PURIFICATION_NAMES.join(', ')}; see --help)`,

@@ -13,7 +13,7 @@ import { RedisQueue } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { DEFAULT_WEB_ROOT } from '../server/static-web.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommandArgs, parseInteger } from './args.js';
+import { parseCommand, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { toolVersion } from '../version.js';
 
@@ -90,16 +90,14 @@ export function onShutdown(fn: () => Promise<void>): Promise<void> {
 export const serve = {
   summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
   async run(args: string[]): Promise<number> {
-    const { values } = parseCommandArgs({
+    const parsed = parseCommand(
       args,
-      strict: true,
-      allowPositionals: false,
-      options: {
+      HELP,
+      {
         port: { type: 'string' },
         host: { type: 'string' },
         storage: { type: 'string' },
         redis: { type: 'string' },
-        model: { type: 'string', multiple: true },
         device: { type: 'string' },
         threads: { type: 'string' },
         'keys-file': { type: 'string' },
@@ -113,18 +111,17 @@ export const serve = {
         'edit-model': { type: 'string' },
         'inpaint-model': { type: 'string' },
         'max-edit-steps': { type: 'string' },
-        'cors-origin': { type: 'string', multiple: true },
         web: { type: 'string' },
         prefix: { type: 'string' },
         'new-key': { type: 'boolean' },
         'hash-key': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        model: { type: 'string', multiple: true },
+        'cors-origin': { type: 'string', multiple: true },
       },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+      false,
+    );
+    if (parsed === null) return 0;
+    const { values } = parsed;
     if (values['new-key']) {
       const k = newKey();
       console.log(

@@ -4,7 +4,7 @@ import { parseModels } from '../server/models.js';
 import { startWorker } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommandArgs, parseInteger } from './args.js';
+import { parseCommand, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { onShutdown, parseDuration } from './serve.js';
 
@@ -30,27 +30,24 @@ Options:
 export const worker = {
   summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
   async run(args: string[]): Promise<number> {
-    const { values } = parseCommandArgs({
+    const parsed = parseCommand(
       args,
-      strict: true,
-      allowPositionals: false,
-      options: {
+      HELP,
+      {
         redis: { type: 'string' },
         storage: { type: 'string' },
-        model: { type: 'string', multiple: true },
         device: { type: 'string' },
         threads: { type: 'string' },
         'max-pixels': { type: 'string' },
         retention: { type: 'string' },
         'lock-ms': { type: 'string' },
         prefix: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
+        model: { type: 'string', multiple: true },
       },
-    });
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
+      false,
+    );
+    if (parsed === null) return 0;
+    const { values } = parsed;
     if (values.redis === undefined)
       throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
     const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
