@@ -63,6 +63,22 @@ const cliOnly: readonly Door[] = ['cli'];
 /** Largest image the command accepts by default: 40 MP (a 7,700×5,200 photo) needs a lot of memory. */
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 
+/** An amount on [0, 1] pixels in (0, 1], written as a number or a fraction (16/255); the preset's by default. */
+function pixelAmount(name: string, flag: string, valueName: string, description: string): NumberSpec {
+  return {
+    name,
+    flag,
+    type: 'number',
+    fraction: true,
+    above: 0,
+    max: 1,
+    default: 'preset',
+    doors: both,
+    valueName,
+    description,
+  };
+}
+
 export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
   {
     name: 'method',
@@ -97,30 +113,8 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
       .map(([k, p]) => `${k}: ${p.description}`)
       .join('; '),
   },
-  {
-    name: 'eps',
-    flag: 'eps',
-    type: 'number',
-    fraction: true,
-    above: 0,
-    max: 1,
-    default: 'preset',
-    doors: both,
-    valueName: 'E',
-    description: 'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset)',
-  },
-  {
-    name: 'stepSize',
-    flag: 'step-size',
-    type: 'number',
-    fraction: true,
-    above: 0,
-    max: 1,
-    default: 'preset',
-    doors: both,
-    valueName: 'S',
-    description: 'step size, e.g. 2/255',
-  },
+  pixelAmount('eps', 'eps', 'E', 'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset)'),
+  pixelAmount('stepSize', 'step-size', 'S', 'step size, e.g. 2/255'),
   {
     name: 'steps',
     flag: 'steps',

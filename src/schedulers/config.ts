@@ -28,6 +28,15 @@ export class SchedulerStateError extends ImmunizeError {
 
 export type RawConfig = Readonly<Record<string, unknown>>;
 
+/** The β schedule's defaults, the same in every diffusers 0.14 scheduler's __init__. */
+export const BETA_DEFAULTS: RawConfig = Object.freeze({
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: 'linear',
+  trained_betas: null,
+});
+
 /** The config a scheduler ends up with: defaults ⊕ given keys, `_class_name` set to the class. */
 export function mergeConfig(className: string, defaults: RawConfig, given: RawConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { ...defaults };

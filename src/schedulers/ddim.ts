@@ -6,17 +6,13 @@
 import { ArgumentError, describe } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
 import { OffsetAlphaScheduler, readConfig, stepNoise, type AlphaPredictionType } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { f32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** DDIMScheduler.__init__ defaults (diffusers 0.14). */
 export const DDIM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   clip_sample: true,
   set_alpha_to_one: true,
   steps_offset: 0,

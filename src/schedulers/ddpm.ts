@@ -6,17 +6,13 @@
 import { ArgumentError } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
 import { AlphaScheduler, readConfig, stepNoise, type AlphaPredictionType } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { exp32, f32, log32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** DDPMScheduler.__init__ defaults (diffusers 0.14). */
 export const DDPM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   variance_type: 'fixed_small',
   clip_sample: true,
   prediction_type: 'epsilon',

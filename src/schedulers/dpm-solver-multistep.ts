@@ -8,17 +8,13 @@
 import { ArgumentError } from '../errors.js';
 import { full, scope, type Tensor } from '../torch/index.js';
 import { AlphaScheduler, hold, readConfig, type AlphaPredictionType } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { exp32 as expf, f32, mapFloat32, npLinspace, npRound, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** DPMSolverMultistepScheduler.__init__ defaults (diffusers 0.14). */
 export const DPM_SOLVER_MULTISTEP_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   solver_order: 2,
   prediction_type: 'epsilon',
   thresholding: false,

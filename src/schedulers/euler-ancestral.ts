@@ -5,17 +5,13 @@
  */
 import { scope, type Tensor } from '../torch/index.js';
 import { readConfig, SigmaScheduler, stepNoise } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { f32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** EulerAncestralDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const EULER_ANCESTRAL_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   prediction_type: 'epsilon',
 });
 

@@ -7,17 +7,13 @@
 import { ArgumentError, describe } from '../errors.js';
 import { linspace, scope, type Tensor } from '../torch/index.js';
 import { readConfig, SigmaScheduler, stepNoise } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { f32, mapFloat32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** EulerDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const EULER_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   prediction_type: 'epsilon',
   interpolation_type: 'linear',
 });

@@ -8,18 +8,14 @@
 import { ArgumentError, describe } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
 import { hold, readConfig, SigmaScheduler } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import type { SigmaPredictionType } from './euler.js';
 import { f32, integratePolynomial } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** LMSDiscreteScheduler.__init__ defaults (diffusers 0.14). */
 export const LMS_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   prediction_type: 'epsilon',
 });
 

@@ -9,17 +9,13 @@
 import { ArgumentError } from '../errors.js';
 import { scope, type Tensor } from '../torch/index.js';
 import { OffsetAlphaScheduler, hold, readConfig } from './base.js';
-import type { RawConfig } from './config.js';
+import { BETA_DEFAULTS, type RawConfig } from './config.js';
 import { f32, sqrt32 } from './numerics.js';
 import type { StepOptions, StepOutput } from './types.js';
 
 /** PNDMScheduler.__init__ defaults (diffusers 0.14). */
 export const PNDM_DEFAULTS: RawConfig = Object.freeze({
-  num_train_timesteps: 1000,
-  beta_start: 0.0001,
-  beta_end: 0.02,
-  beta_schedule: 'linear',
-  trained_betas: null,
+  ...BETA_DEFAULTS,
   skip_prk_steps: false,
   set_alpha_to_one: false,
   prediction_type: 'epsilon',
