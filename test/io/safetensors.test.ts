@@ -33,23 +33,12 @@ import {
   type SafetensorsDType,
 } from '../../src/io/safetensors.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/tensors.js';
-import { tensor, type DType, type Tensor } from '../../src/torch/index.js';
+import { tensor, type Tensor } from '../../src/torch/index.js';
+import { TORCH_DTYPE } from '../helpers/safetensors-dtypes.js';
 import { repoRoot, sharedDir, skipReason } from '../helpers/shared.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const DTYPES = Object.keys(DTYPE_BYTES) as SafetensorsDType[];
-const TORCH_DTYPE: Partial<Record<SafetensorsDType, DType>> = {
-  F32: 'float32',
-  F16: 'float16',
-  BF16: 'bfloat16',
-  F64: 'float64',
-  I64: 'int64',
-  I32: 'int32',
-  I16: 'int16',
-  I8: 'int8',
-  U8: 'uint8',
-  BOOL: 'bool',
-};
 
 const work = mkdtempSync(join(tmpdir(), 'immunize-safetensors-'));
 after(() => rmSync(work, { recursive: true, force: true }));
