@@ -9,16 +9,7 @@ import { loadAutoencoderFromPath } from '../../src/models/load.js';
 import { WeightsError } from '../../src/nn/module.js';
 import { liveTensors, manualSeed, noGrad, randn, rand, scope, type Tensor } from '../../src/torch/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
-
-const tiny = {
-  _class_name: 'AutoencoderKL',
-  block_out_channels: [8, 16],
-  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-  layers_per_block: 1,
-  latent_channels: 4,
-  norm_num_groups: 4,
-};
+import { tinyKL2 as tiny } from '../helpers/tiny-configs.js';
 
 function randomWeights(model: AutoencoderKL, seed = 0): Map<string, Tensor> {
   manualSeed(seed);
