@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ImmunizeError } from '../../src/errors.js';
 import {
   DTYPE_BYTES,
   MAX_HEADER_BYTES,
@@ -34,6 +33,7 @@ import {
 } from '../../src/io/safetensors.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/tensors.js';
 import { tensor, type Tensor } from '../../src/torch/index.js';
+import { assertImmunizeError } from '../helpers/errors.js';
 import { TORCH_DTYPE } from '../helpers/safetensors-dtypes.js';
 import { repoRoot, sharedDir, skipReason } from '../helpers/shared.js';
 
@@ -71,13 +71,7 @@ function rawFile(header: string | Uint8Array, data: Uint8Array = new Uint8Array(
 /** Predicate for assert.throws: a SafetensorsError whose message names the file and, if given, the tensor and a pattern. */
 function stError(path: string, tensorName?: string, pattern?: RegExp) {
   return (e: unknown): boolean => {
-    assert.ok(
-      e instanceof SafetensorsError,
-      `expected a SafetensorsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
-    );
-    assert.ok(e instanceof ImmunizeError);
-    assert.equal(e.code, 'E_SAFETENSORS');
-    assert.equal(e.name, 'SafetensorsError');
+    assertImmunizeError(e, SafetensorsError, 'SafetensorsError', 'E_SAFETENSORS');
     assert.equal(e.file, path);
     assert.ok(e.message.includes(path), `message should name the file ${path}: ${e.message}`);
     if (tensorName !== undefined) {
