@@ -520,93 +520,28 @@ describe('elementwise math with broadcasting', () => {
     A.map((x, i) => f(x, B[i % 3]!, i % 3, Math.floor(i / 3)));
 
   test('binary ops broadcast [2,3] with [3] and [2,1]', () => {
-    assertValues(
-      a().add(b()),
-      bin((x, y) => x + y),
-      'add',
-    );
-    assertValues(
-      a().add(b(), 2),
-      bin((x, y) => x + 2 * y),
-      'add with alpha',
-    );
-    assertValues(
-      a().sub(b()),
-      bin((x, y) => x - y),
-      'sub',
-    );
-    assertValues(
-      a().mul(b()),
-      bin((x, y) => x * y),
-      'mul',
-    );
-    assertValues(
-      a().div(b()),
-      bin((x, y) => x / y),
-      'div',
-    );
-    assertValues(
-      a().mul(c()),
-      A.map((x, i) => x * C[Math.floor(i / 3)]!),
-      'mul by [2,1]',
-    );
     const outer = c().add(b());
     assertShape(outer, [2, 3], '[2,1] + [3]');
-    assertValues(
-      outer,
-      [0, 1].flatMap((i) => B.map((y) => C[i]! + y)),
-      '[2,1] + [3]',
-    );
-    assertValues(
-      b().pow(c()),
-      [0, 1].flatMap((i) => B.map((y) => y ** C[i]!)),
-      'pow tensor',
-    );
-    assertValues(
-      a().pow(2),
-      A.map((x) => x * x),
-      'pow 2',
-    );
-    assertValues(
-      a().remainder(1.5),
-      A.map((x) => x - 1.5 * Math.floor(x / 1.5)),
-      'remainder (Python sign convention)',
-    );
-    assertValues(
-      a().div(b(), 'floor'),
-      bin((x, y) => Math.floor(x / y)),
-      'div floor',
-    );
-    assertValues(
-      a().div(b(), 'trunc'),
-      bin((x, y) => Math.trunc(x / y)),
-      'div trunc',
-    );
-    assertValues(
-      a().rsub(1),
-      A.map((x) => 1 - x),
-      'rsub',
-    );
-    assertValues(
-      a().minimum(b()),
-      bin((x, y) => Math.min(x, y)),
-      'minimum',
-    );
-    assertValues(
-      a().maximum(b()),
-      bin((x, y) => Math.max(x, y)),
-      'maximum',
-    );
-    assertValues(
-      a().atan2(b()),
-      bin((x, y) => Math.atan2(x, y)),
-      'atan2',
-    );
-    assertValues(
-      a().lerp(zeros([3], { dtype: 'float64' }), 0.25),
-      A.map((x) => 0.75 * x),
-      'lerp',
-    );
+    const cases: [string, Tensor, number[]][] = [
+      ['add', a().add(b()), bin((x, y) => x + y)],
+      ['add with alpha', a().add(b(), 2), bin((x, y) => x + 2 * y)],
+      ['sub', a().sub(b()), bin((x, y) => x - y)],
+      ['mul', a().mul(b()), bin((x, y) => x * y)],
+      ['div', a().div(b()), bin((x, y) => x / y)],
+      ['mul by [2,1]', a().mul(c()), A.map((x, i) => x * C[Math.floor(i / 3)]!)],
+      ['[2,1] + [3]', outer, [0, 1].flatMap((i) => B.map((y) => C[i]! + y))],
+      ['pow tensor', b().pow(c()), [0, 1].flatMap((i) => B.map((y) => y ** C[i]!))],
+      ['pow 2', a().pow(2), A.map((x) => x * x)],
+      ['remainder (Python sign convention)', a().remainder(1.5), A.map((x) => x - 1.5 * Math.floor(x / 1.5))],
+      ['div floor', a().div(b(), 'floor'), bin((x, y) => Math.floor(x / y))],
+      ['div trunc', a().div(b(), 'trunc'), bin((x, y) => Math.trunc(x / y))],
+      ['rsub', a().rsub(1), A.map((x) => 1 - x)],
+      ['minimum', a().minimum(b()), bin((x, y) => Math.min(x, y))],
+      ['maximum', a().maximum(b()), bin((x, y) => Math.max(x, y))],
+      ['atan2', a().atan2(b()), bin((x, y) => Math.atan2(x, y))],
+      ['lerp', a().lerp(zeros([3], { dtype: 'float64' }), 0.25), A.map((x) => 0.75 * x)],
+    ];
+    for (const [name, t, want] of cases) assertValues(t, want, name);
     assert.throws(
       () => a().add(zeros([4], { dtype: 'float64' })),
       /size|shape|match/i,
