@@ -680,48 +680,23 @@ describe('elementwise math with broadcasting', () => {
   });
 
   test('clamp with scalar and tensor bounds', () => {
-    assertValues(
-      a().clamp(-0.5, 0.5),
-      A.map((v) => Math.min(0.5, Math.max(-0.5, v))),
-      'clamp(-0.5, 0.5)',
-    );
-    assertValues(
-      a().clamp(0),
-      A.map((v) => Math.max(0, v)),
-      'clamp(0)',
-    );
-    assertValues(
-      a().clamp(null, 0),
-      A.map((v) => Math.min(0, v)),
-      'clamp(null, 0)',
-    );
-    assertValues(
-      a().clampMin(0.2),
-      A.map((v) => Math.max(0.2, v)),
-      'clampMin',
-    );
-    assertValues(
-      a().clampMax(0.2),
-      A.map((v) => Math.min(0.2, v)),
-      'clampMax',
-    );
     const lo = f64([-1, 0, 0.5], [3]);
     const hi = f64([1.5, 1.5, 1.5], [3]);
-    assertValues(
-      a().clamp(lo, hi),
-      bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))),
-      'clamp(tensor, tensor) broadcasting',
-    );
-    assertValues(
-      a().clamp(lo),
-      bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v)),
-      'clamp(tensor min only)',
-    );
-    assertValues(
-      a().clamp(null, lo),
-      bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v)),
-      'clamp(null, tensor max)',
-    );
+    const cases: [string, Tensor, number[]][] = [
+      ['clamp(-0.5, 0.5)', a().clamp(-0.5, 0.5), A.map((v) => Math.min(0.5, Math.max(-0.5, v)))],
+      ['clamp(0)', a().clamp(0), A.map((v) => Math.max(0, v))],
+      ['clamp(null, 0)', a().clamp(null, 0), A.map((v) => Math.min(0, v))],
+      ['clampMin', a().clampMin(0.2), A.map((v) => Math.max(0.2, v))],
+      ['clampMax', a().clampMax(0.2), A.map((v) => Math.min(0.2, v))],
+      [
+        'clamp(tensor, tensor) broadcasting',
+        a().clamp(lo, hi),
+        bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))),
+      ],
+      ['clamp(tensor min only)', a().clamp(lo), bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v))],
+      ['clamp(null, tensor max)', a().clamp(null, lo), bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v))],
+    ];
+    for (const [name, t, want] of cases) assertValues(t, want, name);
     const t = a();
     t.clamp_(-0.1, 0.1);
     assertValues(
