@@ -764,6 +764,13 @@ describe('corrupted files (fuzz)', () => {
     if (e !== null && typeof e === 'object' && !Array.isArray(e)) return e as Record<string, unknown>;
     return (h[name] = {});
   };
+  /** Sets `field` of one tensor's header entry to a value drawn from `value`. */
+  const setField = (field: string, value: fc.Arbitrary<unknown>): fc.Arbitrary<Mutation> =>
+    fc.tuple(fc.constantFrom(...names), value).map(([name, v]) =>
+      editHeader((h) => {
+        entryOf(h, name)[field] = v;
+      }),
+    );
 
   const jsonish = fc.jsonValue({ maxDepth: 2 });
   const smallInt = fc.integer({ min: -4, max: 200 });
@@ -795,43 +802,21 @@ describe('corrupted files (fuzz)', () => {
           (b) =>
             b.length >= 8 ? withLength(b, n) : b,
       ),
-    fc
-      .tuple(fc.constantFrom(...names), fc.oneof(fc.constantFrom<unknown>(...DTYPES, 'F12', '', 'f32'), jsonish))
-      .map(([name, dtype]) =>
-        editHeader((h) => {
-          entryOf(h, name)['dtype'] = dtype;
+    setField('dtype', fc.oneof(fc.constantFrom<unknown>(...DTYPES, 'F12', '', 'f32'), jsonish)),
+    setField(
+      'shape',
+      fc.oneof(
+        fc.array(smallInt, { maxLength: 4 }),
+        fc.array(fc.oneof(fc.double(), fc.constantFrom(0, 2 ** 31, 2 ** 53 - 1, 2 ** 53), fc.string()), {
+          maxLength: 4,
         }),
+        jsonish,
       ),
-    fc
-      .tuple(
-        fc.constantFrom(...names),
-        fc.oneof(
-          fc.array(smallInt, { maxLength: 4 }),
-          fc.array(fc.oneof(fc.double(), fc.constantFrom(0, 2 ** 31, 2 ** 53 - 1, 2 ** 53), fc.string()), {
-            maxLength: 4,
-          }),
-          jsonish,
-        ),
-      )
-      .map(([name, shape]) =>
-        editHeader((h) => {
-          entryOf(h, name)['shape'] = shape;
-        }),
-      ),
-    fc
-      .tuple(
-        fc.constantFrom(...names),
-        fc.oneof(
-          fc.tuple(smallInt, smallInt),
-          fc.array(fc.oneof(fc.integer(), fc.double()), { maxLength: 3 }),
-          jsonish,
-        ),
-      )
-      .map(([name, offsets]) =>
-        editHeader((h) => {
-          entryOf(h, name)['data_offsets'] = offsets;
-        }),
-      ),
+    ),
+    setField(
+      'data_offsets',
+      fc.oneof(fc.tuple(smallInt, smallInt), fc.array(fc.oneof(fc.integer(), fc.double()), { maxLength: 3 }), jsonish),
+    ),
     fc
       .tuple(fc.constantFrom(...names, '__metadata__'), fc.constantFrom('dtype', 'shape', 'data_offsets', 'all'))
       .map(([name, field]) =>
