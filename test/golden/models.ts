@@ -6,18 +6,13 @@ import { CLIPTextModel } from '../../src/models/clip/text-model.js';
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import type { Module } from '../../src/nn/module.js';
 
+type ModelClass = new (config: Record<string, unknown>) => Module;
+const CLASSES = new Map<string, ModelClass>(
+  Object.entries({ AutoencoderKL, AutoencoderTiny, CLIPTextModel, UNet2DConditionModel }),
+);
+
 export function buildFromConfig(config: Record<string, unknown>): Module | string {
   const cls = String(config['_class_name'] ?? (config['architectures'] as string[] | undefined)?.[0] ?? 'unknown');
-  switch (cls) {
-    case 'AutoencoderKL':
-      return new AutoencoderKL(config);
-    case 'AutoencoderTiny':
-      return new AutoencoderTiny(config);
-    case 'CLIPTextModel':
-      return new CLIPTextModel(config);
-    case 'UNet2DConditionModel':
-      return new UNet2DConditionModel(config);
-    default:
-      return `no TypeScript implementation of ${cls} yet`;
-  }
+  const Class = CLASSES.get(cls);
+  return Class ? new Class(config) : `no TypeScript implementation of ${cls} yet`;
 }

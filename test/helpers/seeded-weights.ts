@@ -1,13 +1,11 @@
 // The golden cases' seeded weight rule (case.json weights_rule of seeded_sd15_unet and
 // seeded_sd15_vae_encoder), shared by their conformance runner and the benches: full-size models
 // from a real config.json without the real weights.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Module, WeightSource } from '../../src/nn/module.js';
 import { manualSeed, ones, randn, scope, zeros } from '../../src/torch/index.js';
+import { readManifestFolder, type ManifestKeys } from './manifest.js';
 
-/** A manifest's keys: [name, shape, dtype] in the checkpoint's order. */
-export type ManifestKeys = [string, number[], string][];
+export type { ManifestKeys };
 
 /**
  * The seeded rule as a WeightSource (tensors are made only when read): entry i of the manifest's
@@ -34,8 +32,7 @@ export function seededWeights(keys: ManifestKeys): WeightSource {
  * weights over the keys of its manifest.json.
  */
 export function seededModel<M extends Module>(dir: string, build: (config: Record<string, unknown>) => M): M {
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { keys: ManifestKeys };
+  const { config, manifest } = readManifestFolder(dir);
   const model = build(config);
   try {
     return model.loadStateDict(seededWeights(manifest.keys));

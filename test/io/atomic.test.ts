@@ -7,6 +7,13 @@ import { writeAllOrNothing } from '../../src/io/atomic.js';
 import { ImmunizeError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp.js';
 
+/** A write of `name` in `d`, then of blocker/a.json, which fails where `d`/blocker is a file. */
+const writeThenBlocked = (d: string, name: string, data: string) => (): void =>
+  writeAllOrNothing([
+    { path: join(d, name), data },
+    { path: join(d, 'blocker/a.json'), data: '{}' },
+  ]);
+
 test('writes every file, creating folders, with no temporaries left', () => {
   const d = tempDir('out');
   writeAllOrNothing([
@@ -21,11 +28,7 @@ test('a failure removes what was written and the folders it created; the error i
   const d = tempDir('out');
   writeFileSync(join(d, 'blocker'), 'a file where a folder should be');
   assert.throws(
-    () =>
-      writeAllOrNothing([
-        { path: join(d, 'made/a.png'), data: 'x' },
-        { path: join(d, 'blocker/a.json'), data: '{}' },
-      ]),
+    writeThenBlocked(d, 'made/a.png', 'x'),
     (e: unknown) =>
       e instanceof ImmunizeError &&
       e.code === 'E_WRITE' &&
@@ -40,13 +43,6 @@ test('an existing output is replaced only when the new one is complete', () => {
   const d = tempDir('out');
   writeFileSync(join(d, 'a.png'), 'old');
   writeFileSync(join(d, 'blocker'), '');
-  assert.throws(
-    () =>
-      writeAllOrNothing([
-        { path: join(d, 'a.png'), data: 'new' },
-        { path: join(d, 'blocker/a.json'), data: '{}' },
-      ]),
-    ImmunizeError,
-  );
+  assert.throws(writeThenBlocked(d, 'a.png', 'new'), ImmunizeError);
   assert.equal(readFileSync(join(d, 'a.png'), 'utf8'), 'old');
 });

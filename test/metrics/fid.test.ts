@@ -18,6 +18,8 @@ import { manualSeed, noGrad, rand, randn, scope, tensor, type Tensor } from '../
 
 const f64 = (rows: number[][]) =>
   tensor(Float64Array.from(rows.flat()), [rows.length, rows[0]!.length], { dtype: 'float64' });
+/** The diagonal matrix with `d` on its diagonal. */
+const diag = (...d: number[]) => f64(d.map((x, i) => d.map((_, j) => (i === j ? x : 0))));
 
 /** A random orthogonal D×D matrix (Gram–Schmidt on seeded Gaussian columns), as rows. */
 function orthogonal(d: number, seed: number): number[][] {
@@ -117,55 +119,23 @@ test('fidFromFeatures: 0 for the same features, grows with a shift; rank-deficie
 test('frechetDistance: pytorch-fid checks — shapes, imaginary component, non-finite input (after the eps warning)', () => {
   scope(() => {
     const v = (x: number[]) => tensor(Float64Array.from(x), [x.length], { dtype: 'float64' });
-    const eye2 = f64([
-      [1, 0],
-      [0, 1],
-    ]);
+    const eye2 = diag(1, 1);
     assert.throws(
       () => frechetDistance(v([0, 0]), eye2, v([0, 0, 0]), eye2),
       /fid: the mean vectors have different lengths \(2 and 3\)/,
     );
     assert.throws(
-      () =>
-        frechetDistance(
-          v([0, 0]),
-          eye2,
-          v([0, 0]),
-          f64([
-            [1, 0, 0],
-            [0, 1, 0],
-            [0, 0, 1],
-          ]),
-        ),
+      () => frechetDistance(v([0, 0]), eye2, v([0, 0]), diag(1, 1, 1)),
       /fid: the covariances have different dimensions/,
     );
     // σ2 with a negative eigenvalue: sqrtm has an imaginary diagonal of 1 (> 1e-3).
     assert.throws(
-      () =>
-        frechetDistance(
-          v([0, 0]),
-          eye2,
-          v([0, 0]),
-          f64([
-            [1, 0],
-            [0, -1],
-          ]),
-        ),
+      () => frechetDistance(v([0, 0]), eye2, v([0, 0]), diag(1, -1)),
       (e: Error & { code?: string }) => e.code === 'E_FID_COMPLEX' && /Imaginary component 1/.test(e.message),
     );
     const warnings: string[] = [];
     assert.throws(
-      () =>
-        frechetDistance(
-          v([0, 0]),
-          f64([
-            [NaN, 0],
-            [0, 1],
-          ]),
-          v([0, 0]),
-          eye2,
-          { onWarning: (m) => warnings.push(m) },
-        ),
+      () => frechetDistance(v([0, 0]), diag(NaN, 1), v([0, 0]), eye2, { onWarning: (m) => warnings.push(m) }),
       (e: Error & { code?: string }) => e.code === 'E_FID_NONFINITE',
     );
     assert.deepEqual(warnings, [

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -8,21 +8,27 @@ import { AutoencoderKL, parseAutoencoderKLConfig } from '../../src/models/autoen
 import { loadAutoencoderFromPath } from '../../src/models/load.js';
 import { WeightsError } from '../../src/nn/module.js';
 import { liveTensors, manualSeed, noGrad, randn, rand, scope, type Tensor } from '../../src/torch/index.js';
+import { readManifestFolder } from '../helpers/manifest.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
-
-const tiny = {
-  _class_name: 'AutoencoderKL',
-  block_out_channels: [8, 16],
-  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-  layers_per_block: 1,
-  latent_channels: 4,
-  norm_num_groups: 4,
-};
+import { tinyKL2 as tiny } from '../helpers/tiny-configs.js';
 
 function randomWeights(model: AutoencoderKL, seed = 0): Map<string, Tensor> {
   manualSeed(seed);
   return new Map([...model.stateShapes()].map(([k, s]) => [k, randn(s).mul(0.1)]));
+}
+
+/**
+ * A tiny model with random weights `w`, and a model folder `dir` (a new temporary one) holding its
+ * config.json and `file`, the safetensors of `saved` = toDisk(w).
+ */
+function tinyOnDisk(prefix: string, file: string, toDisk: (w: Map<string, Tensor>) => Map<string, Tensor>) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const m = new AutoencoderKL(tiny);
+  const w = randomWeights(m);
+  const saved = toDisk(w);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(tiny));
+  saveSafetensors(join(dir, file), saved);
+  return { dir, m, w, saved };
 }
 
 test('config: defaults as diffusers (scaling_factor 0.18215 when absent) and clear errors', () => {
@@ -45,11 +51,7 @@ test('config: defaults as diffusers (scaling_factor 0.18215 when absent) and cle
 test('module paths are diffusers state-dict keys (SD v1.5 VAE manifest)', (t) => {
   const dir = sharedPath('golden', 'manifest_sd15_vae');
   if (dir === null) return t.skip(skipReason('golden', 'manifest_sd15_vae'));
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
-    keys: [string, number[]][];
-    parameter_count: number;
-  };
+  const { config, manifest } = readManifestFolder(dir);
   const m = new AutoencoderKL(config);
   assert.deepEqual([...m.stateShapes().keys()].sort(), manifest.keys.map(([k]) => k).sort());
   assert.equal(m.parameterCount(), manifest.parameter_count);
@@ -91,21 +93,17 @@ test('loadStateDict names missing, unexpected and mis-shaped keys', () => {
 });
 
 test('newer diffusers attention names (to_q, to_out.0) load into 0.14 names', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'immunize-vae-'));
-  const m = new AutoencoderKL(tiny);
-  const w = randomWeights(m);
-  const renamed = new Map(
-    [...w].map(([k, v]) => [
-      k
-        .replace('.query.', '.to_q.')
-        .replace('.key.', '.to_k.')
-        .replace('.value.', '.to_v.')
-        .replace('.proj_attn.', '.to_out.0.'),
-      v,
-    ]),
+  const rename = (k: string): string =>
+    k
+      .replace('.query.', '.to_q.')
+      .replace('.key.', '.to_k.')
+      .replace('.value.', '.to_v.')
+      .replace('.proj_attn.', '.to_out.0.');
+  const { dir, m, w } = tinyOnDisk(
+    'immunize-vae-',
+    'diffusion_pytorch_model.safetensors',
+    (w) => new Map([...w].map(([k, v]) => [rename(k), v])),
   );
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(tiny));
-  saveSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), renamed);
   m.loadStateDict(w);
   const loaded = loadAutoencoderFromPath(dir) as AutoencoderKL;
   try {
@@ -123,12 +121,16 @@ test('newer diffusers attention names (to_q, to_out.0) load into 0.14 names', ()
 });
 
 test('fp16 weights on disk compute in float32 (or stay float16 when asked)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'immunize-vae16-'));
-  const m = new AutoencoderKL(tiny);
-  const w = randomWeights(m);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(tiny));
-  const half = new Map([...w].map(([k, v]) => [k, v.half()]));
-  saveSafetensors(join(dir, 'diffusion_pytorch_model.fp16.safetensors'), half);
+  const {
+    dir,
+    m,
+    w,
+    saved: half,
+  } = tinyOnDisk(
+    'immunize-vae16-',
+    'diffusion_pytorch_model.fp16.safetensors',
+    (w) => new Map([...w].map(([k, v]) => [k, v.half()])),
+  );
   const a = loadAutoencoderFromPath(dir, { variant: 'fp16' });
   const b = loadAutoencoderFromPath(dir, { dtype: 'bfloat16' });
   try {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,6 +19,7 @@ import {
   type DType,
   type Tensor,
 } from '../../src/torch/index.js';
+import { readManifestFolder } from '../helpers/manifest.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
 // ---- a tiny CLIP-style tokenizer folder -----------------------------------------------------------
@@ -245,11 +246,7 @@ test('text config: transformers defaults, nested CLIPConfig, clear errors', () =
 test('module paths are transformers state-dict keys (SD v1.5 text encoder manifest)', (t) => {
   const dir = sharedPath('golden', 'manifest_sd15_text_encoder');
   if (dir === null) return t.skip(skipReason('golden', 'manifest_sd15_text_encoder'));
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
-    keys: [string, number[]][];
-    parameter_count: number;
-  };
+  const { config, manifest } = readManifestFolder(dir);
   const m = new CLIPTextModel(config);
   assert.deepEqual(
     [...m.stateShapes()],

@@ -8,17 +8,9 @@ import { AutoencoderKL } from '../../src/models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
 import { loadAutoencoderFromPath } from '../../src/models/load.js';
 import { zeros } from '../../src/torch/index.js';
+import { tinyKL } from '../helpers/tiny-configs.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'immunize-load-'));
-const tinyKL = {
-  _class_name: 'AutoencoderKL',
-  block_out_channels: [8],
-  down_block_types: ['DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D'],
-  layers_per_block: 1,
-  latent_channels: 4,
-  norm_num_groups: 4,
-};
 
 function writeModel(
   dir: string,

@@ -10,19 +10,10 @@ import { after, before, test } from 'node:test';
 import { serialize, type RawTensor } from '../../src/io/safetensors.js';
 import { AutoencoderKL } from '../../src/models/autoencoder-kl.js';
 import { loadAutoencoder } from '../../src/models/resolve.js';
+import { tinyKL as config } from '../helpers/tiny-configs.js';
 
 process.env['IMMUNIZE_QUIET'] = '1';
 for (const k of ['HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_ENDPOINT']) delete process.env[k];
-
-const config = {
-  _class_name: 'AutoencoderKL',
-  block_out_channels: [8],
-  down_block_types: ['DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D'],
-  layers_per_block: 1,
-  latent_channels: 4,
-  norm_num_groups: 4,
-};
 
 function weights(dtype: 'F32' | 'F16'): Buffer {
   const m = new AutoencoderKL(config);

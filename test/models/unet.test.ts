@@ -64,6 +64,16 @@ function tinyModel(config: Record<string, unknown> = tiny, dtype: DType = 'float
   return m;
 }
 
+/** Runs `body` on a fresh tiny model under noGrad and a scope, then disposes the model. */
+function withTinyModel(body: (m: UNet2DConditionModel) => void): void {
+  const m = tinyModel();
+  try {
+    noGrad(() => scope(() => body(m)));
+  } finally {
+    m.dispose();
+  }
+}
+
 const maxAbs = (a: Tensor, b: Tensor): number => scope(() => a.sub(b).abs().max().item());
 
 test('config: diffusers 0.14 defaults, per-block expansion, SD 2.x options', () => {
@@ -208,88 +218,68 @@ test('bad configs: the error names the field', () => {
 });
 
 test('forward: output shape, timestep forms, odd latent sizes', () => {
-  const m = tinyModel();
-  try {
-    noGrad(() =>
-      scope(() => {
-        manualSeed(1);
-        const x = randn([2, 4, 8, 8]);
-        const ctx = randn([2, 5, 12]);
-        const out = m.forward(x, 981, ctx);
-        assert.deepEqual(out.shape, [2, 4, 8, 8]);
-        assert.ok(out.isfinite().all().item() === 1, 'finite');
-        assert.ok(out.abs().max().item() > 1e-3, 'not trivially zero');
-        assert.ok(
-          m.forward(x, tensor(BigInt64Array.from([981n, 981n]), [2]), ctx).equal(out),
-          'per-item int64 tensor = the number',
-        );
-        assert.ok(m.forward(x, tensor(BigInt64Array.from([981n]), []), ctx).equal(out), '0-d tensor = the number');
-        assert.ok(
-          m.forward(x, tensor([981], [1], { dtype: 'float64' }), ctx).equal(out),
-          'float64 tensor = the number',
-        );
-        assert.ok(maxAbs(m.forward(x, 1, ctx), out) > 1e-4, 'the timestep matters');
-        const mixed = m.forward(x, tensor(BigInt64Array.from([10n, 500n]), [2]), ctx);
-        assert.ok(mixed.select(0, 0).allclose(m.forward(x, 10, ctx).select(0, 0), 1e-5, 1e-6), 'item 0 at t=10');
-        assert.ok(mixed.select(0, 1).allclose(m.forward(x, 500, ctx).select(0, 1), 1e-5, 1e-6), 'item 1 at t=500');
-        assert.ok(
-          maxAbs(m.forward(x, 977.25, ctx), m.forward(x, 977, ctx)) > 0,
-          'fractional timesteps are not truncated',
-        );
-        assert.ok(maxAbs(m.forward(x, 981, ctx.neg()), out) > 1e-5, 'the context matters');
-        // Cross-attention pools over tokens: their order does not matter, their values do.
-        assert.ok(m.forward(x, 981, ctx.flip([1])).allclose(out, 1e-4, 1e-5), 'context tokens are a set');
-        // 7 is not a multiple of 2^upsamplers = 2: the upsampler goes to the skip's size.
-        assert.deepEqual(m.forward(randn([1, 4, 7, 5]), 3, randn([1, 5, 12])).shape, [1, 4, 7, 5]);
-      }),
+  withTinyModel((m) => {
+    manualSeed(1);
+    const x = randn([2, 4, 8, 8]);
+    const ctx = randn([2, 5, 12]);
+    const out = m.forward(x, 981, ctx);
+    assert.deepEqual(out.shape, [2, 4, 8, 8]);
+    assert.ok(out.isfinite().all().item() === 1, 'finite');
+    assert.ok(out.abs().max().item() > 1e-3, 'not trivially zero');
+    assert.ok(
+      m.forward(x, tensor(BigInt64Array.from([981n, 981n]), [2]), ctx).equal(out),
+      'per-item int64 tensor = the number',
     );
-  } finally {
-    m.dispose();
-  }
+    assert.ok(m.forward(x, tensor(BigInt64Array.from([981n]), []), ctx).equal(out), '0-d tensor = the number');
+    assert.ok(m.forward(x, tensor([981], [1], { dtype: 'float64' }), ctx).equal(out), 'float64 tensor = the number');
+    assert.ok(maxAbs(m.forward(x, 1, ctx), out) > 1e-4, 'the timestep matters');
+    const mixed = m.forward(x, tensor(BigInt64Array.from([10n, 500n]), [2]), ctx);
+    assert.ok(mixed.select(0, 0).allclose(m.forward(x, 10, ctx).select(0, 0), 1e-5, 1e-6), 'item 0 at t=10');
+    assert.ok(mixed.select(0, 1).allclose(m.forward(x, 500, ctx).select(0, 1), 1e-5, 1e-6), 'item 1 at t=500');
+    assert.ok(maxAbs(m.forward(x, 977.25, ctx), m.forward(x, 977, ctx)) > 0, 'fractional timesteps are not truncated');
+    assert.ok(maxAbs(m.forward(x, 981, ctx.neg()), out) > 1e-5, 'the context matters');
+    // Cross-attention pools over tokens: their order does not matter, their values do.
+    assert.ok(m.forward(x, 981, ctx.flip([1])).allclose(out, 1e-4, 1e-5), 'context tokens are a set');
+    // 7 is not a multiple of 2^upsamplers = 2: the upsampler goes to the skip's size.
+    assert.deepEqual(m.forward(randn([1, 4, 7, 5]), 3, randn([1, 5, 12])).shape, [1, 4, 7, 5]);
+  });
 });
 
 test('wrong inputs: clear errors before anything runs', () => {
-  const m = tinyModel();
-  try {
-    noGrad(() =>
-      scope(() => {
-        const ctx = randn([1, 5, 12]);
-        const shapeErr = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'E_SHAPE' && re.test(e.message);
-        assert.throws(
-          () => m.forward(randn([1, 3, 8, 8]), 1, ctx),
-          shapeErr(/sample has 3 channels but this UNet's in_channels is 4; shape \[1, 3, 8, 8\]/),
-        );
-        assert.throws(() => m.forward(randn([1, 9, 8, 8]), 1, ctx), shapeErr(/9 channels is the inpainting layout/));
-        assert.throws(
-          () => m.forward(randn([1, 4, 8, 8]), 1, randn([1, 5, 768])),
-          shapeErr(
-            /encoderHiddenStates should be \[batch, tokens, 12\] \(cross_attention_dim\) but has shape \[1, 5, 768\]/,
-          ),
-        );
-        assert.throws(
-          () => m.forward(randn([2, 4, 8, 8]), 1, ctx),
-          shapeErr(/encoderHiddenStates has batch 1 but sample has batch 2/),
-        );
-        assert.throws(() => m.forward(randn([4, 8, 8]), 1, ctx), /sample should be \[batch, 4, height, width\]/);
-        assert.throws(
-          () => m.forward(randn([1, 4, 8, 8]), tensor([1, 2, 3]), ctx),
-          /timestep tensor should be 0-d or have 1 or 1 \(batch\) entries but has shape \[3\]/,
-        );
-        assert.throws(() => m.forward(randn([1, 4, 8, 8]), NaN, ctx), /timestep should be a finite number/);
-        const inpaint = new UNet2DConditionModel({ ...tiny, in_channels: 9 });
-        inpaint.initZeros();
-        assert.throws(
-          () => inpaint.forward(randn([1, 4, 8, 8]), 1, ctx),
-          shapeErr(
-            /in_channels is 9 \(an inpainting UNet takes cat\(\[latents \(4\), mask \(1\), masked-image latents \(4\)\]\)/,
-          ),
-        );
-        inpaint.dispose();
-      }),
+  withTinyModel((m) => {
+    const ctx = randn([1, 5, 12]);
+    const shapeErr = (re: RegExp) => (e: Error & { code?: string }) => e.code === 'E_SHAPE' && re.test(e.message);
+    assert.throws(
+      () => m.forward(randn([1, 3, 8, 8]), 1, ctx),
+      shapeErr(/sample has 3 channels but this UNet's in_channels is 4; shape \[1, 3, 8, 8\]/),
     );
-  } finally {
-    m.dispose();
-  }
+    assert.throws(() => m.forward(randn([1, 9, 8, 8]), 1, ctx), shapeErr(/9 channels is the inpainting layout/));
+    assert.throws(
+      () => m.forward(randn([1, 4, 8, 8]), 1, randn([1, 5, 768])),
+      shapeErr(
+        /encoderHiddenStates should be \[batch, tokens, 12\] \(cross_attention_dim\) but has shape \[1, 5, 768\]/,
+      ),
+    );
+    assert.throws(
+      () => m.forward(randn([2, 4, 8, 8]), 1, ctx),
+      shapeErr(/encoderHiddenStates has batch 1 but sample has batch 2/),
+    );
+    assert.throws(() => m.forward(randn([4, 8, 8]), 1, ctx), /sample should be \[batch, 4, height, width\]/);
+    assert.throws(
+      () => m.forward(randn([1, 4, 8, 8]), tensor([1, 2, 3]), ctx),
+      /timestep tensor should be 0-d or have 1 or 1 \(batch\) entries but has shape \[3\]/,
+    );
+    assert.throws(() => m.forward(randn([1, 4, 8, 8]), NaN, ctx), /timestep should be a finite number/);
+    const inpaint = new UNet2DConditionModel({ ...tiny, in_channels: 9 });
+    inpaint.initZeros();
+    assert.throws(
+      () => inpaint.forward(randn([1, 4, 8, 8]), 1, ctx),
+      shapeErr(
+        /in_channels is 9 \(an inpainting UNet takes cat\(\[latents \(4\), mask \(1\), masked-image latents \(4\)\]\)/,
+      ),
+    );
+    inpaint.dispose();
+  });
 });
 
 test('gradients to the sample and the context flow, are finite and match central differences (float64)', () => {
@@ -404,27 +394,20 @@ test('no tensor leak across 20 forward passes (inference and with gradients)', a
 });
 
 test('trace reports intermediates by module path, in order', () => {
-  const m = tinyModel();
-  try {
-    noGrad(() =>
-      scope(() => {
-        const seen: [string, number[]][] = [];
-        m.forward(randn([1, 4, 8, 8]), 7, randn([1, 3, 12]), { trace: (name, t) => seen.push([name, t.shape]) });
-        assert.deepEqual(seen, [
-          ['time_proj', [1, 8]],
-          ['time_embedding', [1, 32]],
-          ['conv_in', [1, 8, 8, 8]],
-          ['down_blocks.0', [1, 8, 4, 4]],
-          ['down_blocks.1', [1, 16, 4, 4]],
-          ['mid_block', [1, 16, 4, 4]],
-          ['up_blocks.0', [1, 16, 8, 8]],
-          ['up_blocks.1', [1, 8, 8, 8]],
-        ]);
-      }),
-    );
-  } finally {
-    m.dispose();
-  }
+  withTinyModel((m) => {
+    const seen: [string, number[]][] = [];
+    m.forward(randn([1, 4, 8, 8]), 7, randn([1, 3, 12]), { trace: (name, t) => seen.push([name, t.shape]) });
+    assert.deepEqual(seen, [
+      ['time_proj', [1, 8]],
+      ['time_embedding', [1, 32]],
+      ['conv_in', [1, 8, 8, 8]],
+      ['down_blocks.0', [1, 8, 4, 4]],
+      ['down_blocks.1', [1, 16, 4, 4]],
+      ['mid_block', [1, 16, 4, 4]],
+      ['up_blocks.0', [1, 16, 8, 8]],
+      ['up_blocks.1', [1, 8, 8, 8]],
+    ]);
+  });
 });
 
 test('loadUNet: unet/ folder, pipeline root, fp16 variant, and clear errors', () => {

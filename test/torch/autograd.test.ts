@@ -20,22 +20,11 @@ import {
   tensor,
   zeros,
 } from '../../src/torch/index.js';
+import { assertClose as closeTo } from './helpers.js';
 
-function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  what: string,
-  atol = 1e-10,
-  rtol = 1e-8,
-): void {
-  assert.equal(actual.length, expected.length, `${what}: got ${actual.length} values, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e)))
-      assert.fail(`${what}: at flat index ${i} got ${a}, expected ${e}`);
-  }
-}
+/** helpers.ts's assertClose with this file's tighter default tolerances (all double precision). */
+const assertClose = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void =>
+  closeTo(actual, expected, what, 1e-10, 1e-8);
 
 const f64 = (values: readonly number[], shape?: readonly number[]): Tensor =>
   tensor(new Float64Array(values), shape ?? [values.length]);

@@ -24,6 +24,7 @@ import {
 } from '../../src/torch/index.js';
 import { native, type GeneratorHandle, type Handle } from '../../src/torch/native.js';
 import { op, registeredOpCount } from '../../src/torch/ops.js';
+import { assertImmunizeError } from '../helpers/errors.js';
 
 /** An ArgumentError (E_ARGUMENT) whose message matches `re`. */
 function isArg(re: RegExp) {
@@ -54,13 +55,7 @@ function assertStillWorks(where: string): void {
 
 function torchErr(opName: string, ...contains: RegExp[]) {
   return (e: unknown): boolean => {
-    assert.ok(
-      e instanceof TorchError,
-      `expected a TorchError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
-    );
-    assert.ok(e instanceof ImmunizeError);
-    assert.equal(e.name, 'TorchError');
-    assert.equal(e.code, 'E_TORCH');
+    assertImmunizeError(e, TorchError, 'TorchError', 'E_TORCH');
     assert.equal(e.op, opName, `e.op is '${e.op}'`);
     assert.ok(e.message.startsWith(`${opName}: `), `message must start with the op name: ${e.message}`);
     for (const re of contains) assert.match(e.message, re);

@@ -80,43 +80,47 @@ function conv2dJs(
   return { data: out, shape: [N, O, OH, OW] };
 }
 
+/** A float64 tensor of `shape` holding jsRandom(numel, seed). */
+const randomF64 = (shape: number[], seed: number): Tensor => {
+  const numel = shape.reduce((p, q) => p * q, 1);
+  return f64(jsRandom(numel, seed), shape);
+};
+
 describe('convolutions', () => {
-  const configs: { name: string; xs: number[]; ws: number[]; bias: boolean; o: ConvCfg }[] = [
-    {
-      name: '3x3 valid',
-      xs: [1, 2, 5, 6],
-      ws: [3, 2, 3, 3],
-      bias: false,
-      o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 },
-    },
-    {
-      name: 'bias, stride 2, padding 1',
-      xs: [2, 3, 7, 6],
-      ws: [4, 3, 3, 3],
-      bias: true,
-      o: { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1 },
-    },
-    {
-      name: 'non-square kernel, stride (1,2), padding (2,0), dilation 2',
-      xs: [1, 2, 8, 9],
-      ws: [2, 2, 3, 2],
-      bias: true,
-      o: { stride: [1, 2], padding: [2, 0], dilation: [2, 2], groups: 1 },
-    },
-    {
-      name: 'groups 2',
-      xs: [1, 4, 5, 5],
-      ws: [6, 2, 3, 3],
-      bias: true,
-      o: { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 2 },
-    },
-    {
-      name: '1x1 depthwise',
-      xs: [1, 3, 4, 4],
-      ws: [3, 1, 1, 1],
-      bias: false,
-      o: { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 3 },
-    },
+  type Pair = [number, number];
+  type ConvCase = { name: string; xs: number[]; ws: number[]; bias: boolean; o: ConvCfg };
+  /** A conv2d case: input and weight shapes, whether there is a bias, and the ConvCfg fields in order. */
+  const conv = (
+    name: string,
+    xs: number[],
+    ws: number[],
+    bias: boolean,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: number,
+  ): ConvCase => ({
+    name,
+    xs,
+    ws,
+    bias,
+    o: { stride, padding, dilation, groups },
+  });
+  const configs: ConvCase[] = [
+    conv('3x3 valid', [1, 2, 5, 6], [3, 2, 3, 3], false, [1, 1], [0, 0], [1, 1], 1),
+    conv('bias, stride 2, padding 1', [2, 3, 7, 6], [4, 3, 3, 3], true, [2, 2], [1, 1], [1, 1], 1),
+    conv(
+      'non-square kernel, stride (1,2), padding (2,0), dilation 2',
+      [1, 2, 8, 9],
+      [2, 2, 3, 2],
+      true,
+      [1, 2],
+      [2, 0],
+      [2, 2],
+      1,
+    ),
+    conv('groups 2', [1, 4, 5, 5], [6, 2, 3, 3], true, [1, 1], [1, 1], [1, 1], 2),
+    conv('1x1 depthwise', [1, 3, 4, 4], [3, 1, 1, 1], false, [1, 1], [0, 0], [1, 1], 3),
   ];
   configs.forEach((cfg, ci) => {
     test(`conv2d matches a naive JS convolution: ${cfg.name}`, () => {
@@ -168,20 +172,8 @@ describe('convolutions', () => {
       { xs: [1, 4, 8, 8], ws: [4, 2, 4, 4], stride: [2, 2], padding: [1, 1], outputPadding: [0, 0], groups: 2 },
     ];
     cases.forEach((c, i) => {
-      const x = f64(
-        jsRandom(
-          c.xs.reduce((p, q) => p * q, 1),
-          400 + i,
-        ),
-        c.xs,
-      );
-      const w = f64(
-        jsRandom(
-          c.ws.reduce((p, q) => p * q, 1),
-          500 + i,
-        ),
-        c.ws,
-      );
+      const x = randomF64(c.xs, 400 + i);
+      const w = randomF64(c.ws, 500 + i);
       const cx = F.conv2d(x, w, null, { stride: c.stride, padding: c.padding, groups: c.groups });
       const y = f64(jsRandom(cx.numel, 600 + i), cx.shape);
       const ty = F.convTranspose2d(y, w, null, {

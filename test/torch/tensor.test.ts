@@ -303,6 +303,8 @@ describe('views and shape ops', () => {
   const xData = Array.from({ length: 24 }, (_, i) => i);
   const mk = (): Tensor => arange(0, 24, 1, { dtype: 'float32' }).reshape(2, 3, 4);
   const at = (i: number, j: number, k: number): number => xData[flatIndex(X_SHAPE, [i, j, k])]!;
+  /** The values of x[i, j, :]. */
+  const row = (i: number, j: number): number[] => [0, 1, 2, 3].map((k) => at(i, j, k));
 
   test('reshape and view (with -1), and views share storage', () => {
     const x = mk();
@@ -359,16 +361,7 @@ describe('views and shape ops', () => {
     assert.deepEqual(neg.toArray(), ne);
     const sel = x.select(1, 2);
     assertShape(sel, [2, 4], 'select(1, 2)');
-    assert.deepEqual(sel.toArray(), [
-      at(0, 2, 0),
-      at(0, 2, 1),
-      at(0, 2, 2),
-      at(0, 2, 3),
-      at(1, 2, 0),
-      at(1, 2, 1),
-      at(1, 2, 2),
-      at(1, 2, 3),
-    ]);
+    assert.deepEqual(sel.toArray(), [...row(0, 2), ...row(1, 2)]);
     assert.deepEqual(x.select(-1, -1).toArray(), [3, 7, 11, 15, 19, 23], 'select(-1, -1)');
   });
 
@@ -376,16 +369,7 @@ describe('views and shape ops', () => {
     const x = mk();
     const r = x.index([i64([1, 0]), i64([2, 0])]);
     assertShape(r, [2, 4], 'x[[1,0],[2,0]]');
-    assert.deepEqual(r.toArray(), [
-      at(1, 2, 0),
-      at(1, 2, 1),
-      at(1, 2, 2),
-      at(1, 2, 3),
-      at(0, 0, 0),
-      at(0, 0, 1),
-      at(0, 0, 2),
-      at(0, 0, 3),
-    ]);
+    assert.deepEqual(r.toArray(), [...row(1, 2), ...row(0, 0)]);
     const r2 = x.index([null, i64([2, 2, 0])]);
     assertShape(r2, [2, 3, 4], 'x[:, [2,2,0]]');
     const r2e: number[] = [];
@@ -536,93 +520,28 @@ describe('elementwise math with broadcasting', () => {
     A.map((x, i) => f(x, B[i % 3]!, i % 3, Math.floor(i / 3)));
 
   test('binary ops broadcast [2,3] with [3] and [2,1]', () => {
-    assertValues(
-      a().add(b()),
-      bin((x, y) => x + y),
-      'add',
-    );
-    assertValues(
-      a().add(b(), 2),
-      bin((x, y) => x + 2 * y),
-      'add with alpha',
-    );
-    assertValues(
-      a().sub(b()),
-      bin((x, y) => x - y),
-      'sub',
-    );
-    assertValues(
-      a().mul(b()),
-      bin((x, y) => x * y),
-      'mul',
-    );
-    assertValues(
-      a().div(b()),
-      bin((x, y) => x / y),
-      'div',
-    );
-    assertValues(
-      a().mul(c()),
-      A.map((x, i) => x * C[Math.floor(i / 3)]!),
-      'mul by [2,1]',
-    );
     const outer = c().add(b());
     assertShape(outer, [2, 3], '[2,1] + [3]');
-    assertValues(
-      outer,
-      [0, 1].flatMap((i) => B.map((y) => C[i]! + y)),
-      '[2,1] + [3]',
-    );
-    assertValues(
-      b().pow(c()),
-      [0, 1].flatMap((i) => B.map((y) => y ** C[i]!)),
-      'pow tensor',
-    );
-    assertValues(
-      a().pow(2),
-      A.map((x) => x * x),
-      'pow 2',
-    );
-    assertValues(
-      a().remainder(1.5),
-      A.map((x) => x - 1.5 * Math.floor(x / 1.5)),
-      'remainder (Python sign convention)',
-    );
-    assertValues(
-      a().div(b(), 'floor'),
-      bin((x, y) => Math.floor(x / y)),
-      'div floor',
-    );
-    assertValues(
-      a().div(b(), 'trunc'),
-      bin((x, y) => Math.trunc(x / y)),
-      'div trunc',
-    );
-    assertValues(
-      a().rsub(1),
-      A.map((x) => 1 - x),
-      'rsub',
-    );
-    assertValues(
-      a().minimum(b()),
-      bin((x, y) => Math.min(x, y)),
-      'minimum',
-    );
-    assertValues(
-      a().maximum(b()),
-      bin((x, y) => Math.max(x, y)),
-      'maximum',
-    );
-    assertValues(
-      a().atan2(b()),
-      bin((x, y) => Math.atan2(x, y)),
-      'atan2',
-    );
-    assertValues(
-      a().lerp(zeros([3], { dtype: 'float64' }), 0.25),
-      A.map((x) => 0.75 * x),
-      'lerp',
-    );
+    const cases: [string, Tensor, number[]][] = [
+      ['add', a().add(b()), bin((x, y) => x + y)],
+      ['add with alpha', a().add(b(), 2), bin((x, y) => x + 2 * y)],
+      ['sub', a().sub(b()), bin((x, y) => x - y)],
+      ['mul', a().mul(b()), bin((x, y) => x * y)],
+      ['div', a().div(b()), bin((x, y) => x / y)],
+      ['mul by [2,1]', a().mul(c()), A.map((x, i) => x * C[Math.floor(i / 3)]!)],
+      ['[2,1] + [3]', outer, [0, 1].flatMap((i) => B.map((y) => C[i]! + y))],
+      ['pow tensor', b().pow(c()), [0, 1].flatMap((i) => B.map((y) => y ** C[i]!))],
+      ['pow 2', a().pow(2), A.map((x) => x * x)],
+      ['remainder (Python sign convention)', a().remainder(1.5), A.map((x) => x - 1.5 * Math.floor(x / 1.5))],
+      ['div floor', a().div(b(), 'floor'), bin((x, y) => Math.floor(x / y))],
+      ['div trunc', a().div(b(), 'trunc'), bin((x, y) => Math.trunc(x / y))],
+      ['rsub', a().rsub(1), A.map((x) => 1 - x)],
+      ['minimum', a().minimum(b()), bin((x, y) => Math.min(x, y))],
+      ['maximum', a().maximum(b()), bin((x, y) => Math.max(x, y))],
+      ['atan2', a().atan2(b()), bin((x, y) => Math.atan2(x, y))],
+      ['lerp', a().lerp(zeros([3], { dtype: 'float64' }), 0.25), A.map((x) => 0.75 * x)],
+    ];
+    for (const [name, t, want] of cases) assertValues(t, want, name);
     assert.throws(
       () => a().add(zeros([4], { dtype: 'float64' })),
       /size|shape|match/i,
@@ -761,48 +680,23 @@ describe('elementwise math with broadcasting', () => {
   });
 
   test('clamp with scalar and tensor bounds', () => {
-    assertValues(
-      a().clamp(-0.5, 0.5),
-      A.map((v) => Math.min(0.5, Math.max(-0.5, v))),
-      'clamp(-0.5, 0.5)',
-    );
-    assertValues(
-      a().clamp(0),
-      A.map((v) => Math.max(0, v)),
-      'clamp(0)',
-    );
-    assertValues(
-      a().clamp(null, 0),
-      A.map((v) => Math.min(0, v)),
-      'clamp(null, 0)',
-    );
-    assertValues(
-      a().clampMin(0.2),
-      A.map((v) => Math.max(0.2, v)),
-      'clampMin',
-    );
-    assertValues(
-      a().clampMax(0.2),
-      A.map((v) => Math.min(0.2, v)),
-      'clampMax',
-    );
     const lo = f64([-1, 0, 0.5], [3]);
     const hi = f64([1.5, 1.5, 1.5], [3]);
-    assertValues(
-      a().clamp(lo, hi),
-      bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))),
-      'clamp(tensor, tensor) broadcasting',
-    );
-    assertValues(
-      a().clamp(lo),
-      bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v)),
-      'clamp(tensor min only)',
-    );
-    assertValues(
-      a().clamp(null, lo),
-      bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v)),
-      'clamp(null, tensor max)',
-    );
+    const cases: [string, Tensor, number[]][] = [
+      ['clamp(-0.5, 0.5)', a().clamp(-0.5, 0.5), A.map((v) => Math.min(0.5, Math.max(-0.5, v)))],
+      ['clamp(0)', a().clamp(0), A.map((v) => Math.max(0, v))],
+      ['clamp(null, 0)', a().clamp(null, 0), A.map((v) => Math.min(0, v))],
+      ['clampMin', a().clampMin(0.2), A.map((v) => Math.max(0.2, v))],
+      ['clampMax', a().clampMax(0.2), A.map((v) => Math.min(0.2, v))],
+      [
+        'clamp(tensor, tensor) broadcasting',
+        a().clamp(lo, hi),
+        bin((v, _y, col) => Math.min(1.5, Math.max([-1, 0, 0.5][col]!, v))),
+      ],
+      ['clamp(tensor min only)', a().clamp(lo), bin((v, _y, col) => Math.max([-1, 0, 0.5][col]!, v))],
+      ['clamp(null, tensor max)', a().clamp(null, lo), bin((v, _y, col) => Math.min([-1, 0, 0.5][col]!, v))],
+    ];
+    for (const [name, t, want] of cases) assertValues(t, want, name);
     const t = a();
     t.clamp_(-0.1, 0.1);
     assertValues(

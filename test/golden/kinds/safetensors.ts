@@ -8,23 +8,9 @@ import { join } from 'node:path';
 import { ImmunizeError } from '../../../src/errors.js';
 import { SafetensorsError, SafetensorsFile, decodeValues, type SafetensorsDType } from '../../../src/io/safetensors.js';
 import { loadSafetensors } from '../../../src/io/tensors.js';
-import type { DType } from '../../../src/torch/index.js';
+import { TORCH_DTYPE } from '../../helpers/safetensors-dtypes.js';
 import { dataCheck } from '../io.js';
 import type { CaseRunner } from './types.js';
-
-/** The libtorch dtype loadSafetensors should give for each safetensors dtype it supports. */
-const TORCH_DTYPE: Partial<Record<SafetensorsDType, DType>> = {
-  F32: 'float32',
-  F16: 'float16',
-  BF16: 'bfloat16',
-  F64: 'float64',
-  I64: 'int64',
-  I32: 'int32',
-  I16: 'int16',
-  I8: 'int8',
-  U8: 'uint8',
-  BOOL: 'bool',
-};
 
 interface ExpectedTensor {
   dtype: SafetensorsDType;
