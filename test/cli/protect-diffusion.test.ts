@@ -2,21 +2,15 @@
 // cases: the attack runs through the pipeline, perturbs only the protected region, and refuses
 // what it cannot do with one clear line.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { immunizeCli } from '../helpers/cli.js';
+import { sharedPath, skipReason } from '../helpers/shared.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
-function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
-  });
-}
+const immunize = immunizeCli();
 
 /** A 64×32 photo crop and a mask that is white (protect) on the left half. */
 async function inputs(dir: string): Promise<{ img: string; mask: string }> {
@@ -38,9 +32,8 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const out = join(dir, 'out.png');
-  const r = immunize(
-    'protect',
-    img,
+  // The same attack twice: the second run checks that the seed fixes the pixels.
+  const attack = [
     '--method',
     'diffusion',
     '--mask',
@@ -57,10 +50,8 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
     '8/255',
     '--step-size',
     '4/255',
-    '-o',
-    out,
-    '--json',
-  );
+  ];
+  const r = immunize('protect', img, ...attack, '-o', out, '--json');
   assert.equal(r.status, 0, r.stderr);
   const side = JSON.parse(r.stdout) as {
     parameters: { method: string; diffusionSteps: number; gradReps: number; eps: number };
@@ -95,31 +86,7 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
 
   // Same seed, same pixels.
   const out2 = join(dir, 'out2.png');
-  assert.equal(
-    immunize(
-      'protect',
-      img,
-      '--method',
-      'diffusion',
-      '--mask',
-      mask,
-      '--model',
-      repo,
-      '--steps',
-      '3',
-      '--diffusion-steps',
-      '2',
-      '--grad-reps',
-      '2',
-      '--eps',
-      '8/255',
-      '--step-size',
-      '4/255',
-      '-o',
-      out2,
-    ).status,
-    0,
-  );
+  assert.equal(immunize('protect', img, ...attack, '-o', out2).status, 0);
   assert.ok(b.equals(await sharp(out2).raw().toBuffer()));
 });
 
