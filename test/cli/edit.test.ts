@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { immunizeCli } from '../helpers/cli.js';
+import { immunizeCli, tinyPipelines } from '../helpers/cli.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
 const immunize = immunizeCli();
@@ -53,10 +53,9 @@ test('img2img with a tiny repo writes a PNG of the photo size and a sidecar', as
 });
 
 test('inpainting with --mask uses the 9-channel repo; a 4-channel repo is refused clearly', async (t) => {
-  const repo = sharedPath('golden', 'pipeline_inpaint');
-  const plain = sharedPath('golden', 'pipeline_img2img');
-  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null)
-    return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const pipelines = tinyPipelines();
+  if (pipelines === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const { inpaint: repo, img2img: plain } = pipelines;
   const dir = mkdtempSync(join(tmpdir(), 'immunize-edit-'));
   const mask = join(dir, 'mask.png');
   await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } })

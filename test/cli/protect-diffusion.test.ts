@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { immunizeCli } from '../helpers/cli.js';
+import { immunizeCli, leftHalfMask, tinyPipelines } from '../helpers/cli.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 
 const immunize = immunizeCli();
@@ -16,13 +16,7 @@ const immunize = immunizeCli();
 async function inputs(dir: string): Promise<{ img: string; mask: string }> {
   const img = join(dir, 'photo.png');
   await sharp(sharedPath('images', 'chelsea.png')!).resize(64, 32).png().toFile(img);
-  const mask = join(dir, 'mask.png');
-  const m = Buffer.alloc(64 * 32, 0);
-  for (let y = 0; y < 32; y++) m.fill(255, y * 64, y * 64 + 32);
-  await sharp(m, { raw: { width: 64, height: 32, channels: 1 } })
-    .png()
-    .toFile(mask);
-  return { img, mask };
+  return { img, mask: await leftHalfMask(join(dir, 'mask.png'), 64, 32) };
 }
 
 test('diffusion attack: perturbs only the white (protected) half, within ε, and records its parameters', async (t) => {
@@ -91,10 +85,9 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
 });
 
 test('diffusion attack refuses: no mask, a latent target, a non-inpainting model — one line, no files', async (t) => {
-  const repo = sharedPath('golden', 'pipeline_inpaint');
-  const plain = sharedPath('golden', 'pipeline_img2img');
-  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null)
-    return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const pipelines = tinyPipelines();
+  if (pipelines === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const { inpaint: repo, img2img: plain } = pipelines;
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const cases: [string[], RegExp][] = [

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from './shared.js';
+import sharp from 'sharp';
+import { repoRoot, sharedPath } from './shared.js';
 
 export const IMMUNIZE_BIN = join(repoRoot, 'bin', 'immunize.js');
 
@@ -24,4 +25,25 @@ export function immunizeCli(
 /** Asserts that `text` (a command's --help) mentions each of the space-separated `words`. */
 export function assertMentions(text: string, words: string): void {
   for (const w of words.split(' ')) assert.ok(text.includes(w), w);
+}
+
+/** Writes a one-channel PNG mask of `width`×`height` that is white (protect) on its left half. */
+export async function leftHalfMask(path: string, width: number, height: number): Promise<string> {
+  const m = Buffer.alloc(width * height, 0);
+  for (let y = 0; y < height; y++) m.fill(255, y * width, y * width + width / 2);
+  await sharp(m, { raw: { width, height, channels: 1 } })
+    .png()
+    .toFile(path);
+  return path;
+}
+
+/**
+ * The tiny diffusers repositories of the conformance cases (`inpaint`: 9-channel, `img2img`: a
+ * plain one) when they and the chelsea photo are in the shared folder, else null.
+ */
+export function tinyPipelines(): { inpaint: string; img2img: string } | null {
+  const inpaint = sharedPath('golden', 'pipeline_inpaint');
+  const img2img = sharedPath('golden', 'pipeline_img2img');
+  if (inpaint === null || img2img === null || sharedPath('images', 'chelsea.png') === null) return null;
+  return { inpaint, img2img };
 }
