@@ -54,6 +54,14 @@ export function convnetStep(net: { x: Tensor; ws: Tensor[]; bs: Tensor[]; params
   });
 }
 
+/** A case's set-up: a 1-element float32 tensor `x`, and the call that runs `op(x)`. */
+function onOneElement(op: (x: Tensor) => void): () => () => void {
+  return () => {
+    const x = tensor([1]);
+    return () => op(x);
+  };
+}
+
 await runBench([
   callCase('napi_noop', 'native.isGradEnabled(): one N-API call that reads a thread-local flag', () => () => {
     native.isGradEnabled();
@@ -70,33 +78,24 @@ await runBench([
       };
     },
   ),
-  callCase('ts_add_dispose', 'x.add(1) then .dispose() on a 1-element float32 tensor: the full TypeScript path', () => {
-    const x = tensor([1]);
-    return () => {
-      x.add(1).dispose();
-    };
-  }),
+  callCase(
+    'ts_add_dispose',
+    'x.add(1) then .dispose() on a 1-element float32 tensor: the full TypeScript path',
+    onOneElement((x) => x.add(1).dispose()),
+  ),
   callCase(
     'ts_add_native_dispose',
     "x.add(1) freed by native.dispose(t.handle): the Tensor wrapper without Tensor.dispose()'s bookkeeping (it reads dtype, shape and device to describe the tensor in later errors)",
-    () => {
-      const x = tensor([1]);
-      return () => {
-        native.dispose(x.add(1).handle);
-      };
-    },
+    onOneElement((x) => native.dispose(x.add(1).handle)),
   ),
   callCase(
     'ts_add_scope',
     'scope(() => x.add(1)): the same op freed by a scope (how model code frees temporaries)',
-    () => {
-      const x = tensor([1]);
-      return () => {
-        scope(() => {
-          x.add(1);
-        });
-      };
-    },
+    onOneElement((x) => {
+      scope(() => {
+        x.add(1);
+      });
+    }),
   ),
   {
     name: 'convnet_256_ts',

@@ -21,13 +21,15 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import {
   BIN,
   childEnv,
   makePhotos,
+  photoForm,
   REDIS,
+  serveArgs,
   startJsonProcess,
   startRedis,
   stop,
@@ -87,24 +89,7 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
       redisArgs = ['--redis', redis.url];
     }
     const env = childEnv(c.freshRunner ? { IMMUNIZE_RUNNER_MAX_JOBS: '1' } : {});
-    const api = await startJsonProcess(
-      [
-        BIN,
-        'serve',
-        '--port',
-        '0',
-        ...model,
-        ...redisArgs,
-        '--threads',
-        '1',
-        '--rate-create',
-        '0',
-        '--rate-requests',
-        '0',
-      ],
-      env,
-      log,
-    );
+    const api = await startJsonProcess(serveArgs(...model, ...redisArgs), env, log);
     procs.push(api.proc);
     const url = String(api.hello['listening']);
     for (let i = 0; c.queue === 'redis' && i < c.workers; i++) {
@@ -116,11 +101,7 @@ async function runCase(c: Case, photos: string[], work: string): Promise<Record<
     const deadline = t0 + CASE_S * 1000;
     const ids = await Promise.all(
       photos.slice(0, JOBS).map(async (p, i) => {
-        const form = new FormData();
-        form.set('image', new Blob([readFileSync(p)], { type: 'image/png' }), basename(p));
-        form.set('preset', 'fast');
-        form.set('steps', String(STEPS));
-        form.set('seed', String(i));
+        const form = photoForm(p, { preset: 'fast', steps: String(STEPS), seed: String(i) });
         const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
         if (res.status !== 202) throw new Error(`create: ${res.status} ${await res.text()}`);
         return ((await res.json()) as { id: string }).id;

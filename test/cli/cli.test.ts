@@ -1,16 +1,15 @@
 // The `immunize` command as users run it: bin/immunize.js in a child process. Photos are tiny
 // (made here with sharp, or a shared photo with --size 64) and attacks take a few steps.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
+import { assertMentions, IMMUNIZE_BIN, immunizeCli } from '../helpers/cli.js';
 import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
 import { loadCommands } from '../../src/cli/main.js';
 import { tempDir } from '../helpers/temp.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
 const photo = sharedPath('images', 'trevor_5.jpg');
 const model = sharedPath('models', 'taef2-hf');
 
@@ -20,11 +19,9 @@ interface Run {
   stderr: string;
 }
 
+const spawnImmunize = immunizeCli({ IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', IMMUNIZE_DEBUG: '' });
 function immunize(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', IMMUNIZE_DEBUG: '' },
-  });
+  const r = spawnImmunize(...args);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -169,19 +166,7 @@ describe('immunize', () => {
   test('protect --help documents the options', () => {
     const r = immunize('protect', '--help');
     assert.equal(r.status, 0);
-    for (const o of [
-      '--threads',
-      '--max-pixels',
-      '--force',
-      '--size',
-      '--tile',
-      '--mask',
-      '--preset',
-      'default',
-      'paper',
-      'fast',
-    ])
-      assert.ok(r.stdout.includes(o), o);
+    assertMentions(r.stdout, '--threads --max-pixels --force --size --tile --mask --preset default paper fast');
   });
 });
 
@@ -192,7 +177,7 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
     const good = join(dir, 'good.png');
     await twoTone(good, 40, 24);
     const notImage = join(dir, 'notes.png');
-    copyFileSync(bin, notImage);
+    copyFileSync(IMMUNIZE_BIN, notImage);
     const empty = join(dir, 'empty.png');
     writeFileSync(empty, '');
     const huge = join(dir, 'huge.png');

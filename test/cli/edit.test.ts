@@ -1,21 +1,15 @@
 // `immunize edit` on the tiny diffusers repositories of the conformance cases (img2img and
 // inpainting), and its errors.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { immunizeCli, tinyPipelines } from '../helpers/cli.js';
+import { sharedPath, skipReason } from '../helpers/shared.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
-function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
-  });
-}
+const immunize = immunizeCli();
 
 async function photo(dir: string): Promise<string> {
   const p = join(dir, 'photo.png');
@@ -30,9 +24,8 @@ test('img2img with a tiny repo writes a PNG of the photo size and a sidecar', as
     return t.skip(skipReason('golden', 'pipeline_img2img'));
   const dir = mkdtempSync(join(tmpdir(), 'immunize-edit-'));
   const out = join(dir, 'edit.png');
-  const r = immunize(
-    'edit',
-    await photo(dir),
+  // The same edit twice: the second run checks that the seed fixes the pixels.
+  const edit = [
     '--prompt',
     'two men in a wedding',
     '--model',
@@ -43,10 +36,8 @@ test('img2img with a tiny repo writes a PNG of the photo size and a sidecar', as
     '0.5',
     '--seed',
     '3',
-    '-o',
-    out,
-    '--json',
-  );
+  ];
+  const r = immunize('edit', await photo(dir), ...edit, '-o', out, '--json');
   assert.equal(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { mode: string; stepsRun: number; scheduler: string; sidecar: string };
   assert.equal(res.mode, 'img2img');
@@ -56,72 +47,28 @@ test('img2img with a tiny repo writes a PNG of the photo size and a sidecar', as
   assert.equal(JSON.parse(readFileSync(res.sidecar, 'utf8')).seed, 3);
   // Same seed, same edit.
   const out2 = join(dir, 'edit2.png');
-  assert.equal(
-    immunize(
-      'edit',
-      join(dir, 'photo.png'),
-      '--prompt',
-      'two men in a wedding',
-      '--model',
-      repo,
-      '--steps',
-      '4',
-      '--strength',
-      '0.5',
-      '--seed',
-      '3',
-      '-o',
-      out2,
-    ).status,
-    0,
-  );
+  assert.equal(immunize('edit', join(dir, 'photo.png'), ...edit, '-o', out2).status, 0);
   const [a, b] = await Promise.all([sharp(out).raw().toBuffer(), sharp(out2).raw().toBuffer()]);
   assert.ok(a.equals(b));
 });
 
 test('inpainting with --mask uses the 9-channel repo; a 4-channel repo is refused clearly', async (t) => {
-  const repo = sharedPath('golden', 'pipeline_inpaint');
-  const plain = sharedPath('golden', 'pipeline_img2img');
-  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null)
-    return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const pipelines = tinyPipelines();
+  if (pipelines === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const { inpaint: repo, img2img: plain } = pipelines;
   const dir = mkdtempSync(join(tmpdir(), 'immunize-edit-'));
   const mask = join(dir, 'mask.png');
   await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } })
     .png()
     .toFile(mask);
   const img = await photo(dir);
-  const r = immunize(
-    'edit',
-    img,
-    '--mask',
-    mask,
-    '--prompt',
-    'a plane',
-    '--model',
-    repo,
-    '--steps',
-    '3',
-    '-o',
-    join(dir, 'in.png'),
-    '--json',
-  );
+  const inpaint = (model: string, ...args: string[]) =>
+    immunize('edit', img, '--mask', mask, '--prompt', 'a plane', '--model', model, '--steps', '3', ...args);
+  const r = inpaint(repo, '-o', join(dir, 'in.png'), '--json');
   assert.equal(r.status, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { mode: string }).mode, 'inpaint');
   assert.ok(existsSync(join(dir, 'in.png')));
-  const bad = immunize(
-    'edit',
-    img,
-    '--mask',
-    mask,
-    '--prompt',
-    'a plane',
-    '--model',
-    plain,
-    '--steps',
-    '3',
-    '-o',
-    join(dir, 'bad.png'),
-  );
+  const bad = inpaint(plain, '-o', join(dir, 'bad.png'));
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /inpainting model/);
   assert.ok(!existsSync(join(dir, 'bad.png')));

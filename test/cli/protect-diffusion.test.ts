@@ -2,33 +2,21 @@
 // cases: the attack runs through the pipeline, perturbs only the protected region, and refuses
 // what it cannot do with one clear line.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { immunizeCli, leftHalfMask, tinyPipelines } from '../helpers/cli.js';
+import { sharedPath, skipReason } from '../helpers/shared.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
-function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
-  });
-}
+const immunize = immunizeCli();
 
 /** A 64×32 photo crop and a mask that is white (protect) on the left half. */
 async function inputs(dir: string): Promise<{ img: string; mask: string }> {
   const img = join(dir, 'photo.png');
   await sharp(sharedPath('images', 'chelsea.png')!).resize(64, 32).png().toFile(img);
-  const mask = join(dir, 'mask.png');
-  const m = Buffer.alloc(64 * 32, 0);
-  for (let y = 0; y < 32; y++) m.fill(255, y * 64, y * 64 + 32);
-  await sharp(m, { raw: { width: 64, height: 32, channels: 1 } })
-    .png()
-    .toFile(mask);
-  return { img, mask };
+  return { img, mask: await leftHalfMask(join(dir, 'mask.png'), 64, 32) };
 }
 
 test('diffusion attack: perturbs only the white (protected) half, within ε, and records its parameters', async (t) => {
@@ -38,9 +26,8 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const out = join(dir, 'out.png');
-  const r = immunize(
-    'protect',
-    img,
+  // The same attack twice: the second run checks that the seed fixes the pixels.
+  const attack = [
     '--method',
     'diffusion',
     '--mask',
@@ -57,10 +44,8 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
     '8/255',
     '--step-size',
     '4/255',
-    '-o',
-    out,
-    '--json',
-  );
+  ];
+  const r = immunize('protect', img, ...attack, '-o', out, '--json');
   assert.equal(r.status, 0, r.stderr);
   const side = JSON.parse(r.stdout) as {
     parameters: { method: string; diffusionSteps: number; gradReps: number; eps: number };
@@ -95,39 +80,14 @@ test('diffusion attack: perturbs only the white (protected) half, within ε, and
 
   // Same seed, same pixels.
   const out2 = join(dir, 'out2.png');
-  assert.equal(
-    immunize(
-      'protect',
-      img,
-      '--method',
-      'diffusion',
-      '--mask',
-      mask,
-      '--model',
-      repo,
-      '--steps',
-      '3',
-      '--diffusion-steps',
-      '2',
-      '--grad-reps',
-      '2',
-      '--eps',
-      '8/255',
-      '--step-size',
-      '4/255',
-      '-o',
-      out2,
-    ).status,
-    0,
-  );
+  assert.equal(immunize('protect', img, ...attack, '-o', out2).status, 0);
   assert.ok(b.equals(await sharp(out2).raw().toBuffer()));
 });
 
 test('diffusion attack refuses: no mask, a latent target, a non-inpainting model — one line, no files', async (t) => {
-  const repo = sharedPath('golden', 'pipeline_inpaint');
-  const plain = sharedPath('golden', 'pipeline_img2img');
-  if (repo === null || plain === null || sharedPath('images', 'chelsea.png') === null)
-    return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const pipelines = tinyPipelines();
+  if (pipelines === null) return t.skip(skipReason('golden', 'pipeline_inpaint'));
+  const { inpaint: repo, img2img: plain } = pipelines;
   const dir = mkdtempSync(join(tmpdir(), 'immunize-pd-'));
   const { img, mask } = await inputs(dir);
   const cases: [string[], RegExp][] = [

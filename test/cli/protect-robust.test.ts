@@ -1,21 +1,15 @@
 // `immunize protect --robust` (expectation over differentiable transforms) and `--check` (the
 // purification suite run on the result), with TAEF2 on a small photo.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { immunizeCli } from '../helpers/cli.js';
+import { sharedPath, skipReason } from '../helpers/shared.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
-function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', OMP_WAIT_POLICY: 'passive' },
-  });
-}
+const immunize = immunizeCli();
 
 async function setup(): Promise<{ dir: string; img: string; model: string } | null> {
   const model = sharedPath('models', 'taef2-hf');
@@ -102,19 +96,22 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
   const out = join(s.dir, 'face.immunized.png');
   const checkFile = join(s.dir, 'face.immunized.check.json');
   const suite = 'jpeg:75,hflip,blur:1,none';
-  const r = immunize(
-    'protect',
-    s.img,
-    '--model',
-    s.model,
-    '--steps',
-    '6',
-    '--check',
-    '--check-suite',
-    suite,
-    '-o',
-    out,
-  );
+  const protectAndCheck = (...more: string[]) =>
+    immunize(
+      'protect',
+      s.img,
+      '--model',
+      s.model,
+      '--steps',
+      '6',
+      '--check',
+      '--check-suite',
+      suite,
+      '-o',
+      out,
+      ...more,
+    );
+  const r = protectAndCheck();
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /protection check/);
   const c = JSON.parse(readFileSync(checkFile, 'utf8')) as CheckFile;
@@ -133,20 +130,7 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
 
   const bytes = readFileSync(out);
   rmSync(checkFile);
-  const again = immunize(
-    'protect',
-    s.img,
-    '--model',
-    s.model,
-    '--steps',
-    '6',
-    '--check',
-    '--check-suite',
-    suite,
-    '-o',
-    out,
-    '--json',
-  );
+  const again = protectAndCheck('--json');
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /running only --check/);
   assert.ok(readFileSync(out).equals(bytes), 'the immunized photo is not redone');

@@ -1,7 +1,6 @@
 // `immunize purify`: outputs equal the library's result, naming of outputs, and the errors —
 // one line each, nothing written when the spec or any input is bad.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,15 +10,10 @@ import { run } from '../../src/cli/main.js';
 import { readImage } from '../../src/io/images.js';
 import { purify } from '../../src/purify/spec.js';
 import { noGrad, scope } from '../../src/torch/index.js';
-import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
+import { assertMentions, immunizeCli } from '../helpers/cli.js';
+import { sharedPath, skipReason } from '../helpers/shared.js';
 
-const bin = join(repoRoot, 'bin', 'immunize.js');
-function immunize(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, IMMUNIZE_QUIET: '1', IMMUNIZE_NUM_THREADS: '1', OMP_WAIT_POLICY: 'passive' },
-  });
-}
+const immunize = immunizeCli({ IMMUNIZE_QUIET: '1', IMMUNIZE_NUM_THREADS: '1', OMP_WAIT_POLICY: 'passive' });
 
 /** The CLI in this process (spawning costs seconds of start-up per call on a loaded machine). */
 async function inProcess(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
@@ -202,20 +196,8 @@ test('impress with --model (TAEF2): runs on a size the model does not divide; --
 test('--help documents the spec grammar', async () => {
   const r = await inProcess('purify', '--help');
   assert.equal(r.status, 0);
-  for (const name of [
-    'jpeg:Q',
-    'webp:Q',
-    'blur:SIGMA',
-    'median:K',
-    'resize:S',
-    'rotate:DEG',
-    'hflip',
-    'crop:F',
-    'noise:gaussian',
-    'mozjpeg',
-    '444',
-    'impress',
-    '--model',
-  ])
-    assert.ok(r.stdout.includes(name), name);
+  assertMentions(
+    r.stdout,
+    'jpeg:Q webp:Q blur:SIGMA median:K resize:S rotate:DEG hflip crop:F noise:gaussian mozjpeg 444 impress --model',
+  );
 });

@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/chromium.js';
 import { repoRoot } from '../helpers/shared.js';
-
-export const CHROMIUM = process.env['IMMUNIZE_CHROMIUM'] ?? '/usr/bin/chromium';
 
 export function chromiumSkipReason(): string | false {
   return existsSync(CHROMIUM)
@@ -40,16 +39,7 @@ export async function renderInChromium(page: string, screenshot: string): Promis
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_FLAGS,
   });
   try {
     const p = await context.newPage();

@@ -15,8 +15,19 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
+import { leftHalfMask } from '../helpers/cli.js';
 import { repoRoot, sharedPath, skipReason } from '../helpers/shared.js';
-import { BIN, childEnv, startJsonProcess, stop, tempDir, waitFor } from '../server/harness.js';
+import {
+  BIN,
+  childEnv,
+  createJob,
+  photoForm,
+  serveArgs,
+  settled,
+  startJsonProcess,
+  stop,
+  tempDir,
+} from '../server/harness.js';
 
 const FIXTURE = join(repoRoot, 'test', 'protect', 'fixtures', 'unchanged.json');
 const RECORD = process.env['IMMUNIZE_RECORD_FIXTURE'] === '1';
@@ -74,13 +85,15 @@ async function inputs(dir: string): Promise<{ photo: string; odd: string; big: s
   await sharp(sharedPath('images', 'coffee.png')!).resize(60, 44).png().toFile(odd);
   const big = join(dir, 'big.png');
   await sharp(sharedPath('images', 'astronaut.png')!).resize(96, 96).png().toFile(big);
-  const mask = join(dir, 'mask.png');
-  const m = Buffer.alloc(64 * 48, 0);
-  for (let y = 0; y < 48; y++) m.fill(255, y * 64, y * 64 + 32);
-  await sharp(m, { raw: { width: 64, height: 48, channels: 1 } })
-    .png()
-    .toFile(mask);
+  const mask = await leftHalfMask(join(dir, 'mask.png'), 64, 48);
   return { photo, odd, big, mask };
+}
+
+/** A new folder (removed after the tests) with the inputs in it. */
+async function setup(name: string): Promise<{ dir: string; i: Awaited<ReturnType<typeof inputs>> }> {
+  const dir = tempDir(name);
+  dirs.push(dir);
+  return { dir, i: await inputs(dir) };
 }
 
 /** name → arguments of `immunize protect` after the input (the output and threads are added). */
@@ -178,9 +191,7 @@ test(
   'immunize protect writes the same PNG bytes, sidecar and check rows as before the protect library',
   { skip },
   async () => {
-    const dir = tempDir('unchanged');
-    dirs.push(dir);
-    const i = await inputs(dir);
+    const { dir, i } = await setup('unchanged');
     const got: Fixture = {};
     for (const [name, c] of Object.entries(cases(i))) {
       const out = join(dir, 'out', `${name}.png`);
@@ -206,26 +217,9 @@ test(
   'a job through the API writes the same PNG bytes and sidecar as before the protect library',
   { skip },
   async () => {
-    const dir = tempDir('unchanged-api');
-    dirs.push(dir);
-    const i = await inputs(dir);
+    const { dir, i } = await setup('unchanged-api');
     const { proc, hello } = await startJsonProcess(
-      [
-        BIN,
-        'serve',
-        '--port',
-        '0',
-        '--storage',
-        join(dir, 'storage'),
-        '--model',
-        `taef2=${taef2!}`,
-        '--threads',
-        '1',
-        '--rate-create',
-        '0',
-        '--rate-requests',
-        '0',
-      ],
+      serveArgs('--storage', join(dir, 'storage'), '--model', `taef2=${taef2!}`),
       childEnv(),
     );
     try {
@@ -238,22 +232,11 @@ test(
         ['masked', { steps: '3', optimizer: 'adam', schedule: 'constant', seed: '3', invertMask: 'true' }, true],
       ];
       for (const [name, fields, masked] of jobs) {
-        const form = new FormData();
-        form.set('image', new Blob([readFileSync(i.photo)], { type: 'image/png' }), 'photo.png');
-        if (masked) form.set('mask', new Blob([readFileSync(i.mask)], { type: 'image/png' }), 'mask.png');
-        for (const [k, v] of Object.entries(fields)) form.set(k, v);
-        const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
-        assert.equal(res.status, 202, await res.clone().text());
-        const id = ((await res.json()) as { id: string }).id;
-        const rec = await waitFor(
+        const id = await createJob(url, photoForm(i.photo, fields, masked ? { mask: i.mask } : {}));
+        const rec = await settled<{ status: string; error: unknown }>(
+          url,
+          `/v1/immunizations/${id}`,
           `job ${name}`,
-          async () => {
-            const r = (await (await fetch(`${url}/v1/immunizations/${id}`)).json()) as {
-              status: string;
-              error: unknown;
-            };
-            return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
-          },
           1200,
           100,
         );

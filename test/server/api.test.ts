@@ -118,6 +118,12 @@ async function create(
 
 test('bad requests: each gets its 4xx and code, and the service keeps serving', async () => {
   const img = await png(32, 32);
+  /** The photo and one more field. */
+  const withField = (name: string, data: string) =>
+    create([
+      { name: 'image', data: img, filename: 'x.png' },
+      { name, data },
+    ]);
   const cases: [
     string,
     Promise<{ status: number; body: { error?: { code: string; message?: string } } }>,
@@ -142,42 +148,10 @@ test('bad requests: each gets its 4xx and code, and the service keeps serving', 
       422,
       'E_IMAGE_SIZE',
     ],
-    [
-      'eps out of range',
-      create([
-        { name: 'image', data: img, filename: 'x.png' },
-        { name: 'eps', data: '2' },
-      ]),
-      400,
-      'E_VALIDATION',
-    ],
-    [
-      'unknown option',
-      create([
-        { name: 'image', data: img, filename: 'x.png' },
-        { name: 'output', data: '/etc/passwd' },
-      ]),
-      400,
-      'E_VALIDATION',
-    ],
-    [
-      'model path instead of id',
-      create([
-        { name: 'image', data: img, filename: 'x.png' },
-        { name: 'model', data: '/etc' },
-      ]),
-      400,
-      'E_VALIDATION',
-    ],
-    [
-      'steps over the limit',
-      create([
-        { name: 'image', data: img, filename: 'x.png' },
-        { name: 'steps', data: '101' },
-      ]),
-      400,
-      'E_VALIDATION',
-    ],
+    ['eps out of range', withField('eps', '2'), 400, 'E_VALIDATION'],
+    ['unknown option', withField('output', '/etc/passwd'), 400, 'E_VALIDATION'],
+    ['model path instead of id', withField('model', '/etc'), 400, 'E_VALIDATION'],
+    ['steps over the limit', withField('steps', '101'), 400, 'E_VALIDATION'],
     [
       'oversize upload',
       create([{ name: 'image', data: Buffer.alloc(60_000, 1), filename: 'big.png' }]),

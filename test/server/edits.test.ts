@@ -110,15 +110,7 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
       ])
       .png()
       .toBuffer();
-    const created = await create([
-      { name: 'image', data: photo, filename: 'p.png' },
-      { name: 'mask', data: mask, filename: 'm.png' },
-      { name: 'preset', data: 'fast' },
-      { name: 'steps', data: '2' },
-      { name: 'seed', data: '1' },
-    ]);
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    immunization = await finished(`/v1/immunizations/${(created.body as Rec).id}`, A);
+    immunization = await runMasked(mask, { preset: 'fast', steps: '2', seed: '1' });
     assert.equal(immunization.status, 'completed', JSON.stringify(immunization.error));
   });
 
@@ -156,6 +148,17 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
       headers: m.headers,
     });
     return { status: res.statusCode, body: res.json() };
+  }
+
+  /** Creates a job from the photo, `mask` and `fields` (in their order), asserts that it is accepted and waits for its end. */
+  async function runMasked(mask: Buffer, fields: Record<string, string>): Promise<Rec> {
+    const created = await create([
+      { name: 'image', data: photo, filename: 'p.png' },
+      { name: 'mask', data: mask, filename: 'm.png' },
+      ...Object.entries(fields).map(([name, data]) => ({ name, data })),
+    ]);
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    return finished(`/v1/immunizations/${(created.body as Rec).id}`, A);
   }
 
   async function get<T>(
@@ -411,14 +414,7 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
     const mask = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } })
       .png()
       .toBuffer();
-    const created = await create([
-      { name: 'image', data: photo, filename: 'p.png' },
-      { name: 'mask', data: mask, filename: 'm.png' },
-      { name: 'method', data: 'diffusion' },
-      { name: 'steps', data: '1' },
-    ]);
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const rec = await finished(`/v1/immunizations/${(created.body as Rec).id}`, A);
+    const rec = await runMasked(mask, { method: 'diffusion', steps: '1' });
     assert.equal(rec.status, 'failed');
     const message = rec.error!.message;
     assert.ok(

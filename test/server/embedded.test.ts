@@ -5,20 +5,27 @@
  * its rows are those of `immunize protect --check` (both use checkProtection), and bad
  * purification specs get a 4xx.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parsePurification } from '../../src/purify/index.js';
 import { DEFAULT_CHECK_SUITE } from '../../src/robustness/check.js';
+import type { PurificationReport } from '../../src/server/check.js';
 import {
   alive,
-  BIN,
+  assertServedAsProtect,
   childEnv,
   childPids,
+  createJob,
   freezeWhen,
+  killedAfter,
   makePhotos,
+  photoForm,
+  protectFolder,
+  serveArgs,
+  settled,
   signalAll,
   startJsonProcess,
   startsById,
@@ -33,7 +40,7 @@ const STEPS = 6;
 /** Job i uses seed SEEDS[i % 2]; the photos of one seed sit in one folder for one `immunize protect` run. */
 const SEEDS = [1, 2];
 const N = 4;
-const procs: ChildProcess[] = [];
+const procs = killedAfter();
 const log: string[] = [];
 let dir = '';
 let storage = '';
@@ -63,22 +70,7 @@ const record = (id: string): Rec | null => {
 
 async function startServer(): Promise<void> {
   const { proc, hello } = await startJsonProcess(
-    [
-      BIN,
-      'serve',
-      '--port',
-      '0',
-      '--storage',
-      storage,
-      '--model',
-      `taef2=${TAEF2}`,
-      '--threads',
-      '1',
-      '--rate-create',
-      '0',
-      '--rate-requests',
-      '0',
-    ],
+    serveArgs('--storage', storage, '--model', `taef2=${TAEF2}`),
     childEnv({ IMMUNIZE_RUNNER_START_LOG: join(dir, 'starts.jsonl') }),
     log,
   );
@@ -93,24 +85,12 @@ async function json<T>(path: string, init?: RequestInit): Promise<{ status: numb
   return { status: res.status, body: (await res.json()) as T };
 }
 
-async function finished(id: string, path = `/v1/immunizations/${id}`): Promise<Rec> {
-  return waitFor(
-    `${path} to finish`,
-    async () => {
-      const r = (await json<Rec>(path)).body;
-      return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
-    },
-    3000,
-    200,
-  );
+function finished(id: string, path = `/v1/immunizations/${id}`): Promise<Rec> {
+  return settled<Rec>(url, path);
 }
 
 before(() => {
   if (skip) process.stderr.write(`# ${skip}\n`);
-});
-
-after(async () => {
-  for (const p of procs) await stop(p, 'SIGKILL');
 });
 
 test(
@@ -130,14 +110,9 @@ test(
 
     // One after the other, so they run in this order (one at a time, oldest first).
     for (const [i, photo] of moved.entries()) {
-      const form = new FormData();
-      form.set('image', new Blob([readFileSync(photo)], { type: 'image/png' }), basename(photo));
-      form.set('preset', 'fast');
-      form.set('steps', String(STEPS));
-      form.set('seed', String(SEEDS[i % SEEDS.length]));
-      const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
-      assert.equal(res.status, 202, await res.clone().text());
-      jobs.push({ id: ((await res.json()) as { id: string }).id, photo, seed: SEEDS[i % SEEDS.length]! });
+      const seed = SEEDS[i % SEEDS.length]!;
+      const form = photoForm(photo, { preset: 'fast', steps: String(STEPS), seed: String(seed) });
+      jobs.push({ id: await createJob(url, form), photo, seed });
     }
 
     // ---- SIGKILL in the middle of the attack of a job, with the later ones still queued ----
@@ -205,37 +180,9 @@ test(
       const out = join(dir, `cli-${seed}`);
       // Seed 1 also runs --check: its rows are compared with the API's check in the next test.
       const check = seed === SEEDS[0] ? ['--check'] : [];
-      const r = spawnSync(
-        process.execPath,
-        [
-          BIN,
-          'protect',
-          join(dir, `seed${seed}`),
-          '-o',
-          out,
-          '--model',
-          TAEF2,
-          '--steps',
-          String(STEPS),
-          '--seed',
-          String(seed),
-          '--preset',
-          'fast',
-          '--max-pixels',
-          '16000000',
-          ...check,
-        ],
-        { env: childEnv(), encoding: 'utf8' },
-      );
-      assert.equal(r.status, 0, r.stderr);
+      protectFolder(join(dir, `seed${seed}`), out, String(STEPS), seed, ...check);
       for (const j of jobs.filter((x) => x.seed === seed)) {
-        const cli = readFileSync(join(out, `${basename(j.photo, '.png')}.immunized.png`));
-        const res = await fetch(`${url}/v1/immunizations/${j.id}/result.png`);
-        assert.equal(res.status, 200);
-        assert.ok(
-          Buffer.from(await res.arrayBuffer()).equals(cli),
-          `job ${j.id} (${basename(j.photo)}, seed ${seed}) differs from immunize protect`,
-        );
+        await assertServedAsProtect(url, j.id, j.photo, out, seed);
       }
     }
   },
@@ -291,16 +238,7 @@ test(
     assert.equal(custom.status, 202, JSON.stringify(custom.body));
     const done = await finished(accepted.body.id, `/v1/checks/${accepted.body.id}`);
     assert.equal(done.status, 'completed', JSON.stringify(done.error));
-    type Row = {
-      spec: string;
-      psnr: number;
-      cleanReconstructionPsnr: number;
-      reconstructionPsnr: number;
-      gapDb: number;
-      protectionRemaining: number;
-      protected: boolean;
-      verdict: string;
-    };
+    type Row = PurificationReport;
     const result = done.result as {
       immunization: string;
       model: string;
@@ -376,9 +314,7 @@ test(
     );
 
     // A job that has not completed cannot be checked yet.
-    const form = new FormData();
-    form.set('image', new Blob([readFileSync(job.photo)], { type: 'image/png' }), 'x.png');
-    form.set('preset', 'fast');
+    const form = photoForm(job.photo, { preset: 'fast' }, { name: 'x.png' });
     const fresh = (await json<Rec>('/v1/immunizations', { method: 'POST', body: form })).body;
     const early = await post(fresh.id, {});
     assert.equal(early.status, 409, JSON.stringify(early.body));

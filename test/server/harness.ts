@@ -1,9 +1,11 @@
 /** Test harness for the service: a real redis-server, `immunize serve`/`worker` processes, small photos. */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 
@@ -44,6 +46,11 @@ export function freePort(): Promise<number> {
 
 export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `immunize-${name}-`));
+}
+
+/** The arguments of `immunize serve` on a free port with `flags`, one thread and no rate limits. */
+export function serveArgs(...flags: string[]): string[] {
+  return [BIN, 'serve', '--port', '0', ...flags, '--threads', '1', '--rate-create', '0', '--rate-requests', '0'];
 }
 
 /** Starts a process and resolves with the first stdout line that parses as JSON. */
@@ -119,6 +126,15 @@ export function stop(proc: ChildProcess | null | undefined, signal: NodeJS.Signa
     proc.once('exit', () => res());
     proc.kill(signal);
   });
+}
+
+/** A list for the processes a test file starts: each is killed (SIGKILL) after the file's tests. */
+export function killedAfter(): ChildProcess[] {
+  const procs: ChildProcess[] = [];
+  after(async () => {
+    for (const p of procs) await stop(p, 'SIGKILL');
+  });
+  return procs;
 }
 
 /** Small test photos: 64×64 crops of the shared photos (different content each). */
@@ -232,4 +248,93 @@ export function startsById(file: string): Map<string, number> {
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   return counts;
+}
+
+/**
+ * The multipart form of POST /v1/immunizations: `photo` as the PNG field `image` (sent as `name`),
+ * then `mask` (a PNG path) when given, then `fields` in their order.
+ */
+export function photoForm(
+  photo: string,
+  fields: Record<string, string> = {},
+  { name = basename(photo), mask }: { name?: string; mask?: string } = {},
+): FormData {
+  const form = new FormData();
+  form.set('image', new Blob([readFileSync(photo)], { type: 'image/png' }), name);
+  if (mask !== undefined) form.set('mask', new Blob([readFileSync(mask)], { type: 'image/png' }), basename(mask));
+  for (const [k, v] of Object.entries(fields)) form.set(k, v);
+  return form;
+}
+
+/** Creates a job on the service at `url` from `form`, asserts that it is accepted (202) and returns its id. */
+export async function createJob(url: string, form: FormData): Promise<string> {
+  const res = await fetch(`${url}/v1/immunizations`, { method: 'POST', body: form });
+  assert.equal(res.status, 202, await res.clone().text());
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Polls GET `url + path` (a job or a check) until its status is completed, failed or canceled. */
+export function settled<T extends { status: string }>(
+  url: string,
+  path: string,
+  what = `${path} to finish`,
+  tries = 3000,
+  everyMs = 200,
+): Promise<T> {
+  return waitFor(
+    what,
+    async () => {
+      const r = (await (await fetch(`${url}${path}`)).json()) as T;
+      return ['completed', 'failed', 'canceled'].includes(r.status) ? r : null;
+    },
+    tries,
+    everyMs,
+  );
+}
+
+/**
+ * Runs `immunize protect` on the folder `photos` into the folder `out` with the options of a
+ * service job (TAEF2, the fast preset, `steps`, `seed`) and `more`; asserts that it succeeded.
+ */
+export function protectFolder(photos: string, out: string, steps: string, seed: number, ...more: string[]): void {
+  const r = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'protect',
+      photos,
+      '-o',
+      out,
+      '--model',
+      TAEF2,
+      '--steps',
+      steps,
+      '--seed',
+      String(seed),
+      '--preset',
+      'fast',
+      '--max-pixels',
+      '16000000',
+      ...more,
+    ],
+    { env: childEnv(), encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** Asserts that job `id`'s served result.png has the bytes `protectFolder` wrote for `photo` into `out`. */
+export async function assertServedAsProtect(
+  url: string,
+  id: string,
+  photo: string,
+  out: string,
+  seed: number,
+): Promise<void> {
+  const cli = readFileSync(join(out, `${basename(photo, '.png')}.immunized.png`));
+  const res = await fetch(`${url}/v1/immunizations/${id}/result.png`);
+  assert.equal(res.status, 200);
+  assert.ok(
+    Buffer.from(await res.arrayBuffer()).equals(cli),
+    `job ${id} (${basename(photo)}, seed ${seed}) differs from immunize protect`,
+  );
 }

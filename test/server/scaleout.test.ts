@@ -4,16 +4,21 @@
  * SIGKILL in the middle of a job (a new one started) and the API killed and restarted during the
  * run. Every job completes exactly once and its PNG is byte-identical to `immunize protect`.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import {
+  assertServedAsProtect,
   BIN,
   childEnv,
+  createJob,
   freezeWhen,
+  killedAfter,
   makePhotos,
+  photoForm,
+  protectFolder,
   redisSkip,
   startJsonProcess,
   startRedis,
@@ -27,12 +32,8 @@ import {
 const skip = redisSkip() || (existsSync(TAEF2) ? false : `${TAEF2} is missing; skipping`);
 const SEEDS = [1, 2, 3];
 const STEPS = '2';
-const procs: ChildProcess[] = [];
+const procs = killedAfter();
 let dir = '';
-
-after(async () => {
-  for (const p of procs) await stop(p, 'SIGKILL');
-});
 
 test(
   '30 jobs, two workers, a worker killed mid-job and the API restarted: each completes once, byte-identical to immunize protect',
@@ -71,14 +72,7 @@ test(
     for (const seed of SEEDS) for (const photo of photos) jobs.push({ photo, seed });
     const created = await Promise.all(
       jobs.map(async (j) => {
-        const form = new FormData();
-        form.set('image', new Blob([readFileSync(j.photo)], { type: 'image/png' }), basename(j.photo));
-        form.set('steps', STEPS);
-        form.set('seed', String(j.seed));
-        form.set('preset', 'fast');
-        const res = await fetch(`${api.url}/v1/immunizations`, { method: 'POST', body: form });
-        assert.equal(res.status, 202, await res.clone().text());
-        return ((await res.json()) as { id: string }).id;
+        return createJob(api.url, photoForm(j.photo, { steps: STEPS, seed: String(j.seed), preset: 'fast' }));
       }),
     );
     assert.equal(new Set(created).size, 30);
@@ -178,38 +172,10 @@ test(
     // ---- byte-identical to immunize protect with the same seed and options ----
     for (const seed of SEEDS) {
       const out = join(dir, `cli-${seed}`);
-      const r = spawnSync(
-        process.execPath,
-        [
-          BIN,
-          'protect',
-          photosDir,
-          '-o',
-          out,
-          '--model',
-          TAEF2,
-          '--steps',
-          STEPS,
-          '--seed',
-          String(seed),
-          '--preset',
-          'fast',
-          '--max-pixels',
-          '16000000',
-        ],
-        { env: childEnv(), encoding: 'utf8' },
-      );
-      assert.equal(r.status, 0, r.stderr);
+      protectFolder(photosDir, out, STEPS, seed);
       for (const [i, j] of jobs.entries()) {
         if (j.seed !== seed) continue;
-        const cli = readFileSync(join(out, `${basename(j.photo, '.png')}.immunized.png`));
-        const res = await fetch(`${api.url}/v1/immunizations/${created[i]}/result.png`);
-        assert.equal(res.status, 200);
-        const served = Buffer.from(await res.arrayBuffer());
-        assert.ok(
-          served.equals(cli),
-          `job ${created[i]} (${basename(j.photo)}, seed ${seed}) differs from immunize protect`,
-        );
+        await assertServedAsProtect(api.url, created[i]!, j.photo, out, seed);
       }
     }
     writeFileSync(join(dir, 'log.txt'), log.join('\n'));

@@ -7,19 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/chromium.js';
 import { repoRoot, sharedPath } from '../helpers/shared.js';
 
-export const CHROMIUM = process.env['IMMUNIZE_CHROMIUM'] ?? '/usr/bin/chromium';
-export const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 export const OUT_DIR = join(repoRoot, 'test-output', 'web');
 
 /** Why the browser tests cannot run here, or null. In CI a missing piece is a failure, not a skip. */

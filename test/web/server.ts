@@ -2,8 +2,8 @@
 // queue, storage in a temporary folder, TAEF2 as the only model, no API keys (loopback), and the
 // page from dist/web (registerWebPage, docs/web.md). It prints one JSON line with its address.
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { repoRoot } from '../helpers/shared.js';
+import { serveArgs } from '../server/harness.js';
 import { tempDir } from './harness.js';
 
 export interface TestServer {
@@ -16,27 +16,17 @@ export async function startServer(modelPath: string, extraArgs: string[] = []): 
   const dir = tempDir('immunize-web-');
   const child = spawn(
     process.execPath,
-    [
-      join(repoRoot, 'bin', 'immunize.js'),
-      'serve',
-      '--port',
-      '0',
+    serveArgs(
       '--host',
       '127.0.0.1',
       '--storage',
       dir.path,
       '--model',
       `taef2-hf=${modelPath}`,
-      '--threads',
-      '1',
-      '--rate-create',
-      '0',
-      '--rate-requests',
-      '0',
       '--retention',
       '1h',
       ...extraArgs,
-    ],
+    ),
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } },
   );
   let stderr = '';
