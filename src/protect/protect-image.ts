@@ -45,9 +45,11 @@ export interface ProtectOptions {
   inputPath: string;
   /** Output format (PNG unless a door asks otherwise; lossy formats weaken the protection). */
   format?: ImageFormat;
-  /** Measure what survives purifications (the request's checkSuite) when the request asks (`check`). */
+  /** Progress: the attack's steps, then (when the request asks for `check`) the purifications measured. */
   onStep?: (s: ProtectStep) => void;
+  /** What a person should read (resized, padded, alpha flattened…); the door decides where it goes. */
   onNote?: (note: string) => void;
+  /** Stops the job between steps; it then ends with ProtectCanceled. */
   signal?: AbortSignal;
   /** The XMP label's and sidecar's date (default now; see creationDate()). */
   createdAt?: string;
