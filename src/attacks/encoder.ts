@@ -21,7 +21,7 @@ export function klEncoder(vae: AutoencoderKL, name = 'AutoencoderKL'): ImageEnco
 
 /** TAESD family: images are already in [0, 1]. */
 export function tinyEncoder(taesd: AutoencoderTiny, name = 'AutoencoderTiny'): ImageEncoder {
-  return { name, encode01: (x) => taesd.encode(x) };
+  return { name, encode01: asImageAutoencoder(taesd).encode01 };
 }
 
 export function asEncoder(model: AutoencoderKL | AutoencoderTiny | ImageEncoder): ImageEncoder {

@@ -21,6 +21,7 @@ import {
   readProtectInputs,
   resolveProtectParameters,
   sha256File,
+  fingerprintFiles,
   sidecarParameters,
   sidecarPathFor,
   writeCheck,
@@ -113,11 +114,7 @@ export const protect = {
         `warning: writing ${format === 'jpeg' ? 'JPEG' : 'WebP'} as asked (${basename(jobs[0]!.output)}), but lossy re-compression weakens the protection: it discards exactly the small high-frequency perturbation that immunization adds (Salman et al. 2023, §5). The sidecar reports L∞/PSNR of the file as written. Use .png to keep the protection intact.\n`,
       );
     }
-    const fingerprints = {
-      model: r.model === null ? null : existsSync(r.model) ? resolve(r.model) : r.model,
-      mask: maskPath === undefined ? null : { path: resolve(maskPath), sha256: sha256File(maskPath) },
-      target: targetPath === null ? null : { path: resolve(targetPath), sha256: sha256File(targetPath) },
-    };
+    const fingerprints = fingerprintFiles(r.model, { mask: maskPath, target: targetPath });
     const maskProbe = maskPath === undefined ? null : await probeImage(maskPath);
 
     // ---- preflight: every photo readable, small enough, mask of its size; resumable skip ----

@@ -26,6 +26,7 @@ export {
 } from './parameters.js';
 export {
   sidecarParameters,
+  fingerprintFiles,
   canonical,
   type ProtectParameters,
   type ProtectSidecar,

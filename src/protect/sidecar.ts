@@ -3,10 +3,13 @@
  * decided its pixels, what the attack did, and the measurements of the file as written. A photo
  * whose sidecar holds the same parameters is already done (resumable batches).
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { AttackRecord } from '../attacks/immunize.js';
 import type { ImageFormat } from '../io/images.js';
 import type { ProtectionCheck } from '../robustness/check.js';
 import type { Device } from '../torch/index.js';
+import { sha256File } from './inputs.js';
 import type { ProtectRequest } from './parameters.js';
 
 /** Everything that decides the output's pixels; a sidecar with the same values means "done". */
@@ -74,6 +77,26 @@ export interface InputFingerprints {
   target: { path: string; sha256: string } | null;
   /** The model as recorded: a resolved local path, or the repo id. */
   model: string | null;
+}
+
+/** A file as the sidecar records it: its absolute path and its content's sha256. */
+function fileRecord(path: string): { path: string; sha256: string } {
+  return { path: resolve(path), sha256: sha256File(path) };
+}
+
+/**
+ * The fingerprints of a request's files (all but the photo, which each photo of a batch adds as
+ * `inputSha256`); the model is recorded as a resolved local path, or as the repo id it is.
+ */
+export function fingerprintFiles(
+  model: string | null,
+  files: { mask?: string | null; target?: string | null },
+): Omit<InputFingerprints, 'inputSha256'> {
+  return {
+    model: model === null ? null : existsSync(model) ? resolve(model) : model,
+    mask: files.mask ? fileRecord(files.mask) : null,
+    target: files.target ? fileRecord(files.target) : null,
+  };
 }
 
 /** The sidecar's `parameters` for a request (null where the method does not use a parameter). */

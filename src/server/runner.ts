@@ -15,7 +15,7 @@
  * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
@@ -25,6 +25,7 @@ import {
   protectImage,
   readProtectInputs,
   sha256File,
+  fingerprintFiles,
   sidecarParameters,
   writeProtected,
   type ProtectRequest,
@@ -93,12 +94,7 @@ async function immunize(
   using inputs = await readProtectInputs({ image, mask }, req, probe);
   const sidecarParams = sidecarParameters(
     req,
-    {
-      inputSha256: sha256File(image),
-      mask: mask === null ? null : { path: resolve(mask), sha256: sha256File(mask) },
-      target: null,
-      model: req.model === null ? null : existsSync(req.model) ? resolve(req.model) : req.model,
-    },
+    { ...fingerprintFiles(req.model, { mask }), inputSha256: sha256File(image) },
     'png',
   );
   const result = await protectImage(inputs, models, req, {
