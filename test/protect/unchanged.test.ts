@@ -65,12 +65,13 @@ function comparable(v: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       if (k === 'path' || k === 'sidecar' || k === 'timing' || k === 'environment' || k === 'tool') continue;
-      // Model specs are local paths here: the file name is what identifies them.
-      out[k] =
-        k === 'model' && typeof x === 'string' && x.startsWith('/') ? x.slice(x.lastIndexOf('/') + 1) : comparable(x);
+      out[k] = comparable(x);
     }
     return out;
   }
+  // Model specs are local paths here (in `model` and the attack's encoder names), and the shared
+  // folder moves between machines: the last path component is what identifies them.
+  if (typeof v === 'string') return v.replace(/^\/\S*\/([^/\s]+)/, '$1');
   return v;
 }
 
@@ -206,8 +207,8 @@ test(
     record(got);
     const want = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture;
     for (const name of Object.keys(want).filter((k) => !k.startsWith('api:'))) {
-      assert.deepEqual(got[name]!.sidecar, want[name]!.sidecar, `${name}: sidecar`);
-      assert.deepEqual(got[name]!.check, want[name]!.check, `${name}: check rows`);
+      assert.deepEqual(got[name]!.sidecar, comparable(want[name]!.sidecar), `${name}: sidecar`);
+      assert.deepEqual(got[name]!.check, comparable(want[name]!.check), `${name}: check rows`);
       assert.equal(got[name]!.png, want[name]!.png, `${name}: PNG bytes (sha256)`);
     }
   },
@@ -250,7 +251,11 @@ test(
       record(got);
       const want = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture;
       for (const [name] of jobs) {
-        assert.deepEqual(got[`api:${name}`]!.sidecar, want[`api:${name}`]!.sidecar, `${name}: sidecar through the API`);
+        assert.deepEqual(
+          got[`api:${name}`]!.sidecar,
+          comparable(want[`api:${name}`]!.sidecar),
+          `${name}: sidecar through the API`,
+        );
         assert.equal(got[`api:${name}`]!.png, want[name]!.png, `${name}: PNG bytes through the API, as the command's`);
         assert.equal(
           got[`api:${name}`]!.png,
