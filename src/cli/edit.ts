@@ -9,7 +9,7 @@ import { img2img, inpaint } from '../pipelines/generate.js';
 import { seededNoise } from '../pipelines/noise.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { checkDevice, torchInfo } from '../torch/index.js';
-import { parseChoice, parseCommand, parseInteger, parseNumber } from './args.js';
+import { defineCommand, flags, onePositional, parseChoice, parseInteger, parseNumber } from './args.js';
 import { UsageError } from '../errors.js';
 
 import { DEFAULT_IMG2IMG_MODEL, DEFAULT_INPAINT_MODEL } from '../models/defaults.js';
@@ -38,35 +38,15 @@ Options:
   --json               print the result as one JSON line
   -h, --help           this help`;
 
-export const edit = {
+export const command = defineCommand({
   summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(
-      args,
-      HELP,
-      {
-        prompt: { type: 'string' },
-        negative: { type: 'string' },
-        mask: { type: 'string' },
-        model: { type: 'string' },
-        strength: { type: 'string' },
-        steps: { type: 'string' },
-        guidance: { type: 'string' },
-        eta: { type: 'string' },
-        scheduler: { type: 'string' },
-        size: { type: 'string' },
-        seed: { type: 'string' },
-        device: { type: 'string' },
-        json: { type: 'boolean' },
-        output: { type: 'string', short: 'o' },
-      },
-      true,
-    );
-    if (parsed === null) return 0;
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1)
-      throw new UsageError('give exactly one input image (immunize edit IMAGE --prompt TEXT; see --help)');
-    const input = positionals[0]!;
+  help: HELP,
+  options: flags({
+    values: 'output prompt negative mask model strength steps guidance eta scheduler size seed device',
+    switches: 'json',
+  }),
+  async run({ values, positionals }) {
+    const input = onePositional(positionals, 'input image', 'immunize edit IMAGE --prompt TEXT');
     if (!existsSync(input) || !statSync(input).isFile()) throw new UsageError(`input image not found: ${input}`);
     if (values.prompt === undefined) throw new UsageError('--prompt is required');
     if (values.mask !== undefined && !existsSync(values.mask))
@@ -152,4 +132,4 @@ export const edit = {
       console.log(`${input} → ${out}  (${result.mode}, ${r.steps} steps, ${(result.durationMs / 1000).toFixed(1)} s)`);
     return 0;
   },
-};
+});

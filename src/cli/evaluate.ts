@@ -14,7 +14,7 @@ import { evaluate } from '../eval/protocol.js';
 import { writeReport } from '../eval/report.js';
 import { writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import { checkDevice, setNumThreads } from '../torch/index.js';
-import { parseCommand, parseInteger, parseNumber } from './args.js';
+import { defineCommand, flags, onePositional, parseInteger, parseNumber } from './args.js';
 import { UsageError } from '../errors.js';
 
 const HELP = `Usage: immunize evaluate DATASET.json [options]
@@ -57,46 +57,17 @@ Options:
   --json               print the results file's path and summary as one JSON line
   -h, --help           this help`;
 
-export const evaluateCommand = {
+export const command = defineCommand({
   summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(
-      args,
-      HELP,
-      {
-        methods: { type: 'string' },
-        size: { type: 'string' },
-        steps: { type: 'string' },
-        strength: { type: 'string' },
-        guidance: { type: 'string' },
-        eta: { type: 'string' },
-        'attack-steps': { type: 'string' },
-        eps: { type: 'string' },
-        'diffusion-steps': { type: 'string' },
-        'img2img-model': { type: 'string' },
-        'inpaint-model': { type: 'string' },
-        'encoder-model': { type: 'string' },
-        'clip-model': { type: 'string' },
-        inception: { type: 'string' },
-        'fid-dims': { type: 'string' },
-        work: { type: 'string' },
-        report: { type: 'string' },
-        threads: { type: 'string' },
-        device: { type: 'string' },
-        'no-report': { type: 'boolean' },
-        'embed-images': { type: 'boolean' },
-        force: { type: 'boolean' },
-        json: { type: 'boolean' },
-        purify: { type: 'string', multiple: true },
-        output: { type: 'string', short: 'o' },
-      },
-      true,
-    );
-    if (parsed === null) return 0;
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1)
-      throw new UsageError('give exactly one dataset file (immunize evaluate DATASET.json; see --help)');
-    const datasetPath = positionals[0]!;
+  help: HELP,
+  options: flags({
+    values:
+      'output methods size steps strength guidance eta attack-steps eps diffusion-steps img2img-model inpaint-model encoder-model clip-model inception fid-dims work report threads device',
+    switches: 'no-report embed-images force json',
+    lists: 'purify',
+  }),
+  async run({ values, positionals }) {
+    const datasetPath = onePositional(positionals, 'dataset file', 'immunize evaluate DATASET.json');
     let methods: BuiltinMethod[] | undefined;
     if (values.methods !== undefined) {
       methods = values.methods
@@ -192,7 +163,7 @@ export const evaluateCommand = {
     }
     return 0;
   },
-};
+});
 
 /** JSON has no Infinity/NaN: written as the strings "Infinity"/"NaN" (PSNR of identical images is infinite for some definitions). */
 export function jsonReplacer(_key: string, v: unknown): unknown {

@@ -8,8 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ImmunizeError } from '../errors.js';
 import { probeImage } from '../io/images.js';
 import { parseImmunizeXmp, type ImmunizeMarker } from '../io/xmp.js';
-import { parseCommand } from './args.js';
-import { UsageError } from '../errors.js';
+import { defineCommand, flags, onePositional } from './args.js';
 
 const HELP = `Usage: immunize inspect IMAGE [--json]
 
@@ -70,17 +69,12 @@ function describeMarker(file: string, m: Partial<ImmunizeMarker>, sidecar: strin
   ].join('\n');
 }
 
-export const inspect = {
+export const command = defineCommand({
   summary: 'tell whether an image carries the "immunized" label and what it records',
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(args, HELP, { json: { type: 'boolean' } });
-    if (parsed === null) return 0;
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1)
-      throw new UsageError(
-        `expected one image but received ${positionals.length} (immunize inspect IMAGE; see --help)`,
-      );
-    const file = positionals[0]!;
+  help: HELP,
+  options: flags({ switches: 'json' }),
+  async run({ values, positionals }) {
+    const file = onePositional(positionals, 'image', 'immunize inspect IMAGE');
     if (!existsSync(file)) throw new ImmunizeError('E_NOT_FOUND', `image not found: ${file}`);
     const probe = await probeImage(file);
     const marker = parseImmunizeXmp(probe.xmp);
@@ -105,4 +99,4 @@ export const inspect = {
     }
     return marker === null ? 1 : 0;
   },
-};
+});

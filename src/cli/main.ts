@@ -2,72 +2,41 @@
  * The `immunize` command line: dispatches to one module per command. Modules load on demand, so
  * a command does not pay for the others' imports (the service, the evaluation, sharp pipelines).
  */
+import type { Command } from './args.js';
 import { ImmunizeError } from '../errors.js';
 import { toolVersion } from '../version.js';
 
-interface Command {
-  summary: string;
-  run(args: string[]): Promise<number>;
-}
-
-interface LazyCommand {
-  summary: string;
-  load(): Promise<Command>;
-}
-
 // Summaries are repeated here (and checked against the modules by test/cli/cli.test.ts) so that
-// `immunize --help` loads nothing.
-const COMMANDS: Record<string, LazyCommand> = {
-  protect: {
-    summary: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)',
-    load: async () => (await import('./protect.js')).protect,
-  },
-  edit: {
-    summary: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
-    load: async () => (await import('./edit.js')).edit,
-  },
-  evaluate: {
-    summary: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
-    load: async () => (await import('./evaluate.js')).evaluateCommand,
-  },
-  inspect: {
-    summary: 'tell whether an image carries the "immunized" label and what it records',
-    load: async () => (await import('./inspect.js')).inspect,
-  },
-  purify: {
-    summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
-    load: async () => (await import('./purify.js')).purify,
-  },
-  info: {
-    summary: 'show the tensor engine: libtorch version, threads, CUDA devices',
-    load: async () => (await import('./info.js')).info,
-  },
-  serve: {
-    summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
-    load: async () => (await import('./serve.js')).serve,
-  },
-  worker: {
-    summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
-    load: async () => (await import('./worker.js')).worker,
-  },
+// `immunize --help` loads nothing. Command NAME is the module ./NAME.js, which exports `command`.
+const SUMMARIES: Record<string, string> = {
+  protect: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)',
+  edit: 'edit a photo with Stable Diffusion (img2img or inpainting), as an adversary would',
+  evaluate: "run the paper's evaluation protocol on a dataset: results JSON + HTML report",
+  inspect: 'tell whether an image carries the "immunized" label and what it records',
+  purify: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
+  info: 'show the tensor engine: libtorch version, threads, CUDA devices',
+  serve: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
+  worker: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
 };
 
 /** The command modules, loaded (for tests that compare summaries). */
 export async function loadCommands(): Promise<Record<string, Command>> {
-  return Object.fromEntries(
-    await Promise.all(Object.entries(COMMANDS).map(async ([k, c]) => [k, await c.load()] as const)),
-  );
+  return Object.fromEntries(await Promise.all(Object.keys(SUMMARIES).map(async (k) => [k, await load(k)] as const)));
+}
+
+async function load(name: string): Promise<Command> {
+  return ((await import(`./${name}.js`)) as { command: Command }).command;
 }
 
 function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const width = Math.max(...Object.keys(SUMMARIES).map((c) => c.length));
   return [
     'immunize — protect photos against malicious AI editing, and measure how well the protection holds.',
     '',
     'Usage: immunize <command> [options]',
     '',
     'Commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    ...Object.entries(SUMMARIES).map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`),
     '',
     'Options:',
     '  -h, --help     show help (also `immunize <command> --help`)',
@@ -88,13 +57,12 @@ export async function run(argv: string[]): Promise<number> {
     console.log(toolVersion());
     return 0;
   }
-  const cmd = COMMANDS[first];
-  if (cmd === undefined) {
+  if (!Object.hasOwn(SUMMARIES, first)) {
     console.error(`immunize: unknown command '${first}'.\n\n${usage()}`);
     return 2;
   }
   try {
-    return await (await cmd.load()).run(rest);
+    return await (await load(first)).run(rest);
   } catch (e) {
     // One line, never a stack trace (IMMUNIZE_DEBUG=1 adds it, for bug reports).
     if (process.env['IMMUNIZE_DEBUG'] === '1') console.error((e as Error).stack ?? e);

@@ -50,7 +50,7 @@ interface Job {
   checkOnly?: boolean;
 }
 
-export const protect = {
+export const command = {
   summary: 'immunize photos against AI editing (PNG labelled as immunized + JSON sidecar)',
   async run(args: string[]): Promise<number> {
     const flags = Object.fromEntries(

@@ -12,7 +12,7 @@ import type { Autoencoder } from '../models/load.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { parsePurification, PURIFICATION_NAMES, type Purification } from '../purify/spec.js';
 import { noGrad, scope, setNumThreads } from '../torch/index.js';
-import { parseCommand, parseInteger } from './args.js';
+import { defineCommand, flags, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { expandGlob, hasGlobMagic, isImageName } from './inputs.js';
 import { writeAllOrNothing } from '../io/atomic.js';
@@ -124,23 +124,11 @@ function outputsFor(inputs: readonly string[], output: string | undefined): stri
   return outs;
 }
 
-export const purify = {
+export const command = defineCommand({
   summary: "apply an adversary's purifications (JPEG, blur, resize, …) to images, save PNG",
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(
-      args,
-      HELP,
-      {
-        apply: { type: 'string' },
-        threads: { type: 'string' },
-        model: { type: 'string' },
-        json: { type: 'boolean' },
-        output: { type: 'string', short: 'o' },
-      },
-      true,
-    );
-    if (parsed === null) return 0;
-    const { values, positionals } = parsed;
+  help: HELP,
+  options: flags({ values: 'output apply threads model', switches: 'json' }),
+  async run({ values, positionals }) {
     if (values.apply === undefined)
       throw new UsageError(
         `--apply is required, e.g. --apply 'jpeg:75+blur:1' (purifications: ${PURIFICATION_NAMES.join(', ')}; see --help)`,
@@ -174,7 +162,7 @@ export const purify = {
     }
     return 0;
   },
-};
+});
 
 /** Purifies each input in turn; each output is written whole or not at all. */
 async function purifyAll(

@@ -13,7 +13,7 @@ import { RedisQueue } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { DEFAULT_WEB_ROOT } from '../server/static-web.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommand, parseInteger } from './args.js';
+import { defineCommand, flags, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { toolVersion } from '../version.js';
 
@@ -87,41 +87,17 @@ export function onShutdown(fn: () => Promise<void>): Promise<void> {
   });
 }
 
-export const serve = {
+export const command = defineCommand({
   summary: 'run the immunization API (HTTP, job queue; --redis to scale out with workers)',
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(
-      args,
-      HELP,
-      {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        storage: { type: 'string' },
-        redis: { type: 'string' },
-        device: { type: 'string' },
-        threads: { type: 'string' },
-        'keys-file': { type: 'string' },
-        'max-upload-bytes': { type: 'string' },
-        'max-pixels': { type: 'string' },
-        'max-steps': { type: 'string' },
-        'rate-create': { type: 'string' },
-        'rate-requests': { type: 'string' },
-        'max-queue': { type: 'string' },
-        retention: { type: 'string' },
-        'edit-model': { type: 'string' },
-        'inpaint-model': { type: 'string' },
-        'max-edit-steps': { type: 'string' },
-        web: { type: 'string' },
-        prefix: { type: 'string' },
-        'new-key': { type: 'boolean' },
-        'hash-key': { type: 'boolean' },
-        model: { type: 'string', multiple: true },
-        'cors-origin': { type: 'string', multiple: true },
-      },
-      false,
-    );
-    if (parsed === null) return 0;
-    const { values } = parsed;
+  help: HELP,
+  options: flags({
+    values:
+      'port host storage redis device threads keys-file max-upload-bytes max-pixels max-steps rate-create rate-requests max-queue retention edit-model inpaint-model max-edit-steps web prefix',
+    switches: 'new-key hash-key',
+    lists: 'model cors-origin',
+  }),
+  positionals: false,
+  async run({ values }) {
     if (values['new-key']) {
       const k = newKey();
       console.log(
@@ -208,4 +184,4 @@ export const serve = {
     });
     return 0;
   },
-};
+});

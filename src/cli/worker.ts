@@ -4,7 +4,7 @@ import { parseModels } from '../server/models.js';
 import { startWorker } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
 import { checkDevice } from '../torch/device.js';
-import { parseCommand, parseInteger } from './args.js';
+import { defineCommand, flags, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
 import { onShutdown, parseDuration } from './serve.js';
 
@@ -27,27 +27,12 @@ Options:
   --prefix P               Redis key prefix (default bull; as the API's)
   -h, --help               this help`;
 
-export const worker = {
+export const command = defineCommand({
   summary: 'run immunization jobs from Redis (scale-out for immunize serve --redis)',
-  async run(args: string[]): Promise<number> {
-    const parsed = parseCommand(
-      args,
-      HELP,
-      {
-        redis: { type: 'string' },
-        storage: { type: 'string' },
-        device: { type: 'string' },
-        threads: { type: 'string' },
-        'max-pixels': { type: 'string' },
-        retention: { type: 'string' },
-        'lock-ms': { type: 'string' },
-        prefix: { type: 'string' },
-        model: { type: 'string', multiple: true },
-      },
-      false,
-    );
-    if (parsed === null) return 0;
-    const { values } = parsed;
+  help: HELP,
+  options: flags({ values: 'redis storage device threads max-pixels retention lock-ms prefix', lists: 'model' }),
+  positionals: false,
+  async run({ values }) {
     if (values.redis === undefined)
       throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
     const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
@@ -67,4 +52,4 @@ export const worker = {
     await onShutdown(() => w.close());
     return 0;
   },
-};
+});

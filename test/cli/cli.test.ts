@@ -152,6 +152,12 @@ describe('immunize', () => {
     const r = immunize('frobnicate');
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown command 'frobnicate'/);
+    // Commands load by module name: names of Object's own members are not commands either.
+    for (const name of ['constructor', '__proto__', 'toString', 'args']) {
+      const o = immunize(name);
+      assert.equal(o.status, 2, name);
+      assert.match(o.stderr, new RegExp(`unknown command '${name}'`));
+    }
   });
 
   test('info reports libtorch, threads and devices', () => {
