@@ -19,6 +19,9 @@ export const DDIM_DEFAULTS: RawConfig = Object.freeze({
   prediction_type: 'epsilon',
 });
 
+/** The step() options this scheduler takes. */
+const DDIM_STEP_OPTIONS: readonly (keyof StepOptions)[] = ['eta', 'generator', 'noise', 'useClippedModelOutput'];
+
 export class DDIMScheduler extends OffsetAlphaScheduler {
   readonly className = 'DDIMScheduler' as const;
   readonly clipSample: boolean;
@@ -36,12 +39,7 @@ export class DDIMScheduler extends OffsetAlphaScheduler {
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
-    const t = this.checkStep(modelOutput, timestep, sample, options, [
-      'eta',
-      'generator',
-      'noise',
-      'useClippedModelOutput',
-    ]);
+    const t = this.checkStep(modelOutput, timestep, sample, options, DDIM_STEP_OPTIONS);
     const eta = options.eta ?? 0;
     if (typeof eta !== 'number' || !Number.isFinite(eta) || eta < 0)
       throw new ArgumentError(`DDIMScheduler.step(): expected eta to be a number ≥ 0 but received ${describe(eta)}`);

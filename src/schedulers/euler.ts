@@ -20,6 +20,9 @@ export const EULER_DEFAULTS: RawConfig = Object.freeze({
 
 export type SigmaPredictionType = 'epsilon' | 'v_prediction' | 'sample';
 
+/** The step() options this scheduler takes. */
+const EULER_STEP_OPTIONS: readonly (keyof StepOptions)[] = ['generator', 'noise', 'sChurn', 'sTmin', 'sTmax', 'sNoise'];
+
 export class EulerDiscreteScheduler extends SigmaScheduler {
   readonly className = 'EulerDiscreteScheduler' as const;
   readonly predictionType: SigmaPredictionType | 'original_sample';
@@ -54,14 +57,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler {
   }
 
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor, options: StepOptions = {}): StepOutput {
-    const t = this.checkStep(modelOutput, timestep, sample, options, [
-      'generator',
-      'noise',
-      'sChurn',
-      'sTmin',
-      'sTmax',
-      'sNoise',
-    ]);
+    const t = this.checkStep(modelOutput, timestep, sample, options, EULER_STEP_OPTIONS);
     const { sChurn = 0, sTmin = 0, sTmax = Infinity, sNoise = 1 } = options;
     for (const [k, v] of Object.entries({ sChurn, sTmin, sTmax, sNoise })) {
       if (typeof v !== 'number' || Number.isNaN(v))

@@ -243,18 +243,20 @@ export interface Pool2dOptions {
   padding?: Pair;
   ceilMode?: boolean;
 }
+/** A 2-d pooling's kernel, stride (the kernel's unless given) and padding, checked. */
+function poolWindow(kernel: Pair, o: Pool2dOptions): [[number, number], [number, number], [number, number]] {
+  const k = pair(kernel, 'kernel');
+  return [k, pair(o.stride ?? k, 'stride'), pair(o.padding ?? 0, 'padding')];
+}
 export function avgPool2d(
   x: Tensor,
   kernel: Pair,
   o: Pool2dOptions & { countIncludePad?: boolean; divisorOverride?: number } = {},
 ): Tensor {
-  const k = pair(kernel, 'kernel');
   return wrapResult(
     O.avgPool2d(
       x.handle,
-      k,
-      pair(o.stride ?? k, 'stride'),
-      pair(o.padding ?? 0, 'padding'),
+      ...poolWindow(kernel, o),
       o.ceilMode ?? false,
       o.countIncludePad ?? true,
       checkOptInt(o.divisorOverride, 'divisorOverride'),
@@ -262,16 +264,8 @@ export function avgPool2d(
   );
 }
 export function maxPool2d(x: Tensor, kernel: Pair, o: Pool2dOptions & { dilation?: Pair } = {}): Tensor {
-  const k = pair(kernel, 'kernel');
   return wrapResult(
-    O.maxPool2d(
-      x.handle,
-      k,
-      pair(o.stride ?? k, 'stride'),
-      pair(o.padding ?? 0, 'padding'),
-      pair(o.dilation ?? 1, 'dilation'),
-      o.ceilMode ?? false,
-    ),
+    O.maxPool2d(x.handle, ...poolWindow(kernel, o), pair(o.dilation ?? 1, 'dilation'), o.ceilMode ?? false),
   );
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {

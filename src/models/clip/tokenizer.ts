@@ -312,22 +312,25 @@ export class CLIPTokenizer {
   }
 }
 
-function readJsonObject(path: string, required: true): Record<string, unknown>;
-function readJsonObject(path: string, required: false): Record<string, unknown> | undefined;
-function readJsonObject(path: string, required: boolean): Record<string, unknown> | undefined {
-  if (!existsSync(path)) {
-    if (!required) return undefined;
+/** A tokenizer file's text, or an error saying which file is missing or unreadable. */
+function readTokenizerFile(path: string): string {
+  if (!existsSync(path))
     throw new ImmunizeError(
       'E_MODEL_FILE',
       `tokenizer file ${path} is missing (a CLIP tokenizer folder needs vocab.json and merges.txt)`,
     );
-  }
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     throw new ImmunizeError('E_MODEL_FILE', `cannot read ${path}: ${(e as Error).message}`);
   }
+}
+
+function readJsonObject(path: string, required: true): Record<string, unknown>;
+function readJsonObject(path: string, required: false): Record<string, unknown> | undefined;
+function readJsonObject(path: string, required: boolean): Record<string, unknown> | undefined {
+  if (!required && !existsSync(path)) return undefined;
+  const text = readTokenizerFile(path);
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -341,17 +344,7 @@ function readJsonObject(path: string, required: boolean): Record<string, unknown
 
 /** merges.txt: a "#version: …" header line, then one "left right" rule per line. */
 function readMerges(path: string): string[] {
-  if (!existsSync(path))
-    throw new ImmunizeError(
-      'E_MODEL_FILE',
-      `tokenizer file ${path} is missing (a CLIP tokenizer folder needs vocab.json and merges.txt)`,
-    );
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ImmunizeError('E_MODEL_FILE', `cannot read ${path}: ${(e as Error).message}`);
-  }
+  const text = readTokenizerFile(path);
   const lines = text.replace(/\r\n/g, '\n').trim().split('\n');
   const start = lines[0]?.startsWith('#version') ? 1 : 0;
   const merges = lines.slice(start);

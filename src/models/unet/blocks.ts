@@ -38,14 +38,21 @@ function transformer(channels: number, o: UNetBlockOptions): Transformer2DModel 
   });
 }
 
-function resnet(inC: number, outC: number, o: UNetBlockOptions, outputScaleFactor = 1): ResnetBlock2D {
-  return new ResnetBlock2D(inC, outC, {
-    tembChannels: o.tembChannels,
-    groups: o.groups,
-    eps: o.eps,
-    act: o.act,
-    outputScaleFactor,
-  });
+/** `count` transformers on `channels` channels. */
+function transformers(count: number, channels: number, o: UNetBlockOptions): ModuleList<Transformer2DModel> {
+  return new ModuleList(Array.from({ length: count }, () => transformer(channels, o)));
+}
+
+/** `count` resnets to `outC` channels; resnet i takes `inC(i)` channels. */
+function resnets(
+  count: number,
+  inC: (i: number) => number,
+  outC: number,
+  o: UNetBlockOptions,
+  outputScaleFactor = 1,
+): ModuleList<ResnetBlock2D> {
+  const opts = { tembChannels: o.tembChannels, groups: o.groups, eps: o.eps, act: o.act, outputScaleFactor };
+  return new ModuleList(Array.from({ length: count }, (_, i) => new ResnetBlock2D(inC(i), outC, opts)));
 }
 
 export interface DownOptions {
@@ -74,14 +81,10 @@ export class UNetDownBlock extends Module {
   ) {
     super();
     // diffusers registers attentions before resnets (state-dict order).
-    this.attentions = o.crossAttention
-      ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o))))
-      : null;
+    this.attentions = o.crossAttention ? this.child('attentions', transformers(o.layers, outChannels, o)) : null;
     this.resnets = this.child(
       'resnets',
-      new ModuleList(
-        Array.from({ length: o.layers }, (_, i) => resnet(i === 0 ? inChannels : outChannels, outChannels, o)),
-      ),
+      resnets(o.layers, (i) => (i === 0 ? inChannels : outChannels), outChannels, o),
     );
     this.downsamplers = o.addDownsample
       ? this.child('downsamplers', new ModuleList([new Downsample2D(outChannels, outChannels, o.downsamplePadding)]))
@@ -117,13 +120,10 @@ export class UNetMidBlock2DCrossAttn extends Module {
     o: UNetBlockOptions & { outputScaleFactor: number },
   ) {
     super();
-    this.attentions = this.child(
-      'attentions',
-      new ModuleList(Array.from({ length: o.layers }, () => transformer(channels, o))),
-    );
+    this.attentions = this.child('attentions', transformers(o.layers, channels, o));
     this.resnets = this.child(
       'resnets',
-      new ModuleList(Array.from({ length: o.layers + 1 }, () => resnet(channels, channels, o, o.outputScaleFactor))),
+      resnets(o.layers + 1, () => channels, channels, o, o.outputScaleFactor),
     );
   }
   forward(x: Tensor, temb: Tensor, context: Tensor | null): Tensor {
@@ -153,18 +153,10 @@ export class UNetUpBlock extends Module {
     o: UNetBlockOptions & UpOptions & { crossAttention: boolean },
   ) {
     super();
-    this.attentions = o.crossAttention
-      ? this.child('attentions', new ModuleList(Array.from({ length: o.layers }, () => transformer(outChannels, o))))
-      : null;
-    this.resnets = this.child(
-      'resnets',
-      new ModuleList(
-        Array.from({ length: o.layers }, (_, i) => {
-          const skip = i === o.layers - 1 ? inChannels : outChannels;
-          return resnet((i === 0 ? prevOutputChannels : outChannels) + skip, outChannels, o);
-        }),
-      ),
-    );
+    this.attentions = o.crossAttention ? this.child('attentions', transformers(o.layers, outChannels, o)) : null;
+    const skip = (i: number): number => (i === o.layers - 1 ? inChannels : outChannels);
+    const input = (i: number): number => (i === 0 ? prevOutputChannels : outChannels) + skip(i);
+    this.resnets = this.child('resnets', resnets(o.layers, input, outChannels, o));
     this.upsamplers = o.addUpsample
       ? this.child('upsamplers', new ModuleList([new Upsample2D(outChannels, outChannels)]))
       : null;
