@@ -69,29 +69,38 @@ export interface DownBlockOutput {
   states: Tensor[];
 }
 
-/** DownBlock2D (no attention) and CrossAttnDownBlock2D (a transformer after each resnet). */
-export class UNetDownBlock extends Module {
+/** A down or up block's `layers` resnets, each followed by a transformer when it has cross-attention. */
+abstract class ResnetsWithAttention extends Module {
   readonly attentions: ModuleList<Transformer2DModel> | null;
   readonly resnets: ModuleList<ResnetBlock2D>;
+  /** Resnet i takes `inputChannels(i)` channels and gives `outChannels`. */
+  constructor(
+    outChannels: number,
+    inputChannels: (i: number) => number,
+    o: UNetBlockOptions & { crossAttention: boolean },
+  ) {
+    super();
+    // diffusers registers attentions before resnets (state-dict order).
+    this.attentions = o.crossAttention ? this.child('attentions', transformers(o.layers, outChannels, o)) : null;
+    this.resnets = this.child('resnets', resnets(o.layers, inputChannels, outChannels, o));
+  }
+  get hasCrossAttention(): boolean {
+    return this.attentions !== null;
+  }
+}
+
+/** DownBlock2D (no attention) and CrossAttnDownBlock2D (a transformer after each resnet). */
+export class UNetDownBlock extends ResnetsWithAttention {
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
     o: UNetBlockOptions & DownOptions & { crossAttention: boolean },
   ) {
-    super();
-    // diffusers registers attentions before resnets (state-dict order).
-    this.attentions = o.crossAttention ? this.child('attentions', transformers(o.layers, outChannels, o)) : null;
-    this.resnets = this.child(
-      'resnets',
-      resnets(o.layers, (i) => (i === 0 ? inChannels : outChannels), outChannels, o),
-    );
+    super(outChannels, (i) => (i === 0 ? inChannels : outChannels), o);
     this.downsamplers = o.addDownsample
       ? this.child('downsamplers', new ModuleList([new Downsample2D(outChannels, outChannels, o.downsamplePadding)]))
       : null;
-  }
-  get hasCrossAttention(): boolean {
-    return this.attentions !== null;
   }
   forward(x: Tensor, temb: Tensor, context: Tensor | null): DownBlockOutput {
     return scope(() => {
@@ -142,9 +151,7 @@ export class UNetMidBlock2DCrossAttn extends Module {
  * concatenated on channels; resnet j takes prev_output (j = 0) or out channels, plus the skip's
  * channels (the block's `inChannels` for the last one, out channels otherwise).
  */
-export class UNetUpBlock extends Module {
-  readonly attentions: ModuleList<Transformer2DModel> | null;
-  readonly resnets: ModuleList<ResnetBlock2D>;
+export class UNetUpBlock extends ResnetsWithAttention {
   readonly upsamplers: ModuleList<Upsample2D> | null;
   constructor(
     readonly inChannels: number,
@@ -152,17 +159,11 @@ export class UNetUpBlock extends Module {
     readonly outChannels: number,
     o: UNetBlockOptions & UpOptions & { crossAttention: boolean },
   ) {
-    super();
-    this.attentions = o.crossAttention ? this.child('attentions', transformers(o.layers, outChannels, o)) : null;
     const skip = (i: number): number => (i === o.layers - 1 ? inChannels : outChannels);
-    const input = (i: number): number => (i === 0 ? prevOutputChannels : outChannels) + skip(i);
-    this.resnets = this.child('resnets', resnets(o.layers, input, outChannels, o));
+    super(outChannels, (i) => (i === 0 ? prevOutputChannels : outChannels) + skip(i), o);
     this.upsamplers = o.addUpsample
       ? this.child('upsamplers', new ModuleList([new Upsample2D(outChannels, outChannels)]))
       : null;
-  }
-  get hasCrossAttention(): boolean {
-    return this.attentions !== null;
   }
   /** `skips` oldest first (as diffusers' res_hidden_states_tuple); consumed from the end. */
   forward(
