@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pgd, type PgdOptions } from '../../src/attacks/pgd.js';
 import { ArgumentError } from '../../src/errors.js';
+import { seededImage } from '../torch/helpers.js';
 import { F, Generator, keep, liveTensors, noGrad, rand, scope, type Tensor } from '../../src/torch/index.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
 function image(seed: number, shape = [1, 3, 16, 16]): Tensor {
-  return noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
+  return seededImage(seed, shape);
 }
 
 /** 3×3 box blur with edge replication: a linear, differentiable stand-in for a purification. */

@@ -3,6 +3,7 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { assertStateShapes } from '../helpers/state-shapes.js';
 import { loadSafetensors, saveSafetensors } from '../../src/io/tensors.js';
 import { CLIPScorer, cosineSimilarityMatrix } from '../../src/metrics/clip-score.js';
 import {
@@ -74,20 +75,7 @@ test('CLIP configs: transformers 4.27 defaults, vision_config_dict overrides, Vi
   const model = new CLIPModel(parseCLIPConfig(L14));
   assert.equal(model.parameterCount(), 427_616_513);
   const shapes = model.stateShapes();
-  for (const [k, s] of Object.entries({
-    'vision_model.embeddings.class_embedding': [1024],
-    'vision_model.embeddings.patch_embedding.weight': [1024, 3, 14, 14],
-    'vision_model.embeddings.position_embedding.weight': [257, 1024],
-    'vision_model.embeddings.position_ids': [1, 257],
-    'vision_model.pre_layrnorm.weight': [1024],
-    'vision_model.encoder.layers.23.mlp.fc2.weight': [1024, 4096],
-    'vision_model.post_layernorm.bias': [1024],
-    'text_model.final_layer_norm.weight': [768],
-    'visual_projection.weight': [768, 1024],
-    'text_projection.weight': [768, 768],
-    logit_scale: [],
-  }))
-    assert.deepEqual(shapes.get(k), s, k);
+  assertStateShapes(shapes, 'clip-vit-l14');
   const vm = new CLIPVisionModel(L14);
   assert.equal(vm.stateShapes().get('vision_model.embeddings.patch_embedding.weight')?.join(), '1024,3,14,14');
 });

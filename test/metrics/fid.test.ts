@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { assertStateShapes } from '../helpers/state-shapes.js';
 import { saveSafetensors } from '../../src/io/tensors.js';
 import {
   activationStatistics,
@@ -197,19 +198,7 @@ test('FIDInceptionV3: the checkpoint keys and shapes of pt_inception-2015-12-05 
     '94 BasicConv2d × (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)',
   );
   assert.equal(m.parameterCount(), 21_785_568);
-  const expect: Record<string, number[]> = {
-    'Conv2d_1a_3x3.conv.weight': [32, 3, 3, 3],
-    'Conv2d_4a_3x3.bn.running_var': [192],
-    'Mixed_5b.branch_pool.conv.weight': [32, 192, 1, 1],
-    'Mixed_5d.branch5x5_2.conv.weight': [64, 48, 5, 5],
-    'Mixed_6a.branch3x3.conv.weight': [384, 288, 3, 3],
-    'Mixed_6b.branch7x7_2.conv.weight': [128, 128, 1, 7],
-    'Mixed_6e.branch7x7dbl_5.conv.weight': [192, 192, 1, 7],
-    'Mixed_7a.branch7x7x3_4.conv.weight': [192, 192, 3, 3],
-    'Mixed_7b.branch3x3_2b.conv.weight': [384, 384, 3, 1],
-    'Mixed_7c.branch_pool.conv.weight': [192, 2048, 1, 1],
-  };
-  for (const [k, s] of Object.entries(expect)) assert.deepEqual(shapes.get(k), s, k);
+  assertStateShapes(shapes, 'fid-inception');
   assert.equal(inceptionKeyRename('blocks.2.4.branch7x7_2.conv.weight'), 'Mixed_6b.branch7x7_2.conv.weight');
   assert.equal(inceptionKeyRename('blocks.0.0.bn.running_mean'), 'Conv2d_1a_3x3.bn.running_mean');
   assert.equal(inceptionKeyRename('fc.weight'), null);

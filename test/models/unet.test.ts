@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { assertStateShapes } from '../helpers/state-shapes.js';
 import { saveSafetensors } from '../../src/io/tensors.js';
 import {
   CrossAttention,
@@ -111,34 +112,8 @@ test('config: diffusers 0.14 defaults, per-block expansion, SD 2.x options', () 
 
 test('a tiny config builds with diffusers key names and shapes', () => {
   const shapes = new UNet2DConditionModel(tiny).stateShapes();
-  const expect: Record<string, number[]> = {
-    'conv_in.weight': [8, 4, 3, 3],
-    'time_embedding.linear_1.weight': [32, 8],
-    'time_embedding.linear_2.weight': [32, 32],
-    'down_blocks.0.resnets.0.time_emb_proj.weight': [8, 32],
-    'down_blocks.0.attentions.0.norm.weight': [8],
-    'down_blocks.0.attentions.0.proj_in.weight': [8, 8, 1, 1],
-    'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.weight': [8, 8],
-    'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight': [8, 12],
-    'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_out.0.bias': [8],
-    'down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj.weight': [64, 8],
-    'down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight': [8, 32],
-    'down_blocks.0.attentions.0.transformer_blocks.0.norm3.bias': [8],
-    'down_blocks.0.downsamplers.0.conv.weight': [8, 8, 3, 3],
-    'down_blocks.1.resnets.0.conv_shortcut.weight': [16, 8, 1, 1],
-    'mid_block.attentions.0.transformer_blocks.0.attn1.to_q.weight': [16, 16],
-    'mid_block.resnets.1.conv2.weight': [16, 16, 3, 3],
-    // up block 0: resnet 0 sees 16 (previous) + 16 (skip), resnet 1 16 + 8 (the first level's skip)
-    'up_blocks.0.resnets.0.conv1.weight': [16, 32, 3, 3],
-    'up_blocks.0.resnets.1.conv1.weight': [16, 24, 3, 3],
-    'up_blocks.0.upsamplers.0.conv.weight': [16, 16, 3, 3],
-    'up_blocks.1.resnets.0.conv1.weight': [8, 24, 3, 3],
-    'up_blocks.1.resnets.1.conv1.weight': [8, 16, 3, 3],
-    'up_blocks.1.attentions.1.proj_out.weight': [8, 8, 1, 1],
-    'conv_norm_out.weight': [8],
-    'conv_out.weight': [4, 8, 3, 3],
-  };
-  for (const [k, s] of Object.entries(expect)) assert.deepEqual(shapes.get(k), s, k);
+  // Up block 0: resnet 0 sees 16 (previous) + 16 (skip) channels, resnet 1 16 + 8 (the first level's skip).
+  assertStateShapes(shapes, 'unet-tiny');
   for (const k of [
     'down_blocks.1.downsamplers.0.conv.weight',
     'down_blocks.1.attentions.0.norm.weight',

@@ -9,10 +9,10 @@ import {
   medianBlur,
   symmetricIndices,
 } from '../../src/purify/filters.js';
+import { seededImage } from '../torch/helpers.js';
 import { assertGradcheck, full, Generator, noGrad, rand, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
-const img = (seed: number, shape = [1, 3, 20, 24]): Tensor =>
-  noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
+const img = (seed: number, shape = [1, 3, 20, 24]): Tensor => seededImage(seed, shape);
 
 describe('gaussianBlur', () => {
   test('kernel: odd default size covering ±3σ, normalised, symmetric', () => {

@@ -14,10 +14,10 @@ import {
   rotate,
   vflip,
 } from '../../src/purify/geometry.js';
+import { seededImage } from '../torch/helpers.js';
 import { assertGradcheck, full, Generator, noGrad, rand, scope, tensor, type Tensor } from '../../src/torch/index.js';
 
-const img = (seed: number, shape = [1, 3, 24, 32]): Tensor =>
-  noGrad(() => rand(shape, { generator: new Generator({ seed }) }));
+const img = (seed: number, shape = [1, 3, 24, 32]): Tensor => seededImage(seed, shape);
 const maxDiff = (a: Tensor, b: Tensor): number => noGrad(() => scope(() => a.sub(b).abs().max().item()));
 
 describe('resize', () => {

@@ -1,6 +1,6 @@
 // Helpers shared by the tensor and nn tests: reproducible inputs and element-wise comparisons.
 import assert from 'node:assert/strict';
-import { tensor, type Tensor } from '../../src/torch/index.js';
+import { Generator, noGrad, rand, tensor, type Tensor } from '../../src/torch/index.js';
 
 /** Deterministic uniform numbers in [lo, hi) (mulberry32), so expected values are reproducible. */
 export function jsRandom(n: number, seed: number, lo = -1, hi = 1): number[] {
@@ -46,4 +46,9 @@ export function assertShape(t: Tensor, shape: readonly number[], what: string): 
 
 export function f64(values: readonly number[], shape: readonly number[]): Tensor {
   return tensor(new Float64Array(values), shape);
+}
+
+/** A seeded uniform [0, 1) image batch (no gradient), the same for the same seed and shape. */
+export function seededImage(seed: number, shape: readonly number[]): Tensor {
+  return noGrad(() => rand([...shape], { generator: new Generator({ seed }) }));
 }
