@@ -13,38 +13,27 @@
 //                                 quality (straight-through), plus the identity unless :noid —
 //                                 the issue's "crude" variant used real JPEG at 95,75,65 this way
 //   robust:jpeg[:samples] | robust:all[:samples]   what `immunize protect --robust` uses
-import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { encoderAttack, tinyEncoder } from '../dist/src/attacks/encoder.js';
 import { randomNoise } from '../dist/src/attacks/noise.js';
 import { PRESETS } from '../dist/src/attacks/presets.js';
-import { readImage } from '../dist/src/io/images.js';
-import { psnr } from '../dist/src/metrics/psnr.js';
-import { loadAutoencoderFromPath } from '../dist/src/models/load.js';
 import { jpeg } from '../dist/src/purify/codecs.js';
 import { diffJpeg } from '../dist/src/purify/diff-jpeg.js';
+import { model, reconstructionPsnr, x } from './taef2-trevor.mjs';
 import { noGrad, rand, scope } from '../dist/src/torch/index.js';
 
-const shared = resolve(process.env.IMMUNIZE_SHARED ?? join(import.meta.dirname, '..', '..', 'shared'));
 const steps = Number(process.env.STEPS ?? 200);
 const stepScale = Number(process.env.STEP_SCALE ?? 1); // multiplies the preset's step size (experiments)
 const optimizer = process.env.OPTIMIZER ?? PRESETS.paper.options.optimizer; // sign (the paper preset) unless set
-const model = loadAutoencoderFromPath(join(shared, 'models', 'taef2-hf'));
-const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), {
-  width: 256,
-  height: 256,
-  kernel: 'lanczos3',
-});
-const rec = (img) => noGrad(() => scope(() => psnr(model.decode(model.encode(img)), x)));
 const to8bit = (t) => noGrad(() => scope(() => t.mul(255).round().div(255)));
 const QUALITIES = [95, 75, 65];
 
 async function measure(adv) {
   const png = to8bit(adv);
-  const row = { png: rec(png) };
+  const row = { png: reconstructionPsnr(png) };
   for (const q of QUALITIES) {
     const j = await jpeg(png, { quality: q });
-    row[`jpeg${q}`] = rec(j);
+    row[`jpeg${q}`] = reconstructionPsnr(j);
     j.dispose();
   }
   png.dispose();

@@ -5,29 +5,17 @@
 // first step at which each optimiser's iterate reaches the paper-preset level (≤ 23.9 dB).
 // Usage: node scripts/reproduce-taef2.mjs [steps=200] [optimisers=sign,momentum,adam]
 // An optimiser may carry its own step size in 1/255 units: 'adam:0.5' (default: the preset's 2/255).
-import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { encoderAttack, tinyEncoder } from '../dist/src/attacks/encoder.js';
 import { randomNoise } from '../dist/src/attacks/noise.js';
 import { PRESETS } from '../dist/src/attacks/presets.js';
-import { readImage } from '../dist/src/io/images.js';
-import { psnr } from '../dist/src/metrics/psnr.js';
-import { loadAutoencoderFromPath } from '../dist/src/models/load.js';
-import { noGrad, scope } from '../dist/src/torch/index.js';
+import { model, reconstructionPsnr, x } from './taef2-trevor.mjs';
 
-const shared = resolve(process.env.IMMUNIZE_SHARED ?? join(import.meta.dirname, '..', '..', 'shared'));
 const steps = Number(process.argv[2] ?? 200);
 const optimisers = (process.argv[3] ?? 'sign,momentum,adam').split(',');
-const model = loadAutoencoderFromPath(join(shared, 'models', 'taef2-hf'));
-const { tensor: x } = await readImage(join(shared, 'images', 'trevor_5.jpg'), {
-  width: 256,
-  height: 256,
-  kernel: 'lanczos3',
-});
-const recPsnr = (img) => noGrad(() => scope(() => psnr(model.decode(model.encode(img)), x)));
-const out = { image: 'trevor_5.jpg @256² (cover, lanczos3)', clean: recPsnr(x) };
+const out = { image: 'trevor_5.jpg @256² (cover, lanczos3)', clean: reconstructionPsnr(x) };
 const noise = randomNoise(x, { eps: 16 / 255, seed: 0 });
-out.noise = recPsnr(noise);
+out.noise = reconstructionPsnr(noise);
 noise.dispose();
 out.optimisers = {};
 for (const entry of optimisers) {
@@ -39,7 +27,7 @@ for (const entry of optimisers) {
   const probing = {
     name: enc.name,
     encode01: (xa) => {
-      if (step >= 0 && step % 10 === 0) trace.push([step, recPsnr(xa.detach())]);
+      if (step >= 0 && step % 10 === 0) trace.push([step, reconstructionPsnr(xa.detach())]);
       step++;
       return enc.encode01(xa);
     },
@@ -47,7 +35,7 @@ for (const entry of optimisers) {
   const t0 = performance.now();
   const r = encoderAttack(probing, x, { ...PRESETS.paper.options, steps, optimizer: opt, stepSize, seed: 0 });
   const secs = (performance.now() - t0) / 1000;
-  const final = recPsnr(r.adv);
+  const final = reconstructionPsnr(r.adv);
   const reach = trace.find(([, p]) => p <= 23.9)?.[0] ?? null;
   out.optimisers[entry] = {
     stepSize255: stepSize * 255,

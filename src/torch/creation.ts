@@ -4,7 +4,7 @@ import { checkInt, checkInts, isInt } from './check.js';
 import { checkDevice, type Device } from './device.js';
 import { dtypeCode, dtypeOfArray, ITEM_SIZE, type AnyTypedArray, type DType } from './dtype.js';
 import { native } from './native.js';
-import { op } from './ops.js';
+import { op, type OpCaller } from './ops.js';
 import type { Generator } from './random.js';
 import { Tensor, internal, type Shape } from './tensor.js';
 
@@ -125,23 +125,22 @@ export function fullLike(t: Tensor, value: number, opts: CreateOptions = {}): Te
   return finish(wrapResult(O.fullLike(t.handle, value, dt(opts), undefined, dev(opts))), opts);
 }
 
-/** Standard normal samples (torch.randn). */
-export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
+/** Samples of `shape` from the global generator (`global`) or from opts.generator (`seeded`). */
+function sample(global: OpCaller, seeded: OpCaller, shape: Shape, opts: RandomOptions): Tensor {
   const s = checkShape([...shape]);
   const r =
     opts.generator === undefined
-      ? O.randn(s, dt(opts), undefined, dev(opts))
-      : O.randnGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
+      ? global(s, dt(opts), undefined, dev(opts))
+      : seeded(s, opts.generator.handle, dt(opts), undefined, dev(opts));
   return finish(wrapResult(r), opts);
+}
+/** Standard normal samples (torch.randn). */
+export function randn(shape: Shape, opts: RandomOptions = {}): Tensor {
+  return sample(O.randn, O.randnGen, shape, opts);
 }
 /** Uniform samples on [0, 1) (torch.rand). */
 export function rand(shape: Shape, opts: RandomOptions = {}): Tensor {
-  const s = checkShape([...shape]);
-  const r =
-    opts.generator === undefined
-      ? O.rand(s, dt(opts), undefined, dev(opts))
-      : O.randGen(s, opts.generator.handle, dt(opts), undefined, dev(opts));
-  return finish(wrapResult(r), opts);
+  return sample(O.rand, O.randGen, shape, opts);
 }
 /** Integers uniform on [low, high) (torch.randint(low, high, size)); int64 unless dtype says. */
 export function randint(low: number, high: number, shape: Shape, opts: RandomOptions = {}): Tensor {
