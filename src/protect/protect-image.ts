@@ -114,6 +114,7 @@ export async function checkImmunized(
   return checkProtection(rec, original, written, {
     model: o.modelName,
     suite: r.checkSuite,
+    autoencoder: model,
     onProgress: (done, total, spec) => {
       const elapsedMs = performance.now() - t0;
       o.onStep?.({

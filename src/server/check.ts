@@ -11,7 +11,7 @@ import { readImage } from '../io/images.js';
 import { psnr } from '../metrics/psnr.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { checkProtection, verdict, type Verdict } from '../robustness/check.js';
-import { Generator, checkDevice, type Tensor } from '../torch/index.js';
+import { checkDevice, type Tensor } from '../torch/index.js';
 import { ImmunizeError } from '../errors.js';
 
 export interface CheckInput {
@@ -66,26 +66,20 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
     // Padded like the attack (edge replication), reconstructed, cropped back, on the CPU.
     const rec = (x: Tensor): Tensor => reconstructForMeasure(model, x, { device });
     const total = specs.length + 1;
+    // The purified photo's own PSNR to the original, taken as checkProtection makes it.
+    const purifiedPsnr = new Map<string, number>();
     const check = await checkProtection(rec, orig.tensor, imm.tensor, {
       model: c.modelId,
       suite: specs,
+      autoencoder: model,
       onProgress: (done) => c.onStep?.(done, total),
+      onPurified: (spec, purified) => purifiedPsnr.set(spec, psnr(purified, orig.tensor)),
     });
     const reports: PurificationReport[] = [];
     for (const row of check.rows) {
-      // The purified photo's own PSNR: the same draws as inside checkProtection (generator seeded 0).
-      const purified = await parsePurification(row.purification).apply(imm.tensor, {
-        generator: new Generator({ seed: 0 }),
-      });
-      let p: number;
-      try {
-        p = psnr(purified, orig.tensor);
-      } finally {
-        purified.dispose();
-      }
       reports.push({
         spec: row.purification,
-        psnr: p,
+        psnr: purifiedPsnr.get(row.purification)!,
         cleanReconstructionPsnr: row.cleanPsnr,
         reconstructionPsnr: row.immunizedPsnr,
         gapDb: row.gapDb,

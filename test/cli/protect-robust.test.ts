@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { DEFAULT_CHECK_SUITE } from '../../src/robustness/check.js';
 import sharp from 'sharp';
 import { immunizeCli } from '../helpers/cli.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
@@ -140,4 +141,42 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
     c.rows.map((x) => x.immunizedPsnr),
   );
   assert.ok((JSON.parse(again.stdout) as { check?: unknown }).check !== undefined);
+});
+
+test('--check runs the adaptive purifier IMPRESS against the model: its row compares with the clean photo as it is', async (t) => {
+  const s = await setup();
+  if (s === null) return t.skip(skipReason('models', 'taef2-hf'));
+  const out = join(s.dir, 'impress.immunized.png');
+  const r = immunize(
+    'protect',
+    s.img,
+    '--model',
+    s.model,
+    '--steps',
+    '6',
+    '--check',
+    '--check-suite',
+    'impress:3,none',
+    '-o',
+    out,
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /impress:3/);
+  const c = JSON.parse(readFileSync(join(s.dir, 'impress.immunized.check.json'), 'utf8')) as CheckFile & {
+    none: { immunizedPsnr: number };
+  };
+  const [impressRow, noneRow] = c.rows;
+  assert.equal(impressRow!.purification, 'impress:3');
+  // The clean side is not purified: the same reconstruction PSNR as without purification...
+  assert.equal(impressRow!.cleanPsnr, c.none.cleanPsnr);
+  assert.equal(noneRow!.cleanPsnr, c.none.cleanPsnr);
+  // ...while the protected photo was changed by the purifier (3 Adam steps towards consistency).
+  assert.notEqual(impressRow!.immunizedPsnr, c.none.immunizedPsnr);
+  assert.ok(Math.abs(impressRow!.gapDb - (impressRow!.cleanPsnr - impressRow!.immunizedPsnr)) < 1e-9);
+});
+
+test('the default --check suite ends with a bounded IMPRESS row', () => {
+  const last = DEFAULT_CHECK_SUITE.at(-1)!;
+  assert.match(last, /^impress:\d+$/);
+  assert.ok(Number(last.split(':')[1]) <= 20, last);
 });
