@@ -7,7 +7,8 @@
  * share of the protection that survives P.
  */
 import { psnr } from '../metrics/psnr.js';
-import { parsePurification } from '../purify/spec.js';
+import { PurificationSpecError } from '../purify/common.js';
+import { parsePurification, type Purification } from '../purify/spec.js';
 import { Generator, noGrad, scope, type Tensor } from '../torch/index.js';
 
 /** The default suite of `immunize protect --check`: the JPEG note's qualities and the transforms it found harmless. */
@@ -25,6 +26,45 @@ export const DEFAULT_CHECK_SUITE: readonly string[] = [
   'hflip',
   'noise:gaussian:0.02',
 ];
+
+/** The most purifications one check runs (the API's route schema says the same). */
+export const MAX_CHECK_ROWS = 16;
+
+/**
+ * What a check suite costs, in attack steps (the unit of the service's `--max-steps`): each row
+ * reconstructs two photos (about one attack step's work), and each IMPRESS step is a gradient
+ * step through the autoencoder on each of the two photos (two attack steps).
+ */
+export function checkSuiteCost(suite: readonly Purification[]): number {
+  let cost = 0;
+  for (const p of suite) {
+    cost += 1;
+    for (const s of p.steps) if (s.name === 'impress') cost += 2 * Number(s.params['steps']);
+  }
+  return cost;
+}
+
+/**
+ * The one validation of a check suite, for `protect --check-suite` and the service's checks: each
+ * spec parses within PURIFICATION_LIMITS (src/purify/spec.ts), at most MAX_CHECK_ROWS rows, and a
+ * total cost of at most `maxCost` attack steps (the service passes its --max-steps). Throws a
+ * PurificationSpecError naming the problem; returns the canonical specs.
+ */
+export function parseCheckSuite(specs: readonly string[], o: { maxCost?: number } = {}): string[] {
+  if (specs.length === 0 || specs.length > MAX_CHECK_ROWS)
+    throw new PurificationSpecError(
+      '',
+      `a check runs 1 to ${MAX_CHECK_ROWS} purifications but received ${specs.length}`,
+    );
+  const suite = specs.map((s) => parsePurification(s));
+  const cost = checkSuiteCost(suite);
+  if (o.maxCost !== undefined && cost > o.maxCost)
+    throw new PurificationSpecError(
+      '',
+      `this check would cost ${cost} attack steps (1 per purification, 2 per impress step) but the limit is ${o.maxCost} (the server's --max-steps); ask for fewer impress steps or purifications`,
+    );
+  return suite.map((p) => p.spec);
+}
 
 export type Verdict = 'holds' | 'weakened' | 'removed';
 
