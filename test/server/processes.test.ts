@@ -12,7 +12,6 @@ import { probeImage } from '../../src/io/images.js';
 import { Storage, type JobRecord } from '../../src/server/storage.js';
 import {
   alive,
-  BIN,
   childEnv,
   createJob,
   killedAfter,
