@@ -8,7 +8,7 @@
  */
 import { psnr } from '../metrics/psnr.js';
 import { PurificationSpecError } from '../purify/common.js';
-import { parsePurification, type Purification } from '../purify/spec.js';
+import { parsePurification, type ApplyOptions, type Purification } from '../purify/spec.js';
 import { Generator, noGrad, scope, type Tensor } from '../torch/index.js';
 
 /** The default suite of `immunize protect --check`: the JPEG note's qualities and the transforms it found harmless. */
@@ -103,7 +103,13 @@ export async function checkProtection(
   reconstruct: (x: Tensor) => Tensor,
   clean: Tensor,
   immunized: Tensor,
-  o: { model: string; suite?: readonly string[]; onProgress?: (done: number, total: number, spec: string) => void },
+  o: {
+    model: string;
+    suite?: readonly string[];
+    onProgress?: (done: number, total: number, spec: string) => void;
+    /** The autoencoder `impress` rows purify against (without it they fail: E_PURIFY_MODEL). */
+    autoencoder?: ApplyOptions['autoencoder'];
+  },
 ): Promise<ProtectionCheck> {
   const suite = (o.suite ?? DEFAULT_CHECK_SUITE).map((s) => parsePurification(s)); // bad specs fail before any work
   const rec = (p: Tensor, ref: Tensor): number => noGrad(() => scope(() => psnr(reconstruct(p), ref)));
@@ -113,9 +119,10 @@ export async function checkProtection(
   const rows: CheckRow[] = [];
   for (const [i, p] of suite.entries()) {
     o.onProgress?.(i, suite.length, p.spec);
-    const pc = await p.apply(clean, { generator: new Generator({ seed: 0 }) });
+    const ae = o.autoencoder === undefined ? {} : { autoencoder: o.autoencoder };
+    const pc = await p.apply(clean, { generator: new Generator({ seed: 0 }), ...ae });
     try {
-      const pi = await p.apply(immunized, { generator: new Generator({ seed: 0 }) });
+      const pi = await p.apply(immunized, { generator: new Generator({ seed: 0 }), ...ae });
       try {
         const cleanPsnr = rec(pc, pc);
         const immunizedPsnr = rec(pi, pc);

@@ -69,6 +69,7 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
     const check = await checkProtection(rec, orig.tensor, imm.tensor, {
       model: c.modelId,
       suite: specs,
+      autoencoder: model,
       onProgress: (done) => c.onStep?.(done, total),
     });
     const reports: PurificationReport[] = [];
@@ -76,6 +77,7 @@ export async function runCheck(c: CheckInput): Promise<Record<string, unknown>> 
       // The purified photo's own PSNR: the same draws as inside checkProtection (generator seeded 0).
       const purified = await parsePurification(row.purification).apply(imm.tensor, {
         generator: new Generator({ seed: 0 }),
+        autoencoder: model,
       });
       let p: number;
       try {

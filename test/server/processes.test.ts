@@ -112,6 +112,16 @@ test("the PNG XMP label names the model by its id, not by the server's file or f
   const xmp = (await probeImage(png)).xmp ?? '';
   assert.match(xmp, /house-model/, xmp);
   assert.doesNotMatch(xmp, /taef2/, xmp);
+  // A check with an impress row (accepted within --max-steps) runs it against the job's model.
+  const res = await fetch(`${url}/v1/immunizations/${id}/checks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ purifications: ['impress:2', 'jpeg:75'] }),
+  });
+  assert.equal(res.status, 202, await res.clone().text());
+  const checkId = ((await res.json()) as { id: string }).id;
+  const check = await settled<{ status: string; error: unknown }>(url, `/v1/checks/${checkId}`);
+  assert.equal(check.status, 'completed', JSON.stringify(check.error));
 });
 
 test(
