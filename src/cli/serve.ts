@@ -3,6 +3,8 @@
  * run in this process's runner, one at a time, records on disk); with --redis, an API only, and
  * `immunize worker` processes run the jobs.
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { buildApi } from '../server/api.js';
 import { hashKey, loadKeys, newKey } from '../server/auth.js';
@@ -63,8 +65,26 @@ export function parseDuration(flag: string, v: string | undefined, def: number):
   return Math.round(Number(m[1]) * unit);
 }
 
-function isLoopback(host: string): boolean {
-  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
+/**
+ * Whether every address `host` stands for is a loopback address. Names are resolved first and
+ * the addresses checked, so '127.attacker.example' (a name, not an address) is judged by where it
+ * points; a name that does not resolve is not loopback.
+ */
+export async function isLoopbackHost(host: string): Promise<boolean> {
+  let addresses: string[];
+  try {
+    addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+  } catch {
+    return false;
+  }
+  return addresses.length > 0 && addresses.every(isLoopbackAddress);
+}
+
+function isLoopbackAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  const v4 = isIP(address) === 4 ? address : mapped;
+  if (v4 !== undefined) return v4.split('.')[0] === '127';
+  return isIP(address) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(address);
 }
 
 export async function readStdin(): Promise<string> {
@@ -114,7 +134,7 @@ export const command = defineCommand({
     const port = parseInteger('port', values.port, { min: 0, max: 65535 }) ?? 8080;
     const host = values.host ?? '127.0.0.1';
     const keys = loadKeys({ env: process.env['IMMUNIZE_API_KEYS'], file: values['keys-file'] });
-    if (keys.length === 0 && !isLoopback(host))
+    if (keys.length === 0 && !(await isLoopbackHost(host)))
       throw new UsageError(
         `refusing to listen on ${host} without API keys: give --keys-file or $IMMUNIZE_API_KEYS (immunize serve --new-key makes one), or listen on 127.0.0.1`,
       );

@@ -247,3 +247,48 @@ export function formatFromPath(path: string): ImageFormat {
   if (ext === 'png') return 'png';
   throw new ImmunizeError('E_ARGUMENT', `${path}: unknown image extension '.${ext}' (use .png, .jpg or .webp)`);
 }
+
+/**
+ * The raster formats an untrusted upload may be, as sharp names them (AVIF is 'heif'). Each is
+ * pixels only: none can make the decoder read or fetch anything else, unlike SVG (librsvg follows
+ * XInclude and `<image href>`), which is why the list is closed rather than "whatever sharp reads".
+ */
+export const UPLOAD_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'heif'] as const;
+export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
+
+/** libvips's loaders of UPLOAD_FORMATS (GIF's is nsgif; heif reads AVIF). */
+const UPLOAD_LOADERS = [
+  'VipsForeignLoadJpeg',
+  'VipsForeignLoadPng',
+  'VipsForeignLoadWebp',
+  'VipsForeignLoadTiff',
+  'VipsForeignLoadNsgif',
+  'VipsForeignLoadHeif',
+];
+
+/**
+ * Lets this process's libvips decode only UPLOAD_FORMATS: every other loader (SVG, PDF, the vips
+ * format, ImageMagick, …) is blocked for the life of the process. For processes that decode
+ * uploads (the API and the job runners), behind the magic-byte check, in case a file gets past it.
+ */
+export function restrictDecodersToUploadFormats(): void {
+  sharp.block({ operation: ['VipsForeignLoad'] });
+  sharp.unblock({ operation: UPLOAD_LOADERS });
+}
+
+/** The upload format that `data`'s first bytes announce, or null for anything else (SVG, text, …). */
+export function sniffUploadFormat(data: Buffer): UploadFormat | null {
+  const ascii = (from: number, to: number): string => data.subarray(from, to).toString('latin1');
+  if (data.length >= 3 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff) return 'jpeg';
+  if (data.length >= 8 && data.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    return 'png';
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
+  if (ascii(0, 6) === 'GIF87a' || ascii(0, 6) === 'GIF89a') return 'gif';
+  // ISO-BMFF: a 'ftyp' box whose brands include AVIF's (still image or sequence).
+  if (data.length >= 16 && ascii(4, 8) === 'ftyp') {
+    const size = Math.min(data.readUInt32BE(0), data.length, 256);
+    for (let i = 8; i + 4 <= size; i += 4) if (['avif', 'avis'].includes(ascii(i, i + 4))) return 'heif';
+  }
+  return null;
+}

@@ -10,7 +10,7 @@ import { PRESETS } from '../attacks/presets.js';
 import { ArgumentError } from '../errors.js';
 import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
 import { parseNumberText } from '../numbers.js';
-import { parsePurification } from '../purify/spec.js';
+import { defaultCheckSuite, parseCheckSuite } from '../robustness/check.js';
 import type { RobustKind } from '../robustness/robust.js';
 import { checkDevice } from '../torch/index.js';
 import { PROTECT_PARAMETERS, type Door, type ParameterSpec } from './schema.js';
@@ -114,7 +114,8 @@ function parseValue(p: ParameterSpec, raw: unknown, door: Door, maxOverride?: nu
       ) {
         throw fail(p.name, `must be ${rangeText(bounds)} but received ${typeof raw === 'string' ? raw : n}`);
       }
-      return n;
+      // '-0' is zero: normalised here so that no later step (a seed, a record) sees a negative zero.
+      return n === 0 ? 0 : n;
     }
     case 'choice': {
       if (typeof raw !== 'string')
@@ -192,14 +193,13 @@ export function resolveProtectParameters(
     throw rule('robustSamples', '{robustSamples} needs {robust} jpeg|all');
   const check = value('check', false);
   if (given['checkSuite'] !== undefined && !check) throw rule('checkSuite', '{checkSuite} needs {check}');
-  const checkSuite = value<string[]>('checkSuite', [...(fixed('checkSuite') as readonly string[])]);
+  // Not given: the default suite, its IMPRESS row shortened to fit a server's --max-steps.
+  const checkSuite = value<string[]>('checkSuite', defaultCheckSuite(ctx.maxSteps));
   if (check) {
-    for (const spec of checkSuite) {
-      try {
-        parsePurification(spec);
-      } catch (e) {
-        throw fail('checkSuite', (e as Error).message);
-      }
+    try {
+      parseCheckSuite(checkSuite, ctx.maxSteps === undefined ? {} : { maxCost: ctx.maxSteps });
+    } catch (e) {
+      throw fail('checkSuite', (e as Error).message);
     }
   }
   const target = value<string>('target', 'gray');

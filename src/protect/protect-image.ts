@@ -51,6 +51,11 @@ export interface ProtectOptions {
   onNote?: (note: string) => void;
   /** Stops the job between steps; it then ends with ProtectCanceled. */
   signal?: AbortSignal;
+  /**
+   * How the XMP label names the model (default: the repo id, or a local path's last component).
+   * The service gives its model id: a label must not tell where the server keeps its weights.
+   */
+  modelName?: string;
   /** The XMP label's and sidecar's date (default now; see creationDate()). */
   createdAt?: string;
 }
@@ -209,7 +214,7 @@ export async function protectImage(
       eps: r.eps,
       norm: 'linf',
       // Only a repo id or a file name: an absolute local path would leak the user's folders.
-      model: p.model === null ? null : existsSync(p.model) ? basename(p.model) : p.model,
+      model: p.model === null ? null : (o.modelName ?? (existsSync(p.model) ? basename(p.model) : p.model)),
       preset: attacking ? r.preset : null,
       steps: attacking ? r.steps : 0,
       stepsTaken: attack?.stepsTaken ?? 0,

@@ -86,6 +86,21 @@ export interface Purification {
   applySync(x: Tensor, o?: ApplyOptions): Tensor;
 }
 
+/**
+ * Bounds that keep every purification's cost proportional to the image: a median filter costs k²
+ * per pixel, a Gaussian blur its kernel width, a chain the sum of its steps. Far beyond anything an
+ * adversary's pre-processing uses (the JPEG note's medians are 3–5, its blurs σ ≤ 2), so they
+ * refuse only requests that would hold a runner for nothing. Checks add a total cost bound on top
+ * (checkSuiteCost, src/robustness/check.ts).
+ */
+export const PURIFICATION_LIMITS = {
+  medianSize: 15,
+  blurSigma: 20,
+  blurKernel: 121,
+  impressSteps: 10_000,
+  chainSteps: 8,
+};
+
 const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
 
 /** A decimal number or a fraction 'a/b'; NaN when the text is neither. */
@@ -187,7 +202,8 @@ function flags(c: Ctx, args: string[], allowed: Record<string, string>, usage: s
 const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
   impress: (c, a) => {
     const usage = 'impress[:<steps>][:l2|ssim]';
-    const steps = a[0] === undefined ? 50 : num(c, 'steps', a[0], { min: 1, max: 10000, integer: true });
+    const steps =
+      a[0] === undefined ? 50 : num(c, 'steps', a[0], { min: 1, max: PURIFICATION_LIMITS.impressSteps, integer: true });
     const f = flags(c, a.slice(1), { l2: 'closeness', ssim: 'closeness' }, usage);
     const closeness = (f.get('closeness') ?? 'l2') as 'l2' | 'ssim';
     return step(
@@ -249,8 +265,11 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
     );
   },
   blur: (c, a) => {
-    const sigma = num(c, 'sigma', a[0], { min: 0, minExclusive: true });
-    const k = a[1] === undefined ? undefined : num(c, 'kernel size', a[1], { min: 1, odd: true });
+    const sigma = num(c, 'sigma', a[0], { min: 0, minExclusive: true, max: PURIFICATION_LIMITS.blurSigma });
+    const k =
+      a[1] === undefined
+        ? undefined
+        : num(c, 'kernel size', a[1], { min: 1, max: PURIFICATION_LIMITS.blurKernel, odd: true });
     noMore(c, a, 2, 'blur:<sigma>[:<odd kernel size>]');
     return step(
       k === undefined ? `blur:${sigma}` : `blur:${sigma}:${k}`,
@@ -259,7 +278,7 @@ const PARSERS: Record<PurificationName, (c: Ctx, a: string[]) => Parsed> = {
     );
   },
   median: (c, a) => {
-    const size = num(c, 'size', a[0], { min: 1, integer: true });
+    const size = num(c, 'size', a[0], { min: 1, max: PURIFICATION_LIMITS.medianSize, integer: true });
     noMore(c, a, 1, 'median:<size>');
     return step(`median:${size}`, { size }, (x) => medianBlur(x, size));
   },
@@ -339,7 +358,13 @@ export function parsePurification(spec: string): Purification {
   const whole = spec.trim();
   if (whole === '')
     throw new PurificationSpecError('', "invalid purification '': empty spec (try 'jpeg:75', 'blur:1.5' or 'none')");
-  return chain(whole.split('+').map((tok) => parsePurificationStep(tok, whole)));
+  const tokens = whole.split('+');
+  if (tokens.length > PURIFICATION_LIMITS.chainSteps)
+    throw new PurificationSpecError(
+      whole.slice(0, 60),
+      `invalid purification '${whole.slice(0, 60)}${whole.length > 60 ? '…' : ''}': a chain has at most ${PURIFICATION_LIMITS.chainSteps} steps but this one has ${tokens.length}`,
+    );
+  return chain(tokens.map((tok) => parsePurificationStep(tok, whole)));
 }
 
 /** A Purification from already-parsed steps. */

@@ -7,7 +7,8 @@
  * share of the protection that survives P.
  */
 import { psnr } from '../metrics/psnr.js';
-import { parsePurification, type ApplyOptions } from '../purify/spec.js';
+import { PurificationSpecError } from '../purify/common.js';
+import { parsePurification, type ApplyOptions, type Purification } from '../purify/spec.js';
 import { Generator, noGrad, scope, type Tensor } from '../torch/index.js';
 
 /**
@@ -30,6 +31,55 @@ export const DEFAULT_CHECK_SUITE: readonly string[] = [
   // The adaptive purifier (docs/purify.md), bounded: 20 steps recover about as much as 50 on TAEF2.
   'impress:20',
 ];
+
+/** The most purifications one check runs (the API's route schema says the same). */
+export const MAX_CHECK_ROWS = 16;
+
+/**
+ * What a check suite costs, in attack steps (the unit of the service's `--max-steps`): each row
+ * reconstructs two photos (about one attack step's work), and each IMPRESS step is a gradient
+ * step through the autoencoder on each of the two photos (two attack steps).
+ */
+export function checkSuiteCost(suite: readonly Purification[]): number {
+  let cost = 0;
+  for (const p of suite) {
+    cost += 1;
+    for (const s of p.steps) if (s.name === 'impress') cost += 2 * Number(s.params['steps']);
+  }
+  return cost;
+}
+
+/**
+ * The one validation of a check suite, for `protect --check-suite` and the service's checks: each
+ * spec parses within PURIFICATION_LIMITS (src/purify/spec.ts), at most MAX_CHECK_ROWS rows, and a
+ * total cost of at most `maxCost` attack steps (the service passes its --max-steps). Throws a
+ * PurificationSpecError naming the problem; returns the canonical specs.
+ */
+export function parseCheckSuite(specs: readonly string[], o: { maxCost?: number } = {}): string[] {
+  if (specs.length === 0 || specs.length > MAX_CHECK_ROWS)
+    throw new PurificationSpecError(
+      '',
+      `a check runs 1 to ${MAX_CHECK_ROWS} purifications but received ${specs.length}`,
+    );
+  const suite = specs.map((s) => parsePurification(s));
+  const cost = checkSuiteCost(suite);
+  if (o.maxCost !== undefined && cost > o.maxCost)
+    throw new PurificationSpecError(
+      '',
+      `this check would cost ${cost} attack steps (1 per purification, 2 per impress step) but the limit is ${o.maxCost} (the server's --max-steps); ask for fewer impress steps or purifications`,
+    );
+  return suite.map((p) => p.spec);
+}
+
+/**
+ * The default suite within a cost of `maxCost` attack steps (a service started with a small
+ * --max-steps): IMPRESS is shortened to fit, and left out only when not even one step fits.
+ */
+export function defaultCheckSuite(maxCost = Infinity): string[] {
+  const fixed = DEFAULT_CHECK_SUITE.filter((s) => !s.startsWith('impress'));
+  const impressSteps = Math.min(20, Math.floor((maxCost - fixed.length - 1) / 2));
+  return impressSteps >= 1 ? [...fixed, `impress:${impressSteps}`] : fixed;
+}
 
 export type Verdict = 'holds' | 'weakened' | 'removed';
 

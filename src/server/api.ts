@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import Fastify, {
   type FastifyInstance,
   type FastifyPluginAsync,
@@ -15,9 +16,8 @@ import multipart from '@fastify/multipart';
 import sharp from 'sharp';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
 import { gpuMemory } from './gpu.js';
-import { probeImage, type ImageProbe } from '../io/images.js';
-import { parsePurification } from '../purify/index.js';
-import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
+import { probeImage, restrictDecodersToUploadFormats, sniffUploadFormat, type ImageProbe } from '../io/images.js';
+import { MAX_CHECK_ROWS, defaultCheckSuite, parseCheckSuite } from '../robustness/check.js';
 import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
@@ -59,9 +59,6 @@ export interface ApiConfig {
   logger?: boolean;
 }
 
-/** The default of a check: the suite of `immunize protect --check`, so both report the same rows. */
-export const DEFAULT_PURIFICATIONS: readonly string[] = DEFAULT_CHECK_SUITE;
-
 const FORMAT_EXT: Record<string, string> = {
   jpeg: 'jpg',
   png: 'png',
@@ -69,8 +66,7 @@ const FORMAT_EXT: Record<string, string> = {
   tiff: 'tif',
   gif: 'gif',
   avif: 'avif',
-  heif: 'heif',
-  jp2: 'jp2',
+  heif: 'avif', // the only HEIF the API accepts (sniffUploadFormat)
 };
 
 interface Caller {
@@ -85,7 +81,17 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * On every answer: never sniffed into another type (a JSON error is not HTML); job data is private
+ * and changes, so nothing is cached unless the route says otherwise (result PNGs, the web page).
+ */
+function answerHeaders(reply: FastifyReply): void {
+  void reply.header('X-Content-Type-Options', 'nosniff');
+  if (!reply.hasHeader('Cache-Control')) void reply.header('Cache-Control', 'no-store');
+}
+
 function sendError(reply: FastifyReply, e: HttpError): FastifyReply {
+  answerHeaders(reply); // also for refusals made before routing, which skip the hooks
   if (e.retryAfter !== undefined) void reply.header('Retry-After', String(e.retryAfter));
   return reply
     .code(e.status)
@@ -130,6 +136,40 @@ function mapError(e: unknown): HttpError {
   return new HttpError(500, 'E_INTERNAL', 'internal error');
 }
 
+/** fastify's refusals of a URL before any route runs; the message never quotes the URL. */
+function routerError(e: { code?: string }): HttpError {
+  if (e.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return new HttpError(414, 'E_URI_TOO_LONG', 'the URL is too long (a job id is 32 lowercase hex characters)');
+  return new HttpError(400, 'E_BAD_REQUEST', 'the URL is not valid (a malformed percent-escape or path)');
+}
+
+/**
+ * Node's HTTP parser's refusals (headers over its limit, a request that is not HTTP) reach no
+ * route and no reply object: answered on the socket, in the API's error shape, and closed.
+ */
+function answerClientError(e: Error & { code?: string }, socket: Duplex): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, h] =
+    e.code === 'HPE_HEADER_OVERFLOW'
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          new HttpError(431, 'E_HEADERS_TOO_LARGE', 'the request headers are too large'),
+        ]
+      : e.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', new HttpError(408, 'E_TIMEOUT', 'the request took too long to arrive')]
+        : [400, 'Bad Request', new HttpError(400, 'E_BAD_REQUEST', 'malformed HTTP request')];
+  const body = JSON.stringify({ error: { code: h.code, message: h.message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+}
+
 interface ValidationFailure {
   validation?: { instancePath: string; params: Record<string, unknown>; message?: string }[];
   validationContext?: string;
@@ -166,12 +206,68 @@ function imageError(part: 'image' | 'mask', e: unknown): HttpError {
   );
 }
 
+/** The create request's multipart body: its option fields and files; a body that is not valid multipart is a 400. */
+async function readForm(
+  req: FastifyRequest,
+): Promise<{ fields: Record<string, string>; files: Partial<Record<'image' | 'mask', Buffer>> }> {
+  const fields: Record<string, string> = {};
+  const files: Partial<Record<'image' | 'mask', Buffer>> = {};
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image' && part.fieldname !== 'mask') {
+          part.file.resume();
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            `unexpected file field '${part.fieldname.slice(0, 40)}' (expected image and optionally mask)`,
+            part.fieldname.slice(0, 40),
+          );
+        }
+        if (files[part.fieldname] !== undefined)
+          throw new HttpError(400, 'E_VALIDATION', `${part.fieldname} given twice`, part.fieldname);
+        files[part.fieldname] = await part.toBuffer();
+      } else {
+        if (part.fieldname in fields)
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            `${part.fieldname.slice(0, 40)} given twice`,
+            part.fieldname.slice(0, 40),
+          );
+        if (part.valueTruncated)
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            `${part.fieldname.slice(0, 40)}: value too long`,
+            part.fieldname.slice(0, 40),
+          );
+        fields[part.fieldname] = String(part.value);
+      }
+    }
+  } catch (e) {
+    // Our refusals and @fastify/multipart's limits (FST_*) keep their status; anything else thrown
+    // while parsing (no boundary, a malformed part header, a body cut short) is the client's body.
+    if (e instanceof HttpError || (e as { code?: string }).code?.startsWith('FST_')) throw e;
+    throw new HttpError(
+      400,
+      'E_BAD_REQUEST',
+      `malformed multipart/form-data body (${String((e as Error).message ?? e)
+        .split('\n')[0]!
+        .slice(0, 100)})`,
+    );
+  }
+  return { fields, files };
+}
+
 export interface Api {
   app: FastifyInstance;
   metrics: Metrics;
 }
 
 export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig): Promise<Api> {
+  // This process decodes uploads: its libvips reads the accepted raster formats and nothing else.
+  restrictDecodersToUploadFormats();
   // Route schemas validate as declared: no coercion ('7' is not a number) and nothing removed
   // silently (an unknown field is refused, not dropped).
   const app = Fastify({
@@ -179,6 +275,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     bodyLimit: 64 * 1024,
     trustProxy: false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // Refusals before routing (bad escapes, over-long ids) in the API's error shape, never echoing the URL.
+    frameworkErrors: (e, _req, reply) => sendError(reply, routerError(e)),
+    clientErrorHandler: answerClientError,
   });
   const routes = collectRoutes(app);
   const metrics = new Metrics();
@@ -228,6 +327,11 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     sendError(reply, new HttpError(404, 'E_NOT_FOUND', 'no such endpoint (see GET /v1/openapi.json)')),
   );
 
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    answerHeaders(reply);
+    done(null, payload);
+  });
+
   app.addHook('onResponse', (req, reply, done) => {
     metrics.counter('immunize_http_requests_total', 'HTTP requests by route and status', {
       route: req.routeOptions.url ?? 'unmatched',
@@ -260,7 +364,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   const identify = (req: FastifyRequest, opts: { id?: string; allowToken?: boolean } = {}): Caller => {
     const auth = req.headers.authorization;
     const xkey = req.headers['x-api-key'];
-    const presented = typeof xkey === 'string' ? xkey : auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    // RFC 9110 §11.1: the scheme name is case-insensitive ('bearer' is Bearer).
+    const bearer = auth === undefined ? undefined : /^bearer +(.+)$/i.exec(auth)?.[1]?.trim();
+    const presented = typeof xkey === 'string' ? xkey : bearer;
     let caller: Caller | null = null;
     if (presented !== undefined && cfg.keys.length > 0) {
       const name = authenticate(cfg.keys, presented);
@@ -510,7 +616,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           schedule: p.options.schedule ?? 'constant',
         })),
         defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
-        purifications: DEFAULT_PURIFICATIONS,
+        purifications: defaultCheckSuite(cfg.maxSteps),
         checkAvailable: true,
         editing: editingInfo(cfg.editing, queue.kind),
       }),
@@ -546,40 +652,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
             'send the image as multipart/form-data (fields: image, mask, and options)',
           );
         takeCreate(caller);
-        const fields: Record<string, string> = {};
-        const files: Partial<Record<'image' | 'mask', Buffer>> = {};
-        for await (const part of req.parts()) {
-          if (part.type === 'file') {
-            if (part.fieldname !== 'image' && part.fieldname !== 'mask') {
-              part.file.resume();
-              throw new HttpError(
-                400,
-                'E_VALIDATION',
-                `unexpected file field '${part.fieldname.slice(0, 40)}' (expected image and optionally mask)`,
-                part.fieldname.slice(0, 40),
-              );
-            }
-            if (files[part.fieldname] !== undefined)
-              throw new HttpError(400, 'E_VALIDATION', `${part.fieldname} given twice`, part.fieldname);
-            files[part.fieldname] = await part.toBuffer();
-          } else {
-            if (part.fieldname in fields)
-              throw new HttpError(
-                400,
-                'E_VALIDATION',
-                `${part.fieldname.slice(0, 40)} given twice`,
-                part.fieldname.slice(0, 40),
-              );
-            if (part.valueTruncated)
-              throw new HttpError(
-                400,
-                'E_VALIDATION',
-                `${part.fieldname.slice(0, 40)}: value too long`,
-                part.fieldname.slice(0, 40),
-              );
-            fields[part.fieldname] = String(part.value);
-          }
-        }
+        const { fields, files } = await readForm(req);
         const image = files.image;
         if (image === undefined)
           throw new HttpError(
@@ -630,12 +703,29 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     /** Header first (pixel count refused before any decoding), then a bounded decode to catch corrupt files. */
     async function checkImage(part: 'image' | 'mask', data: Buffer): Promise<ImageProbe> {
       if (data.length === 0) throw new HttpError(422, 'E_IMAGE', `${part}: the file is empty`, part);
+      // Raster formats only, known by their first bytes: an SVG (or anything else libvips would
+      // render with references to other files) is refused before any decoder sees it.
+      const sniffed = sniffUploadFormat(data);
+      if (sniffed === null)
+        throw new HttpError(
+          422,
+          'E_IMAGE_FORMAT',
+          `${part}: not a PNG, JPEG, WebP, TIFF, AVIF or GIF file (judged by its first bytes; SVG and other formats are not accepted)`,
+          part,
+        );
       let p: ImageProbe;
       try {
         p = await probeImage(data);
       } catch (e) {
         throw imageError(part, e);
       }
+      if (p.format !== sniffed)
+        throw new HttpError(
+          422,
+          'E_IMAGE_FORMAT',
+          `${part}: the file starts as ${sniffed} but decodes as ${p.format.slice(0, 20)}; not accepted`,
+          part,
+        );
       if (p.width * p.height > cfg.maxPixels) {
         throw new HttpError(
           413,
@@ -669,7 +759,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           'x-responses': { 200: { description: '{ items: Job[] }' }, 400: err('invalid limit or status') },
         }),
       },
-      (req) => {
+      async (req) => {
         const caller = identify(req);
         const q = req.query as Record<string, string | undefined>;
         const limit = q['limit'] === undefined ? 20 : Number(q['limit']);
@@ -689,8 +779,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
             'status',
           );
         const now = Date.now();
-        const items = storage
-          .all()
+        const items = (await storage.allAsync())
           .filter(
             (r) =>
               r.kind === 'immunization' &&
@@ -779,12 +868,17 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
         async (req, reply) => {
           const caller = identify(req);
           const r = ownJob(caller, req.params.id, kind);
-          if (!TERMINAL.has(r.status)) {
-            storage.requestCancel(r.id);
-            await queue.cancel(r.id);
-            await settle(r.id);
+          // An immunization's checks and edits go with it: queued ones would only fail later, and
+          // finished ones would outlive the photo they describe.
+          const children = kind === 'immunization' ? (await storage.allAsync()).filter((c) => c.parent === r.id) : [];
+          for (const j of [...children, r]) {
+            if (!TERMINAL.has(j.status)) {
+              storage.requestCancel(j.id);
+              await queue.cancel(j.id);
+              await settle(j.id);
+            }
+            storage.remove(j.id);
           }
-          storage.remove(r.id);
           return reply.code(204).send();
         },
       );
@@ -887,7 +981,12 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
             type: ['object', 'null'],
             additionalProperties: false,
             properties: {
-              purifications: { type: 'array', items: { type: 'string', maxLength: 200 }, minItems: 1, maxItems: 16 },
+              purifications: {
+                type: 'array',
+                items: { type: 'string', maxLength: 200 },
+                minItems: 1,
+                maxItems: MAX_CHECK_ROWS,
+              },
             },
           },
           'x-responses': {
@@ -913,26 +1012,31 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
               `unknown field '${k.slice(0, 40)}' (expected purifications)`,
               k.slice(0, 40),
             );
-        const list = body['purifications'] ?? DEFAULT_PURIFICATIONS;
-        if (!Array.isArray(list) || list.length === 0 || list.length > 16 || !list.every((s) => typeof s === 'string'))
+        const list = body['purifications'] ?? defaultCheckSuite(cfg.maxSteps);
+        if (
+          !Array.isArray(list) ||
+          list.length === 0 ||
+          list.length > MAX_CHECK_ROWS ||
+          !list.every((s) => typeof s === 'string')
+        )
           throw new HttpError(
             400,
             'E_VALIDATION',
-            'purifications: expected 1 to 16 spec strings such as "jpeg:75"',
+            `purifications: expected 1 to ${MAX_CHECK_ROWS} spec strings such as "jpeg:75"`,
             'purifications',
           );
-        const specs = (list as string[]).map((s) => {
-          try {
-            return parsePurification(s).spec;
-          } catch (e) {
-            throw new HttpError(
-              400,
-              'E_VALIDATION',
-              `purifications: ${(e as Error).message.split('\n')[0]}`,
-              'purifications',
-            );
-          }
-        });
+        let specs: string[];
+        try {
+          // Bounded parameters and a total cost within --max-steps: refused now, not failing in the runner.
+          specs = parseCheckSuite(list as string[], { maxCost: cfg.maxSteps });
+        } catch (e) {
+          throw new HttpError(
+            400,
+            'E_VALIDATION',
+            `purifications: ${(e as Error).message.split('\n')[0]}`,
+            'purifications',
+          );
+        }
         if (parent.status !== 'completed')
           throw new HttpError(
             409,
@@ -981,6 +1085,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     const headers: Record<string, string> = {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
+      'X-Content-Type-Options': 'nosniff',
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     };

@@ -15,10 +15,10 @@
  * Started as: node runner.js  with the settings in IMMUNIZE_RUNNER (JSON).
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
-import { probeImage } from '../io/images.js';
+import { probeImage, restrictDecodersToUploadFormats } from '../io/images.js';
 import {
   loadProtectModels,
   preflightPhoto,
@@ -50,9 +50,34 @@ export type RunnerMessage =
   | { type: 'done'; result: Record<string, unknown> }
   | { type: 'error'; code: string; message: string };
 
+/** The process that started this runner. */
+const PARENT_PID = process.ppid;
+
+/**
+ * Whether the parent is gone. An attack step is synchronous libtorch work and its awaits resolve
+ * as microtasks, so the IPC channel's 'disconnect' is not seen until the job ends, and Node's
+ * process.ppid is read once at start-up: the kernel is asked instead, at every step. On Linux the
+ * parent pid in /proc/self/stat changes at once when the parent dies (we are re-parented);
+ * elsewhere signal 0 tells whether the parent's pid still exists.
+ */
+function orphaned(): boolean {
+  if (!process.connected) return true;
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8'); // "pid (comm) state ppid …"
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== PARENT_PID;
+  } catch {
+    try {
+      process.kill(PARENT_PID, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+}
+
 function send(m: RunnerMessage): Promise<void> {
   return new Promise((res) => {
-    if (!process.connected) process.exit(3);
+    if (orphaned()) process.exit(3);
     process.send!(m, () => res());
   });
 }
@@ -100,6 +125,7 @@ async function immunize(
   const result = await protectImage(inputs, models, req, {
     parameters: sidecarParams,
     inputPath: resolve(image),
+    ...(parameters!.model === null ? {} : { modelName: parameters!.model }),
     onStep,
   });
   const sidecar = writeProtected(result, storage.file(r.id, 'result.png'));
@@ -184,7 +210,7 @@ async function runJob({ root, id, parameters }: RunRequest, settings: RunnerSett
   let pending: Promise<void> = Promise.resolve();
   progress = (step, steps, loss, etaMs) => {
     // An orphan (its worker was killed) stops at the next step instead of computing for nobody.
-    if (!process.connected) process.exit(3);
+    if (orphaned()) process.exit(3);
     const now = performance.now();
     if (now - last < 100 && step < steps) return;
     last = now;
@@ -225,6 +251,7 @@ function logStart(id: string): void {
 }
 
 function main(): void {
+  restrictDecodersToUploadFormats(); // the runner decodes the uploads the API accepted, and only those formats
   const settings = JSON.parse(process.env['IMMUNIZE_RUNNER'] ?? '{}') as RunnerSettings;
   let queue: Promise<void> = Promise.resolve();
   process.on('message', (msg: unknown) => {

@@ -6,6 +6,7 @@
  * (write a temporary, rename), so readers on other processes or machines (a shared mount) see
  * either the old or the new record, never half of one.
  */
+import { readFile, readdir } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { ProtectRequest } from '../protect/index.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -164,6 +165,35 @@ export class Storage {
     for (const id of this.ids()) {
       const r = this.read(id);
       if (r !== null) out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Every record, read without blocking the event loop: listing reads every job of every key, and
+   * a burst of lists must not hold up other callers' requests (the reads go to libuv's pool in
+   * batches, and each batch is parsed between other work).
+   */
+  async allAsync(): Promise<JobRecord[]> {
+    let ids: string[];
+    try {
+      ids = (await readdir(this.jobsDir)).filter((n) => ID_RE.test(n));
+    } catch {
+      return [];
+    }
+    const out: JobRecord[] = [];
+    for (let i = 0; i < ids.length; i += 64) {
+      const batch = await Promise.all(
+        ids.slice(i, i + 64).map((id) => readFile(this.file(id, 'record.json'), 'utf8').catch(() => null)),
+      );
+      for (const text of batch) {
+        if (text === null) continue;
+        try {
+          out.push(JSON.parse(text) as JobRecord);
+        } catch {
+          // a record being replaced or removed right now: not listed this time
+        }
+      }
     }
     return out;
   }

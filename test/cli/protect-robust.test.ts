@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_CHECK_SUITE } from '../../src/robustness/check.js';
+import { DEFAULT_CHECK_SUITE, checkSuiteCost, defaultCheckSuite } from '../../src/robustness/check.js';
+import { parsePurification } from '../../src/purify/spec.js';
 import sharp from 'sharp';
 import { immunizeCli } from '../helpers/cli.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
@@ -179,4 +180,16 @@ test('the default --check suite ends with a bounded IMPRESS row', () => {
   const last = DEFAULT_CHECK_SUITE.at(-1)!;
   assert.match(last, /^impress:\d+$/);
   assert.ok(Number(last.split(':')[1]) <= 20, last);
+});
+
+test('the default suite shortens IMPRESS to fit a cost limit, and leaves it out only when one step does not fit', () => {
+  const cost = (suite: string[]): number => checkSuiteCost(suite.map((x) => parsePurification(x)));
+  assert.deepEqual(defaultCheckSuite(), [...DEFAULT_CHECK_SUITE]);
+  const others = DEFAULT_CHECK_SUITE.length - 1;
+  for (const limit of [1000, 40, 20, others + 3, others + 2]) {
+    const suite = defaultCheckSuite(limit);
+    assert.ok(cost(suite) <= limit, `${limit}: ${suite.join(',')} costs ${cost(suite)}`);
+  }
+  assert.equal(defaultCheckSuite(others + 3).at(-1), 'impress:1');
+  assert.ok(!defaultCheckSuite(others + 2).some((x) => x.startsWith('impress')));
 });

@@ -220,13 +220,13 @@ test(
   async () => {
     const { dir, i } = await setup('unchanged-api');
     const { proc, hello } = await startJsonProcess(
-      serveArgs('--storage', join(dir, 'storage'), '--model', `taef2=${taef2!}`),
+      serveArgs('--storage', join(dir, 'storage'), '--model', taef2!),
       childEnv(),
     );
     try {
       const url = String(hello['listening']);
       // The `encoder` and `masked` cases, as API fields: the PNG is the command's; the served sidecar
-      // names the model by its id (recorded as `api:NAME`).
+      // names the model by its id, here the file name as the command's XMP label does (recorded as `api:NAME`).
       const got: Fixture = {};
       const jobs: [string, Record<string, string>, boolean][] = [
         ['encoder', { steps: '4', seed: '1' }, false],

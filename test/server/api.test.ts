@@ -137,7 +137,7 @@ test('bad requests: each gets its 4xx and code, and the service keeps serving', 
       422,
       'E_IMAGE',
     ],
-    ['not an image', create([{ name: 'image', data: 'hello, world', filename: 'x.png' }]), 422, 'E_IMAGE'],
+    ['not an image', create([{ name: 'image', data: 'hello, world', filename: 'x.png' }]), 422, 'E_IMAGE_FORMAT'],
     ['pixel bomb', create([{ name: 'image', data: pixelBomb(), filename: 'bomb.png' }]), 413, 'E_IMAGE_TOO_LARGE'],
     [
       'mask size mismatch',

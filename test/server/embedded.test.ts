@@ -32,6 +32,7 @@ import {
   stop,
   tempDir,
   TAEF2,
+  TAEF2_ID,
   waitFor,
 } from './harness.js';
 
@@ -70,7 +71,7 @@ const record = (id: string): Rec | null => {
 
 async function startServer(): Promise<void> {
   const { proc, hello } = await startJsonProcess(
-    serveArgs('--storage', storage, '--model', `taef2=${TAEF2}`),
+    serveArgs('--storage', storage, '--model', TAEF2),
     childEnv({ IMMUNIZE_RUNNER_START_LOG: join(dir, 'starts.jsonl') }),
     log,
   );
@@ -247,7 +248,7 @@ test(
       purifications: Row[];
     };
     assert.equal(result.immunization, job.id);
-    assert.equal(result.model, 'taef2');
+    assert.equal(result.model, TAEF2_ID);
     assert.deepEqual(
       result.purifications.map((p) => p.spec),
       DEFAULT_CHECK_SUITE.map((s) => parsePurification(s).spec),

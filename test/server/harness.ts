@@ -13,6 +13,11 @@ export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'immunize.js');
 export const SHARED = process.env['IMMUNIZE_SHARED'] ?? join(ROOT, '..', 'shared');
 export const TAEF2 = join(SHARED, 'models', 'taef2-hf', 'taef2.safetensors');
+/**
+ * TAEF2 served as `--model PATH`: its id is then the file name, the name `immunize protect --model
+ * PATH` writes in the XMP label, so the service's PNG and the command's have the same bytes.
+ */
+export const TAEF2_ID = basename(TAEF2);
 export const IMAGES = join(SHARED, 'images');
 export const REDIS = '/usr/bin/redis-server';
 /** Fixed date in the XMP label and sidecar, so the CLI and the service write the same bytes. */

@@ -50,7 +50,7 @@ test(
     // Every runner appends a line per job start: a count of executions independent of the records.
     const startLog = join(dir, 'starts.jsonl');
     const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog });
-    const common = ['--redis', redis.url, '--storage', storage, '--model', `taef2=${TAEF2}`];
+    const common = ['--redis', redis.url, '--storage', storage, '--model', TAEF2];
     const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
       const { proc, hello } = await startJsonProcess(
         [BIN, 'serve', '--port', '0', ...common, '--rate-create', '0', '--rate-requests', '0'],
