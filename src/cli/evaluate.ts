@@ -31,7 +31,8 @@ Options:
   --methods LIST       built-in immunizations to run: ${BUILTIN_METHODS.join(',')} (default: the
                        dataset's, else encoder,noise; pre-immunized files in the dataset add theirs)
   --purify SPEC        purification sweep, e.g. 'jpeg:95,85,75,65,50' (comma lists expand; repeat
-                       the option for several; specs as \`immunize purify\`, docs/purify.md)
+                       the option for several; specs as \`immunize purify\`, docs/purify.md;
+                       default: the dataset's, else jpeg:75 and impress:20; 'none' for no sweep)
   --size N             evaluate at N×N (multiple of 8; default the dataset's, else ${DEFAULT_EVAL_SIZE})
   --steps N            editing: denoising steps (default ${PHOTOGUARD_EDIT.steps})
   --strength S         editing: img2img strength (default ${PHOTOGUARD_EDIT.strength})

@@ -92,6 +92,13 @@ export interface Dataset {
   items: DatasetItem[];
 }
 
+/**
+ * The sweep when the dataset and the command line name none: the purifications that matter for a
+ * protection figure — a JPEG re-save (what uploads do) and IMPRESS, the adaptive purifier, bounded
+ * as in `protect --check` (docs/purify.md). `"purify": []` or `--purify none` turns it off.
+ */
+export const DEFAULT_PURIFY: readonly string[] = ['jpeg:75', 'impress:20'];
+
 export const DEFAULT_MODELS: ModelSettings = {
   img2img: DEFAULT_IMG2IMG_MODEL,
   inpaint: DEFAULT_INPAINT_MODEL,
@@ -303,7 +310,7 @@ export function parseDataset(
   };
   immunize.methods = [...new Set(immunize.methods)];
 
-  let purifySpecs: string[] = [];
+  let purifySpecs: string[] = [...DEFAULT_PURIFY];
   if (top['purify'] !== undefined) {
     const p = typeof top['purify'] === 'string' ? [top['purify']] : top['purify'];
     if (!Array.isArray(p))
@@ -316,7 +323,8 @@ export function parseDataset(
   if (overrides.purify !== undefined) purifySpecs = overrides.purify;
   let purify: string[];
   try {
-    purify = [...new Set(purifySpecs.flatMap((s) => expandSweep(s)))];
+    // 'none' is the unpurified variant, always evaluated: `--purify none` asks for no sweep.
+    purify = [...new Set(purifySpecs.flatMap((s) => expandSweep(s)))].filter((s) => s !== 'none');
   } catch (err) {
     c.fail(overrides.purify !== undefined ? '--purify' : 'purify', (err as Error).message);
   }

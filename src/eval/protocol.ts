@@ -433,18 +433,7 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
       for (const [method, input] of Object.entries(result.inputs)) {
         const key = variantKey(method, purification);
         const purified =
-          purification === null
-            ? input
-            : await imageArtifact(
-                ctx,
-                'purify',
-                { input: input.sha256, spec: purification },
-                `${label}: ${key}`,
-                async () => {
-                  using img = await decodePng(input.file);
-                  return { image: await parsePurification(purification).apply(img) };
-                },
-              );
+          purification === null ? input : await purifyArtifact(ctx, input, purification, mode, `${label}: ${key}`);
         const edit = await imageArtifact(
           ctx,
           'edit',
@@ -474,6 +463,41 @@ async function imagesFor(ctx: Ctx, it: DatasetItem, label: string): Promise<Item
   return result;
 }
 
+/**
+ * One purified image. An adaptive purifier (impress) works against the model the attack used —
+ * the dataset's encoder, or else the editing pipeline's VAE — so that model is part of its key.
+ */
+async function purifyArtifact(
+  ctx: Ctx,
+  input: { file: string; sha256: string },
+  spec: string,
+  mode: 'img2img' | 'inpaint',
+  label: string,
+): ReturnType<typeof imageArtifact> {
+  const p = parsePurification(spec);
+  const model = p.needsAutoencoder ? (ctx.fp.encoder ?? (mode === 'img2img' ? ctx.fp.img2img : ctx.fp.inpaint)) : null;
+  return imageArtifact(
+    ctx,
+    'purify',
+    { input: input.sha256, spec, ...(model === null ? {} : { model }) },
+    label,
+    async () => {
+      using img = await decodePng(input.file);
+      if (!p.needsAutoencoder) return { image: await p.apply(img) };
+      using onDevice = img.to(ctx.device);
+      using purified = await p.apply(onDevice, { autoencoder: await attackedAutoencoder(ctx, mode) });
+      return { image: purified.to('cpu') };
+    },
+  );
+}
+
+/** The autoencoder the encoder attack targets: the dataset's encoder, else the pipeline's VAE. */
+async function attackedAutoencoder(ctx: Ctx, mode: 'img2img' | 'inpaint'): Promise<Autoencoder> {
+  if (ctx.ds.models.encoder === null) return (await ctx.pipelines.get(mode)).vae;
+  ctx.encoderModel ??= await loadAutoencoder(ctx.ds.models.encoder, { device: ctx.device });
+  return ctx.encoderModel;
+}
+
 async function distanceTo(x: Tensor, file: string): Promise<{ linf255: number; psnr: number }> {
   using y = await decodePng(file);
   return distance(y, x);
@@ -499,14 +523,8 @@ async function immunize(
     const onStep = (s: PgdStep): void => bar.update(s.step, `loss ${s.loss.toFixed(4)}`);
     let r: ImmunizeResult;
     if (method === 'encoder' || method === 'robust') {
-      let enc: ImageEncoder;
-      if (ctx.ds.models.encoder !== null) {
-        ctx.encoderModel ??= await loadAutoencoder(ctx.ds.models.encoder, { device: ctx.device });
-        enc = asEncoder(ctx.encoderModel);
-      } else {
-        // White-box, as the paper: the VAE of the pipeline that will edit the image.
-        enc = asEncoder((await ctx.pipelines.get(mode)).vae);
-      }
+      // White-box, as the paper: without a dataset encoder, the VAE of the pipeline that will edit the image.
+      const enc: ImageEncoder = asEncoder(await attackedAutoencoder(ctx, mode));
       // robust: `immunize protect --robust jpeg` (EOT over differentiable JPEG, quality 50–95).
       const eot = method === 'robust' ? robustEot(ROBUST_EOT.kind, ROBUST_EOT.samples) : undefined;
       r = runAttack(xd, { method: 'encoder', pgd: { ...pgd, eot }, encoder: enc, target: 'gray', onStep });

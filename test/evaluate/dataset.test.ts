@@ -46,7 +46,7 @@ test("dataset: defaults are photoguard's (guidance 7.5, 100 steps, η 1, strengt
   assert.deepEqual(ds.immunize.methods, ['encoder', 'noise']);
   assert.equal(ds.immunize.eps, 16 / 255);
   assert.equal(ds.name, 'data');
-  assert.deepEqual(ds.purify, []);
+  assert.deepEqual(ds.purify, ['jpeg:75', 'impress:20'], 'the default sweep: a JPEG re-save and the adaptive purifier');
   assert.equal(ds.models.clip, null);
   assert.equal(ds.models.inception, null);
   // A bare array of items is a dataset too; overrides win over the file.
@@ -65,6 +65,10 @@ test("dataset: defaults are photoguard's (guidance 7.5, 100 steps, η 1, strengt
   assert.deepEqual([o.size, o.edit.steps, o.edit.guidance], [64, 3, 7.5]);
   assert.deepEqual(o.purify, ['jpeg:95', 'jpeg:75']);
   assert.deepEqual(o.immunize.methods, ['noise']);
+  // No sweep when asked for none, in the file or on the command line.
+  const file = { file: join(dir, 'x.json') };
+  assert.deepEqual(parseDataset({ purify: [], items: [{ image: 'a.png', prompt: 'p' }] }, file).purify, []);
+  assert.deepEqual(parseDataset([{ image: 'a.png', prompt: 'p' }], file, { purify: ['none'] }).purify, []);
 });
 
 test('dataset: errors name the file, the item index and the key', () => {

@@ -296,5 +296,10 @@ test(
     assert.equal(robust.origin, 'computed');
     assert.ok(robust.linf255 > 0 && robust.linf255 <= 16 + 0.5, `L∞ ${robust.linf255}/255`);
     assert.notEqual(robust.sha256, encoder.sha256, 'optimising through JPEG changes the perturbation');
+    // No sweep given: the default one, a JPEG re-save and IMPRESS against the attacked VAE.
+    const item = results.items[0]!;
+    for (const m of ['clean', 'encoder', 'robust'])
+      for (const p of ['jpeg:75', 'impress:20']) assert.ok(item.variants[`${m}@${p}`] !== undefined, `${m}@${p}`);
+    assert.notEqual(item.variants['encoder@impress:20']!.input.sha256, encoder.sha256, 'IMPRESS changed the photo');
   },
 );
