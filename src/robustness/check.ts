@@ -162,7 +162,8 @@ export async function checkProtection(
   }
   o.onProgress?.(suite.length, suite.length, '');
   return {
-    metric: 'reconstruction PSNR (dB) of the purified photo through the model, against the purified clean photo',
+    metric:
+      'reconstruction PSNR (dB) of the purified photo through the model, against the purified clean photo (adaptive purifiers, impress: against the clean photo as it is)',
     model: o.model,
     none: { cleanPsnr: noneClean, immunizedPsnr: noneImm, gapDb: gap0 },
     rows,
@@ -183,5 +184,9 @@ export function formatCheck(c: ProtectionCheck): string {
       `  ${r.purification.padEnd(22)} ${r.cleanPsnr.toFixed(2).padStart(7)} ${r.immunizedPsnr.toFixed(2).padStart(7)} ${r.gapDb.toFixed(2).padStart(6)}  ${`${Math.round(100 * r.remaining)}%`.padStart(4)} ${r.verdict}`,
     );
   }
+  if (c.rows.some((r) => r.purification.startsWith('impress')))
+    lines.push(
+      '  impress: an adversary who knows the photo is protected tries to wash the protection out (the IMPRESS purifier, against this model); "left" is what survives it',
+    );
   return lines.join('\n');
 }

@@ -163,6 +163,7 @@ test('--check runs the adaptive purifier IMPRESS against the model: its row comp
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /impress:3/);
+  assert.match(r.stdout, /impress: an adversary who knows the photo is protected/, 'the table says what the row means');
   const c = JSON.parse(readFileSync(join(s.dir, 'impress.immunized.check.json'), 'utf8')) as CheckFile & {
     none: { immunizedPsnr: number };
   };
