@@ -37,7 +37,7 @@ import {
 import { registerWebPage } from './static-web.js';
 import { HttpError, validateOptions } from './options.js';
 import type { JobQueue } from './queue.js';
-import { ID_RE, Storage, TERMINAL, type JobKind, type JobProgress, type JobRecord } from './storage.js';
+import { ID_RE, Storage, TERMINAL, newJobRecord, type JobKind, type JobProgress, type JobRecord } from './storage.js';
 
 export interface ApiConfig {
   models: ModelEntry[];
@@ -507,25 +507,6 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     return reply.code(202).header('Location', base(r)).send(publicRecord(r));
   };
 
-  const newRecord = (kind: JobKind, owner: string): JobRecord => ({
-    id: Storage.newId(),
-    kind,
-    owner,
-    status: 'queued',
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    expiresAt: null,
-    attempts: 0,
-    completions: 0,
-    options: {},
-    input: null,
-    parent: null,
-    progress: null,
-    error: null,
-    result: null,
-  });
-
   // ---- health, metrics, docs ----
   const open = (summary: string, responses: Record<string, unknown>): { schema: RouteSchema } => ({
     schema: { summary, security: [], 'x-responses': responses },
@@ -680,7 +661,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
             );
           }
         }
-        const r = newRecord('immunization', caller.owner);
+        const r = newJobRecord('immunization', caller.owner);
         const inputFile = `input.${FORMAT_EXT[probe.format] ?? 'img'}`;
         const maskFile = maskProbe === null ? null : `mask.${FORMAT_EXT[maskProbe.format] ?? 'img'}`;
         r.options = v.options;
@@ -1051,7 +1032,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           );
         takeCreate(caller);
         await capacity();
-        const r = newRecord('check', caller.owner);
+        const r = newJobRecord('check', caller.owner);
         r.parent = parent.id;
         r.options = { purifications: specs };
         return accept(r, [], reply);
@@ -1073,7 +1054,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       ownJob,
       takeCreate,
       capacity,
-      newRecord,
+      newRecord: newJobRecord,
       accept,
     }),
   );

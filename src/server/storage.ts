@@ -76,6 +76,28 @@ export interface JobRecord {
   result: Record<string, unknown> | null;
 }
 
+/** A new job, queued now, with nothing run yet. */
+export function newJobRecord(kind: JobKind, owner: string): JobRecord {
+  return {
+    id: Storage.newId(),
+    kind,
+    owner,
+    status: 'queued',
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    expiresAt: null,
+    attempts: 0,
+    completions: 0,
+    options: {},
+    input: null,
+    parent: null,
+    progress: null,
+    error: null,
+    result: null,
+  };
+}
+
 export class Storage {
   readonly root: string;
   readonly jobsDir: string;

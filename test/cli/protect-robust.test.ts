@@ -23,6 +23,24 @@ async function setup(): Promise<{ dir: string; img: string; model: string } | nu
   return { dir, img, model };
 }
 
+/** `immunize protect` of the small photo, 6 steps, then `--check` with `suite`. */
+function protectChecked(s: { img: string; model: string }, suite: string, out: string, ...more: string[]) {
+  return immunize(
+    'protect',
+    s.img,
+    '--model',
+    s.model,
+    '--steps',
+    '6',
+    '--check',
+    '--check-suite',
+    suite,
+    '-o',
+    out,
+    ...more,
+  );
+}
+
 interface CheckFile {
   none: { gapDb: number; cleanPsnr: number };
   rows: {
@@ -98,21 +116,7 @@ test('--check writes NAME.immunized.check.json beside the result; a later --chec
   const out = join(s.dir, 'face.immunized.png');
   const checkFile = join(s.dir, 'face.immunized.check.json');
   const suite = 'jpeg:75,hflip,blur:1,none';
-  const protectAndCheck = (...more: string[]) =>
-    immunize(
-      'protect',
-      s.img,
-      '--model',
-      s.model,
-      '--steps',
-      '6',
-      '--check',
-      '--check-suite',
-      suite,
-      '-o',
-      out,
-      ...more,
-    );
+  const protectAndCheck = (...more: string[]) => protectChecked(s, suite, out, ...more);
   const r = protectAndCheck();
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /protection check/);
@@ -148,19 +152,7 @@ test('--check runs the adaptive purifier IMPRESS against the model: its row comp
   const s = await setup();
   if (s === null) return t.skip(skipReason('models', 'taef2-hf'));
   const out = join(s.dir, 'impress.immunized.png');
-  const r = immunize(
-    'protect',
-    s.img,
-    '--model',
-    s.model,
-    '--steps',
-    '6',
-    '--check',
-    '--check-suite',
-    'impress:3,none',
-    '-o',
-    out,
-  );
+  const r = protectChecked(s, 'impress:3,none', out);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /impress:3/);
   assert.match(r.stdout, /impress: an adversary who knows the photo is protected/, 'the table says what the row means');

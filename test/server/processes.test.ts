@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeImage } from '../../src/io/images.js';
-import { Storage, type JobRecord } from '../../src/server/storage.js';
+import { Storage, newJobRecord, type JobRecord } from '../../src/server/storage.js';
 import {
   alive,
   childEnv,
@@ -51,22 +51,12 @@ test('listing does not block: a status call is answered while 20 lists of 1,500 
   const storage = new Storage(tempDir('list'));
   const now = new Date().toISOString();
   const template: JobRecord = {
-    id: '',
-    kind: 'immunization',
-    owner: 'anonymous',
+    ...newJobRecord('immunization', 'anonymous'),
     status: 'completed',
-    createdAt: now,
     startedAt: now,
     finishedAt: now,
-    expiresAt: null,
     attempts: 1,
     completions: 1,
-    options: {},
-    input: null,
-    parent: null,
-    progress: null,
-    error: null,
-    result: null,
   };
   const ids = Array.from({ length: 1500 }, () => Storage.newId());
   for (const id of ids) storage.create({ ...template, id }, []);
