@@ -42,6 +42,12 @@ export interface PgdOptions {
   projectStart?: boolean;
   /** Broadcastable to the image: 1 where the perturbation may go, 0 where pixels stay original. */
   mask?: Tensor | null;
+  /**
+   * A per-pixel L∞ budget (broadcastable to the image, values in [0, eps]; `eps` stays the largest
+   * bound): projection, random start and step size follow it, so a pixel with half the budget
+   * also moves by half steps. L∞ only. See budget.ts for perceptual maps.
+   */
+  epsMap?: Tensor | null;
   /** Valid pixel range (default [0, 1]). */
   range?: [number, number];
   /** Stop as soon as the loss is at or below this. */
@@ -152,11 +158,26 @@ export function checkPgdOptions(o: PgdOptions, x?: Tensor): void {
       );
     }
   }
+  if (o.epsMap !== undefined && o.epsMap !== null) checkEpsMap(o.epsMap, o, shape);
   if (o.startNoise !== undefined && o.startNoise.shape.join() !== shape.join()) {
     throw new ArgumentError(
       `Expected startNoise to have the image's shape [${shape.join(', ')}] but received [${o.startNoise.shape.join(', ')}]`,
     );
   }
+}
+
+function checkEpsMap(map: Tensor, o: PgdOptions, shape: readonly number[]): void {
+  const m = map.shape;
+  if (m.length !== shape.length || m.some((d, k) => d !== 1 && d !== shape[k]))
+    throw new ArgumentError(
+      `Expected epsMap to broadcast to the image [${shape.join(', ')}] but received shape [${m.join(', ')}]`,
+    );
+  if ((o.norm ?? 'linf') !== 'linf')
+    throw new ArgumentError(`epsMap is a per-pixel L∞ budget; it does not apply to norm '${o.norm}'`);
+  const [lo, hi] = noGrad(() => scope(() => [map.min().item(), map.max().item()]));
+  // A tolerance of one float32 ulp at 1: maps built as eps × a factor in [0, 1] may round up.
+  if (!(Number.isFinite(lo!) && Number.isFinite(hi!) && lo! >= 0 && hi! <= o.eps + 1e-7))
+    throw new ArgumentError(`Expected epsMap's values to lie in [0, eps = ${o.eps}] but they span [${lo}, ${hi}]`);
 }
 
 /** The step size of iteration i under a schedule. */
@@ -176,7 +197,8 @@ function project(x: Tensor, adv: Tensor, o: PgdOptions): Tensor {
   return scope(() => {
     const [lo, hi] = o.range ?? [0, 1];
     let delta = adv.sub(x);
-    if ((o.norm ?? 'linf') === 'linf') delta = delta.clamp(-o.eps, o.eps);
+    if (o.epsMap) delta = delta.clamp(o.epsMap.neg(), o.epsMap);
+    else if ((o.norm ?? 'linf') === 'linf') delta = delta.clamp(-o.eps, o.eps);
     else {
       // torch.renorm(d, p=2, dim=0, maxnorm=eps), as photoguard's L2 attack: shrink samples whose norm exceeds eps.
       const n = sampleNorm(delta);
@@ -278,15 +300,16 @@ export function pgdWithGradient(
   const t0 = performance.now();
   const generator = o.generator ?? (o.seed !== undefined ? new Generator({ seed: o.seed }) : undefined);
   const base = noGrad(() => scope(() => x.detach().contiguous()));
+  // With a per-pixel budget, each pixel's step is the step size times its share of eps.
+  const stepScale = o.epsMap ? noGrad(() => scope(() => keep(o.epsMap!.div(o.eps > 0 ? o.eps : 1)))) : null;
   let adv: Tensor = noGrad(() => {
     const noise = o.startNoise
       ? o.startNoise.alias()
       : o.randomStart
-        ? scope(() =>
-            rand(base.shape, { generator, dtype: base.dtype, device: base.device })
-              .mul(2 * o.eps)
-              .sub(o.eps),
-          )
+        ? scope(() => {
+            const u = rand(base.shape, { generator, dtype: base.dtype, device: base.device });
+            return o.epsMap ? u.mul(2).sub(1).mul(o.epsMap) : u.mul(2 * o.eps).sub(o.eps);
+          })
         : null;
     if (noise === null) return base.clone();
     using _n = noise;
@@ -319,7 +342,7 @@ export function pgdWithGradient(
             velocity,
             second,
           );
-          const moved = adv.detach().sub(dir.mul(size));
+          const moved = adv.detach().sub(stepScale ? dir.mul(stepScale).mul(size) : dir.mul(size));
           return project(base, moved, o);
         });
       });
@@ -354,6 +377,7 @@ export function pgdWithGradient(
     throw e;
   } finally {
     base.dispose();
+    stepScale?.dispose();
     (velocity as Tensor | null)?.dispose();
     (second as Tensor | null)?.dispose();
   }
