@@ -16,10 +16,17 @@ export interface TextureBudgetOptions {
   /** The smallest and largest multiple of `eps` a pixel gets (default ¼ and 3). */
   floor?: number;
   cap?: number;
+  /**
+   * Contrast of the luminance only, one map for the three channels (default), or of each colour
+   * channel, a map per channel (chroma masking: a saturated texture hides changes in its channel).
+   */
+  channels?: 'luminance' | 'rgb';
+  /** σ₀: local contrast is √(σ² + σ₀²), so flat regions are not all sent to the floor (default 0). */
+  sigma0?: number;
 }
 
 export interface TextureBudget {
-  /** [N, 1, H, W], broadcasts over the colour channels; the caller owns it. */
+  /** [N, 1, H, W] (luminance: broadcasts over the colour channels) or [N, 3, H, W] (rgb); the caller owns it. */
   map: Tensor;
   /** The largest bound the map allows (eps × cap): PGD's `eps` with this map. */
   maxEps: number;
@@ -29,13 +36,19 @@ function check(o: TextureBudgetOptions): Required<TextureBudgetOptions> {
   const window = o.window ?? 7;
   const floor = o.floor ?? 0.25;
   const cap = o.cap ?? 3;
+  const channels = o.channels ?? 'luminance';
+  const sigma0 = o.sigma0 ?? 0;
+  if (channels !== 'luminance' && channels !== 'rgb')
+    throw new ArgumentError(`Expected channels to be 'luminance' or 'rgb' but received ${describe(channels)}`);
+  if (!(typeof sigma0 === 'number' && Number.isFinite(sigma0) && sigma0 >= 0))
+    throw new ArgumentError(`Expected sigma0 to be a non-negative number but received ${describe(sigma0)}`);
   if (!(typeof o.eps === 'number' && Number.isFinite(o.eps) && o.eps >= 0))
     throw new ArgumentError(`Expected eps to be a non-negative number but received ${describe(o.eps)}`);
   if (!(Number.isSafeInteger(window) && window >= 1 && window % 2 === 1))
     throw new ArgumentError(`Expected window to be an odd positive integer but received ${describe(window)}`);
   if (!(Number.isFinite(floor) && Number.isFinite(cap) && floor >= 0 && cap >= floor && cap > 0))
     throw new ArgumentError(`Expected 0 ≤ floor ≤ cap with cap > 0 but received floor ${floor}, cap ${cap}`);
-  return { eps: o.eps, window, floor, cap };
+  return { eps: o.eps, window, floor, cap, channels, sigma0 };
 }
 
 /**
@@ -55,12 +68,16 @@ export function textureBudget(x: Tensor, options: TextureBudgetOptions): Texture
   const map = noGrad(() =>
     scope(() => {
       const rgb = tensor(Float32Array.of(0.299, 0.587, 0.114), [1, 3, 1, 1], { device: x.device }).to(x.dtype);
-      const y = x.detach().mul(rgb).sum([1], true);
+      const y = o.channels === 'rgb' ? x.detach() : x.detach().mul(rgb).sum([1], true);
       const padded = F.pad(y, [half, half, half, half], 'reflect');
       const mean = F.avgPool2d(padded, o.window, { stride: 1 });
       const meanSq = F.avgPool2d(padded.square(), o.window, { stride: 1 });
-      const sigma = meanSq.sub(mean.square()).clamp(0).sqrt();
-      const level = sigma.mean([1, 2, 3], true);
+      const sigma = meanSq
+        .sub(mean.square())
+        .clamp(0)
+        .add(o.sigma0 ** 2)
+        .sqrt();
+      const level = sigma.mean([1, 2, 3], true); // over channels too: rgb maps share one level
       // Flat photo (σ ≡ 0): every pixel average, so the factor is 1.
       const contrast = sigma.div(level.clamp(1e-12)).where(level.gt(0), 1);
       return contrast.clamp(o.floor, o.cap).mul(o.eps);

@@ -221,6 +221,28 @@ describe('textureBudget', () => {
     for (const t of [x, map]) t.dispose();
   });
 
+  test('rgb: a map per channel, larger in the channel that carries the texture; σ₀ evens the map out', () => {
+    // Texture in the red channel only; green and blue flat.
+    const x = noGrad(() => scope(() => cat([seeded([1, 1, 12, 12], 2), full([1, 2, 12, 12], 0.5)], 1)));
+    const { map } = textureBudget(x, { eps: 4 / 255, channels: 'rgb' });
+    assert.deepEqual(map.shape, [1, 3, 12, 12]);
+    const red = item(() => map.narrow(1, 0, 1).min());
+    const green = item(() => map.narrow(1, 1, 1).max());
+    assert.ok(red > green, `red ${red * 255}/255 vs green ${green * 255}/255`);
+    map.dispose();
+    // A σ₀ far above the photo's contrast: every pixel close to eps.
+    const even = textureBudget(x, { eps: 4 / 255, sigma0: 10 });
+    const spread = item(() => even.map.max().sub(even.map.min()));
+    assert.ok(spread < 0.01 * (4 / 255), `spread ${spread * 255}/255`);
+    even.map.dispose();
+    assert.throws(() => textureBudget(x, { eps: 0.01, sigma0: -1 }), /sigma0 to be a non-negative number/);
+    assert.throws(
+      () => textureBudget(x, { eps: 0.01, channels: 'yuv' as 'rgb' }),
+      /channels to be 'luminance' or 'rgb'/,
+    );
+    x.dispose();
+  });
+
   test('a photo without contrast gets eps everywhere; the options are checked', () => {
     const x = noGrad(() => full([1, 3, 8, 8], 0.3));
     const { map } = textureBudget(x, { eps: 4 / 255, window: 3 });
