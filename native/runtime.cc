@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/csrc/api/include/torch/version.h>
 
@@ -120,6 +121,38 @@ Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cuda.hasCUDA() ? cuda.getNumGPUs() : 0);
 }
 
+// setAutocast(device "cpu" | "cuda", enabled, dtype code): libtorch's autocast (what
+// torch.autocast sets), thread-local. Which ops it casts is libtorch's list; the policy around it
+// (norms and losses in fp32, channels-last) lives in src/torch/precision.ts. Leaving clears the
+// cast cache, as torch.autocast's __exit__ does at the outermost level.
+Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+  const std::string device = stringArg(info[0], "argument 'device'");
+  const bool on = boolArg(info[1], "argument 'enabled'");
+  const auto dtype = static_cast<at::ScalarType>(intArg(info[2], "argument 'dtype'", 0, static_cast<int64_t>(at::ScalarType::NumOptions) - 1));
+  if (on && dtype != at::kBFloat16 && dtype != at::kHalf) throw ArgError("autocast runs in bfloat16 or float16");
+  if (device == "cpu") {
+    if (on && dtype != at::kBFloat16) throw ArgError("CPU autocast in libtorch runs in bfloat16 only");
+    if (on) at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(on);
+  } else if (device == "cuda") {
+    if (on) at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(on);
+  } else {
+    throw ArgError("autocast is available for cpu and cuda, not " + device);
+  }
+  if (!on) at::autocast::clear_cache();
+  return info.Env().Undefined();
+}
+
+// { cpu: bool, cuda: bool }: whether autocast is on for each device in this thread.
+Napi::Value AutocastState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpu", Napi::Boolean::New(env, at::autocast::is_cpu_enabled()));
+  o.Set("cuda", Napi::Boolean::New(env, at::autocast::is_enabled()));
+  return o;
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -141,6 +174,8 @@ const EntryPoint kEntryPoints[] = {
     {"getNumThreads", GetNumThreads},
     {"cudaDeviceCount", CudaDeviceCount},
     {"info", Info},
+    {"setAutocast", SetAutocast},
+    {"autocastState", AutocastState},
 };
 
 }  // namespace

@@ -6,6 +6,7 @@ import { ArgumentError, describe } from '../errors.js';
 import { checkInt, checkInts, checkOptInt, isInt } from './check.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { hasOp, op, schemaOf } from './ops.js';
+import { needsFp32, wantsChannelsLast } from './precision.js';
 import { Tensor, internal } from './tensor.js';
 
 const { wrapResult } = internal;
@@ -65,9 +66,16 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   const dilation = pair(o.dilation ?? 1, 'dilation');
   const groups = checkInt(o.groups ?? 1, 'groups', { min: 1 });
   const b = bias?.handle ?? null;
+  using xl = wantsChannelsLast(x.ndim) ? x.contiguous('channels-last') : null;
+  const input = (xl ?? x).handle;
   if (typeof o.padding === 'string')
-    return wrapResult(O.conv2dPad(x.handle, weight.handle, b, stride, o.padding, dilation, groups));
-  return wrapResult(O.conv2d(x.handle, weight.handle, b, stride, pair(o.padding ?? 0, 'padding'), dilation, groups));
+    return wrapResult(O.conv2dPad(input, weight.handle, b, stride, o.padding, dilation, groups));
+  return wrapResult(O.conv2d(input, weight.handle, b, stride, pair(o.padding ?? 0, 'padding'), dilation, groups));
+}
+
+/** Under a reduced precision, normalisations see fp32 (their statistics in bf16 spoil gradients). */
+function normInput(x: Tensor): Tensor | null {
+  return needsFp32(x.dtype) ? x.float() : null;
 }
 
 export interface ConvTranspose2dOptions {
@@ -112,7 +120,8 @@ export function groupNorm(
   if (c === undefined || !isInt(numGroups) || numGroups < 1 || c % numGroups !== 0) {
     throw new ArgumentError(`groupNorm: ${c ?? 'no'} channels cannot be split into ${describe(numGroups)} groups`);
   }
-  return wrapResult(O.groupNorm(x.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps, true));
+  using x32 = normInput(x);
+  return wrapResult(O.groupNorm((x32 ?? x).handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps, true));
 }
 
 export function layerNorm(
@@ -122,9 +131,10 @@ export function layerNorm(
   bias: Tensor | null = null,
   eps = 1e-5,
 ): Tensor {
+  using x32 = normInput(x);
   return wrapResult(
     O.layerNorm(
-      x.handle,
+      (x32 ?? x).handle,
       checkInts(normalizedShape, 'normalizedShape'),
       weight?.handle ?? null,
       bias?.handle ?? null,
@@ -147,9 +157,10 @@ export function batchNorm(
   runningVar: Tensor | null,
   o: BatchNormOptions = {},
 ): Tensor {
+  using x32 = normInput(x);
   return wrapResult(
     O.batchNorm(
-      x.handle,
+      (x32 ?? x).handle,
       o.weight?.handle ?? null,
       o.bias?.handle ?? null,
       runningMean?.handle ?? null,

@@ -45,8 +45,17 @@ export {
 } from './autograd.js';
 export { manualSeed, Generator } from './random.js';
 export { scope, keep } from './scope.js';
-export { setNumThreads, getNumThreads, liveTensors, torchInfo } from './runtime.js';
+export { setNumThreads, getNumThreads, liveTensors, torchInfo, peakRssMB } from './runtime.js';
 export { gradcheck, assertGradcheck, type GradcheckResult } from './gradcheck.js';
 export { hasOp, schemaOf } from './ops.js';
 export * as F from './functional.js';
 export * as fft from './fft.js';
+export {
+  withPrecision,
+  reducedPrecision,
+  checkPrecision,
+  autoPrecision,
+  nativeBf16Flag,
+  PRECISIONS,
+  type Precision,
+} from './precision.js';

@@ -63,6 +63,9 @@ export interface NativeTorch {
   getNumThreads(): number;
   cudaDeviceCount(): number;
   info(): { torchVersion: string; parallelInfo: string; hasCuda: boolean };
+  /** libtorch's autocast for one device (thread-local); dtype is a ScalarType code. */
+  setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number): void;
+  autocastState(): { cpu: boolean; cuda: boolean };
 }
 
 function load(): NativeTorch {

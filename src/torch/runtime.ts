@@ -17,6 +17,11 @@ export function liveTensors(): number {
   return native.liveTensors();
 }
 
+/** The process's peak resident memory so far, in MB (getrusage's maxrss; libtorch's buffers included). */
+export function peakRssMB(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024); // maxRSS is in KiB
+}
+
 export function torchInfo(): { torchVersion: string; parallelInfo: string; hasCuda: boolean; threads: number } {
   return { ...native.info(), threads: native.getNumThreads() };
 }

@@ -9,6 +9,10 @@ import { checkDevice, type Device } from './device.js';
 import { dtypeCode, dtypeFromCode, isComplex, type DType } from './dtype.js';
 import { checkInt, checkInts, checkOptInt } from './check.js';
 import { native, type Handle } from './native.js';
+import { needsFp32 } from './precision.js';
+
+/** c10::MemoryFormat::ChannelsLast. */
+const CHANNELS_LAST = 2;
 import { op, torchError } from './ops.js';
 import { registerTensorClass, track } from './scope.js';
 
@@ -435,8 +439,9 @@ export class Tensor implements Disposable {
   detach(): Tensor {
     return wrapResult(O.detach(this.handle));
   }
-  contiguous(): Tensor {
-    return wrapResult(O.contiguous(this.handle));
+  /** A contiguous copy (or this tensor's storage when already so), in NCHW or channels-last (NHWC in memory) order. */
+  contiguous(memoryFormat: 'contiguous' | 'channels-last' = 'contiguous'): Tensor {
+    return wrapResult(O.contiguous(this.handle, memoryFormat === 'channels-last' ? CHANNELS_LAST : 0));
   }
   requiresGrad_(on = true): this {
     this.#inplace(O.requiresGrad_(this.handle, on));
@@ -591,11 +596,15 @@ export class Tensor implements Disposable {
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
     return wrapResult(O.gelu(this.handle, approximate));
   }
+  /** Under a reduced precision (precision.ts) a bf16/fp16 input is computed in fp32 unless `dtype` says otherwise. */
   softmax(dim: number, dtype?: DType): Tensor {
-    return wrapResult(O.softmax(this.handle, checkDim(dim), optDtype(dtype)));
+    return wrapResult(O.softmax(this.handle, checkDim(dim), optDtype(dtype ?? this.#fp32IfReduced())));
   }
   logSoftmax(dim: number, dtype?: DType): Tensor {
-    return wrapResult(O.logSoftmax(this.handle, checkDim(dim), optDtype(dtype)));
+    return wrapResult(O.logSoftmax(this.handle, checkDim(dim), optDtype(dtype ?? this.#fp32IfReduced())));
+  }
+  #fp32IfReduced(): DType | undefined {
+    return needsFp32(this.dtype) ? 'float32' : undefined;
   }
   clamp(min?: number | Tensor | null, max?: number | Tensor | null): Tensor {
     if (isTensor(min) || isTensor(max)) {
