@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { getNumThreads, torchInfo } from '../src/torch/index.js';
+import { getNumThreads, peakRssMB, torchInfo } from '../src/torch/index.js';
 import { repoRoot } from '../src/torch/root.js';
 
 export const quick = process.env['IMMUNIZE_BENCH_QUICK'] === '1';
@@ -117,10 +117,6 @@ function common(name: string): Record<string, unknown> {
     node: process.version,
     loadavg1: round(loadavg()[0]!, 3),
   };
-}
-
-function peakRssMB(): number {
-  return round(process.resourceUsage().maxRSS / 1024); // maxRSS is in KiB
 }
 
 async function runOne(c: BenchCase): Promise<void> {

@@ -7,7 +7,7 @@
 import { ArgumentError } from '../errors.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { AutoencoderTiny } from '../models/autoencoder-tiny.js';
-import { full, noGrad, scope, zeros, keep, type Tensor } from '../torch/index.js';
+import { full, noGrad, scope, zeros, keep, withPrecision, type Precision, type Tensor } from '../torch/index.js';
 import { tiled, type TileOptions } from '../models/tiling.js';
 import { asImageAutoencoder, type ImageEncoder } from '../models/image-autoencoder.js';
 import { pgd, type PgdOptions, type PgdResult } from './pgd.js';
@@ -45,6 +45,19 @@ export function tiledEncoder(enc: ImageEncoder, downscale: number, o: TileOption
   };
 }
 
+/**
+ * The encoder run in a precision (src/torch/precision.ts: convolutions and matrix products in
+ * bf16/fp16, normalisations in fp32), its latent handed back in fp32 so that the loss, the target
+ * and the attack's state stay fp32. fp32 returns the encoder itself.
+ */
+export function atPrecision(enc: ImageEncoder, precision: Precision): ImageEncoder {
+  if (precision === 'fp32') return enc;
+  return {
+    name: enc.name,
+    encode01: (x) => withPrecision(precision, x.device, () => scope(() => enc.encode01(x).float())),
+  };
+}
+
 /** gray: E(0.5 everywhere) (photoguard's zeros in [-1, 1]); zeros: the zero latent; or a target image in [0, 1]. */
 export type EncoderTarget = 'gray' | 'zeros' | Tensor;
 
@@ -67,6 +80,8 @@ export function targetLatent(enc: ImageEncoder, like: Tensor, target: EncoderTar
 
 export interface EncoderAttackOptions extends PgdOptions {
   target?: EncoderTarget;
+  /** The encoders' arithmetic (default fp32); see `atPrecision`. */
+  precision?: Precision;
 }
 
 export interface EncoderAttackResult extends PgdResult {
@@ -81,7 +96,7 @@ export function encoderAttack(
   x: Tensor,
   o: EncoderAttackOptions,
 ): EncoderAttackResult {
-  const encs = (Array.isArray(models) ? models : [models]).map(asEncoder);
+  const encs = (Array.isArray(models) ? models : [models]).map((m) => atPrecision(asEncoder(m), o.precision ?? 'fp32'));
   if (encs.length === 0) throw new ArgumentError('encoderAttack needs at least one encoder');
   const targets = encs.map((e) => keep(targetLatent(e, x, o.target ?? 'gray')));
   try {

@@ -8,7 +8,7 @@
 import { ArgumentError } from '../errors.js';
 import type { StableDiffusion } from '../pipelines/components.js';
 import { prepareMask } from '../pipelines/generate.js';
-import { noGrad, scope, type Tensor } from '../torch/index.js';
+import { noGrad, scope, type Precision, type Tensor } from '../torch/index.js';
 import { diffusionAttack } from './diffusion.js';
 import { encoderAttack, type EncoderTarget, type ImageEncoder } from './encoder.js';
 import { randomNoise } from './noise.js';
@@ -25,6 +25,8 @@ export interface ImmunizeOptions {
   mask?: Tensor | null;
   /** encoder: the encoder(s) attacked. */
   encoder?: ImageEncoder | ImageEncoder[];
+  /** encoder: the encoders' arithmetic (default fp32; the other methods run in fp32). */
+  precision?: Precision;
   /** encoder: gray (default), zeros or an image; diffusion: an image in [0, 1] (default gray). */
   target?: EncoderTarget;
   /** diffusion: an inpainting pipeline, the steps back-propagated per pass and the passes per step. */
@@ -55,7 +57,13 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
   if (o.method === 'noise') return { adv: randomNoise(x, { eps: o.pgd.eps, seed: o.pgd.seed, mask }), attack: null };
   if (o.method === 'encoder') {
     if (o.encoder === undefined) throw new ArgumentError('the encoder attack needs an encoder');
-    const r = encoderAttack(o.encoder, x, { ...o.pgd, mask, target: o.target ?? 'gray', onStep: o.onStep });
+    const r = encoderAttack(o.encoder, x, {
+      ...o.pgd,
+      mask,
+      target: o.target ?? 'gray',
+      precision: o.precision,
+      onStep: o.onStep,
+    });
     return {
       adv: r.adv,
       attack: {
@@ -70,6 +78,8 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
   }
   if (o.method !== 'diffusion')
     throw new ArgumentError(`unknown method '${String(o.method)}' (expected ${IMMUNIZE_METHODS.join(', ')})`);
+  if ((o.precision ?? 'fp32') !== 'fp32')
+    throw new ArgumentError(`the diffusion attack runs in fp32, not ${o.precision}`);
   const d = o.diffusion;
   if (d === undefined) throw new ArgumentError('the diffusion attack needs an inpainting pipeline');
   if (mask === null)

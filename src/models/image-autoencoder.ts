@@ -6,7 +6,7 @@
  * the purifiers, the protection checks and the protect job all go through it.
  */
 import { ArgumentError, describe } from '../errors.js';
-import { F, noGrad, scope, type Device, type Tensor } from '../torch/index.js';
+import { F, noGrad, scope, withPrecision, type Device, type Tensor } from '../torch/index.js';
 import { AutoencoderKL } from './autoencoder-kl.js';
 import { AutoencoderTiny } from './autoencoder-tiny.js';
 import { tiled } from './tiling.js';
@@ -111,17 +111,17 @@ export function reconstruct(model: AnyAutoencoder, x: Tensor, o: ReconstructOpti
   });
 }
 
-/** The reconstruction as a measurement: no gradient, clamped to [0, 1], contiguous on the CPU. */
+/**
+ * The reconstruction as a measurement: no gradient, clamped to [0, 1], contiguous on the CPU, and
+ * in fp32 whatever precision the caller runs in (every number reported about a result is fp32).
+ */
 export function reconstructForMeasure(
   model: AnyAutoencoder,
   x: Tensor,
   o: { tile?: number; device?: Device } = {},
 ): Tensor {
-  return noGrad(() =>
-    scope(() =>
-      reconstruct(model, o.device === undefined ? x : x.to(o.device), { tile: o.tile, clamp: true })
-        .to('cpu')
-        .contiguous(),
-    ),
+  const device = o.device ?? x.device;
+  return withPrecision('fp32', device, () =>
+    noGrad(() => scope(() => reconstruct(model, x.to(device), { tile: o.tile, clamp: true }).to('cpu').contiguous())),
   );
 }

@@ -20,6 +20,7 @@ export {
 export {
   resolveProtectParameters,
   pgdOptionsOf,
+  precisionOf,
   ParameterError,
   type ProtectRequest,
   type ResolveContext,

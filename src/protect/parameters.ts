@@ -12,7 +12,7 @@ import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
 import { parseNumberText } from '../numbers.js';
 import { defaultCheckSuite, parseCheckSuite } from '../robustness/check.js';
 import type { RobustKind } from '../robustness/robust.js';
-import { checkDevice } from '../torch/index.js';
+import { autoPrecision, checkDevice, type Precision } from '../torch/index.js';
 import { PROTECT_PARAMETERS, type Door, type ParameterSpec } from './schema.js';
 
 /** A resolved protect request: every parameter with its value, ready for protectImage. */
@@ -42,6 +42,8 @@ export interface ProtectRequest {
   checkSuite: string[];
   maxPixels: number;
   device: string;
+  /** As asked: 'auto' is decided where the job runs (precisionOf). */
+  precision: 'auto' | Precision;
   fp16: boolean;
 }
 
@@ -223,6 +225,14 @@ export function resolveProtectParameters(
   } catch (e) {
     throw fail('device', (e as Error).message);
   }
+  const precision = value<ProtectRequest['precision']>('precision', 'auto');
+  if (precision === 'fp16' && device === 'cpu')
+    throw fail('precision', 'fp16 runs on CUDA only (libtorch has no fp16 autocast on the CPU); use bf16 on the CPU');
+  if ((precision === 'bf16' || precision === 'fp16') && method !== 'encoder')
+    throw rule(
+      'precision',
+      `{precision} ${precision} works with {method} encoder; the ${method} method runs in fp32 (use auto or fp32)`,
+    );
   if (check && method === 'noise' && model === null)
     throw rule(
       'model',
@@ -252,8 +262,25 @@ export function resolveProtectParameters(
     checkSuite,
     maxPixels: value('maxPixels', fixed('maxPixels') as number),
     device,
+    precision,
     fp16: value('fp16', false),
   };
+}
+
+/**
+ * The precision a request runs in where it runs: `auto` becomes bf16 on CUDA or on a CPU with
+ * native bf16 (fp32 elsewhere), and always fp32 for the methods other than the encoder attack;
+ * `reason` says why, for the job's note.
+ */
+export function precisionOf(r: Pick<ProtectRequest, 'precision' | 'device' | 'method'>): {
+  requested: ProtectRequest['precision'];
+  used: Precision;
+  reason: string;
+} {
+  if (r.precision !== 'auto') return { requested: r.precision, used: r.precision, reason: 'as asked' };
+  if (r.method !== 'encoder') return { requested: 'auto', used: 'fp32', reason: `the ${r.method} method runs in fp32` };
+  const a = autoPrecision(r.device);
+  return { requested: 'auto', used: a.precision, reason: a.reason };
 }
 
 /** The PGD options of a request (the attack's state stays on the [0, 1] scale). */

@@ -17,10 +17,19 @@ import { ssim } from '../metrics/ssim.js';
 import { cropTo, paddingFor, padToMultiple, reconstructForMeasure } from '../models/image-autoencoder.js';
 import { robustEot } from '../robustness/robust.js';
 import { checkProtection, type ProtectionCheck } from '../robustness/check.js';
-import { checkDevice, getNumThreads, noGrad, scope, torchInfo, type Device, type Tensor } from '../torch/index.js';
+import {
+  checkDevice,
+  getNumThreads,
+  noGrad,
+  peakRssMB,
+  scope,
+  torchInfo,
+  type Device,
+  type Tensor,
+} from '../torch/index.js';
 import type { ProtectInputs } from './inputs.js';
 import type { ProtectModels } from './models.js';
-import { pgdOptionsOf, type ProtectRequest } from './parameters.js';
+import { pgdOptionsOf, precisionOf, type ProtectRequest } from './parameters.js';
 import type { ProtectParameters, ProtectSidecar } from './sidecar.js';
 import { toolVersion } from '../version.js';
 
@@ -166,9 +175,14 @@ export async function protectImage(
         `${name}: ${img.width}×${img.height} is not a multiple of ${m}; padded to ${img.width + pad[1]}×${img.height + pad[0]} for the model and cropped back`,
       );
 
+    const precision = precisionOf(r);
+    if (r.method === 'encoder' && precision.requested === 'auto')
+      o.onNote?.(`precision auto: ${precision.used} (${precision.reason})`);
+
     const ta = performance.now();
     const result = immunize(xp, {
       method: r.method,
+      precision: precision.used,
       pgd: { ...pgdOptionsOf(r), ...(r.robust === 'none' ? {} : { eot: robustEot(r.robust, r.robustSamples) }) },
       mask: maskP,
       encoder: models.encoder ?? undefined,
@@ -281,6 +295,7 @@ export async function protectImage(
         totalMs: Math.round(totalMs),
         attackMs: Math.round(attackMs),
         msPerStep: attack && attack.stepsTaken > 0 ? Math.round(attackMs / attack.stepsTaken) : null,
+        peakRssMB: peakRssMB(),
       },
       environment: {
         device,

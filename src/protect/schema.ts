@@ -7,6 +7,7 @@
 import { IMMUNIZE_METHODS } from '../attacks/immunize.js';
 import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
+import { PRECISIONS } from '../torch/index.js';
 
 export type Door = 'cli' | 'api';
 
@@ -282,6 +283,17 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: cliOnly,
     valueName: 'D',
     description: 'cpu (default) | cuda | cuda:N',
+  },
+  {
+    name: 'precision',
+    flag: 'precision',
+    type: 'choice',
+    choices: ['auto', ...PRECISIONS],
+    default: 'auto',
+    doors: both,
+    valueName: 'P',
+    description:
+      "the encoder attack's arithmetic: auto (default: bf16 on CUDA or a CPU with native bf16 — avx512_bf16, AMX — else fp32) | fp32 | bf16 | fp16 (CUDA only). Convolutions and matrix products run in it; normalisations, the loss, the attack's state and every reported number stay fp32",
   },
   {
     name: 'fp16',

@@ -8,14 +8,16 @@ import { resolve } from 'node:path';
 import type { AttackRecord } from '../attacks/immunize.js';
 import type { ImageFormat } from '../io/images.js';
 import type { ProtectionCheck } from '../robustness/check.js';
-import type { Device } from '../torch/index.js';
+import type { Device, Precision } from '../torch/index.js';
 import { sha256File } from './inputs.js';
-import type { ProtectRequest } from './parameters.js';
+import { precisionOf, type ProtectRequest } from './parameters.js';
 
 /** Everything that decides the output's pixels; a sidecar with the same values means "done". */
 export interface ProtectParameters {
   method: ProtectRequest['method'];
   model: string | null;
+  /** The arithmetic asked for and the one used (auto decided on the machine that ran the job). */
+  precision: { requested: ProtectRequest['precision']; used: Precision };
   fp16: boolean;
   diffusionSteps?: number;
   gradReps?: number;
@@ -64,7 +66,8 @@ export interface ProtectSidecar {
     /** The model's own reconstruction decode(encode(·)): clean photo, immunized photo; PSNR in dB. */
     reconstruction: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr: number } | null;
   };
-  timing: { totalMs: number; attackMs: number; msPerStep: number | null };
+  /** peakRssMB: the process's peak resident memory when the job ended (a long-lived worker: its peak so far). */
+  timing: { totalMs: number; attackMs: number; msPerStep: number | null; peakRssMB: number };
   environment: { device: Device; threads: number; libtorch: string; generator: 'cpu'; node: string };
   /** Only in the command's --json output (the file is NAME.immunized.check.json). */
   check?: ProtectionCheck;
@@ -102,9 +105,11 @@ export function fingerprintFiles(
 /** The sidecar's `parameters` for a request (null where the method does not use a parameter). */
 export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, format: ImageFormat): ProtectParameters {
   const attacking = r.method !== 'noise';
+  const { requested, used } = precisionOf(r);
   return {
     method: r.method,
     model: files.model,
+    precision: { requested, used },
     fp16: r.fp16,
     preset: attacking ? r.preset : null,
     ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),

@@ -41,7 +41,9 @@ function deviceKind(device: string): 'cpu' | 'cuda' {
 /** Refuses a precision the device cannot run: fp16 autocast exists for CUDA only in libtorch 1.13. */
 export function checkPrecision(precision: unknown, device: string): Precision {
   if (!PRECISIONS.includes(precision as Precision))
-    throw new ArgumentError(`Expected precision to be one of ${PRECISIONS.join(', ')} but received ${describe(precision)}`);
+    throw new ArgumentError(
+      `Expected precision to be one of ${PRECISIONS.join(', ')} but received ${describe(precision)}`,
+    );
   if (precision === 'fp16' && deviceKind(device) === 'cpu')
     throw new ArgumentError('fp16 runs on CUDA only (libtorch has no fp16 autocast on the CPU); use bf16 on the CPU');
   return precision as Precision;
@@ -97,7 +99,12 @@ export function nativeBf16Flag(cpuinfo: string | null): string | null {
     cpuinfo
       .split('\n')
       .filter((l) => /^flags\s*:/.test(l))
-      .flatMap((l) => l.slice(l.indexOf(':') + 1).trim().split(/\s+/)),
+      .flatMap((l) =>
+        l
+          .slice(l.indexOf(':') + 1)
+          .trim()
+          .split(/\s+/),
+      ),
   );
   return NATIVE_BF16_FLAGS.find((f) => flags.has(f)) ?? null;
 }

@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import {
   loadProtectModels,
   ParameterError,
+  precisionOf,
   protectImage,
   ProtectCanceled,
   readProtectInputs,
@@ -64,6 +65,45 @@ test("resolveProtectParameters: defaults from the preset, refusals name the fiel
   assert.equal(refusal({ model: 'other' }, { door: 'api', models: ['tiny'] }).field, 'model');
   assert.equal(refusal({ seed: '1.5' }).field, 'seed');
   assert.equal(refusal({ output: 'x' }).field, 'output');
+});
+
+test('precision: auto by default, decided where the job runs; fp16 on the CPU and bf16 for other methods are refused', () => {
+  const r = resolveProtectParameters({});
+  assert.equal(r.precision, 'auto');
+  assert.equal(resolveProtectParameters({ precision: 'bf16' }, { door: 'api' }).precision, 'bf16');
+  // auto follows the machine's flags (autoPrecision, tested with faked ones in test/torch/precision.test.ts).
+  assert.match(precisionOf(r).used, /^(bf16|fp32)$/);
+  assert.deepEqual(precisionOf({ ...r, precision: 'fp32' }), { requested: 'fp32', used: 'fp32', reason: 'as asked' });
+  assert.deepEqual(precisionOf({ ...r, method: 'noise' }), {
+    requested: 'auto',
+    used: 'fp32',
+    reason: 'the noise method runs in fp32',
+  });
+  assert.equal(precisionOf({ ...r, device: 'cuda' }).used, 'bf16');
+
+  const fp16 = refusal({ precision: 'fp16' });
+  assert.equal(fp16.field, 'precision');
+  assert.match(
+    fp16.render((n) => `--${n}`),
+    /^--precision: fp16 runs on CUDA only.*use bf16 on the CPU/,
+  );
+  const noise = refusal({ method: 'noise', precision: 'bf16' });
+  assert.equal(noise.field, 'precision');
+  assert.match(
+    noise.render((n) => `--${n}`),
+    /--precision bf16 works with --method encoder; the noise method runs in fp32/,
+  );
+  assert.match(refusal({ precision: 'half' }).message, /^precision: expected one of auto, fp32, bf16, fp16/);
+
+  const files = { inputSha256: 'x', model: null, mask: null, target: null };
+  assert.deepEqual(sidecarParameters({ ...r, precision: 'bf16' }, files, 'png').precision, {
+    requested: 'bf16',
+    used: 'bf16',
+  });
+  assert.deepEqual(sidecarParameters({ ...r, method: 'noise' }, files, 'png').precision, {
+    requested: 'auto',
+    used: 'fp32',
+  });
 });
 
 test('protectImage: progress through onStep, an AbortSignal stops it, nothing is written until writeProtected', async (t) => {

@@ -97,13 +97,22 @@ async function setup(name: string): Promise<{ dir: string; i: Awaited<ReturnType
   return { dir, i: await inputs(dir) };
 }
 
+/**
+ * The encoder attack's default precision is auto (bf16 where the CPU has it natively): the pinned
+ * bytes are fp32's, so those cases ask for fp32; noise and diffusion run in fp32 under auto.
+ */
+const fp32 = ['--precision', 'fp32'];
+
 /** name → arguments of `immunize protect` after the input (the output and threads are added). */
 function cases(
   i: Awaited<ReturnType<typeof inputs>>,
 ): Record<string, { input: string; args: string[]; check?: boolean }> {
   return {
-    encoder: { input: i.photo, args: ['--model', taef2!, '--steps', '4', '--seed', '1'] },
-    padded: { input: i.odd, args: ['--model', taef2!, '--preset', 'paper', '--steps', '3', '--target', 'zeros'] },
+    encoder: { input: i.photo, args: ['--model', taef2!, '--steps', '4', '--seed', '1', ...fp32] },
+    padded: {
+      input: i.odd,
+      args: ['--model', taef2!, '--preset', 'paper', '--steps', '3', '--target', 'zeros', ...fp32],
+    },
     noiseCheck: {
       input: i.photo,
       args: [
@@ -121,7 +130,7 @@ function cases(
       ],
       check: true,
     },
-    robust: { input: i.photo, args: ['--model', taef2!, '--robust', 'jpeg', '--steps', '3', '--seed', '4'] },
+    robust: { input: i.photo, args: ['--model', taef2!, '--robust', 'jpeg', '--steps', '3', '--seed', '4', ...fp32] },
     masked: {
       input: i.photo,
       args: [
@@ -138,6 +147,7 @@ function cases(
         'constant',
         '--seed',
         '3',
+        ...fp32,
       ],
     },
     tiledResized: {
@@ -157,6 +167,7 @@ function cases(
         '1/255',
         '--preset',
         'fast',
+        ...fp32,
       ],
     },
     diffusion: {
@@ -229,8 +240,12 @@ test(
       // names the model by its id, here the file name as the command's XMP label does (recorded as `api:NAME`).
       const got: Fixture = {};
       const jobs: [string, Record<string, string>, boolean][] = [
-        ['encoder', { steps: '4', seed: '1' }, false],
-        ['masked', { steps: '3', optimizer: 'adam', schedule: 'constant', seed: '3', invertMask: 'true' }, true],
+        ['encoder', { steps: '4', seed: '1', precision: 'fp32' }, false],
+        [
+          'masked',
+          { steps: '3', optimizer: 'adam', schedule: 'constant', seed: '3', invertMask: 'true', precision: 'fp32' },
+          true,
+        ],
       ];
       for (const [name, fields, masked] of jobs) {
         const id = await createJob(url, photoForm(i.photo, fields, masked ? { mask: i.mask } : {}));
