@@ -7,41 +7,10 @@
  *   - TAEF2 with its real weights from ../shared/models.
  * Each case runs in its own process (scripts/bench.mjs), so peakRssMB is that case's peak.
  */
-import { klEncoder, tinyEncoder, targetLatent, type ImageEncoder } from '../src/attacks/encoder.js';
-import { AutoencoderKL } from '../src/models/autoencoder-kl.js';
-import { AutoencoderTiny } from '../src/models/autoencoder-tiny.js';
-import { loadAutoencoderFromPath } from '../src/models/load.js';
+import { targetLatent } from '../src/attacks/encoder.js';
 import { grad, keep, manualSeed, rand, scope, type Tensor } from '../src/torch/index.js';
-import { seededModel } from '../test/helpers/seeded-weights.js';
-import { quick, runBench, sharedFile, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
-
-interface Loaded {
-  enc: ImageEncoder;
-  dispose: () => void;
-  loadS: number;
-}
-
-function sd15(): Loaded | { skipped: string } {
-  const dir = sharedFile('golden', 'manifest_sd15_vae');
-  if ('skipped' in dir) return dir;
-  const t0 = Date.now();
-  const vae = seededModel(dir.path, (config) => new AutoencoderKL(config));
-  return {
-    enc: klEncoder(vae, 'SD1.5 AutoencoderKL (seeded)'),
-    dispose: () => vae.dispose(),
-    loadS: (Date.now() - t0) / 1000,
-  };
-}
-
-function taef2(): Loaded | { skipped: string } {
-  const f = sharedFile('models', 'taef2_encoder.safetensors');
-  if ('skipped' in f) return f;
-  const t0 = Date.now();
-  const m = loadAutoencoderFromPath(f.path);
-  if (!(m instanceof AutoencoderTiny))
-    throw new Error(`${f.path} loaded as ${m.constructor.name}, expected AutoencoderTiny`);
-  return { enc: tinyEncoder(m, 'TAEF2'), dispose: () => m.dispose(), loadS: (Date.now() - t0) / 1000 };
-}
+import { quick, runBench, stepCount, summarize, timeSteps, type BenchCase } from './harness.js';
+import { sd15, taef2, type Loaded } from './models.js';
 
 function attackStepCase(
   name: string,
