@@ -3,8 +3,9 @@
  * the encoder run as the attack runs it (`atPrecision`: convolutions and matrix products in bf16,
  * channels-last, normalisations in fp32, the latent back in fp32). Both precisions run in the same
  * process in alternating rounds, so load from other work on the machine hits both alike; the line
- * gives each one's ms per step, their ratio, and how well the bf16 gradient agrees with fp32's
- * (cosine, sign agreement). `peak_*` cases run one precision alone, for its peak memory.
+ * gives each one's ms per step (wall) and CPU ms per step (user + system: on a machine shared with
+ * other jobs, less noisy than wall time when threads ≤ free cores), their ratios, and how well the
+ * bf16 gradient agrees with fp32's (cosine, sign agreement). `peak_*` cases run one precision alone, for its peak memory.
  */
 import { loadavg } from 'node:os';
 import { atPrecision, targetLatent, type ImageEncoder } from '../src/attacks/encoder.js';
@@ -27,6 +28,14 @@ function stepper(enc: ImageEncoder, x: Tensor, precision: Precision): { step: ()
       }),
     dispose: () => target.dispose(),
   };
+}
+
+/** `fn`'s result and the CPU time (user + system, ms) the process spent in it: less sensitive to load than wall time. */
+function withCpuTime<T>(fn: () => T): [T, number] {
+  const a = process.resourceUsage();
+  const out = fn();
+  const b = process.resourceUsage();
+  return [out, (b.userCPUTime - a.userCPUTime + b.systemCPUTime - a.systemCPUTime) / 1000];
 }
 
 const round3 = (v: number): number => Number(v.toPrecision(3));
@@ -54,11 +63,15 @@ function versusCase(name: string, model: Model, size: number, rounds: number, pe
         const s32: number[] = [];
         const s16: number[] = [];
         const roundRatios: number[] = [];
+        const c32: number[] = [];
+        const c16: number[] = [];
         for (let r = 0; r < rounds; r++) {
-          const a = timeSteps(() => fp32.step().dispose(), perRound, 0);
-          const b = timeSteps(() => bf16.step().dispose(), perRound, 0);
+          const [a, ca] = withCpuTime(() => timeSteps(() => fp32.step().dispose(), perRound, 0));
+          const [b, cb] = withCpuTime(() => timeSteps(() => bf16.step().dispose(), perRound, 0));
           s32.push(...a);
           s16.push(...b);
+          c32.push(ca / perRound);
+          c16.push(cb / perRound);
           roundRatios.push(round3(median(a) / median(b)));
         }
         return {
@@ -66,7 +79,9 @@ function versusCase(name: string, model: Model, size: number, rounds: number, pe
           size,
           fp32: summarize(s32, 'msPerStep', { keepSamples: true }),
           bf16: summarize(s16, 'msPerStep', { keepSamples: true }),
+          cpuMsPerStep: { fp32: round3(median(c32)), bf16: round3(median(c16)) },
           ratio: round3(median(s32) / median(s16)),
+          cpuRatio: round3(median(c32) / median(c16)),
           ratioMin: round3(Math.min(...s32) / Math.min(...s16)),
           roundRatios,
           ...agreement,
