@@ -45,7 +45,8 @@ export {
 } from './autograd.js';
 export { manualSeed, Generator } from './random.js';
 export { scope, keep } from './scope.js';
-export { setNumThreads, getNumThreads, liveTensors, torchInfo, peakRssMB } from './runtime.js';
+export { setNumThreads, getNumThreads, liveTensors, torchInfo, peakRssMB, allocatorPolicy } from './runtime.js';
+export type { AllocatorPolicy } from './runtime.js';
 export { gradcheck, assertGradcheck, type GradcheckResult } from './gradcheck.js';
 export { hasOp, schemaOf } from './ops.js';
 export * as F from './functional.js';

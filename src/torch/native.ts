@@ -66,6 +66,8 @@ export interface NativeTorch {
   /** libtorch's autocast for one device (thread-local); dtype is a ScalarType code. */
   setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number): void;
   autocastState(): { cpu: boolean; cuda: boolean };
+  /** glibc keeps freed memory for reuse (no mmap'd blocks, no trimming); false if not glibc. */
+  retainFreedMemory(): boolean;
 }
 
 function load(): NativeTorch {

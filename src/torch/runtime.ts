@@ -37,4 +37,28 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
+export type AllocatorPolicy = 'retain' | 'system';
+
+/**
+ * How freed tensor memory is handled: 'retain' (the default) keeps it in the process for the next
+ * step instead of handing it back to the kernel and faulting it in again, which at large sizes cost
+ * most of a step's time (docs/engine.md#memory); 'system' ($IMMUNIZE_ALLOCATOR=system) leaves the C
+ * library's defaults, so resident memory shrinks after a peak. 'system' also where the C library
+ * is not glibc.
+ */
+function applyAllocatorPolicy(): AllocatorPolicy {
+  const env = process.env['IMMUNIZE_ALLOCATOR'];
+  if (env !== undefined && env !== '' && env !== 'retain' && env !== 'system')
+    throw new ArgumentError(`IMMUNIZE_ALLOCATOR must be retain or system but is '${env}'`);
+  if (env === 'system') return 'system';
+  return native.retainFreedMemory() ? 'retain' : 'system';
+}
+
+const allocator = applyAllocatorPolicy();
+
+/** The allocator policy in force for this process (set once, when the engine loads). */
+export function allocatorPolicy(): AllocatorPolicy {
+  return allocator;
+}
+
 native.setNumThreads(defaultThreads());

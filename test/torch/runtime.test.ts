@@ -208,3 +208,48 @@ function attentionByHand(
   }
   return out;
 }
+
+/** In a child: RSS (MB) after filling and freeing a 256 MB tensor, relative to just before. */
+function rssKeptAfterFree(allocator: string | undefined): { policy: string; keptMB: number } {
+  const url = pathToFileURL(join(repoRoot, 'dist', 'src', 'torch', 'index.js')).href;
+  const script = `import { allocatorPolicy, ones } from ${JSON.stringify(url)};
+    const rss = () => process.memoryUsage().rss / 2 ** 20;
+    const before = rss();
+    const t = ones([64, 1024, 1024]); // 256 MB, every page written
+    t.dispose();
+    console.log(JSON.stringify({ policy: allocatorPolicy(), keptMB: rss() - before }));`;
+  const env = { ...process.env };
+  if (allocator === undefined) delete env['IMMUNIZE_ALLOCATOR'];
+  else env['IMMUNIZE_ALLOCATOR'] = allocator;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { policy: string; keptMB: number };
+}
+
+test('freed tensor memory is kept for reuse by default, handed back with IMMUNIZE_ALLOCATOR=system (child processes)', () => {
+  // Kept, the next step reuses it instead of faulting in fresh pages (docs/engine.md#memory).
+  const retain = rssKeptAfterFree(undefined);
+  assert.equal(retain.policy, 'retain');
+  assert.ok(retain.keptMB > 200, `default: ${retain.keptMB.toFixed(0)} MB of the freed 256 MB still resident`);
+  const system = rssKeptAfterFree('system');
+  assert.equal(system.policy, 'system');
+  assert.ok(system.keptMB < 50, `system: ${system.keptMB.toFixed(0)} MB of the freed 256 MB still resident`);
+  const bad = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import ${JSON.stringify(pathToFileURL(join(repoRoot, 'dist', 'src', 'torch', 'index.js')).href)};`,
+    ],
+    {
+      env: { ...process.env, IMMUNIZE_ALLOCATOR: 'jemalloc' },
+      encoding: 'utf8',
+    },
+  );
+  assert.notEqual(bad.status, 0, 'an unknown IMMUNIZE_ALLOCATOR must fail loudly');
+  assert.match(bad.stderr, /IMMUNIZE_ALLOCATOR must be retain or system but is 'jemalloc'/);
+});
