@@ -311,6 +311,8 @@ describe('native entry points: every failure is a JS error, never an abort', () 
     'cudaDeviceCount',
     'info',
     'defaultGenerator',
+    'autocastState',
+    'retainFreedMemory',
   ]);
 
   test('wrong argument types to each native function throw a named JS error', () => {
