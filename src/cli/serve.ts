@@ -13,6 +13,7 @@ import { parseModels } from '../server/models.js';
 import { EmbeddedQueue, type JobQueue } from '../server/queue.js';
 import { RedisQueue } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
+import { lockStorage } from '../server/storage-lock.js';
 import { DEFAULT_WEB_ROOT } from '../server/static-web.js';
 import { checkDevice } from '../torch/device.js';
 import { defineCommand, flags, parseInteger } from './args.js';
@@ -93,14 +94,26 @@ export async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
-/** Stops on SIGINT/SIGTERM (a second signal exits at once). */
+/** How long a graceful stop may take before the process exits anyway (exit code 1). */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Stops on SIGINT/SIGTERM (a second signal exits at once, and so does a stop that overruns the grace). */
 export function onShutdown(fn: () => Promise<void>): Promise<void> {
   return new Promise((res) => {
     let stopping = false;
     const handler = (): void => {
       if (stopping) process.exit(130);
       stopping = true;
-      void fn().finally(res);
+      setTimeout(() => {
+        process.stderr.write(`immunize: did not stop within ${SHUTDOWN_GRACE_MS / 1000} s; exiting\n`);
+        process.exit(1);
+      }, SHUTDOWN_GRACE_MS).unref();
+      void fn().finally(() => {
+        res();
+        // Stopped: what may still hold the event loop (BullMQ's own connections retrying a stopped
+        // Redis) has nothing left to do. Exits with the command's code, set once it has returned.
+        setTimeout(() => process.exit(), 100).unref();
+      });
     };
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
@@ -155,7 +168,10 @@ export const command = defineCommand({
     for (const o of values['cors-origin'] ?? [])
       if (!/^https?:\/\/[^/\s]+$/.test(o))
         throw new UsageError(`--cors-origin: expected an origin like https://app.example.com but received '${o}'`);
-    const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
+    const root = resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data');
+    // Before anything reads or writes the storage: an embedded server must be its only user.
+    const lock = lockStorage(root, values.redis === undefined ? 'exclusive' : 'shared');
+    const storage = new Storage(root);
     const queue: JobQueue =
       values.redis !== undefined
         ? new RedisQueue(storage, values.redis, retentionMs, values.prefix)
@@ -182,9 +198,18 @@ export const command = defineCommand({
       corsOrigins: values['cors-origin'] ?? [],
       webRoot: values.web ?? DEFAULT_WEB_ROOT,
     });
-    await queue.start();
+    // The port first, the queue after: a server that cannot listen (port taken, host unknown)
+    // exits without having run or re-queued a job.
+    try {
+      await app.listen({ port, host });
+      await queue.start();
+    } catch (e) {
+      await app.close();
+      await queue.close();
+      lock.release();
+      throw e;
+    }
     const sweep = setInterval(() => storage.sweep(), Math.min(60_000, Math.max(1000, retentionMs / 10)));
-    await app.listen({ port, host });
     const addr = app.server.address();
     const actual = typeof addr === 'object' && addr !== null ? addr.port : port;
     // One line on stdout that scripts (and the tests) wait for.
@@ -201,6 +226,7 @@ export const command = defineCommand({
       clearInterval(sweep);
       await app.close();
       await queue.close();
+      lock.release();
     });
     return 0;
   },

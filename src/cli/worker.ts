@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseModels } from '../server/models.js';
 import { startWorker } from '../server/redis-queue.js';
 import { Storage } from '../server/storage.js';
+import { lockStorage } from '../server/storage-lock.js';
 import { checkDevice } from '../torch/device.js';
 import { defineCommand, flags, parseInteger } from './args.js';
 import { UsageError } from '../errors.js';
@@ -35,7 +36,10 @@ export const command = defineCommand({
   async run({ values }) {
     if (values.redis === undefined)
       throw new UsageError('--redis URL is required (the Redis that immunize serve --redis uses)');
-    const storage = new Storage(resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data'));
+    const root = resolve(values.storage ?? process.env['IMMUNIZE_STORAGE'] ?? 'immunize-data');
+    // Refused beside an embedded server, which would run the same jobs.
+    const lock = lockStorage(root, 'shared');
+    const storage = new Storage(root);
     const threads = parseInteger('threads', values.threads, { min: 1, max: 1024 });
     const w = startWorker(storage, {
       redis: values.redis,
@@ -49,7 +53,10 @@ export const command = defineCommand({
     });
     await w.worker.waitUntilReady();
     console.log(JSON.stringify({ worker: 'ready', pid: process.pid, storage: storage.root }));
-    await onShutdown(() => w.close());
+    await onShutdown(async () => {
+      await w.close();
+      lock.release();
+    });
     return 0;
   },
 });

@@ -1060,6 +1060,13 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   );
 
   // ---- SSE ----
+  /** Open streams end when the server closes (a shutdown must not wait for clients that never hang up). */
+  const openStreams = new Set<() => void>();
+  app.addHook('preClose', (done) => {
+    for (const close of openStreams) close();
+    done();
+  });
+
   function streamEvents(id: string, req: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
     const res = reply.raw;
@@ -1082,6 +1089,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     const close = (): void => {
       if (closed) return;
       closed = true;
+      openStreams.delete(close);
       queue.events.off('status', onStatus);
       queue.events.off('progress', onProgress);
       clearInterval(keepAlive);
@@ -1103,6 +1111,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
       if (!closed) res.write(': keep-alive\n\n');
     }, 15_000);
     req.raw.on('close', close);
+    openStreams.add(close);
     const r = storage.read(id);
     if (r === null) close();
     else onStatus(r);

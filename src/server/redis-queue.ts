@@ -9,11 +9,21 @@
  * execute()'s terminal-record guard keeps it from completing twice.
  */
 import { EventEmitter } from 'node:events';
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Queue, QueueEvents, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { closeRunners, execute, failCrashed, requeue, RunnerCrash, type ExecuteOptions } from './execute.js';
+import {
+  closeRunners,
+  execute,
+  failCrashed,
+  requeue,
+  RunnerCrash,
+  type Execution,
+  type ExecuteOptions,
+} from './execute.js';
 import type { JobQueue, QueueCounts } from './queue.js';
 import { TERMINAL, type JobProgress, type JobRecord, type Storage } from './storage.js';
+import { gone } from './storage-lock.js';
 
 export const QUEUE_NAME = 'immunize';
 /** Starts of a job whose runner or worker keeps dying, before it is marked failed. */
@@ -21,17 +31,45 @@ export const REDIS_ATTEMPTS = 5;
 
 type Payload = { type: 'progress'; progress: JobProgress } | { type: 'status' };
 
+/**
+ * How long one of the API's Redis commands may go unanswered. A request makes at most two (a
+ * create: counts, add), so with Redis stopped `/readyz` answers 503 within 2 s and a create within 5 s.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 1000;
+
+/** How long closing waits for BullMQ before the connections are cut (a stopped Redis never answers). */
+const CLOSE_WAIT_MS = 2000;
+
+/** A connection for BullMQ's blocking commands (QueueEvents, Worker): they wait by design, so no timeout. */
 export function redisConnection(url: string): Redis {
   // BullMQ needs maxRetriesPerRequest: null for blocking commands.
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+/**
+ * The API's connection for the commands a request waits on (add, counts, cancel, ping). With Redis
+ * unreachable they fail at once instead of waiting in ioredis's offline queue — where an abandoned
+ * create would be added when Redis came back, its client long gone — and a command left
+ * unanswered fails after REDIS_COMMAND_TIMEOUT_MS.
+ */
+function commandConnection(url: string): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    enableReadyCheck: true,
+  });
 }
 
 export class RedisQueue implements JobQueue {
   readonly kind = 'redis' as const;
   readonly events = new EventEmitter<{ status: [JobRecord]; progress: [string, JobProgress] }>();
   private readonly conn: Redis;
+  private readonly eventsConn: Redis;
   private readonly queue: Queue;
   private readonly queueEvents: QueueEvents;
+  private connects = 0;
+  private reconciling: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly storage: Storage,
@@ -39,9 +77,17 @@ export class RedisQueue implements JobQueue {
     private readonly retentionMs: number,
     prefix?: string,
   ) {
-    this.conn = redisConnection(url);
+    this.conn = commandConnection(url);
+    this.eventsConn = redisConnection(url);
     this.queue = new Queue(QUEUE_NAME, { connection: this.conn, ...(prefix ? { prefix } : {}) });
-    this.queueEvents = new QueueEvents(QUEUE_NAME, { connection: redisConnection(url), ...(prefix ? { prefix } : {}) });
+    this.queueEvents = new QueueEvents(QUEUE_NAME, { connection: this.eventsConn, ...(prefix ? { prefix } : {}) });
+    this.queue.on('error', () => {
+      /* a lost connection: requests answer 503, readiness reports it */
+    });
+    // Back after a lost connection, Redis may have restarted empty: put back what it lost.
+    this.conn.on('ready', () => {
+      if (++this.connects > 1) this.reconciling = this.reconciling.then(() => this.reconcile()).catch(() => undefined);
+    });
     const status = (id: string): void => {
       const r = this.storage.read(id);
       if (r !== null) this.events.emit('status', r);
@@ -61,10 +107,26 @@ export class RedisQueue implements JobQueue {
 
   async start(): Promise<void> {
     await this.queueEvents.waitUntilReady();
-    // A record accepted but never added (the API died between the two) is added now; adding an
-    // id BullMQ already has is a no-op.
-    for (const r of this.storage.all())
-      if (r.status === 'queued' && !this.storage.cancelRequested(r.id)) await this.enqueue(r.id);
+    await this.queue.waitUntilReady();
+    await this.reconcile();
+  }
+
+  /**
+   * Adds to BullMQ every open job it does not have: a record accepted but never added (the API
+   * died between the two) and, after Redis restarted empty, every queued job. Adding an id BullMQ
+   * already has is a no-op. A running job that Redis lost is added again only when its worker is
+   * known to be gone (on this host); a live worker completes its record without Redis.
+   */
+  private async reconcile(): Promise<void> {
+    for (const r of this.storage.all()) {
+      if (TERMINAL.has(r.status) || this.storage.cancelRequested(r.id)) continue;
+      if (r.status === 'queued') await this.enqueue(r.id);
+      else if (r.status === 'running' && workerGone(r) && (await this.queue.getJob(r.id)) === undefined) {
+        const q = requeue(this.storage, r.id);
+        if (q) this.events.emit('status', q);
+        await this.enqueue(r.id);
+      }
+    }
   }
 
   async enqueue(id: string): Promise<void> {
@@ -123,10 +185,20 @@ export class RedisQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    await this.queueEvents.close();
-    await this.queue.close();
+    // BullMQ leaves the connections it was given open: cut them, or they keep the process alive.
+    await Promise.race([
+      Promise.allSettled([this.queueEvents.close(), this.queue.close()]),
+      delay(CLOSE_WAIT_MS, undefined, { ref: false }),
+    ]);
     this.conn.disconnect();
+    this.eventsConn.disconnect();
   }
+}
+
+/** Whether the process named in a running record's `worker` (host:pid) has certainly ended. */
+function workerGone(r: JobRecord): boolean {
+  const m = /^(.*):(\d+)$/.exec(r.worker ?? '');
+  return m !== null && gone({ host: m[1]!, pid: Number(m[2]), start: null });
 }
 
 export interface WorkerOptions extends ExecuteOptions {
@@ -141,8 +213,19 @@ export interface WorkerOptions extends ExecuteOptions {
 export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worker; close(): Promise<void> } {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const lockMs = o.lockMs ?? 30_000;
-  const processor = async (job: Job<{ id: string }>): Promise<string> => {
+  let current: Execution | null = null;
+  let closing = false;
+  /** A shutdown: the job goes back to the wait list for another worker, its record back to queued. */
+  const handBack = async (job: Job<{ id: string }>, token: string | undefined): Promise<never> => {
+    const q = requeue(storage, job.data.id);
+    if (q) await job.updateProgress({ type: 'status' } satisfies Payload).catch(() => undefined);
+    await job.moveToWait(token);
+    log(`job ${job.data.id}: handed back (shutdown)`);
+    throw new WaitingError();
+  };
+  const processor = async (job: Job<{ id: string }>, token?: string): Promise<string> => {
     const id = job.data.id;
+    if (closing) return handBack(job, token);
     const publish = (p: Payload): void => {
       void job.updateProgress(p).catch(() => {
         /* best effort */
@@ -152,11 +235,13 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
       onStatus: () => publish({ type: 'status' }),
       onProgress: (_id, progress) => publish({ type: 'progress', progress }),
     });
+    current = exec;
     try {
       const outcome = await exec.done;
       log(`job ${id}: ${outcome} (attempt ${job.attemptsMade + 1})`);
       return outcome;
     } catch (e) {
+      if (closing && e instanceof RunnerCrash) return await handBack(job, token);
       if (e instanceof RunnerCrash && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
         requeue(storage, id);
         publish({ type: 'status' });
@@ -165,10 +250,13 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
       }
       log(`job ${id}: ${(e as Error).message}`);
       throw e;
+    } finally {
+      current = null;
     }
   };
+  const conn = redisConnection(o.redis);
   const worker = new Worker(QUEUE_NAME, processor, {
-    connection: redisConnection(o.redis),
+    connection: conn,
     concurrency: 1,
     lockDuration: lockMs,
     stalledInterval: lockMs,
@@ -178,8 +266,14 @@ export function startWorker(storage: Storage, o: WorkerOptions): { worker: Worke
   worker.on('error', (e) => log(`worker: ${e.message}`));
   return {
     worker,
+    // Prompt: no new job is taken, the running one is stopped and handed back (it would otherwise
+    // hold the shutdown for as long as it runs), and a stopped Redis cannot hold it either.
     close: async () => {
-      await worker.close();
+      closing = true;
+      const closed = worker.close();
+      (current as Execution | null)?.stop();
+      await Promise.race([closed.catch(() => undefined), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
+      conn.disconnect();
       closeRunners();
     },
   };

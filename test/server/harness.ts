@@ -1,10 +1,11 @@
 /** Test harness for the service: a real redis-server, `immunize serve`/`worker` processes, small photos. */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -342,4 +343,55 @@ export async function assertServedAsProtect(
     Buffer.from(await res.arrayBuffer()).equals(cli),
     `job ${id} (${basename(photo)}, seed ${seed}) differs from immunize protect`,
   );
+}
+
+/** Waits up to `ms` for `proc` to exit: its exit code (or signal name), or null if it is still running then. */
+export function exitWithin(proc: ChildProcess, ms: number): Promise<number | string | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode ?? proc.signalCode);
+  return new Promise((res) => {
+    const timer = setTimeout(() => {
+      proc.off('exit', onExit);
+      res(null);
+    }, ms);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      clearTimeout(timer);
+      res(code ?? signal);
+    };
+    proc.once('exit', onExit);
+  });
+}
+
+/**
+ * Runs `immunize` with `args` that is expected to refuse to start: its exit code (null if it was
+ * still running after `ms`, then it is killed) and everything it printed.
+ */
+export async function refusedStart(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ms = 30_000,
+): Promise<{ code: number | string | null; output: string }> {
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await exitWithin(proc, ms);
+  if (code === null) await stop(proc, 'SIGKILL');
+  return { code, output };
+}
+
+/** Every file under `dir` (relative path → size, mtime and sha256): equal snapshots mean nothing was touched. */
+export function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        const s = statSync(p);
+        out.set(relative(dir, p), `${s.size} ${s.mtimeMs} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
+      }
+    }
+  };
+  walk(dir);
+  return out;
 }
