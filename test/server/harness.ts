@@ -95,8 +95,9 @@ export function startJsonProcess(
   });
 }
 
-export async function startRedis(dir: string): Promise<{ proc: ChildProcess; url: string }> {
-  const port = await freePort();
+/** Starts a private redis-server with an empty database, on `port` (a restart) or a free one. */
+export async function startRedis(dir: string, port?: number): Promise<{ proc: ChildProcess; url: string }> {
+  port ??= await freePort();
   const proc = spawn(
     REDIS,
     [
