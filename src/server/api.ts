@@ -467,13 +467,17 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     };
   };
 
-  const capacity = async (): Promise<void> => {
-    let c;
+  /** A queue call a request waits on: a queue that cannot be reached (Redis down) is a 503, not a 500. */
+  const queueCall = async <T>(call: () => Promise<T>): Promise<T> => {
     try {
-      c = await queue.counts();
+      return await call();
     } catch {
       throw new HttpError(503, 'E_UNAVAILABLE', 'the job queue is not reachable; retry later', undefined, 5);
     }
+  };
+
+  const capacity = async (): Promise<void> => {
+    const c = await queueCall(() => queue.counts());
     if (c.queued + c.running >= cfg.maxQueue)
       throw new HttpError(503, 'E_UNAVAILABLE', `the queue is full (${cfg.maxQueue} jobs); retry later`, undefined, 30);
   };
@@ -497,10 +501,10 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
   ): Promise<FastifyReply> => {
     storage.create(r, files);
     try {
-      await queue.enqueue(r.id);
-    } catch {
-      storage.remove(r.id);
-      throw new HttpError(503, 'E_UNAVAILABLE', 'the job queue is not reachable; retry later', undefined, 5);
+      await queueCall(() => queue.enqueue(r.id));
+    } catch (e) {
+      storage.remove(r.id); // refused: nothing of it may run later
+      throw e;
     }
     metrics.counter('immunize_jobs_created_total', 'Jobs accepted', { kind: r.kind });
     queue.events.emit('status', r);
@@ -838,7 +842,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
               `the ${kind} already ${r.status === 'completed' ? 'completed' : 'failed'}`,
             );
           storage.requestCancel(r.id);
-          await queue.cancel(r.id);
+          await queueCall(() => queue.cancel(r.id));
           return publicRecord(await settle(r.id));
         },
       );
@@ -855,7 +859,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           for (const j of [...children, r]) {
             if (!TERMINAL.has(j.status)) {
               storage.requestCancel(j.id);
-              await queue.cancel(j.id);
+              await queueCall(() => queue.cancel(j.id));
               await settle(j.id);
             }
             storage.remove(j.id);

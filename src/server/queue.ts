@@ -59,6 +59,8 @@ export class EmbeddedQueue implements JobQueue {
       .filter((r) => !TERMINAL.has(r.status))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     for (const r of open) {
+      // The API listens before the queue starts: a job created in between is already here.
+      if (this.running?.id === r.id || this.pending.includes(r.id)) continue;
       if (r.status === 'running') requeue(this.storage, r.id);
       this.pending.push(r.id);
     }

@@ -119,8 +119,10 @@ export class RedisQueue implements JobQueue {
    */
   private async reconcile(): Promise<void> {
     for (const r of this.storage.all()) {
-      if (TERMINAL.has(r.status) || this.storage.cancelRequested(r.id)) continue;
-      if (r.status === 'queued') await this.enqueue(r.id);
+      if (TERMINAL.has(r.status)) continue;
+      // A cancel asked while Redis was unreachable (answered 503) takes effect now.
+      if (this.storage.cancelRequested(r.id)) await this.cancel(r.id);
+      else if (r.status === 'queued') await this.enqueue(r.id);
       else if (r.status === 'running' && workerGone(r) && (await this.queue.getJob(r.id)) === undefined) {
         const q = requeue(this.storage, r.id);
         if (q) this.events.emit('status', q);

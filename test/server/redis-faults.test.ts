@@ -106,6 +106,8 @@ test(
         method: 'POST',
         body: photoForm(d.photo, { preset: 'fast', steps: '2' }),
       });
+    // Accepted while Redis was up, no worker yet: queued. Its cancel while Redis is down is a 503.
+    const queued = await createJob(d.api.url, photoForm(d.photo, { preset: 'fast', steps: '2' }));
     const expectUnavailable = async (how: string): Promise<void> => {
       const ready = await answeredWithin(`${d.api.url}/readyz`, 2000);
       assert.equal(ready.status, 503, `${how}: /readyz`);
@@ -114,6 +116,8 @@ test(
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'E_UNAVAILABLE');
       const metrics = await answeredWithin(`${d.api.url}/metrics`, 5000);
       assert.equal(metrics.status, 200, `${how}: /metrics`);
+      const cancel = await answeredWithin(`${d.api.url}/v1/immunizations/${queued}/cancel`, 5000, { method: 'POST' });
+      assert.equal(cancel.status, 503, `${how}: cancel: ${await cancel.text()}`);
     };
 
     d.redis.proc.kill('SIGSTOP'); // hung: connected, never answering
@@ -125,13 +129,15 @@ test(
     await expectUnavailable('Redis stopped');
 
     // Back (empty, as a restarted Redis without persistence) with a worker: nothing the refused
-    // creates sent may run now.
+    // creates sent may run now, and the cancel asked meanwhile takes effect.
     const back = await startRedis(d.dir, d.redis.port);
     procs.push(back.proc);
     await waitFor('the API to be ready again', async () => (await fetch(`${d.api.url}/readyz`)).status === 200);
     await d.startWorker();
+    const canceled = await settled<{ status: string }>(d.api.url, `/v1/immunizations/${queued}`, 'the cancel', 100);
+    assert.equal(canceled.status, 'canceled');
     await new Promise((r) => setTimeout(r, 3000));
-    assert.deepEqual(readdirSync(join(d.storage, 'jobs')), [], 'a refused create left a job record');
+    assert.deepEqual(readdirSync(join(d.storage, 'jobs')), [queued], 'a refused create left a job record');
     assert.deepEqual(bullJobs(d.redis.port), [], 'a refused create reached Redis later');
     assert.equal(readFileSync(d.startLog, 'utf8'), '', 'a refused create ran');
 
