@@ -7,16 +7,33 @@
  *
  * A lock file holds { pid, host, start }. It is stale when its process is gone: on this host, its
  * pid is dead or now belongs to a later process (another start time in /proc), so a server killed
- * with SIGKILL does not block its restart. A lock taken on another host cannot be checked and is
- * honoured: the refusal names the file to delete once that process is known to be gone.
+ * with SIGKILL does not block its restart. A process on another host cannot be asked: its holder
+ * touches the file every LOCK_REFRESH_MS, and a file from another host left untouched for
+ * FOREIGN_STALE_MS is stale (a container rescheduled under a new host name takes its storage back).
  * Lock files are created with link(2), atomic also on NFS: a reader never sees half of one.
  */
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 
 export type LockMode = 'exclusive' | 'shared';
+
+/** How often a holder touches its lock file, so that other hosts can tell it is alive. */
+export const LOCK_REFRESH_MS = 15_000;
+/** A lock file of another host untouched this long is stale (hosts' clocks may differ by less). */
+export const FOREIGN_STALE_MS = 120_000;
 
 export interface LockHolder {
   pid: number;
@@ -25,6 +42,8 @@ export interface LockHolder {
   start: string | null;
   mode: LockMode;
   since: string;
+  /** When the file was last touched (its mtime, ms), as read; absent where it was not read from a file. */
+  touchedMs?: number;
 }
 
 /** Another process uses the storage in a way that excludes this one. */
@@ -77,10 +96,24 @@ export function lockStorage(root: string, mode: LockMode): StorageLock {
     const holder = readHolder(owner);
     if (holder !== null && !gone(holder)) {
       releaseFile(mine, me);
+      try {
+        rmdirSync(members); // only if empty: leave the storage as it was
+      } catch {
+        /* other members */
+      }
       throw new StorageLockedError(refusal(root, owner, holder));
     }
   }
+  const refresh = setInterval(() => {
+    const now = new Date();
+    try {
+      utimesSync(mine, now, now);
+    } catch {
+      /* storage briefly unreachable: the next tick tries again */
+    }
+  }, LOCK_REFRESH_MS).unref();
   const release = (): void => {
+    clearInterval(refresh);
     process.off('exit', release);
     releaseFile(mine, me);
   };
@@ -88,9 +121,13 @@ export function lockStorage(root: string, mode: LockMode): StorageLock {
   return { file: mine, release };
 }
 
-/** Whether the process that wrote `holder` has certainly ended (false when it cannot be told: another host). */
-export function gone(holder: Pick<LockHolder, 'pid' | 'host' | 'start'>): boolean {
-  if (holder.host !== hostname()) return false;
+/**
+ * Whether the process that wrote `holder` has certainly ended. On another host: only when its lock
+ * file went untouched for FOREIGN_STALE_MS (false when there is no file to tell).
+ */
+export function gone(holder: Pick<LockHolder, 'pid' | 'host' | 'start' | 'touchedMs'>): boolean {
+  if (holder.host !== hostname())
+    return holder.touchedMs !== undefined && Date.now() - holder.touchedMs > FOREIGN_STALE_MS;
   // Our own pid in a lock we have not taken yet: a previous process of a restarted container.
   if (holder.pid === process.pid) return true;
   try {
@@ -117,7 +154,7 @@ function acquire(file: string, me: string): LockHolder | null {
     }
     const text = readText(file);
     if (text === null) continue; // released meanwhile
-    const holder = parseHolder(text);
+    const holder = parseHolder(text, touched(file));
     if (holder !== null && !gone(holder)) return holder;
     // Stale: move it aside under a name only this process uses, and check that the file moved is
     // the stale one — another process may have broken it and taken the lock in between.
@@ -168,7 +205,11 @@ function refusal(root: string, file: string, h: LockHolder): string {
     h.mode === 'exclusive'
       ? 'an embedded server runs every job in its storage, so it must be the only process on it'
       : 'an embedded server would run the jobs that the Redis workers run';
-  return `storage ${root} is in use by ${who}: ${why}. Stop that process or choose another --storage; if it is gone, delete ${file}`;
+  const foreign =
+    h.host === hostname()
+      ? ''
+      : `; a lock from another host is stale once unrefreshed for ${FOREIGN_STALE_MS / 60_000} min (or delete ${file} once that process is known to be gone)`;
+  return `storage ${root} is in use by ${who}: ${why}. Stop that process or choose another --storage${foreign}`;
 }
 
 function releaseFile(file: string, me: string): void {
@@ -185,15 +226,24 @@ function readText(file: string): string | null {
 
 function readHolder(file: string): LockHolder | null {
   const text = readText(file);
-  return text === null ? null : parseHolder(text);
+  return text === null ? null : parseHolder(text, touched(file));
 }
 
-function parseHolder(text: string): LockHolder | null {
+function parseHolder(text: string, touchedMs?: number): LockHolder | null {
   try {
     const h = JSON.parse(text) as LockHolder;
-    return Number.isSafeInteger(h.pid) && typeof h.host === 'string' ? h : null;
+    if (!Number.isSafeInteger(h.pid) || typeof h.host !== 'string') return null;
+    return touchedMs === undefined ? h : { ...h, touchedMs };
   } catch {
     return null;
+  }
+}
+
+function touched(file: string): number | undefined {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return undefined;
   }
 }
 

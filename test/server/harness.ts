@@ -380,7 +380,10 @@ export async function refusedStart(
   return { code, output };
 }
 
-/** Every file under `dir` (relative path → size, mtime and sha256): equal snapshots mean nothing was touched. */
+/**
+ * Every file under `dir` (relative path → size, mtime and sha256): equal snapshots mean nothing was
+ * touched. A storage lock file (`*.lock`) is compared by content only: its live holder touches it.
+ */
 export function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string): void => {
@@ -389,7 +392,8 @@ export function snapshot(dir: string): Map<string, string> {
       if (e.isDirectory()) walk(p);
       else {
         const s = statSync(p);
-        out.set(relative(dir, p), `${s.size} ${s.mtimeMs} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
+        const mtime = e.name.endsWith('.lock') ? '' : s.mtimeMs;
+        out.set(relative(dir, p), `${s.size} ${mtime} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
       }
     }
   };
