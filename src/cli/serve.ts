@@ -29,6 +29,7 @@ Options:
   --port N                 port (default 8080; 0 picks a free one)
   --host H                 address to listen on (default 127.0.0.1)
   --storage DIR            job records and results (default $IMMUNIZE_STORAGE or ./immunize-data);
+                           one embedded server per directory (a second one refuses to start);
                            with --redis, a directory shared by the API and every worker
   --redis URL              scale out: enqueue to BullMQ on Redis (redis://host:6379/0); run jobs
                            with \`immunize worker --redis URL\` (this process runs none)
