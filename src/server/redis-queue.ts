@@ -118,7 +118,8 @@ export class RedisQueue implements JobQueue {
    * known to be gone (on this host); a live worker completes its record without Redis.
    */
   private async reconcile(): Promise<void> {
-    for (const r of this.storage.all()) {
+    // Read asynchronously: on a reconnection the API is serving requests meanwhile.
+    for (const r of await this.storage.allAsync()) {
       if (TERMINAL.has(r.status)) continue;
       // A cancel asked while Redis was unreachable (answered 503) takes effect now.
       if (this.storage.cancelRequested(r.id)) await this.cancel(r.id);
