@@ -37,6 +37,16 @@ type Payload = { type: 'progress'; progress: JobProgress } | { type: 'status' };
  */
 export const REDIS_COMMAND_TIMEOUT_MS = 1000;
 
+/**
+ * How often an API also puts back what Redis lost without the connection dropping (a flushed
+ * database, a failover behind a proxy, a job requeued by its worker after Redis lost it).
+ * $IMMUNIZE_REDIS_RECONCILE_MS overrides it (the tests shorten it).
+ */
+export const RECONCILE_MS = ((): number => {
+  const v = Number(process.env['IMMUNIZE_REDIS_RECONCILE_MS']);
+  return Number.isSafeInteger(v) && v >= 100 ? v : 60_000;
+})();
+
 /** How long closing waits for BullMQ before the connections are cut (a stopped Redis never answers). */
 const CLOSE_WAIT_MS = 2000;
 
@@ -70,6 +80,8 @@ export class RedisQueue implements JobQueue {
   private readonly queueEvents: QueueEvents;
   private connects = 0;
   private reconciling: Promise<void> = Promise.resolve();
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconcileQueued = false;
 
   constructor(
     private readonly storage: Storage,
@@ -86,7 +98,7 @@ export class RedisQueue implements JobQueue {
     });
     // Back after a lost connection, Redis may have restarted empty: put back what it lost.
     this.conn.on('ready', () => {
-      if (++this.connects > 1) this.reconciling = this.reconciling.then(() => this.reconcile()).catch(() => undefined);
+      if (++this.connects > 1) this.reconcileSoon();
     });
     const status = (id: string): void => {
       const r = this.storage.read(id);
@@ -109,11 +121,25 @@ export class RedisQueue implements JobQueue {
     await this.queueEvents.waitUntilReady();
     await this.queue.waitUntilReady();
     await this.reconcile();
+    this.reconcileTimer = setInterval(() => this.reconcileSoon(), RECONCILE_MS).unref();
+  }
+
+  /** One reconciliation after the one under way; a failed one (Redis gone again) waits for the next. */
+  private reconcileSoon(): void {
+    if (this.reconcileQueued) return;
+    this.reconcileQueued = true;
+    this.reconciling = this.reconciling
+      .then(() => {
+        this.reconcileQueued = false;
+        return this.reconcile();
+      })
+      .catch(() => undefined);
   }
 
   /**
    * Adds to BullMQ every open job it does not have: a record accepted but never added (the API
-   * died between the two) and, after Redis restarted empty, every queued job. Adding an id BullMQ
+   * died between the two) and, after Redis restarted empty, every queued job. Run at start, on
+   * every reconnection and every RECONCILE_MS. Adding an id BullMQ
    * already has is a no-op. A running job that Redis lost is added again only when its worker is
    * known to be gone (on this host); a live worker completes its record without Redis.
    */
@@ -188,6 +214,7 @@ export class RedisQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.reconcileTimer);
     // BullMQ leaves the connections it was given open: cut them, or they keep the process alive.
     await Promise.race([
       Promise.allSettled([this.queueEvents.close(), this.queue.close()]),

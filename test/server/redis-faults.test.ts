@@ -42,7 +42,10 @@ const procs = killedAfter();
 type Rec = { status: string; completions: number; attempts: number };
 
 /** A Redis, an API on it and the means to start workers, all on one storage in a fresh folder. */
-async function deployment(name: string): Promise<{
+async function deployment(
+  name: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{
   dir: string;
   storage: string;
   startLog: string;
@@ -62,7 +65,7 @@ async function deployment(name: string): Promise<{
   const r = await startRedis(dir);
   procs.push(r.proc);
   const redis = { ...r, port: Number(new URL(r.url).port) };
-  const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog });
+  const env = childEnv({ IMMUNIZE_RUNNER_START_LOG: startLog, ...extraEnv });
   const common = ['--redis', redis.url, '--storage', storage, '--model', TAEF2];
   const startApi = async (): Promise<{ proc: ChildProcess; url: string }> => {
     const { proc, hello } = await startJsonProcess(serveArgs(...common), env);
@@ -176,6 +179,28 @@ test(
     const starts = startsById(d.startLog);
     for (const id of [running, ...queued]) assert.equal(starts.get(id), 1, `job ${id} starts`);
     assert.equal(worker.exitCode, null, 'the worker survived the Redis restart');
+  },
+);
+
+test(
+  'Redis emptied under a connected API (FLUSHALL, as a failover behind a proxy): the queued jobs are put back and complete once',
+  { skip },
+  async () => {
+    const d = await deployment('redis-flush', { IMMUNIZE_REDIS_RECONCILE_MS: '1000' });
+    const ids = [
+      await createJob(d.api.url, photoForm(d.photo, { preset: 'fast', steps: '2', seed: '5' })),
+      await createJob(d.api.url, photoForm(d.photo, { preset: 'fast', steps: '2', seed: '6' })),
+    ];
+    const flush = spawnSync('redis-cli', ['-p', String(d.redis.port), 'flushall'], { encoding: 'utf8' });
+    assert.equal(flush.stdout.trim(), 'OK', flush.stderr);
+    assert.deepEqual(bullJobs(d.redis.port), [], 'the jobs were in Redis before the flush');
+    await d.startWorker();
+    for (const id of ids) {
+      const r = await settled<{ status: string }>(d.api.url, `/v1/immunizations/${id}`, `job ${id}`, 300, 200);
+      assert.equal(r.status, 'completed', id);
+      assert.equal(d.record(id).completions, 1, id);
+      assert.equal(startsById(d.startLog).get(id), 1, `job ${id} starts`);
+    }
   },
 );
 
