@@ -230,3 +230,13 @@ test(
     assert.equal(startsById(d.startLog).get(id), 2, 'started by the stopped worker, then once more');
   },
 );
+
+test('with Redis stopped, the first SIGTERM still stops a worker and an API within 5 s', { skip }, async () => {
+  const d = await deployment('sigterm-redis-down');
+  const worker = await d.startWorker();
+  await stop(d.redis.proc, 'SIGKILL');
+  worker.kill('SIGTERM');
+  d.api.proc.kill('SIGTERM');
+  assert.equal(await exitWithin(worker, 5000), 0, 'the worker did not stop within 5 s of SIGTERM');
+  assert.equal(await exitWithin(d.api.proc, 5000), 0, 'the API did not stop within 5 s of SIGTERM');
+});
