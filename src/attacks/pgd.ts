@@ -7,6 +7,7 @@
  */
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
 import { grad, noGrad, rand, scope, keep, Generator, type Tensor } from '../torch/index.js';
+import { checkConvergenceRule, hasConverged, type ConvergenceRule } from './convergence.js';
 
 export type Norm = 'linf' | 'l2';
 /** photoguard's notebooks decay the step linearly: step − (step − step/100)·i/iters. */
@@ -52,6 +53,8 @@ export interface PgdOptions {
   range?: [number, number];
   /** Stop as soon as the loss is at or below this. */
   targetLoss?: number;
+  /** Stop when the loss has reached a plateau (convergence.ts); `steps` is then the cap. */
+  converge?: ConvergenceRule;
   generator?: Generator;
   seed?: number;
   /** Called after each step; return false to stop (cancellation). */
@@ -83,7 +86,8 @@ export interface PgdResult {
   losses: number[];
   stepSizes: number[];
   stepsTaken: number;
-  stoppedBy: 'steps' | 'target' | 'callback';
+  /** steps: the budget ran out; converged: the loss reached a plateau (`converge`) after `stepsTaken` steps. */
+  stoppedBy: 'steps' | 'target' | 'converged' | 'callback';
 }
 
 function positive(name: string, v: unknown, allowZero = false): number {
@@ -141,6 +145,7 @@ export function checkPgdOptions(o: PgdOptions, x?: Tensor): void {
   }
   if (o.targetLoss !== undefined && !(typeof o.targetLoss === 'number' && !Number.isNaN(o.targetLoss)))
     throw new ArgumentError(`Expected targetLoss to be a number but received ${describe(o.targetLoss)}`);
+  if (o.converge !== undefined) checkConvergenceRule(o.converge);
   if (o.seed !== undefined && !(Number.isSafeInteger(o.seed) && o.seed >= 0))
     throw new ArgumentError(`Expected seed to be a non-negative integer but received ${describe(o.seed)}`);
   if (o.onStep !== undefined && typeof o.onStep !== 'function')
@@ -368,6 +373,11 @@ export function pgdWithGradient(
       });
       if (goOn === false) {
         stoppedBy = 'callback';
+        i++;
+        break;
+      }
+      if (o.converge !== undefined && i + 1 < o.steps && hasConverged(losses, o.converge)) {
+        stoppedBy = 'converged';
         i++;
         break;
       }

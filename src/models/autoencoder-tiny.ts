@@ -72,6 +72,21 @@ export function parseAutoencoderTinyConfig(raw: Record<string, unknown>, label =
   return cfg;
 }
 
+/**
+ * Applies `fns` in turn, freeing each intermediate as soon as the next one exists (`x` is the
+ * caller's). At full size one 64-channel activation is 350 MB: kept to the end of the scope, a
+ * decoder pass held gigabytes at once. Autograd keeps its own references to what backward needs.
+ */
+function pipe(x: Tensor, ...fns: ((t: Tensor) => Tensor)[]): Tensor {
+  let h = x;
+  for (const f of fns) {
+    const next = f(h);
+    if (h !== x && h !== next) h.dispose();
+    h = next;
+  }
+  return h;
+}
+
 /** taesd's Block: relu(conv(x) + skip(x)), with taef2's `pool` branch added to x first. */
 class TinyBlock extends Module {
   readonly conv: SparseList;
@@ -107,15 +122,28 @@ class TinyBlock extends Module {
       let inp = x;
       if (this.pool) {
         const p = this.pool;
-        const a = (p.get(0) as Conv2d).forward(x);
-        const b = (p.get(1) as GroupNorm).forward(a).relu();
-        inp = x.add((p.get(3) as Conv2d).forward(b));
+        const b = pipe(
+          x,
+          (t) => (p.get(0) as Conv2d).forward(t),
+          (t) => (p.get(1) as GroupNorm).forward(t),
+          (t) => t.relu(),
+          (t) => (p.get(3) as Conv2d).forward(t),
+        );
+        inp = x.add(b);
+        b.dispose();
       }
-      let h = (list.get(0) as Conv2d).forward(inp).relu();
-      h = (list.get(2) as Conv2d).forward(h).relu();
-      h = (list.get(4) as Conv2d).forward(h);
-      const s = this.skip ? this.skip.forward(inp) : inp;
-      return h.add(s).relu();
+      const h = pipe(
+        inp,
+        (t) => (list.get(0) as Conv2d).forward(t),
+        (t) => t.relu(),
+        (t) => (list.get(2) as Conv2d).forward(t),
+        (t) => t.relu(),
+        (t) => (list.get(4) as Conv2d).forward(t),
+        (t) => t.add(this.skip ? this.skip.forward(inp) : inp),
+        (t) => t.relu(),
+      );
+      if (inp !== x) inp.dispose();
+      return h;
     });
   }
 }
@@ -153,15 +181,16 @@ class TinySequential extends Module {
     });
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      let h = x;
-      for (const l of this.#layers) {
-        if (l.kind === 'relu') h = h.relu();
-        else if (l.kind === 'upsample') h = F.interpolate(h, { scaleFactor: l.factor, mode: 'nearest' });
-        else h = l.m.forward(h);
-      }
-      return h;
-    });
+    return scope(() =>
+      pipe(
+        x,
+        ...this.#layers.map((l) => (h: Tensor) => {
+          if (l.kind === 'relu') return h.relu();
+          if (l.kind === 'upsample') return F.interpolate(h, { scaleFactor: l.factor, mode: 'nearest' });
+          return l.m.forward(h);
+        }),
+      ),
+    );
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import type { ImmunizeMethod } from '../attacks/immunize.js';
 import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
-import { PRESETS } from '../attacks/presets.js';
+import { DEFAULT_CONVERGENCE } from '../attacks/convergence.js';
+import { PRESETS, type StopRule } from '../attacks/presets.js';
 import { ArgumentError } from '../errors.js';
 import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
 import { parseNumberText } from '../numbers.js';
@@ -23,7 +24,10 @@ export interface ProtectRequest {
   preset: string;
   eps: number;
   stepSize: number;
+  /** The most steps (stop converged) or exactly these steps (stop steps). */
   steps: number;
+  /** converged: stop at a plateau of the loss (attacks/convergence.ts); steps: take every step. */
+  stop: StopRule;
   optimizer: Optimizer;
   schedule: StepSchedule;
   /** From the preset (photoguard's random start); not a user parameter. */
@@ -204,6 +208,13 @@ export function resolveProtectParameters(
       throw fail('checkSuite', (e as Error).message);
     }
   }
+  // The rule was measured on the encoder attack's loss; the diffusion attack's is a random estimate per step.
+  const stop = value<StopRule>('stop', method === 'encoder' ? PRESETS[presetName]!.stop : 'steps');
+  if (stop === 'converged' && method !== 'encoder')
+    throw rule(
+      'stop',
+      "{stop} converged works with {method} encoder (the diffusion attack's loss is a random estimate, the noise baseline takes no steps); use {stop} steps",
+    );
   const target = value<string>('target', 'gray');
   if (method === 'diffusion' && target === 'zeros')
     throw rule(
@@ -246,6 +257,7 @@ export function resolveProtectParameters(
     eps: value('eps', preset.eps),
     stepSize: value('stepSize', preset.stepSize),
     steps: value('steps', preset.steps),
+    stop,
     optimizer: value('optimizer', preset.optimizer ?? 'sign'),
     schedule: value('schedule', preset.schedule ?? 'constant'),
     randomStart: preset.randomStart === true,
@@ -294,5 +306,6 @@ export function pgdOptionsOf(r: ProtectRequest): Omit<PgdOptions, 'mask' | 'onSt
     randomStart: r.randomStart,
     optimizer: r.optimizer,
     seed: r.seed,
+    ...(r.stop === 'converged' ? { converge: { ...DEFAULT_CONVERGENCE } } : {}),
   };
 }

@@ -5,7 +5,7 @@
  * route schema), so a new parameter is added here and nowhere else.
  */
 import { IMMUNIZE_METHODS } from '../attacks/immunize.js';
-import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
+import { DEFAULT_PRESET, PRESETS, STOP_RULES } from '../attacks/presets.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
 import { PRECISIONS } from '../torch/index.js';
 
@@ -125,7 +125,18 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     default: 'preset',
     doors: both,
     valueName: 'N',
-    description: 'iterations',
+    description: 'iterations: the budget (with stop converged, the most steps the attack may take)',
+  },
+  {
+    name: 'stop',
+    flag: 'stop',
+    type: 'choice',
+    choices: STOP_RULES,
+    default: 'preset',
+    doors: both,
+    valueName: 'R',
+    description:
+      "converged: stop when the attack's loss has reached a plateau (the last 10 steps gained under 2% of all progress so far), at most steps | steps: always take every step (photoguard's fixed count; the paper preset's)",
   },
   {
     name: 'optimizer',

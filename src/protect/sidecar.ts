@@ -27,6 +27,7 @@ export interface ProtectParameters {
   norm: 'linf';
   stepSize: number | null;
   steps: number | null;
+  stop: ProtectRequest['stop'] | null;
   schedule: ProtectRequest['schedule'] | null;
   optimizer: ProtectRequest['optimizer'] | null;
   randomStart: boolean | null;
@@ -118,6 +119,7 @@ export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, f
     norm: 'linf',
     stepSize: attacking ? r.stepSize : null,
     steps: attacking ? r.steps : null,
+    stop: attacking ? r.stop : null,
     schedule: attacking ? r.schedule : null,
     optimizer: attacking ? r.optimizer : null,
     randomStart: attacking ? r.randomStart : null,
