@@ -13,10 +13,10 @@
  * photo (the time-to-protection table of bench/README.md).
  *
  *   node dist/bench/time-to-protection.js [--images a.png,b.jpg] [--presets paper,default,fast]
- *        [--size 256] [--steps 200] [--probe 5] [--precision fp32] [--threads N]
+ *        [--size 256] [--steps 200] [--probe 5] [--precisions fp32,bf16] [--threads N]
  *
- * `--precision` is passed to the protect request as its `precision` parameter (the attack's
- * arithmetic; the measurements stay fp32). One JSON line per run on stdout, then one summary line
+ * Each preset runs at each of `--precisions` (the protect request's `precision`: the attack's
+ * arithmetic; the measurements stay fp32); the reference is the fp32 `paper` run. One JSON line per run on stdout, then one summary line
  * per photo; progress on stderr, with the load average (the machine may be shared).
  * Not a *.bench.ts file on purpose: it runs for minutes (about 2 × 200 steps per photo).
  */
@@ -42,7 +42,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '256' },
     steps: { type: 'string', default: '200' },
     probe: { type: 'string', default: '5' },
-    precision: { type: 'string' },
+    precisions: { type: 'string', default: 'fp32,bf16' },
     threads: { type: 'string' },
   },
 });
@@ -75,14 +75,14 @@ interface Run {
   loadavg1: [number, number];
 }
 
-async function run(image: string, preset: string): Promise<Run> {
+async function run(image: string, preset: string, precision: string): Promise<Run> {
   const { tensor: x } = await readImage(sharedPath('images', image)!, { width: size, height: size, kernel: 'lanczos3' });
   const request = resolveProtectParameters({
     model: modelDir!,
     preset,
     steps,
     stop: 'steps',
-    ...(values.precision === undefined ? {} : { precision: values.precision }),
+    precision,
   });
   using models = await loadProtectModels(request);
   const recPsnr = (img: Tensor): number => {
@@ -114,7 +114,8 @@ async function run(image: string, preset: string): Promise<Run> {
     encoder: probing,
     onStep: (s) => {
       msAt.push(performance.now() - t0 - probeMs);
-      if (s.step % 20 === 0) console.error(`${image} ${preset}: step ${s.step}, loss ${s.loss.toFixed(3)}`);
+      if (s.step % 20 === 0)
+        console.error(`${image} ${preset} ${precision}: step ${s.step}, loss ${s.loss.toFixed(3)}, load ${load()}`);
     },
   });
   using adv = result.adv;
@@ -124,7 +125,7 @@ async function run(image: string, preset: string): Promise<Run> {
   return {
     image,
     preset,
-    precision: values.precision ?? 'fp32',
+    precision,
     size,
     steps,
     losses: result.attack!.losses,
@@ -149,12 +150,13 @@ function psnrAt(r: Run, step: number): number {
 
 for (const image of values.images.split(',')) {
   const runs: Run[] = [];
-  for (const preset of values.presets.split(',')) {
-    const r = await run(image, preset);
-    runs.push(r);
-    console.log(JSON.stringify(r));
-  }
-  const paper = runs.find((r) => r.preset === 'paper');
+  for (const preset of values.presets.split(','))
+    for (const precision of values.precisions.split(',')) {
+      const r = await run(image, preset, precision);
+      runs.push(r);
+      console.log(JSON.stringify(r));
+    }
+  const paper = runs.find((r) => r.preset === 'paper' && r.precision === 'fp32');
   const summary = runs.map((r) => {
     const stop = convergedStep(r.losses);
     const msPerStep = r.msAt.at(-1)! / r.msAt.length;
