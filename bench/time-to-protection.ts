@@ -31,7 +31,7 @@ import { readImage } from '../src/io/images.js';
 import { psnr } from '../src/metrics/psnr.js';
 import { reconstructForMeasure } from '../src/models/image-autoencoder.js';
 import { loadAutoencoder } from '../src/models/resolve.js';
-import { loadProtectModels, pgdOptionsOf, resolveProtectParameters } from '../src/protect/index.js';
+import { loadProtectModels, pgdOptionsOf, precisionOf, resolveProtectParameters } from '../src/protect/index.js';
 import { setNumThreads, type Tensor } from '../src/torch/index.js';
 import { sharedPath } from '../test/helpers/shared.js';
 
@@ -110,6 +110,7 @@ async function run(image: string, preset: string, precision: string): Promise<Ru
   const t0 = performance.now();
   const result = immunize(x, {
     method: 'encoder',
+    precision: precisionOf(request).used,
     pgd: pgdOptionsOf(request),
     encoder: probing,
     onStep: (s) => {

@@ -36,7 +36,7 @@ export const PRESETS: Record<string, Preset> = {
       "the paper's budget and steps (L∞ 16/255, step 2/255 decaying, 200 steps) with momentum: as strong as the paper's attack in 80 steps instead of 120, and stronger at 200",
     source:
       'Immunize: the paper preset with MI-FGSM (Dong et al. 2018); measured on TAEF2 at 256² with trevor_5.jpg (scripts/reproduce-taef2.mjs): reconstruction PSNR 23.41 dB after 200 steps (sign 23.53, Adam 23.61), ≤ 23.9 dB from step 80 (sign 120, Adam 100)',
-    stop: 'converged',
+    stop: 'steps',
     options: { ...PAPER_ATTACK, optimizer: 'momentum' },
   },
   paper: {
