@@ -76,7 +76,11 @@ interface Run {
 }
 
 async function run(image: string, preset: string, precision: string): Promise<Run> {
-  const { tensor: x } = await readImage(sharedPath('images', image)!, { width: size, height: size, kernel: 'lanczos3' });
+  const { tensor: x } = await readImage(sharedPath('images', image)!, {
+    width: size,
+    height: size,
+    kernel: 'lanczos3',
+  });
   const request = resolveProtectParameters({
     model: modelDir!,
     preset,

@@ -136,7 +136,7 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: both,
     valueName: 'R',
     description:
-      "converged: stop when the attack's loss has reached a plateau (the last 10 steps gained under 2% of all progress so far), at most steps | steps: always take every step (photoguard's fixed count; the paper preset's)",
+      "steps: take every step (every preset's default; photoguard's fixed count) | converged: stop once the encoder attack's loss has reached a plateau (the last 10 steps gained under 2% of all progress so far, never before step 40), steps being the cap — faster, and weaker at full size so far (docs/protect.md#when-the-attack-stops)",
   },
   {
     name: 'optimizer',

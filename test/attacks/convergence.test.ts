@@ -29,12 +29,30 @@ describe('convergedStep on synthetic losses', () => {
   });
 
   test('a loss still falling steadily never converges: the attack runs to the cap', () => {
-    assert.equal(convergedStep(seq(200, (k) => 200 - k), rule), null);
+    assert.equal(
+      convergedStep(
+        seq(200, (k) => 200 - k),
+        rule,
+      ),
+      null,
+    );
   });
 
   test('a loss that rises, or never moves, is not convergence', () => {
-    assert.equal(convergedStep(seq(200, (k) => 10 + k), rule), null);
-    assert.equal(convergedStep(seq(200, () => 5), rule), null);
+    assert.equal(
+      convergedStep(
+        seq(200, (k) => 10 + k),
+        rule,
+      ),
+      null,
+    );
+    assert.equal(
+      convergedStep(
+        seq(200, () => 5),
+        rule,
+      ),
+      null,
+    );
   });
 
   test('never before minSteps, even when flat from the second step', () => {
