@@ -21,7 +21,7 @@ import { MAX_CHECK_ROWS, defaultCheckSuite, parseCheckSuite } from '../robustnes
 import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
-import type { ModelEntry } from './models.js';
+import { describeModels, type ModelEntry } from './models.js';
 import {
   collectRoutes,
   routeSchema,
@@ -280,6 +280,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     clientErrorHandler: answerClientError,
   });
   const routes = collectRoutes(app);
+  const modelInfo = describeModels(cfg.models);
   const metrics = new Metrics();
   const requestLimiter = new RateLimiter(cfg.rateRequests);
   const createLimiter = new RateLimiter(cfg.rateCreate);
@@ -589,8 +590,10 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           rateRequestsPerMinute: cfg.rateRequests,
           retentionMs: cfg.retentionMs,
         },
-        methods: ['encoder', 'noise', 'diffusion'],
-        models: cfg.models.map((m, i) => ({ id: m.id, default: i === 0 })),
+        // Only what this server can run: diffusion needs an inpainting pipeline among its models.
+        methods: ['encoder', 'noise', ...(modelInfo.some((m) => m.methods.includes('diffusion')) ? ['diffusion'] : [])],
+        baselines: ['noise'],
+        models: modelInfo,
         presets: Object.entries(PRESETS).map(([id, p]) => ({
           id,
           description: p.description,

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UsageError } from '../errors.js';
-import { parseModelEntry, type ModelEntry } from './models.js';
+import { parseModelEntry, pipelineTraits, type ModelEntry } from './models.js';
 import { HttpError } from './options.js';
 import type { JobKind, JobRecord, Storage } from './storage.js';
 import { err, idParams, png, record, routeSchema, tokenQuery } from './openapi.js';
@@ -91,6 +91,8 @@ function editingInfo(cfg: EditingConfig | null | undefined, queueKind: 'embedded
     available: true,
     modes,
     models: { img2img: cfg.img2img?.id ?? null, inpaint: cfg.inpaint?.id ?? null },
+    // The ids of test-sized pipelines (their edits are noise), so a client can say so.
+    testModels: [cfg.img2img, cfg.inpaint].filter((m) => m !== null && pipelineTraits(m.spec)?.tiny === true).map((m) => m!.id),
     defaults: { mode: modes[0], ...EDIT_DEFAULTS },
     limits: {
       maxSteps: cfg.maxSteps,

@@ -3,7 +3,8 @@
  * workers) maps ids to its own local spec, so workers on other machines may keep weights
  * elsewhere as long as they use the same ids.
  */
-import { basename } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { DEFAULT_MODEL } from '../models/defaults.js';
 import { UsageError } from '../errors.js';
 
@@ -37,4 +38,42 @@ export function parseModels(values: string[] | undefined): ModelEntry[] {
     seen.add(m.id);
   }
   return list;
+}
+
+/**
+ * What `GET /v1/config` may say about a model without loading it, read from a local diffusers
+ * folder's `unet/config.json`; null when the spec is not such a folder (a hub id, a VAE-only
+ * folder or a .safetensors file), i.e. when nothing is known beyond "an image encoder".
+ */
+export interface PipelineTraits {
+  /** A 9-channel UNet: an inpainting pipeline, what `method: diffusion` needs. */
+  inpainting: boolean;
+  /**
+   * A test-sized UNet (widest block under 128 channels; Stable Diffusion's have 320–1280), such as
+   * the conformance suite's tiny pipelines: it runs the real pipeline, but its edits are noise.
+   */
+  tiny: boolean;
+}
+
+export function pipelineTraits(spec: string): PipelineTraits | null {
+  let cfg: { in_channels?: unknown; block_out_channels?: unknown };
+  try {
+    cfg = JSON.parse(readFileSync(join(spec, 'unet', 'config.json'), 'utf8')) as typeof cfg;
+  } catch {
+    return null;
+  }
+  const widths = Array.isArray(cfg.block_out_channels) ? cfg.block_out_channels.filter(Number.isFinite) : [];
+  return {
+    inpainting: cfg.in_channels === 9,
+    tiny: widths.length > 0 && Math.max(...(widths as number[])) < 128,
+  };
+}
+
+/** The models as `GET /v1/config` lists them: ids (never paths) and the methods each can run. */
+export function describeModels(models: ModelEntry[]): { id: string; default: boolean; methods: string[] }[] {
+  return models.map((m, i) => {
+    // A hub id is not read here (that would download it); its name is the only hint it has.
+    const inpainting = pipelineTraits(m.spec)?.inpainting ?? /inpaint/i.test(m.spec);
+    return { id: m.id, default: i === 0, methods: ['encoder', 'noise', ...(inpainting ? ['diffusion'] : [])] };
+  });
 }

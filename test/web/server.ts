@@ -8,12 +8,24 @@ import { tempDir } from './harness.js';
 
 export interface TestServer {
   url: string;
+  /** The storage folder (kept by `kill`, so a new server can be started on it). */
+  storage: string;
+  /** kill -9: no clean shutdown, the storage left as it is. */
+  kill(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** `extraArgs`: more `immunize serve` flags (e.g. `--edit-model` for the edit test). */
-export async function startServer(modelPath: string, extraArgs: string[] = []): Promise<TestServer> {
-  const dir = tempDir('immunize-web-');
+/**
+ * `extraArgs`: more `immunize serve` flags (e.g. `--edit-model` for the edit test). `o.storage` and
+ * `o.port` start it on an existing storage and a given port (a restart); that storage is then the
+ * caller's to remove.
+ */
+export async function startServer(
+  modelPath: string,
+  extraArgs: string[] = [],
+  o: { storage?: string; port?: number } = {},
+): Promise<TestServer> {
+  const dir = o.storage === undefined ? tempDir('immunize-web-') : { path: o.storage, remove: () => {} };
   const child = spawn(
     process.execPath,
     serveArgs(
@@ -25,6 +37,7 @@ export async function startServer(modelPath: string, extraArgs: string[] = []): 
       `taef2-hf=${modelPath}`,
       '--retention',
       '1h',
+      ...(o.port === undefined ? [] : ['--port', String(o.port)]),
       ...extraArgs,
     ),
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { OMP_WAIT_POLICY: 'passive', ...process.env } },
@@ -49,8 +62,14 @@ export async function startServer(modelPath: string, extraArgs: string[] = []): 
       reject(new Error(`immunize serve exited with ${code}:\n${stderr}`));
     });
   });
+  const exited = new Promise((r) => child.once('exit', r));
   return {
     url,
+    storage: dir.path,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
     close: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

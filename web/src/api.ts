@@ -40,7 +40,10 @@ interface ServiceConfig {
     retentionMs?: number;
   };
   methods: string[];
-  models: { id: string; default?: boolean; description?: string }[];
+  /** Methods that protect nothing, offered only to compare against (`noise`). */
+  baselines?: string[];
+  /** `methods`: what the server can run with this model (diffusion needs an inpainting pipeline). */
+  models: { id: string; default?: boolean; description?: string; methods?: string[] }[];
   presets: Preset[];
   defaults: { method?: string; preset?: string; target?: string; seed?: number };
   purifications?: string[];
@@ -54,6 +57,8 @@ interface EditingInfo {
   reason?: string;
   modes?: string[];
   models?: { img2img: string | null; inpaint: string | null };
+  /** Ids of test-sized pipelines: they run the real pipeline, but their edits are noise. */
+  testModels?: string[];
   defaults?: { mode?: string; strength?: number; steps?: number; guidance?: number; seed?: number };
   limits?: { maxSteps: number; maxPromptChars: number; maxSeed: number };
 }
@@ -74,6 +79,8 @@ interface EditResult {
   prompt: string;
   seed: number;
   steps: number;
+  /** img2img: the share of the schedule run (stepsRun = ⌊steps × strength⌋); null for inpainting. */
+  strength?: number | null;
   stepsRun: number;
   width: number;
   height: number;
@@ -110,6 +117,8 @@ interface CheckResult {
   purifications: {
     spec: string;
     psnr: number;
+    /** The model on the re-saved original (absent on servers older than this field). */
+    cleanReconstructionPsnr?: number;
     reconstructionPsnr: number;
     protectionRemaining: number;
     protected: boolean;
@@ -224,24 +233,43 @@ interface WatchHandlers<R> {
   record(rec: JobRecord<R>): void;
   progress(p: Progress): void;
   end(rec: JobRecord<R>): void;
-  /** The stream and the polling fallback both failed for good. */
+  /** The job cannot be followed any more (gone, or the key refused); not called for lost connections. */
   lost(err: Error): void;
+  /**
+   * The service cannot be reached (restarting, network down): the watch keeps retrying, the next
+   * try in `retryMs` (null: the stream reconnects by itself); `back()` is called when it answers again.
+   */
+  offline?(err: Error, retryMs: number | null): void;
+  back?(): void;
 }
 
 interface Watch {
   close(): void;
 }
 
+/** The wait before the n-th retry (n ≥ 1) after a lost connection: 1, 2, 4, 8 s, then every 10 s. */
+function backoffMs(n: number): number {
+  return Math.min(10_000, 1000 * 2 ** Math.max(0, n - 1));
+}
+
+/** Errors that say the service is unreachable or restarting, not that the job is gone. */
+function transient(e: unknown): boolean {
+  return !(e instanceof ApiError) || e.status === 0 || e.status === 429 || e.status >= 500;
+}
+
 /**
  * Follows a job over its SSE stream (docs/api.md: the first event is always the current record;
  * `end` is terminal). If the stream breaks, EventSource reconnects by itself; after repeated
- * failures it falls back to polling the record once a second.
+ * failures it falls back to polling the record, and while the service cannot be reached it keeps
+ * polling with a growing wait (`backoffMs`) and says so (`offline`): a restarted server finishes
+ * the job it had accepted, and the page must see that without a reload.
  */
 function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
   let closed = false;
   let es: EventSource | null = null;
   let poll: ReturnType<typeof setTimeout> | null = null;
   let failures = 0;
+  let offline = 0;
   const finish = (r: JobRecord<R>): void => {
     if (closed) return;
     closed = true;
@@ -259,9 +287,12 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
   const startPolling = (): void => {
     const tick = async (): Promise<void> => {
       if (closed) return;
+      let wait = 1000;
       try {
         const r = await api.get<R>(rec.links.self);
-        failures = 0;
+        if (closed) return;
+        if (offline > 0) on.back?.();
+        offline = 0;
         if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') {
           finish(r);
           return;
@@ -269,13 +300,16 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
         on.record(r);
         if (r.progress) on.progress(r.progress);
       } catch (e) {
-        if (++failures > 5) {
+        if (closed) return;
+        if (!transient(e)) {
           closed = true;
           on.lost(e as Error);
           return;
         }
+        wait = backoffMs(++offline);
+        on.offline?.(e as Error, wait);
       }
-      poll = setTimeout(() => void tick(), 1000);
+      poll = setTimeout(() => void tick(), wait);
     };
     void tick();
   };
@@ -284,14 +318,20 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
     return {
       close: () => {
         closed = true;
+        if (poll) clearTimeout(poll);
       },
     };
   }
   es = new EventSource(rec.links.events);
+  const answered = (): void => {
+    failures = 0;
+    if (offline > 0) on.back?.();
+    offline = 0;
+  };
   es.addEventListener('status', (ev) => {
     const r = parse<JobRecord<R>>(ev as MessageEvent);
     if (r && !closed) {
-      failures = 0;
+      answered();
       on.record(r);
       if (r.progress) on.progress(r.progress);
     }
@@ -299,7 +339,7 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
   es.addEventListener('progress', (ev) => {
     const p = parse<Progress>(ev as MessageEvent);
     if (p && !closed) {
-      failures = 0;
+      answered();
       on.progress(p);
     }
   });
@@ -309,6 +349,9 @@ function watchJob<R>(api: Api, rec: JobRecord<R>, on: WatchHandlers<R>): Watch {
   });
   es.addEventListener('error', () => {
     if (closed) return;
+    // Said at once: the last progress shown (and its time left) is no longer current.
+    offline = Math.max(offline, 1);
+    on.offline?.(new Error('the progress stream broke'), null);
     if (++failures >= 3 || es?.readyState === EventSource.CLOSED) {
       es?.close();
       es = null;

@@ -3,7 +3,14 @@
  * pixels are gray and the perturbation's pattern shows in colour. Zoom enlarges the canvas by CSS
  * with nearest-neighbour sampling, inside a scrollable box, so single pixels can be inspected.
  */
-export { DiffView };
+export { DiffView, MAX_DISPLAY_PX };
+
+/**
+ * The largest side the zoomed canvas may have on screen, in CSS pixels. Zoom levels past it stop
+ * there: a 1080-pixel photo at 16× "fit" would be a 17,280-pixel element (slow, and beyond what
+ * some browsers paint), and 4096 px still shows each pixel of a 1000-pixel photo 4× enlarged.
+ */
+const MAX_DISPLAY_PX = 4096;
 
 class DiffView {
   private original: ImageData | null = null;
@@ -49,11 +56,22 @@ class DiffView {
     this.layout();
   }
 
-  /** Zoom 1 = fit the box's width; each level doubles. */
-  layout(): void {
-    const fit = Math.max(1, this.box.clientWidth - 4) / Math.max(1, this.canvas.width);
-    const w = Math.round(this.canvas.width * fit * this.zoom);
-    this.canvas.style.width = `${w}px`;
-    this.canvas.style.height = `${Math.round((this.canvas.height * w) / Math.max(1, this.canvas.width))}px`;
+  /**
+   * Zoom 1 = the whole image fits the box (its width, and its CSS max-height: a tall or square
+   * photo is shown whole, not its top part); each level doubles, up to MAX_DISPLAY_PX. Returns the
+   * zoom actually used.
+   */
+  layout(): number {
+    const w = Math.max(1, this.canvas.width),
+      h = Math.max(1, this.canvas.height);
+    const maxH = parseFloat(getComputedStyle(this.box).maxHeight);
+    const fit = Math.min(
+      Math.max(1, this.box.clientWidth - 4) / w,
+      Number.isFinite(maxH) ? Math.max(1, maxH - 4) / h : Infinity,
+    );
+    const scale = Math.min(fit * this.zoom, MAX_DISPLAY_PX / Math.max(w, h));
+    this.canvas.style.width = `${Math.round(w * scale)}px`;
+    this.canvas.style.height = `${Math.round(h * scale)}px`;
+    return scale / fit;
   }
 }

@@ -52,9 +52,20 @@ function editReading(between: { psnr: number; ssim: number }): {
   };
 }
 
+/**
+ * The denoising steps img2img actually runs: diffusers starts `strength` of the way into the
+ * schedule (init_timestep = min(int(steps × strength), steps)), so 8 steps at strength 0.5 run 4.
+ */
+function stepsRun(steps: number, strength: number): number {
+  return Math.min(Math.floor(steps * strength), steps);
+}
+
 class EditPanel {
   private watch: Watch | null = null;
   private available = false;
+  private limits: { maxSteps: number; maxPromptChars: number; maxSeed: number } | null = null;
+  /** The img2img strength the server uses (its default: the page does not send one). */
+  private strength = 0.5;
 
   constructor(
     private readonly api: Api,
@@ -78,10 +89,18 @@ class EditPanel {
       return;
     }
     const model = e?.models?.img2img ?? e?.models?.inpaint ?? "the server's model";
+    const tiny = e?.testModels?.includes(model) === true;
     $('edit-note').textContent =
       `Edit the original and the immunized photo with the same prompt and the same seed, using ${model} (img2img: ` +
       'the model repaints part of the whole photo). The only difference between the two edits is then the immunization: where it works, ' +
-      "the immunized photo's edit comes out wrong.";
+      "the immunized photo's edit comes out wrong." +
+      (tiny
+        ? ` Note: ${model} is a tiny test model. It runs the real editing pipeline, but its edits are noise, not pictures: ` +
+          'comparing them shows that the test runs, not whether the protection holds against a real editor.'
+        : '');
+    $('edit-note').dataset['testModel'] = String(tiny);
+    this.limits = e?.limits ?? null;
+    this.strength = e?.defaults?.strength ?? this.strength;
     const steps = $<HTMLInputElement>('edit-steps');
     if (e?.limits) {
       steps.max = String(e.limits.maxSteps);
@@ -91,7 +110,9 @@ class EditPanel {
     if (e?.defaults?.steps !== undefined)
       steps.value = String(Math.min(e.defaults.steps, e.limits?.maxSteps ?? e.defaults.steps));
     $('edit-steps-help').textContent =
-      `More steps give a cleaner edit and take longer (both photos are edited: twice the work)${e?.limits ? `; at most ${e.limits.maxSteps}` : ''}.`;
+      `More steps give a cleaner edit and take longer (both photos are edited: twice the work)${e?.limits ? `; at most ${e.limits.maxSteps}` : ''}. ` +
+      `The editor keeps part of the photo (strength ${this.strength}), so it runs only that share of the steps: ` +
+      `for example ${stepsRun(8, this.strength)} of 8.`;
   }
 
   /** A new photo or immunization: the previous edits no longer apply. */
@@ -111,23 +132,18 @@ class EditPanel {
     const seed = Number($<HTMLInputElement>('edit-seed').value);
     const steps = Number($<HTMLInputElement>('edit-steps').value);
     const status = $('edit-status');
+    const bar = $<HTMLProgressElement>('edit-progress');
     $('edit-progress-box').hidden = false;
-    if (prompt === '') {
-      status.textContent = 'Write a prompt first: what the editor should make of the photo.';
-      return;
-    }
-    if (!Number.isInteger(seed) || seed < 0) {
-      status.textContent = 'The seed is a whole number, 0 or more.';
-      return;
-    }
-    if (!Number.isInteger(steps) || steps < 1) {
-      status.textContent = 'Steps is a whole number, 1 or more.';
+    // The server's limits, checked here first: a refusal then costs no upload and no round trip.
+    const refusal = this.refusal(prompt, seed, steps);
+    if (refusal) {
+      bar.value = 0;
+      status.textContent = refusal;
       return;
     }
     const button = $<HTMLButtonElement>('edit-run');
     button.disabled = true;
     $('edit-result').hidden = true;
-    const bar = $<HTMLProgressElement>('edit-progress');
     bar.removeAttribute('value');
     status.textContent = 'Sending the edit…';
     this.watch?.close();
@@ -136,6 +152,7 @@ class EditPanel {
       rec = await this.api.edit(job.id, { prompt, seed, steps });
     } catch (e) {
       button.disabled = false;
+      bar.value = 0; // stops the indeterminate animation: nothing is running
       status.textContent =
         e instanceof ApiError && e.code === 'E_NOT_IMPLEMENTED'
           ? `Editing is not available: ${e.message}`
@@ -162,9 +179,23 @@ class EditPanel {
       },
       lost: (e) => {
         button.disabled = false;
+        bar.value = 0;
         status.textContent = `Lost contact with the edit: ${this.errorText(e)}`;
       },
     });
+  }
+
+  /** Why the settings cannot be sent, in the page's words, or null. */
+  private refusal(prompt: string, seed: number, steps: number): string | null {
+    const lim = this.limits;
+    if (prompt === '') return 'Write a prompt first: what the editor should make of the photo.';
+    if (lim && prompt.length > lim.maxPromptChars)
+      return `The prompt is ${prompt.length} characters; this service accepts up to ${lim.maxPromptChars}.`;
+    if (!Number.isInteger(seed) || seed < 0) return 'The seed is a whole number, 0 or more.';
+    if (lim && seed > lim.maxSeed) return `The seed is at most ${lim.maxSeed}.`;
+    if (!Number.isInteger(steps) || steps < 1) return 'Steps is a whole number, 1 or more.';
+    if (lim && steps > lim.maxSteps) return `This service runs at most ${lim.maxSteps} editing steps; you asked for ${steps}.`;
+    return null;
   }
 
   private show(r: JobRecord<EditResult>): void {
@@ -176,7 +207,11 @@ class EditPanel {
       return;
     }
     $<HTMLProgressElement>('edit-progress').value = 1;
-    status.textContent = `Done: both photos edited with “${res.prompt}”, seed ${res.seed}, ${res.stepsRun} ${res.stepsRun === 1 ? 'step' : 'steps'} each.`;
+    status.textContent =
+      `Done: both photos edited with “${res.prompt}”, seed ${res.seed}, ${res.stepsRun} ${res.stepsRun === 1 ? 'step' : 'steps'} each` +
+      (res.stepsRun < res.steps
+        ? ` (${res.steps} asked × strength ${res.strength ?? this.strength}: the editor starts part-way, keeping the rest of the photo).`
+        : '.');
     $<HTMLImageElement>('edit-original-img').src = r.links.original;
     $<HTMLImageElement>('edit-immunized-img').src = r.links.immunized;
     $<HTMLAnchorElement>('edit-original-link').href = r.links.original;

@@ -13,12 +13,26 @@ function fmtPixels(n: number): string {
     : `${Math.round(n).toLocaleString('en')} pixels`;
 }
 
+function plural(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/** "47 seconds", "3 minutes 5 seconds", "2 hours 10 minutes", "1 day": two units at most, no zero units. */
 function fmtDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+  const units: [number, string][] = [
+    [Math.floor(s / 86400), 'day'],
+    [Math.floor(s / 3600) % 24, 'hour'],
+    [Math.floor(s / 60) % 60, 'minute'],
+    [s % 60, 'second'],
+  ];
+  const first = units.findIndex(([n]) => n > 0);
+  if (first < 0) return '0 seconds';
+  return units
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, u]) => plural(n, u))
+    .join(' ');
 }
 
 function fmtDb(x: number | null | undefined): string {

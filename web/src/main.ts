@@ -7,9 +7,11 @@ import { Api, ApiError, watchJob } from './api.js';
 import type { CheckResult, ImmunizationResult, JobRecord, Progress, ServiceConfig, Watch } from './api.js';
 import { DiffView } from './diff.js';
 import { EditPanel } from './edit.js';
+import { checkReading, WEAK_DB } from './check.js';
 import { fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
 import { MaskEditor } from './mask.js';
 import { EpsPreview } from './preview.js';
+import { METHOD_HELP, PRESET_HELP, methodLabel, modelHelp, modelLabel, presetExactly } from './words.js';
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -17,34 +19,13 @@ function $<T extends HTMLElement = HTMLElement>(id: string): T {
   return el as T;
 }
 
-/** Plain-language explanations of the presets, models and methods the server may offer. */
-const PRESET_HELP: Record<string, string> = {
-  default:
-    "The recommended protection: the published attack's strength with a faster optimiser (momentum), 200 steps. Slow on a CPU for large photos.",
-  paper:
-    'Exactly the published attack (Salman et al. 2023): sign steps, 200 steps, for comparisons with the paper. Slow on a CPU for large photos.',
-  'photoguard-demo': "The settings of photoguard's online demo: a little weaker change (about 15/255), 200 steps.",
-  fast: "A quick protection in 40 steps, good for trying things out; somewhat weaker than the paper's.",
-};
-const METHOD_HELP: Record<string, string> = {
-  encoder:
-    "Encoder attack: changes the photo so the model's image encoder sees a flat gray image instead. Fast and effective.",
-  diffusion:
-    'Diffusion attack: steers the whole editing pipeline around the painted region. Stronger but much slower; needs a painted region and an inpainting model.',
-  noise: 'Random noise of the same size, for comparison only: it does not protect anything.',
-};
-function modelHelp(id: string, description?: string): string {
-  if (description) return description;
-  if (/taef2|taesd|taesdxl|taef1/i.test(id))
-    return "A tiny stand-in for a large model's image encoder: fast, and protection transfers to models that share that encoder.";
-  if (/stable-diffusion|sd-|vae/i.test(id))
-    return "Stable Diffusion's own image encoder: what most photo editors built on Stable Diffusion use. Slower.";
-  return 'The image encoder the protection is made against. Protection works best against this model and those that share its encoder.';
-}
-
 const api = new Api();
 let config: ServiceConfig | null = null;
 let photo: { file: File; bitmap: ImageBitmap; url: string } | null = null;
+/** The download's object URL (the PNG fetched once; named after the photo, not the server's job id). */
+let downloadUrl: string | null = null;
+/** The photo's file name, kept with the job so a recovered job still downloads under it. */
+let photoName = '';
 let mask: MaskEditor | null = null;
 let preview: EpsPreview | null = null;
 let job: JobRecord<ImmunizationResult> | null = null;
@@ -120,14 +101,14 @@ async function init(): Promise<void> {
   const preset = $<HTMLSelectElement>('preset');
   for (const p of c.presets) preset.add(new Option(p.id, p.id, false, p.id === (c.defaults.preset ?? 'default')));
   const model = $<HTMLSelectElement>('model');
-  for (const m of c.models) model.add(new Option(m.id, m.id, false, m.default === true));
+  for (const m of c.models) model.add(new Option(modelLabel(m.id), m.id, false, m.default === true));
   const method = $<HTMLSelectElement>('method');
-  for (const m of c.methods) method.add(new Option(m, m, false, m === (c.defaults.method ?? 'encoder')));
   $<HTMLInputElement>('steps').max = String(c.limits.maxSteps);
   $<HTMLInputElement>('seed').value = String(c.defaults.seed ?? 0);
   preset.addEventListener('change', presetChanged);
   model.addEventListener('change', () => {
     $('model-help').textContent = modelHelp(model.value, c.models.find((m) => m.id === model.value)?.description);
+    fillMethods(c, model.value);
   });
   method.addEventListener('change', () => {
     $('method-help').textContent = METHOD_HELP[method.value] ?? '';
@@ -141,12 +122,36 @@ async function init(): Promise<void> {
     $('check-status').textContent = 'This server does not run protection checks.';
   }
   editPanel.configure(c);
+  await resumeFromUrl();
+}
+
+/**
+ * The methods this server can run with `modelId` (diffusion only with an inpainting pipeline);
+ * baselines such as `noise`, which protect nothing, apart under "For comparison only".
+ */
+function fillMethods(c: ServiceConfig, modelId: string): void {
+  const method = $<HTMLSelectElement>('method');
+  const was = method.value || (c.defaults.method ?? 'encoder');
+  const runs = c.models.find((m) => m.id === modelId)?.methods ?? c.methods;
+  const offered = c.methods.filter((m) => runs.includes(m));
+  const baselines = c.baselines ?? ['noise'];
+  method.replaceChildren();
+  for (const m of offered.filter((x) => !baselines.includes(x))) method.add(new Option(methodLabel(m), m));
+  const compare = offered.filter((x) => baselines.includes(x));
+  if (compare.length > 0) {
+    const group = document.createElement('optgroup');
+    group.label = 'For comparison only';
+    for (const m of compare) group.append(new Option(methodLabel(m), m));
+    method.append(group);
+  }
+  method.value = offered.includes(was) ? was : (offered.find((m) => !baselines.includes(m)) ?? '');
+  $('method-help').textContent = METHOD_HELP[method.value] ?? '';
 }
 
 function presetChanged(): void {
   const id = $<HTMLSelectElement>('preset').value;
   const p = config?.presets.find((x) => x.id === id);
-  $('preset-help').textContent = [PRESET_HELP[id], p ? `Exactly: ${p.description}.` : ''].filter(Boolean).join(' ');
+  $('preset-help').textContent = [PRESET_HELP[id], p ? presetExactly(p) : ''].filter(Boolean).join(' ');
   if (p) {
     setEps(Math.round(p.eps * 255));
     $<HTMLInputElement>('steps').placeholder = String(p.steps);
@@ -201,6 +206,7 @@ async function choose(file: File): Promise<void> {
     photo.bitmap.close();
   }
   photo = { file, bitmap, url: URL.createObjectURL(file) };
+  photoName = file.name;
   $('file-info').textContent = `${file.name} — ${bitmap.width} × ${bitmap.height} pixels, ${fmtBytes(file.size)}.`;
   mask?.destroy();
   mask = new MaskEditor($<HTMLCanvasElement>('mask-canvas'), bitmap);
@@ -254,6 +260,58 @@ $('mask-clear').addEventListener('click', () => mask?.clear());
 
 // ---------------------------------------------------------------- immunize
 
+/**
+ * The running job lives in the page's address (`#job=ID&token=T`, the record's read token), so a
+ * reload, a restarted browser or a bookmark finds it again; the photo's name is kept in
+ * localStorage for the download. The hash never reaches the server or a Referer.
+ */
+function rememberJob(r: JobRecord): void {
+  const token = new URL(r.links.self, location.href).searchParams.get('token') ?? '';
+  history.replaceState(null, '', `#job=${encodeURIComponent(r.id)}&token=${encodeURIComponent(token)}`);
+  try {
+    localStorage.setItem(`immunize-name:${r.id}`, photoName);
+  } catch {
+    /* storage disabled: the download falls back to a generic name */
+  }
+}
+
+function forgetJob(): void {
+  if (location.hash.startsWith('#job=')) history.replaceState(null, '', location.pathname + location.search);
+}
+
+/** Follows the job named in the address, if any: after a reload, or when someone comes back. */
+async function resumeFromUrl(): Promise<void> {
+  const h = new URLSearchParams(location.hash.slice(1));
+  const id = h.get('job');
+  if (!id) return;
+  const self = `/v1/immunizations/${encodeURIComponent(id)}?token=${encodeURIComponent(h.get('token') ?? '')}`;
+  $('run-section').hidden = false;
+  $('progress-box').hidden = false;
+  $('progress-text').textContent = 'Finding your job again…';
+  let r: JobRecord<ImmunizationResult>;
+  try {
+    r = await api.get<ImmunizationResult>(self);
+  } catch (e) {
+    $('progress-box').hidden = true;
+    forgetJob();
+    showAlert(
+      e instanceof ApiError && e.status === 404
+        ? 'The job in this page’s address is gone: its results were deleted, or it belongs to another service. Choose the photo again.'
+        : `Could not find the job in this page’s address: ${errorText(e)}`,
+    );
+    return;
+  }
+  try {
+    photoName = localStorage.getItem(`immunize-name:${r.id}`) ?? '';
+  } catch {
+    photoName = '';
+  }
+  job = r;
+  $<HTMLButtonElement>('immunize').disabled = true;
+  if (r.status === 'completed' || r.status === 'failed' || r.status === 'canceled') finished(r);
+  else follow(r);
+}
+
 function resetJob(): void {
   watch?.close();
   watch = null;
@@ -261,6 +319,9 @@ function resetJob(): void {
   checkWatch = null;
   editPanel.reset();
   job = null;
+  forgetJob();
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = null;
   for (const id of ['result-section', 'edit-section', 'check-section', 'progress-box', 'check-result'])
     $(id).hidden = true;
   $('cancel').hidden = true;
@@ -362,6 +423,8 @@ async function immunize(): Promise<void> {
   $('progress-box').hidden = false;
   $<HTMLProgressElement>('progress').value = 0;
   $('progress-text').textContent = 'Uploading…';
+  // The button just disabled itself; without this, focus would fall to the page body.
+  $('progress-text').focus();
   try {
     const maskBlob = mask ? await mask.toBlob() : null;
     job = await api.create(fields, photo.file, photo.file.name, maskBlob ?? undefined);
@@ -371,8 +434,14 @@ async function immunize(): Promise<void> {
     showAlert(errorText(e));
     return;
   }
-  showRecord(job);
-  watch = watchJob<ImmunizationResult>(api, job, {
+  rememberJob(job);
+  follow(job);
+}
+
+function follow(rec: JobRecord<ImmunizationResult>): void {
+  setRunning(true);
+  showRecord(rec);
+  watch = watchJob<ImmunizationResult>(api, rec, {
     record: (r) => {
       job = r;
       showRecord(r);
@@ -386,6 +455,17 @@ async function immunize(): Promise<void> {
     lost: (e) => {
       setRunning(false);
       showAlert(`Lost contact with the job: ${errorText(e)}`);
+    },
+    offline: (_e, retryMs) => {
+      // Replaces the last progress line: its "time left" is no longer true.
+      $('progress-text').textContent =
+        'Lost contact with the service' +
+        (retryMs === null ? '; reconnecting…' : `; trying again in ${fmtDuration(retryMs)}…`) +
+        ' If it restarts, it finishes your job and this page shows the result.';
+    },
+    back: () => {
+      startedAt = 0;
+      $('progress-text').textContent = 'Back in contact with the service.';
     },
   });
 }
@@ -436,27 +516,9 @@ async function loadPixels(src: ImageBitmap | Blob, w: number, h: number): Promis
   return g.getImageData(0, 0, w, h);
 }
 
-async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
-  if (!photo || !r.result || !r.links.result) return;
-  const res = r.result;
-  $<HTMLImageElement>('original-img').src = photo.url;
-  $<HTMLImageElement>('result-img').src = r.links.result;
-  const dl = $<HTMLAnchorElement>('download');
-  dl.href = r.links.result;
-  dl.download = `${photo.file.name.replace(/\.[^.]*$/, '') || 'photo'}.immunized.png`;
-
-  const m: [string, string][] = [];
-  if (res.psnr !== undefined) m.push(['PSNR of the change', fmtDb(res.psnr)]);
-  if (res.ssim !== undefined) m.push(['SSIM', res.ssim.toFixed(3)]);
-  if (res.linf255 !== undefined) m.push(['Largest change', `${res.linf255.toFixed(0)}/255`]);
-  const rec = res.reconstruction;
-  if (rec) {
-    m.push([`${rec.model} sees the original at`, fmtDb(rec.cleanPsnr)]);
-    m.push([`${rec.model} sees the immunized photo at`, fmtDb(rec.immunizedPsnr)]);
-  }
-  const dlEl = $('metrics');
-  dlEl.replaceChildren(
-    ...m.flatMap(([k, v]) => {
+function definitionList(el: HTMLElement, rows: [string, string][]): void {
+  el.replaceChildren(
+    ...rows.flatMap(([k, v]) => {
       const dt = document.createElement('dt');
       dt.textContent = k;
       const dd = document.createElement('dd');
@@ -464,34 +526,84 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
       return [dt, dd];
     }),
   );
+}
+
+/**
+ * The result. `photo` is absent when the job was found again from the page's address (a reload):
+ * the immunized photo, its numbers and the download are shown; the side-by-side original and the
+ * difference view need the photo, which never left this browser but for the upload.
+ */
+async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
+  if (!r.result || !r.links.result) return;
+  const res = r.result;
+  $('original-fig').hidden = photo === null;
+  if (photo) $<HTMLImageElement>('original-img').src = photo.url;
+  $<HTMLImageElement>('result-img').src = r.links.result;
+  const dl = $<HTMLAnchorElement>('download');
+  dl.href = r.links.result;
+  dl.download = `${photoName.replace(/\.[^.]*$/, '') || 'photo'}.immunized.png`;
+
+  const m: [string, string][] = [];
+  if (res.psnr !== undefined) m.push(['How close to the original (PSNR)', fmtDb(res.psnr)]);
+  if (res.ssim !== undefined) m.push(['Structural similarity (SSIM, 1 = identical)', res.ssim.toFixed(3)]);
+  if (res.linf255 !== undefined) m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
+  const rec = res.reconstruction;
+  // Both against the original photo: the measurement the JPEG check repeats (its first two rows).
+  const immRec = rec ? (rec.immunizedVsOriginalPsnr ?? rec.immunizedPsnr) : null;
+  if (rec && immRec !== null) {
+    m.push(['The model redraws the original at', fmtDb(rec.cleanPsnr)]);
+    m.push(['The model redraws the immunized photo at', fmtDb(immRec)]);
+  }
+  definitionList($('metrics'), m);
   $('metrics-help').textContent =
     'PSNR above about 30 dB and SSIM near 1 mean the change is hard to see.' +
-    (rec
-      ? ` How well the model reconstructs the photo is the protection: ${fmtDb(rec.immunizedPsnr)} for the immunized photo against ${fmtDb(rec.cleanPsnr)} for the original — the lower, the less the model can see, and the worse its edits.`
+    (rec && immRec !== null
+      ? ` The protection is how much worse the model (${modelLabel(rec.model)}) redraws the photo once immunized: ` +
+        `${fmtDb(immRec)} against ${fmtDb(rec.cleanPsnr)} for the original (higher dB = more faithful). ` +
+        'The worse it redraws the photo, the worse its edits of it.'
       : '') +
-    (rec && rec.cleanPsnr - rec.immunizedPsnr < 2
+    (rec && immRec !== null && rec.cleanPsnr - immRec < WEAK_DB
       ? ' Here the difference is small: this is weak protection. More steps, a stronger intensity or a larger painted region give more.'
       : '');
   $('result-section').hidden = false;
   $('edit-section').hidden = false;
   $('check-section').hidden = false;
   $('result-h').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  // Focus follows the job to its result, unless the person has moved it elsewhere meanwhile.
+  if (document.activeElement === document.body || document.activeElement === $('progress-text')) $('result-h').focus();
 
+  $('diff-box').hidden = photo === null;
   try {
     const blob = await (await fetch(r.links.result)).blob();
+    // Served with the server's own file name (Content-Disposition); a local copy takes the photo's.
+    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+    downloadUrl = URL.createObjectURL(blob);
+    dl.href = downloadUrl;
+    if (!photo) {
+      $('diff-note').textContent = 'Choose the photo again to compare it with the immunized one.';
+      return;
+    }
     const after = await loadPixels(blob, res.width, res.height);
     const before = await loadPixels(photo.bitmap, res.width, res.height);
     diff.set(before, after);
     const resized = res.width !== photo.bitmap.width || res.height !== photo.bitmap.height;
     $('diff-note').textContent =
-      `Largest change in the file: ${diff.maxChange()}/255 per channel.` +
+      `Largest change in the file: ${diff.maxChange()} of 255 levels.` +
       (resized
         ? ` The photo was downscaled to ${res.width} × ${res.height}; the difference is against a browser-resized original, so it also shows resampling differences.`
         : '');
+    // Amplify so the largest change just fills the range: a fixed 8× saturated every ±16 change.
+    $<HTMLInputElement>('diff-gain').value = String(autoGain(diff.maxChange()));
     updateGain();
   } catch (e) {
     $('diff-note').textContent = `The difference view could not be built: ${errorText(e)}`;
   }
+}
+
+/** The largest amplification that keeps a change of `maxChange` levels inside 0…255 around 128. */
+function autoGain(maxChange: number): number {
+  const slider = $<HTMLInputElement>('diff-gain');
+  return Math.min(Number(slider.max), Math.max(1, Math.floor(127 / Math.max(1, maxChange))));
 }
 
 function updateGain(): void {
@@ -507,9 +619,10 @@ $('diff-zoom').addEventListener('input', () => {
   const cx = (box.scrollLeft + box.clientWidth / 2) / Math.max(1, box.scrollWidth);
   const cy = (box.scrollTop + box.clientHeight / 2) / Math.max(1, box.scrollHeight);
   diff.zoom = 2 ** Number($<HTMLInputElement>('diff-zoom').value);
-  $('diff-zoom-out').textContent = `${diff.zoom}×`;
-  $('diff-zoom').setAttribute('aria-valuetext', `${diff.zoom} times`);
-  diff.layout();
+  // Past the size bound the zoom stops growing; say the zoom actually shown.
+  const shown = +diff.layout().toFixed(1);
+  $('diff-zoom-out').textContent = `${shown}×`;
+  $('diff-zoom').setAttribute('aria-valuetext', `${shown} times`);
   box.scrollLeft = cx * box.scrollWidth - box.clientWidth / 2;
   box.scrollTop = cy * box.scrollHeight - box.clientHeight / 2;
 });
@@ -559,44 +672,20 @@ $('check-run').addEventListener('click', async () => {
 });
 
 function showCheck(r: JobRecord<CheckResult>, q: number): void {
-  const p = r.result?.purifications[0];
-  if (r.status !== 'completed' || !r.result || !p) {
+  const reading = r.status === 'completed' && r.result ? checkReading(r.result, q) : null;
+  if (!reading) {
     $('check-status').textContent =
       r.status === 'canceled' ? 'The check was canceled.' : `The check failed: ${r.error?.message ?? 'unknown error'}`;
     return;
   }
-  const pct = Math.round(p.protectionRemaining * 100);
-  $('check-status').textContent = 'Check complete.';
+  $('check-status').textContent = 'Check complete. The check measures the saved PNG again, as anyone downloading it would get it.';
   const meter = $<HTMLMeterElement>('check-meter');
-  meter.value = p.protectionRemaining;
-  meter.textContent = `${pct}%`;
-  // protectionRemaining is relative to what the immunization achieved; when that is small (few
-  // steps, a small painted region) the percentage says little, and the page says so instead.
-  const gained = r.result.clean.reconstructionPsnr - r.result.immunized.reconstructionPsnr;
-  $('check-summary').textContent =
-    gained < 2
-      ? `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — but the immunization itself lowered how well ` +
-        `the model sees the photo by only ${gained.toFixed(1)} dB, so there was little protection to keep. More steps, a stronger intensity ` +
-        'or a larger painted region give more.'
-      : `After re-saving as JPEG at quality ${q}, about ${pct}% of the protection remains — ` +
-        (p.protected
-          ? 'the photo is still protected against this model.'
-          : 'not enough: the model sees the photo almost as if it had never been immunized.');
-  const rows: [string, string][] = [
-    ['Model sees the original at', fmtDb(r.result.clean.reconstructionPsnr)],
-    ['Model sees the immunized photo at', fmtDb(r.result.immunized.reconstructionPsnr)],
-    [`Model sees it after JPEG ${q} at`, fmtDb(p.reconstructionPsnr)],
-    [`PSNR of the JPEG ${q} copy`, fmtDb(p.psnr)],
-  ];
-  $('check-details').replaceChildren(
-    ...rows.flatMap(([k, v]) => {
-      const dt = document.createElement('dt');
-      dt.textContent = k;
-      const dd = document.createElement('dd');
-      dd.textContent = v;
-      return [dt, dd];
-    }),
-  );
+  // No meter for a weak immunization: a full bar of almost nothing would read as strong protection.
+  meter.hidden = reading.share === null;
+  meter.value = reading.share ?? 0;
+  meter.textContent = `${Math.round((reading.share ?? 0) * 100)}%`;
+  $('check-summary').textContent = reading.summary;
+  definitionList($('check-details'), reading.rows);
   $('check-result').hidden = false;
 }
 

@@ -1,0 +1,124 @@
+// The page finds its job again (issue 14, point 10), in Debian's Chromium against a real
+// `immunize serve`: after a reload mid-job, and after the server is killed with SIGKILL mid-job and
+// restarted on the same storage and port — the restarted server finishes the job it had accepted,
+// and the page, which kept retrying and said so, shows the result without a reload.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Page } from 'playwright-core';
+import { sharedPath } from '../helpers/shared.js';
+import { missing } from './harness.js';
+import { startServer, type TestServer } from './server.js';
+import { shot, webSession } from './session.js';
+
+// Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
+interface El {
+  hidden: boolean;
+  textContent: string | null;
+  complete: boolean;
+  naturalWidth: number;
+}
+declare const document: { getElementById(id: string): El | null };
+declare const window: { notReloaded?: boolean; progressLog?: string[] };
+declare const location: { hash: string };
+declare class MutationObserver {
+  constructor(cb: () => void);
+  observe(el: El, o: object): void;
+}
+
+const why = missing();
+const MODEL = sharedPath('models', 'taef2-hf');
+// Long enough that the job is still running when the test acts on it; each run ends by itself.
+const STEPS = 600;
+
+describe(
+  'web page: a job survives a reload and a server restart (Chromium)',
+  { skip: why ?? false, timeout: 900_000 },
+  () => {
+    const web = webSession(() => startServer(MODEL!), { acceptDownloads: true });
+
+    async function startLongJob(page: Page): Promise<void> {
+      await page.setInputFiles('#file-input', web.photo);
+      await page.waitForSelector('#mask-section:not([hidden])');
+      await page.selectOption('#preset', 'fast');
+      await page.click('details.field > summary');
+      await page.fill('#steps', String(STEPS));
+      await page.click('#immunize');
+      await page.waitForFunction(
+        (n) => new RegExp(`Step [1-9]\\d* of ${n}`).test(document.getElementById('progress-text')?.textContent ?? ''),
+        STEPS,
+        { timeout: 300_000 },
+      );
+    }
+
+    async function resultShown(page: Page): Promise<void> {
+      await page.waitForSelector('#result-section:not([hidden])', { timeout: 600_000 });
+      await page.waitForFunction(() => {
+        const i = document.getElementById('result-img')!;
+        return i.complete && i.naturalWidth > 0;
+      });
+      assert.match((await page.textContent('#progress-text')) ?? '', new RegExp(`^Done: ${STEPS} steps`));
+    }
+
+    it('a reload mid-job finds the job again from the address and shows its result', async () => {
+      const { page, errors } = await web.open(1280, 900, /favicon/);
+      await startLongJob(page);
+      assert.match(await page.evaluate(() => location.hash), /^#job=[^&]+&token=/);
+      await page.reload();
+      await page.waitForFunction(() =>
+        /Step \d+ of|Done/.test(document.getElementById('progress-text')?.textContent ?? ''),
+      );
+      await resultShown(page);
+      // The photo's name survived the reload with the job (localStorage).
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      assert.equal(download.suggestedFilename(), 'photo-96.immunized.png');
+      await shot(page, 'desktop-9-recovered-after-reload');
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
+
+    it('kill -9 of the server mid-job, then a restart on the same storage and port: the result appears without a reload', async () => {
+      // Connection errors while the server is down are expected in the console.
+      const { page, errors } = await web.open(1280, 900, /favicon|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|net::ERR/);
+      await startLongJob(page);
+      await page.evaluate(() => {
+        window.notReloaded = true;
+        const el = document.getElementById('progress-text')!;
+        const log: string[] = [];
+        window.progressLog = log;
+        new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, {
+          childList: true,
+          characterData: true,
+          subtree: true,
+        });
+      });
+      const port = Number(new URL(web.server.url).port);
+      await web.server.kill();
+      // Said plainly, and the stale "about … left" is gone.
+      await page.waitForFunction(
+        () => /Lost contact/.test(document.getElementById('progress-text')?.textContent ?? ''),
+        null,
+        {
+          timeout: 60_000,
+        },
+      );
+      assert.doesNotMatch((await page.textContent('#progress-text')) ?? '', /left/);
+      await shot(page, 'desktop-10-lost-contact');
+      let restarted: TestServer | undefined;
+      try {
+        restarted = await startServer(MODEL!, [], { storage: web.server.storage, port });
+        await resultShown(page);
+        assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was reloaded');
+        const log = await page.evaluate(() => window.progressLog ?? []);
+        assert.ok(
+          log.some((t) => /trying again in/.test(t)),
+          `the page did not say it keeps retrying: ${JSON.stringify(log)}`,
+        );
+        await shot(page, 'desktop-11-result-after-restart');
+        assert.deepEqual(errors, []);
+        await page.close();
+      } finally {
+        await restarted?.close();
+      }
+    });
+  },
+);
