@@ -4,7 +4,7 @@
  * asks for one) goes in a header, and the read tokens in the record's `links` serve
  * `EventSource` and `<img>`, which cannot send headers.
  */
-export { ApiError, Api, watchJob };
+export { ApiError, Api, backoffMs, transient, watchJob };
 export type {
   ServiceConfig,
   Preset,

@@ -1,13 +1,14 @@
 /**
- * The JPEG check's reading (section 7): the table, the meter and the sentence all come from the
- * same four reconstruction PSNRs, so they cannot contradict each other. The protection is the gap
- * between how faithfully the model redraws the original and the immunized photo (both measured
- * against the original); after JPEG, both are re-saved and measured again (src/robustness/check.ts).
+ * The protection check's reading (section 7): the table, the meter and the sentences all come from
+ * the same reconstruction PSNRs the server measured, so they cannot contradict each other. The
+ * protection is the gap between how faithfully the model redraws the original and the immunized
+ * photo (both against the original); each purification row repeats that measurement on what the
+ * purification made of both (src/robustness/check.ts). Every row the server returns is shown.
  */
 import type { CheckResult } from './api.js';
 import { fmtDb } from './format.js';
 
-export { WEAK_DB, checkReading };
+export { WEAK_DB, checkReading, purificationWords };
 
 /**
  * Below this gap (dB) the immunization itself is weak: percentages of a gap this small say little.
@@ -17,57 +18,109 @@ const WEAK_DB = 2;
 
 interface CheckReading {
   rows: [string, string][];
-  /** The meter's value: the share of the protection left, in [0, 1]; null when weak (no meter). */
+  /** The meter's value: the share of the protection left after JPEG, in [0, 1]; null when weak (no meter). */
   share: number | null;
   summary: string;
 }
 
-// Copied from src/robustness/check.ts verdict(): the same thresholds as `immunize protect --check`.
+// The same thresholds as src/robustness/check.ts verdict() (`immunize protect --check`).
 function verdict(remaining: number): 'holds' | 'weakened' | 'removed' {
   return remaining >= 0.5 ? 'holds' : remaining >= 0.2 ? 'weakened' : 'removed';
 }
 
+const VERDICT_WORDS = {
+  holds: 'it holds',
+  weakened: 'weakened',
+  removed: 'removed',
+} as const;
+
+/** What a purification spec (docs/purify.md) does to the photo, in plain words. */
+function purificationWords(spec: string): string {
+  const [kind, ...args] = spec.split(':');
+  const a = args[0];
+  switch (kind) {
+    case 'jpeg':
+      return `Saved again as JPEG (quality ${a ?? 75}), as social sites do`;
+    case 'impress':
+      return (
+        'An attacker who knows the photo is protected tries to wash the protection out ' +
+        `(IMPRESS, ${a ?? '?'} steps)`
+      );
+    case 'resize':
+      return `Shrunk to ${Math.round(Number(a) * 100)}% and enlarged back`;
+    case 'rotate':
+      return `Turned by ${a}° and back`;
+    case 'hflip':
+      return 'Mirrored';
+    case 'blur':
+      return `Blurred (${a ?? ''} pixels)`.replace(' ()', '');
+    case 'median':
+      return `Smoothed with a median filter (${a ?? ''} pixels)`.replace(' ()', '');
+    case 'noise':
+      return 'Random noise added';
+    case 'crop':
+      return 'Cropped and enlarged back';
+    default:
+      return spec;
+  }
+}
+
+/** The share of the protection a row keeps, against the gap as uploaded (null when there is none). */
+function shareOf(gapRow: number, gap: number): number | null {
+  return gap > 0 ? gapRow / gap : null;
+}
+
+function rowValue(clean: number, imm: number, gap: number, ref: number): string {
+  const share = shareOf(gap, ref);
+  return (
+    `the model redraws the original at ${fmtDb(clean)} and the immunized photo at ${fmtDb(imm)}: ` +
+    `protection ${fmtDb(gap)}` +
+    (share === null || ref < WEAK_DB
+      ? ''
+      : ` (about ${Math.round(Math.min(1, Math.max(0, share)) * 100)}% left: ${VERDICT_WORDS[verdict(share)]})`)
+  );
+}
+
+/** `q`: the JPEG quality asked for; its row drives the meter. Null when the result has no rows. */
 function checkReading(r: CheckResult, q: number): CheckReading | null {
-  const p = r.purifications[0];
-  if (!p) return null;
+  if (r.purifications.length === 0) return null;
   const clean = r.clean.reconstructionPsnr,
     imm = r.immunized.reconstructionPsnr;
-  const cleanQ = p.cleanReconstructionPsnr ?? clean,
-    immQ = p.reconstructionPsnr;
-  const gap = clean - imm,
-    gapQ = cleanQ - immQ;
-  const rows: [string, string][] = [
-    ['The model redraws the original at', fmtDb(clean)],
-    ['The model redraws the immunized photo at', fmtDb(imm)],
-    ['Protection (the difference)', fmtDb(gap)],
-    [`The model redraws the original after JPEG ${q} at`, fmtDb(cleanQ)],
-    [`The model redraws the immunized photo after JPEG ${q} at`, fmtDb(immQ)],
-    [`Protection after JPEG ${q}`, fmtDb(gapQ)],
-    [`How close the JPEG ${q} copy is to the original`, fmtDb(p.psnr)],
-  ];
-  const after = `After re-saving as JPEG at quality ${q}`;
+  const gap = clean - imm;
+  const rows: [string, string][] = [['As uploaded (the saved PNG)', rowValue(clean, imm, gap, gap)]];
+  for (const p of r.purifications) {
+    const cleanP = p.cleanReconstructionPsnr ?? clean;
+    rows.push([purificationWords(p.spec), rowValue(cleanP, p.reconstructionPsnr, cleanP - p.reconstructionPsnr, gap)]);
+  }
+  const jpeg = r.purifications.find((p) => p.spec === `jpeg:${q}`) ?? r.purifications[0]!;
+  const gapQ = (jpeg.cleanReconstructionPsnr ?? clean) - jpeg.reconstructionPsnr;
+  const others = r.purifications.filter((p) => p !== jpeg);
   if (gap < WEAK_DB) {
     return {
       rows,
       share: null,
       summary:
         `The protection is weak: the immunization lowered how faithfully the model redraws the photo by only ${fmtDb(gap)}, ` +
-        `so there is little to keep (after JPEG ${q} the difference is ${fmtDb(gapQ)}). ` +
+        `so there is little to keep (${purificationWords(jpeg.spec).toLowerCase()}, the difference is ${fmtDb(gapQ)}). ` +
         'More steps, a stronger intensity or a larger painted region give more.',
     };
   }
   const share = Math.min(1, Math.max(0, gapQ / gap));
-  const pct = Math.round(share * 100);
   const v = verdict(gapQ / gap);
+  const rest = others.map((p) => {
+    const g = (p.cleanReconstructionPsnr ?? clean) - p.reconstructionPsnr;
+    return ` ${purificationWords(p.spec)}: about ${Math.round(Math.min(1, Math.max(0, g / gap)) * 100)}% left (${VERDICT_WORDS[verdict(g / gap)]}).`;
+  });
   return {
     rows,
     share,
     summary:
-      `${after}, about ${pct}% of the protection remains (${fmtDb(gapQ)} of ${fmtDb(gap)}) — ` +
+      `${purificationWords(jpeg.spec)}: about ${Math.round(share * 100)}% of the protection remains (${fmtDb(gapQ)} of ${fmtDb(gap)}) — ` +
       (v === 'holds'
         ? 'the photo is still protected against this model.'
         : v === 'weakened'
           ? 'weakened: the model redraws the photo noticeably better than before.'
-          : 'not enough: the model redraws the photo almost as if it had never been immunized.'),
+          : 'not enough: the model redraws the photo almost as if it had never been immunized.') +
+      rest.join(''),
   };
 }

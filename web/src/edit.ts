@@ -195,6 +195,11 @@ class EditPanel {
     if (lim && seed > lim.maxSeed) return `The seed is at most ${lim.maxSeed}.`;
     if (!Number.isInteger(steps) || steps < 1) return 'Steps is a whole number, 1 or more.';
     if (lim && steps > lim.maxSteps) return `This service runs at most ${lim.maxSteps} editing steps; you asked for ${steps}.`;
+    if (stepsRun(steps, this.strength) < 1)
+      return (
+        `${steps} ${steps === 1 ? 'step' : 'steps'} at strength ${this.strength} leave no step to run ` +
+        `(the editor runs ${steps} × ${this.strength}, rounded down); ask for at least ${Math.ceil(1 / this.strength)}.`
+      );
     return null;
   }
 

@@ -3,7 +3,7 @@
  * preset, model and intensity, immunize with live progress, compare, download, and check how much
  * protection survives JPEG re-compression. It talks only to the same-origin v1 API (docs/api.md).
  */
-import { Api, ApiError, watchJob } from './api.js';
+import { Api, ApiError, backoffMs, transient, watchJob } from './api.js';
 import type { CheckResult, ImmunizationResult, JobRecord, Progress, ServiceConfig, Watch } from './api.js';
 import { DiffView } from './diff.js';
 import { EditPanel } from './edit.js';
@@ -288,18 +288,28 @@ async function resumeFromUrl(): Promise<void> {
   $('run-section').hidden = false;
   $('progress-box').hidden = false;
   $('progress-text').textContent = 'Finding your job again…';
-  let r: JobRecord<ImmunizationResult>;
-  try {
-    r = await api.get<ImmunizationResult>(self);
-  } catch (e) {
-    $('progress-box').hidden = true;
-    forgetJob();
-    showAlert(
-      e instanceof ApiError && e.status === 404
-        ? 'The job in this page’s address is gone: its results were deleted, or it belongs to another service. Choose the photo again.'
-        : `Could not find the job in this page’s address: ${errorText(e)}`,
-    );
-    return;
+  let r: JobRecord<ImmunizationResult> | null = null;
+  // While the service is down (restarting), keep asking with a growing wait, and say so.
+  for (let tries = 1; r === null; tries++) {
+    try {
+      r = await api.get<ImmunizationResult>(self);
+    } catch (e) {
+      if (transient(e)) {
+        const wait = backoffMs(tries);
+        $('progress-text').textContent =
+          `Cannot reach the service to find your job; trying again in ${fmtDuration(wait)}…`;
+        await new Promise((ok) => setTimeout(ok, wait));
+        continue;
+      }
+      $('progress-box').hidden = true;
+      forgetJob();
+      showAlert(
+        e instanceof ApiError && e.status === 404
+          ? 'The job in this page’s address is gone: its results were deleted, or it belongs to another service. Choose the photo again.'
+          : `Could not find the job in this page’s address: ${errorText(e)}`,
+      );
+      return;
+    }
   }
   try {
     photoName = localStorage.getItem(`immunize-name:${r.id}`) ?? '';
@@ -548,7 +558,7 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
   if (res.ssim !== undefined) m.push(['Structural similarity (SSIM, 1 = identical)', res.ssim.toFixed(3)]);
   if (res.linf255 !== undefined) m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
   const rec = res.reconstruction;
-  // Both against the original photo: the measurement the JPEG check repeats (its first two rows).
+  // Both against the original photo: the measurement the check repeats (its "as uploaded" row).
   const immRec = rec ? (rec.immunizedVsOriginalPsnr ?? rec.immunizedPsnr) : null;
   if (rec && immRec !== null) {
     m.push(['The model redraws the original at', fmtDb(rec.cleanPsnr)]);
@@ -629,7 +639,7 @@ $('diff-zoom').addEventListener('input', () => {
 window.addEventListener('resize', () => diff.layout());
 $('diff-gain-out').textContent = `${$<HTMLInputElement>('diff-gain').value}×`;
 
-// ---------------------------------------------------------------- JPEG check
+// ---------------------------------------------------------------- check
 
 $('jpeg-quality').addEventListener('input', () => {
   $('jpeg-quality-out').textContent = $<HTMLInputElement>('jpeg-quality').value;
@@ -637,15 +647,19 @@ $('jpeg-quality').addEventListener('input', () => {
 $('check-run').addEventListener('click', async () => {
   if (!job || job.status !== 'completed') return;
   const q = Number($<HTMLInputElement>('jpeg-quality').value);
-  const spec = `jpeg:${q}`;
+  // JPEG at the chosen quality, and the adaptive purifier (IMPRESS) as the server bounds it.
+  const specs = [`jpeg:${q}`, ...(config?.purifications ?? []).filter((s) => s.startsWith('impress'))];
   const run = $<HTMLButtonElement>('check-run');
   run.disabled = true;
   $('check-result').hidden = true;
-  $('check-status').textContent = `Re-saving as JPEG at quality ${q} and measuring…`;
+  $('check-status').textContent =
+    `Re-saving as JPEG at quality ${q}` +
+    (specs.length > 1 ? ', letting an attacker try to wash the protection out,' : '') +
+    ' and measuring…';
   checkWatch?.close();
   let rec: JobRecord<CheckResult>;
   try {
-    rec = await api.check(job.id, [spec]);
+    rec = await api.check(job.id, specs);
   } catch (e) {
     run.disabled = false;
     $('check-status').textContent =
@@ -678,7 +692,8 @@ function showCheck(r: JobRecord<CheckResult>, q: number): void {
       r.status === 'canceled' ? 'The check was canceled.' : `The check failed: ${r.error?.message ?? 'unknown error'}`;
     return;
   }
-  $('check-status').textContent = 'Check complete. The check measures the saved PNG again, as anyone downloading it would get it.';
+  $('check-status').textContent =
+    'Check complete. It measures the saved PNG again, as anyone downloading it would get it.';
   const meter = $<HTMLMeterElement>('check-meter');
   // No meter for a weak immunization: a full bar of almost nothing would read as strong protection.
   meter.hidden = reading.share === null;
