@@ -222,12 +222,15 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
           available: boolean;
           modes: string[];
           models: Record<string, string | null>;
+          testModels: string[];
           limits: { maxSteps: number };
         };
       }>('/v1/config', {})
     ).body;
     assert.equal(c.editing.available, true);
     assert.equal(c.editing.models['img2img'], 'tiny-img2img');
+    // The conformance pipeline is test-sized: the page says its edits are noise (issue 14 point 13).
+    assert.deepEqual(c.editing.testModels, ['tiny-img2img']);
     assert.equal(c.editing.limits.maxSteps, 10);
     assert.doesNotMatch(JSON.stringify(c), /\/work|golden|shared/, 'the config must not reveal server paths');
   });
