@@ -70,12 +70,13 @@ function shareOf(gapRow: number, gap: number): number | null {
   return gap > 0 ? gapRow / gap : null;
 }
 
-function rowValue(clean: number, imm: number, gap: number, ref: number): string {
-  const share = shareOf(gap, ref);
+/** `ref`: the gap as uploaded, which a purification row's share is of (null: the row is that gap). */
+function rowValue(clean: number, imm: number, gap: number, ref: number | null): string {
+  const share = ref === null ? null : shareOf(gap, ref);
   return (
     `the model redraws the original at ${fmtDb(clean)} and the immunized photo at ${fmtDb(imm)}: ` +
     `protection ${fmtDb(gap)}` +
-    (share === null || ref < WEAK_DB
+    (share === null || ref === null || ref < WEAK_DB
       ? ''
       : ` (about ${Math.round(Math.min(1, Math.max(0, share)) * 100)}% left: ${VERDICT_WORDS[verdict(share)]})`)
   );
@@ -87,7 +88,7 @@ function checkReading(r: CheckResult, q: number): CheckReading | null {
   const clean = r.clean.reconstructionPsnr,
     imm = r.immunized.reconstructionPsnr;
   const gap = clean - imm;
-  const rows: [string, string][] = [['As uploaded (the saved PNG)', rowValue(clean, imm, gap, gap)]];
+  const rows: [string, string][] = [['As uploaded (the saved PNG)', rowValue(clean, imm, gap, null)]];
   for (const p of r.purifications) {
     const cleanP = p.cleanReconstructionPsnr ?? clean;
     rows.push([purificationWords(p.spec), rowValue(cleanP, p.reconstructionPsnr, cleanP - p.reconstructionPsnr, gap)]);

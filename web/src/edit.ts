@@ -197,8 +197,8 @@ class EditPanel {
     if (lim && steps > lim.maxSteps) return `This service runs at most ${lim.maxSteps} editing steps; you asked for ${steps}.`;
     if (stepsRun(steps, this.strength) < 1)
       return (
-        `${steps} ${steps === 1 ? 'step' : 'steps'} at strength ${this.strength} leave no step to run ` +
-        `(the editor runs ${steps} × ${this.strength}, rounded down); ask for at least ${Math.ceil(1 / this.strength)}.`
+        `At strength ${this.strength} the editor runs ${steps} × ${this.strength} steps, rounded down: none at all; ` +
+        `ask for at least ${Math.ceil(1 / this.strength)}.`
       );
     return null;
   }
