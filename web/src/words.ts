@@ -17,7 +17,7 @@ const PRESET_HELP: Record<string, string> = {
 
 const METHOD_HELP: Record<string, string> = {
   encoder:
-    "Encoder attack: changes the photo so the model's image encoder sees a flat gray image instead. Fast and effective.",
+    "Encoder attack: changes the photo so the model's image encoder takes it for a flat gray image. Fast and effective.",
   diffusion:
     'Diffusion attack: steers the whole editing pipeline around the painted region. Stronger but much slower; needs a painted region.',
   noise:
