@@ -128,7 +128,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     assert.match((await page.textContent('#limits')) ?? '', /Results are deleted after 1 hour\./);
     assert.match(
       (await page.textContent('#model option:checked')) ?? '',
-      /^TAEF2, a small fast stand-in for FLUX\.2’s image encoder \(taef2-hf\)$/,
+      /^TAEF2, a fast stand-in for FLUX\.2 \(taef2-hf\)$/,
     );
 
     await page.setInputFiles('#file-input', web.photo);

@@ -93,19 +93,19 @@ function checkReading(r: CheckResult, q: number): CheckReading | null {
     const cleanP = p.cleanReconstructionPsnr ?? clean;
     rows.push([purificationWords(p.spec), rowValue(cleanP, p.reconstructionPsnr, cleanP - p.reconstructionPsnr, gap)]);
   }
-  const jpeg = r.purifications.find((p) => p.spec === `jpeg:${q}`) ?? r.purifications[0]!;
-  const gapQ = (jpeg.cleanReconstructionPsnr ?? clean) - jpeg.reconstructionPsnr;
-  const others = r.purifications.filter((p) => p !== jpeg);
   if (gap < WEAK_DB) {
     return {
       rows,
       share: null,
       summary:
         `The protection is weak: the immunization lowered how faithfully the model redraws the photo by only ${fmtDb(gap)}, ` +
-        `so there is little to keep (${purificationWords(jpeg.spec).toLowerCase()}, the difference is ${fmtDb(gapQ)}). ` +
+        'so there is little to keep, and shares of it say little (the rows below give each difference). ' +
         'More steps, a stronger intensity or a larger painted region give more.',
     };
   }
+  const jpeg = r.purifications.find((p) => p.spec === `jpeg:${q}`) ?? r.purifications[0]!;
+  const gapQ = (jpeg.cleanReconstructionPsnr ?? clean) - jpeg.reconstructionPsnr;
+  const others = r.purifications.filter((p) => p !== jpeg);
   const share = Math.min(1, Math.max(0, gapQ / gap));
   const v = verdict(gapQ / gap);
   const rest = others.map((p) => {

@@ -34,10 +34,10 @@ function methodLabel(id: string): string {
 
 /** What a model id is, in words; the id follows in parentheses so operators still recognise it. */
 const MODEL_NAMES: [RegExp, string][] = [
-  [/taef2/i, 'TAEF2, a small fast stand-in for FLUX.2’s image encoder'],
-  [/taef1/i, 'TAEF1, a small fast stand-in for FLUX.1’s image encoder'],
-  [/taesdxl/i, 'TAESDXL, a small fast stand-in for SDXL’s image encoder'],
-  [/taesd/i, 'TAESD, a small fast stand-in for Stable Diffusion’s image encoder'],
+  [/taef2/i, 'TAEF2, a fast stand-in for FLUX.2'],
+  [/taef1/i, 'TAEF1, a fast stand-in for FLUX.1'],
+  [/taesdxl/i, 'TAESDXL, a fast stand-in for SDXL'],
+  [/taesd/i, 'TAESD, a fast stand-in for Stable Diffusion'],
   [/inpaint/i, 'Stable Diffusion inpainting'],
   [/stable-diffusion|sd-?v?1|sd15|vae/i, 'Stable Diffusion’s image encoder'],
 ];
