@@ -111,13 +111,19 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify(rec) }),
     );
     await page.route('**/crafted-check/events', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/event-stream', body: `event: end\ndata: ${JSON.stringify(rec)}\n\n` }),
+      route.fulfill({
+        status: 200,
+        contentType: 'text/event-stream',
+        body: `event: end\ndata: ${JSON.stringify(rec)}\n\n`,
+      }),
     );
     await page.evaluate(() => {
       document.getElementById('check-status')!.textContent = '';
     });
     await page.click('#check-run');
-    await page.waitForFunction(() => /^Check complete/.test(document.getElementById('check-status')?.textContent ?? ''));
+    await page.waitForFunction(() =>
+      /^Check complete/.test(document.getElementById('check-status')?.textContent ?? ''),
+    );
   }
 
   it('immunizes an uploaded photo with a painted mask and downloads a PNG within ε (desktop)', async () => {
@@ -284,7 +290,10 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     const meter = await page.evaluate(() => document.getElementById('check-meter')!.value);
     assert.ok(Math.abs(meter - 0.4) < 1e-9, `the meter shows ${meter}, the table 40%`);
     summary2 = (await page.textContent('#check-summary')) ?? '';
-    assert.match(summary2, /^Saved again as JPEG \(quality 50\), as social sites do: about 40% of the protection remains \(2\.4 dB of 6\.0 dB\) — weakened/);
+    assert.match(
+      summary2,
+      /^Saved again as JPEG \(quality 50\), as social sites do: about 40% of the protection remains \(2\.4 dB of 6\.0 dB\) — weakened/,
+    );
     assert.match(summary2, /wash the protection out \(IMPRESS, 20 steps\): about 10% left \(removed\)/);
     const details2 = (await page.textContent('#check-details')) ?? '';
     assert.match(details2, /protection 2\.4 dB \(about 40% left: weakened\)/);

@@ -194,7 +194,8 @@ class EditPanel {
     if (!Number.isInteger(seed) || seed < 0) return 'The seed is a whole number, 0 or more.';
     if (lim && seed > lim.maxSeed) return `The seed is at most ${lim.maxSeed}.`;
     if (!Number.isInteger(steps) || steps < 1) return 'Steps is a whole number, 1 or more.';
-    if (lim && steps > lim.maxSteps) return `This service runs at most ${lim.maxSteps} editing steps; you asked for ${steps}.`;
+    if (lim && steps > lim.maxSteps)
+      return `This service runs at most ${lim.maxSteps} editing steps; you asked for ${steps}.`;
     if (stepsRun(steps, this.strength) < 1)
       return (
         `At strength ${this.strength} the editor runs ${steps} × ${this.strength} steps, rounded down: none at all; ` +

@@ -556,7 +556,8 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
   const m: [string, string][] = [];
   if (res.psnr !== undefined) m.push(['How close to the original (PSNR)', fmtDb(res.psnr)]);
   if (res.ssim !== undefined) m.push(['Structural similarity (SSIM, 1 = identical)', res.ssim.toFixed(3)]);
-  if (res.linf255 !== undefined) m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
+  if (res.linf255 !== undefined)
+    m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
   const rec = res.reconstruction;
   // Both against the original photo: the measurement the check repeats (its "as uploaded" row).
   const immRec = rec ? (rec.immunizedVsOriginalPsnr ?? rec.immunizedPsnr) : null;
