@@ -229,8 +229,8 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
     ).body;
     assert.equal(c.editing.available, true);
     assert.equal(c.editing.models['img2img'], 'tiny-img2img');
-    // The conformance pipeline is test-sized: the page says its edits are noise (issue 14 point 13).
-    assert.deepEqual(c.editing.testModels, ['tiny-img2img']);
+    // The conformance pipelines are test-sized: the page says their edits are noise (issue 14 point 13).
+    assert.deepEqual(c.editing.testModels, ['tiny-img2img', ...(INPAINT === null ? [] : ['tiny-inpaint'])]);
     assert.equal(c.editing.limits.maxSteps, 10);
     assert.doesNotMatch(JSON.stringify(c), /\/work|golden|shared/, 'the config must not reveal server paths');
   });

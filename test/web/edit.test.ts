@@ -97,6 +97,22 @@ describe('web page: test the protection (edits) in Chromium', { skip: why ?? fal
       assert.ok(await page.isEnabled('#edit-run'));
     }
     assert.deepEqual(sent, [], 'a refused setting was sent to the service');
+    // A refusal from the service itself (a crafted 400) stops the bar as well.
+    await page.route('**/v1/immunizations/*/edits', (route) =>
+      route.fulfill({
+        status: 400,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'E_VALIDATION', message: 'not this prompt', field: 'prompt' } }),
+      }),
+    );
+    await page.fill('#edit-steps', '4');
+    await page.click('#edit-run');
+    await page.waitForFunction(() =>
+      /^The edit could not start: /.test(document.getElementById('edit-status')?.textContent ?? ''),
+    );
+    assert.equal(await page.evaluate(`document.getElementById('edit-progress').matches(':indeterminate')`), false);
+    assert.ok(await page.isEnabled('#edit-run'));
+    await page.unrouteAll();
 
     await editBoth(page, 'two men in a wedding', 9209, 4);
     const sizes = await page.evaluate(() =>
