@@ -280,7 +280,9 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
     clientErrorHandler: answerClientError,
   });
   const routes = collectRoutes(app);
+  // Read once: both look at the models' folders (their configs), which a request must not wait on.
   const modelInfo = describeModels(cfg.models);
+  const editInfo = editingInfo(cfg.editing, queue.kind);
   const metrics = new Metrics();
   const requestLimiter = new RateLimiter(cfg.rateRequests);
   const createLimiter = new RateLimiter(cfg.rateCreate);
@@ -606,7 +608,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
         defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
         purifications: defaultCheckSuite(cfg.maxSteps),
         checkAvailable: true,
-        editing: editingInfo(cfg.editing, queue.kind),
+        editing: editInfo,
       }),
     );
   };

@@ -92,9 +92,9 @@ function editingInfo(cfg: EditingConfig | null | undefined, queueKind: 'embedded
     modes,
     models: { img2img: cfg.img2img?.id ?? null, inpaint: cfg.inpaint?.id ?? null },
     // The ids of test-sized pipelines (their edits are noise), so a client can say so.
-    testModels: [cfg.img2img, cfg.inpaint]
-      .filter((m) => m !== null && pipelineTraits(m.spec)?.tiny === true)
-      .map((m) => m!.id),
+    testModels: [cfg.img2img, cfg.inpaint].flatMap((m) =>
+      m !== null && pipelineTraits(m.spec)?.tiny === true ? [m.id] : [],
+    ),
     defaults: { mode: modes[0], ...EDIT_DEFAULTS },
     limits: {
       maxSteps: cfg.maxSteps,
