@@ -245,15 +245,15 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.waitForSelector('#check-result:not([hidden])', { timeout: 300_000 });
     const details = (await page.textContent('#check-details')) ?? '';
     // Every row the server returns, each in plain words: as uploaded, JPEG, and IMPRESS (the default suite's bound).
-    assert.match(details, /^As uploaded \(the saved PNG\)the model redraws/);
-    assert.match(details, /Saved again as JPEG \(quality 50\), as social sites dothe model redraws/);
+    assert.match(details, /^As uploaded \(the saved PNG\)The model redraws/);
+    assert.match(details, /Saved again as JPEG \(quality 50\), as social sites doThe model redraws/);
     assert.match(
       details,
-      /An attacker who knows the photo is protected tries to wash the protection out \(IMPRESS, 20 steps\)the model redraws/,
+      /An attacker who knows the photo is protected tries to wash the protection out \(IMPRESS, 20 steps\)The model redraws/,
     );
     // The Result section's reconstruction figures are the check's "as uploaded" row: the same measurement.
     assert.ok(
-      details.includes(`the model redraws the original at ${resultRec[0]} and the immunized photo at ${resultRec[1]}`),
+      details.includes(`The model redraws the original at ${resultRec[0]} and the immunized photo at ${resultRec[1]}`),
       `the Result section says ${JSON.stringify(resultRec)}, the check: ${details}`,
     );
     const gap = Number(/protection (-?\d+\.\d) dB/.exec(details)?.[1]);
@@ -277,7 +277,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     assert.doesNotMatch(summary2, /100 ?%/);
     assert.match(
       (await page.textContent('#check-details')) ?? '',
-      /as social sites dothe model redraws the original at 31\.0 dB and the immunized photo at 29\.6 dB: protection 1\.4 dB$/,
+      /as social sites doThe model redraws the original at 31\.0 dB and the immunized photo at 29\.6 dB: protection 1\.4 dB$/,
     );
     // A real gap that JPEG weakens: meter, sentence and table say the same share and the same verdict.
     await showCheckOf(

@@ -74,8 +74,9 @@ function shareOf(gapRow: number, gap: number): number | null {
 function rowValue(clean: number, imm: number, gap: number, ref: number | null): string {
   const share = ref === null ? null : shareOf(gap, ref);
   return (
-    `the model redraws the original at ${fmtDb(clean)} and the immunized photo at ${fmtDb(imm)}: ` +
+    `The model redraws the original at ${fmtDb(clean)} and the immunized photo at ${fmtDb(imm)}: ` +
     `protection ${fmtDb(gap)}` +
+    (gap <= 0 ? ' (none: it redraws the immunized photo at least as faithfully)' : '') +
     (share === null || ref === null || ref < WEAK_DB
       ? ''
       : ` (about ${Math.round(Math.min(1, Math.max(0, share)) * 100)}% left: ${VERDICT_WORDS[verdict(share)]})`)
