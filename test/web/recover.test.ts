@@ -73,6 +73,35 @@ describe(
       assert.equal(download.suggestedFilename(), 'photo-96.immunized.png');
       await shot(page, 'desktop-9-recovered-after-reload');
       assert.deepEqual(errors, []);
+
+      // A reload while the service answers 503 (restarting) waits and asks again, saying so.
+      const id = decodeURIComponent(/#job=([^&]+)/.exec(await page.evaluate(() => location.hash))![1]!);
+      let refused = 0;
+      await page.route(new RegExp(`/v1/immunizations/${id}\\?`), (route) =>
+        ++refused <= 2
+          ? route.fulfill({
+              status: 503,
+              contentType: 'application/json',
+              body: '{"error":{"code":"E_UNAVAILABLE","message":"restarting"}}',
+            })
+          : route.fallback(),
+      );
+      await page.reload();
+      await page.waitForFunction(() =>
+        /^Cannot reach the service to find your job; trying again in \d+ seconds?…$/.test(
+          document.getElementById('progress-text')?.textContent ?? '',
+        ),
+      );
+      await resultShown(page);
+      assert.equal(refused, 3);
+      await page.unrouteAll();
+
+      // A job the service no longer has: said plainly, and the address forgets it.
+      await page.goto(`${web.server.url}/#job=${'0'.repeat(32)}&token=x`);
+      await page.reload();
+      await page.waitForSelector('#alert:not([hidden])');
+      assert.match((await page.textContent('#alert')) ?? '', /The job in this page’s address is gone/);
+      assert.equal(await page.evaluate(() => location.hash), '');
       await page.close();
     });
 
