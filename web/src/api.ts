@@ -117,7 +117,7 @@ interface CheckResult {
   purifications: {
     spec: string;
     psnr: number;
-    /** The model on the re-saved original (absent on servers older than this field). */
+    /** The model on the purified original (impress rows: the original as it is); absent on older servers. */
     cleanReconstructionPsnr?: number;
     reconstructionPsnr: number;
     protectionRemaining: number;
