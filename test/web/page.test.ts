@@ -39,11 +39,12 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
   const web = webSession(() => startServer(sharedPath('models', 'taef2-hf')!), { acceptDownloads: true });
 
   async function open(width: number, height: number): Promise<Page> {
-    // HTTP errors the page handles (a 400 it shows) are logged by Chromium too; they are not page errors.
+    // HTTP errors the page handles (a 400 it shows) are logged by Chromium too, and so are the
+    // refused connections a test simulates; they are not page errors.
     const { page, errors } = await web.open(
       width,
       height,
-      /favicon|Failed to load resource: the server responded with a status of 4/,
+      /favicon|Failed to load resource: (the server responded with a status of 4|net::ERR_CONNECTION_REFUSED)/,
     );
     (page as Page & { jsErrors: string[] }).jsErrors = errors;
     return page;
@@ -95,8 +96,12 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     };
   }
 
-  /** Runs the page's check with the service's answer replaced by `result` (a finished check job). */
-  async function showCheckOf(page: Page, result: object): Promise<void> {
+  /**
+   * Runs the page's check with the service's answer replaced by `result` (a finished check job).
+   * `streamDown`: the check's event stream cannot be reached (connection refused), so the page
+   * must say it lost contact and find the result by polling.
+   */
+  async function showCheckOf(page: Page, result: object, streamDown = false): Promise<void> {
     const rec = {
       id: 'crafted',
       kind: 'check',
@@ -110,17 +115,28 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.route('**/v1/immunizations/*/checks', (route) =>
       route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify(rec) }),
     );
+    await page.route('**/crafted-check', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(rec) }),
+    );
     await page.route('**/crafted-check/events', (route) =>
-      route.fulfill({
-        status: 200,
-        contentType: 'text/event-stream',
-        body: `event: end\ndata: ${JSON.stringify(rec)}\n\n`,
-      }),
+      streamDown
+        ? route.abort('connectionrefused')
+        : route.fulfill({
+            status: 200,
+            contentType: 'text/event-stream',
+            body: `event: end\ndata: ${JSON.stringify(rec)}\n\n`,
+          }),
     );
     await page.evaluate(() => {
       document.getElementById('check-status')!.textContent = '';
     });
     await page.click('#check-run');
+    if (streamDown)
+      await page.waitForFunction(() =>
+        /^Lost contact with the service; reconnecting…/.test(
+          document.getElementById('check-status')?.textContent ?? '',
+        ),
+      );
     await page.waitForFunction(() =>
       /^Check complete/.test(document.getElementById('check-status')?.textContent ?? ''),
     );
@@ -280,12 +296,14 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       /as social sites doThe model redraws the original at 31\.0 dB and the immunized photo at 29\.6 dB: protection 1\.4 dB$/,
     );
     // A real gap that JPEG weakens: meter, sentence and table say the same share and the same verdict.
+    // Its event stream is unreachable: the page says so, keeps trying, and finds the result by polling.
     await showCheckOf(
       page,
       checkResult(30, 24, [
         ['jpeg:50', 32.1, 29, 26.6],
         ['impress:20', 31.5, 30, 29.4],
       ]),
+      true,
     );
     const meter = await page.evaluate(() => document.getElementById('check-meter')!.value);
     assert.ok(Math.abs(meter - 0.4) < 1e-9, `the meter shows ${meter}, the table 40%`);

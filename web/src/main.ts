@@ -469,15 +469,18 @@ function follow(rec: JobRecord<ImmunizationResult>): void {
     offline: (_e, retryMs) => {
       // Replaces the last progress line: its "time left" is no longer true.
       $('progress-text').textContent =
-        'Lost contact with the service' +
-        (retryMs === null ? '; reconnecting…' : `; trying again in ${fmtDuration(retryMs)}…`) +
-        ' If it restarts, it finishes your job and this page shows the result.';
+        `${lostContact(retryMs)} If it restarts, it finishes your job and this page shows the result.`;
     },
     back: () => {
       startedAt = 0;
       $('progress-text').textContent = 'Back in contact with the service.';
     },
   });
+}
+
+/** What a watch says while the service cannot be reached (`retryMs`: null = the stream reconnects by itself). */
+function lostContact(retryMs: number | null): string {
+  return `Lost contact with the service; ${retryMs === null ? 'reconnecting…' : `trying again in ${fmtDuration(retryMs)}…`}`;
 }
 
 function finished(r: JobRecord<ImmunizationResult>): void {
@@ -682,6 +685,12 @@ $('check-run').addEventListener('click', async () => {
     lost: (e) => {
       run.disabled = false;
       $('check-status').textContent = `Lost contact with the check: ${errorText(e)}`;
+    },
+    offline: (_e, retryMs) => {
+      $('check-status').textContent = `${lostContact(retryMs)} The check goes on where the service runs it.`;
+    },
+    back: () => {
+      $('check-status').textContent = 'Back in contact with the service; measuring…';
     },
   });
 });
