@@ -655,6 +655,7 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           models: cfg.models,
           maxSteps: cfg.maxSteps,
           hasMask: files.mask !== undefined,
+          methods: modelInfo,
         });
         await capacity();
         const probe = await checkImage('image', image);

@@ -29,7 +29,13 @@ export interface ValidatedOptions {
 
 export function validateOptions(
   fields: Record<string, string>,
-  o: { models: readonly ModelEntry[]; maxSteps: number; hasMask: boolean },
+  o: {
+    models: readonly ModelEntry[];
+    maxSteps: number;
+    hasMask: boolean;
+    /** What each model id can run (describeModels); without it every method is let through. */
+    methods?: readonly { id: string; methods: string[] }[];
+  },
 ): ValidatedOptions {
   let p: ProtectRequest;
   try {
@@ -43,6 +49,15 @@ export function validateOptions(
     if (e instanceof ParameterError) throw new HttpError(400, 'E_VALIDATION', e.message, e.field);
     throw e;
   }
+  // Refused now, in the request's words, rather than failing at the end of the job.
+  const can = o.methods?.find((m) => m.id === p.model)?.methods;
+  if (can !== undefined && !can.includes(p.method))
+    throw new HttpError(
+      400,
+      'E_VALIDATION',
+      `method ${p.method} cannot run with model ${p.model ?? '(none)'} on this server: it needs an inpainting pipeline (this model offers ${can.join(', ')}; GET /v1/config lists each model's methods)`,
+      'method',
+    );
   return {
     parameters: p,
     options: {

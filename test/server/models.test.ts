@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildApi, type Api } from '../../src/server/api.js';
 import { describeModels, pipelineTraits } from '../../src/server/models.js';
+import { HttpError, validateOptions } from '../../src/server/options.js';
 import { EmbeddedQueue } from '../../src/server/queue.js';
 import { Storage } from '../../src/server/storage.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
@@ -98,5 +99,23 @@ describe('the models a server can run', { skip: why }, () => {
         ],
       );
     });
+  });
+
+  test('a create asking for a method its model cannot run is refused up front (400 naming method), not at the end of the job', () => {
+    const models = [
+      { id: 'taef2-hf', spec: TAEF2! },
+      { id: 'inpaint', spec: INPAINT! },
+    ];
+    const o = { models, maxSteps: 100, hasMask: true, methods: describeModels(models) };
+    assert.throws(
+      () => validateOptions({ method: 'diffusion', model: 'taef2-hf' }, o),
+      (e: unknown) =>
+        e instanceof HttpError &&
+        e.status === 400 &&
+        e.field === 'method' &&
+        /method diffusion cannot run with model taef2-hf/.test(e.message),
+    );
+    assert.equal(validateOptions({ method: 'encoder', model: 'taef2-hf' }, o).parameters.method, 'encoder');
+    assert.equal(validateOptions({ method: 'noise', model: 'taef2-hf' }, o).parameters.method, 'noise');
   });
 });
