@@ -21,6 +21,7 @@ import {
 } from '../../src/torch/index.js';
 import { readManifestFolder } from '../helpers/manifest.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
+import { tinyCLIP as tinyConfig } from '../helpers/tiny-configs.js';
 
 // ---- a tiny CLIP-style tokenizer folder -----------------------------------------------------------
 
@@ -178,18 +179,6 @@ test('tokenizer: the real CLIP vocabulary, from a pipeline folder (tokenizer/)',
 });
 
 // ---- a tiny CLIPTextModel -------------------------------------------------------------------------
-
-const tinyConfig = {
-  architectures: ['CLIPTextModel'],
-  vocab_size: 20,
-  hidden_size: 8,
-  intermediate_size: 12,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  max_position_embeddings: 6,
-  hidden_act: 'quick_gelu',
-  layer_norm_eps: 1e-5,
-};
 
 function randomWeights(m: CLIPTextModel, dtype: DType = 'float32', seed = 0): Map<string, Tensor> {
   manualSeed(seed);

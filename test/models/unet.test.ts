@@ -25,6 +25,7 @@ import {
   type DType,
   type Tensor,
 } from '../../src/torch/index.js';
+import { tinyUNet as tiny } from '../helpers/tiny-configs.js';
 
 // These models are tiny: one thread is as fast, and on a shared 2-core machine OpenMP's
 // spin-waiting second thread made this file ~20× slower (measured 23 s vs 1 s under load).
@@ -32,19 +33,6 @@ setNumThreads(1);
 
 // Two levels (one upsampler), 8/16 channels, 2 heads, a 12-wide context: big enough to exercise
 // every block type and the skip bookkeeping, small enough for a 2-core machine.
-const tiny = {
-  _class_name: 'UNet2DConditionModel',
-  block_out_channels: [8, 16],
-  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  attention_head_dim: 2,
-  cross_attention_dim: 12,
-  in_channels: 4,
-  out_channels: 4,
-  sample_size: 8,
-};
 
 function randomWeights(m: UNet2DConditionModel, seed = 0): Map<string, Tensor> {
   manualSeed(seed);

@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { buildApi, type Api } from '../../src/server/api.js';
@@ -55,7 +55,12 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
   let queue: EmbeddedQueue;
   let photo: Buffer;
   let immunization: Rec;
-  const models = [{ id: 'taef2-hf', spec: TAEF2_DIR! }];
+  // A model folder whose weights are cut short: its jobs fail in the runner, with the loader naming the file.
+  const brokenDir = join(tempDir('edits-broken'), 'broken-model');
+  const models = [
+    { id: 'taef2-hf', spec: TAEF2_DIR! },
+    { id: 'broken-taef2', spec: brokenDir },
+  ];
   const editing: EditingConfig = {
     img2img: { id: 'tiny-img2img', spec: IMG2IMG! },
     inpaint: INPAINT === null ? null : { id: 'tiny-inpaint', spec: INPAINT },
@@ -84,6 +89,11 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
     process.env['OMP_WAIT_POLICY'] = 'passive';
     process.env['IMMUNIZE_QUIET'] = '1';
     process.env['HF_HUB_OFFLINE'] = '1';
+    mkdirSync(brokenDir);
+    writeFileSync(
+      join(brokenDir, 'taef2.safetensors'),
+      readFileSync(join(TAEF2_DIR!, 'taef2.safetensors')).subarray(0, 4096),
+    );
     const dir = tempDir('edits');
     storage = new Storage(join(dir, 'storage'));
     queue = new EmbeddedQueue(storage, {
@@ -413,19 +423,19 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
   });
 
   test("a failed job's message names the model by its id, never by its server path", async () => {
-    // The diffusion method needs an inpainting pipeline; TAEF2's folder is not one, and the loader says so naming the folder.
+    // The broken model's weights are cut short: the loader fails in the runner, naming the file.
     const mask = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } })
       .png()
       .toBuffer();
-    const rec = await runMasked(mask, { method: 'diffusion', steps: '1' });
+    const rec = await runMasked(mask, { model: 'broken-taef2', steps: '1' });
     assert.equal(rec.status, 'failed');
     const message = rec.error!.message;
     assert.ok(
-      !message.includes(TAEF2_DIR!) && !message.includes(storage.root),
+      !message.includes(brokenDir) && !message.includes(TAEF2_DIR!) && !message.includes(storage.root),
       `the message names a server path: ${message}`,
     );
     assert.doesNotMatch(message, /(^|[\s'"(:])\/[^\s/]+\//, `the message contains an absolute path: ${message}`);
-    assert.match(message, /taef2-hf/, `the message should still say which model: ${message}`);
+    assert.match(message, /broken-taef2/, `the message should still say which model: ${message}`);
   });
 });
 

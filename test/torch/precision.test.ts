@@ -30,7 +30,7 @@ import {
 } from '../../src/torch/index.js';
 import { native } from '../../src/torch/native.js';
 import { seededWeights } from '../helpers/seeded-weights.js';
-import { tinyKL2 } from '../helpers/tiny-configs.js';
+import { tinyCLIP, tinyKL2, tinyUNet } from '../helpers/tiny-configs.js';
 
 // Tiny models: one thread is as fast and does not spin against other jobs (see unet.test.ts).
 setNumThreads(1);
@@ -188,31 +188,8 @@ test('the encoder-attack gradient in bf16 agrees with fp32: AutoencoderKL and TA
 });
 
 test('the UNet and CLIP run under bf16 and stay close to fp32', () => {
-  const unet = seeded(
-    new UNet2DConditionModel({
-      block_out_channels: [8, 16],
-      down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
-      up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-      layers_per_block: 1,
-      norm_num_groups: 4,
-      attention_head_dim: 2,
-      cross_attention_dim: 12,
-      in_channels: 4,
-      out_channels: 4,
-      sample_size: 8,
-    }),
-  );
-  const clip = seeded(
-    new CLIPTextModel({
-      vocab_size: 20,
-      hidden_size: 8,
-      intermediate_size: 12,
-      num_hidden_layers: 2,
-      num_attention_heads: 2,
-      max_position_embeddings: 6,
-      hidden_act: 'quick_gelu',
-    }),
-  );
+  const unet = seeded(new UNet2DConditionModel(tinyUNet));
+  const clip = seeded(new CLIPTextModel(tinyCLIP));
   try {
     noGrad(() =>
       scope(() => {

@@ -7,7 +7,7 @@
  */
 import { ApiError, watchJob } from './api.js';
 import type { Api, EditResult, ImmunizationResult, JobRecord, ServiceConfig, Watch } from './api.js';
-import { fmtDb } from './format.js';
+import { definitionList, fmtDb } from './format.js';
 
 export { EditPanel, editReading };
 
@@ -227,15 +227,7 @@ class EditPanel {
       ['SSIM between the two edits', res.between.ssim.toFixed(3)],
       ['For comparison: the immunized photo against the original', fmtDb(res.inputs.psnr)],
     ];
-    $('edit-metrics').replaceChildren(
-      ...rows.flatMap(([k, v]) => {
-        const dt = document.createElement('dt');
-        dt.textContent = k;
-        const dd = document.createElement('dd');
-        dd.textContent = v;
-        return [dt, dd];
-      }),
-    );
+    definitionList($('edit-metrics'), rows);
     const reading = editReading(res.between);
     const p = $('edit-reading');
     p.textContent =

@@ -1,5 +1,5 @@
-/** Plain-language formatting of sizes, durations and measurements for the page. */
-export { fmtBytes, fmtDuration, fmtDb, fmtPixels };
+/** Plain-language formatting of sizes, durations and measurements for the page, and the <dl> they go in. */
+export { definitionList, fmtBytes, fmtDuration, fmtDb, fmtPixels };
 
 function fmtBytes(n: number): string {
   if (n < 1000) return `${n} bytes`;
@@ -38,4 +38,17 @@ function fmtDuration(ms: number): string {
 function fmtDb(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return x === Infinity ? '∞ dB' : '—';
   return `${x.toFixed(1)} dB`;
+}
+
+/** Fills a <dl> with one term and one description per row (text only: nothing is parsed as HTML). */
+function definitionList(el: HTMLElement, rows: [string, string][]): void {
+  el.replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      return [dt, dd];
+    }),
+  );
 }

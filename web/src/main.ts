@@ -8,7 +8,7 @@ import type { CheckResult, ImmunizationResult, JobRecord, Progress, ServiceConfi
 import { DiffView } from './diff.js';
 import { EditPanel } from './edit.js';
 import { checkReading, WEAK_DB } from './check.js';
-import { fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
+import { definitionList, fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
 import { MaskEditor } from './mask.js';
 import { EpsPreview } from './preview.js';
 import { METHOD_HELP, PRESET_HELP, methodLabel, modelHelp, modelLabel, presetExactly } from './words.js';
@@ -527,18 +527,6 @@ async function loadPixels(src: ImageBitmap | Blob, w: number, h: number): Promis
   g.drawImage(bmp, 0, 0, w, h);
   if (src instanceof Blob) bmp.close();
   return g.getImageData(0, 0, w, h);
-}
-
-function definitionList(el: HTMLElement, rows: [string, string][]): void {
-  el.replaceChildren(
-    ...rows.flatMap(([k, v]) => {
-      const dt = document.createElement('dt');
-      dt.textContent = k;
-      const dd = document.createElement('dd');
-      dd.textContent = v;
-      return [dt, dd];
-    }),
-  );
 }
 
 /**
