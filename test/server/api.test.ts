@@ -8,7 +8,7 @@ import { hashKey } from '../../src/server/auth.js';
 import type { JobQueue } from '../../src/server/queue.js';
 import { EmbeddedQueue } from '../../src/server/queue.js';
 import { Storage } from '../../src/server/storage.js';
-import { tempDir } from './harness.js';
+import { tempDir, testApiConfig } from './harness.js';
 
 let api: Api;
 let storage: Storage;
@@ -24,29 +24,19 @@ class HoldQueue extends EmbeddedQueue {
 
 before(async () => {
   storage = new Storage(tempDir('api'));
+  // Never loaded (the queue holds every job); "inpaint" in the id makes it a model that may run every method.
+  const models = [{ id: 'tiny', spec: 'x-inpaint' }];
   const queue: JobQueue = new HoldQueue(storage, {
     device: 'cpu',
     maxPixels: 1_000_000,
-    models: [{ id: 'tiny', spec: 'x' }],
+    models,
     retentionMs: 60_000,
   });
   const keys = [
     { name: 'a', hash: Buffer.from(hashKey(KEY_A).slice(7), 'hex') },
     { name: 'b', hash: Buffer.from(hashKey(KEY_B).slice(7), 'hex') },
   ];
-  api = await buildApi(storage, queue, {
-    models: [{ id: 'tiny', spec: 'x' }],
-    keys,
-    maxUploadBytes: 50_000,
-    maxPixels: 1_000_000,
-    maxSteps: 100,
-    rateCreate: 0,
-    rateRequests: 0,
-    maxQueue: 100,
-    retentionMs: 60_000,
-    corsOrigins: [],
-    version: 'test',
-  });
+  api = await buildApi(storage, queue, testApiConfig({ models, keys, maxUploadBytes: 50_000 }));
 });
 after(async () => {
   await api.app.close();

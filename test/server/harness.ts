@@ -9,6 +9,7 @@ import { basename, join, relative } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import type { ApiConfig } from '../../src/server/api.js';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'immunize.js');
@@ -48,6 +49,23 @@ export function freePort(): Promise<number> {
       s.close(() => (typeof a === 'object' && a !== null ? res(a.port) : rej(new Error('no port'))));
     });
   });
+}
+
+/** An in-process API's configuration for tests: no limits in the way (no rates, 100 steps), `overrides` on top. */
+export function testApiConfig(overrides: Partial<ApiConfig> & Pick<ApiConfig, 'models'>): ApiConfig {
+  return {
+    keys: [],
+    maxUploadBytes: 1_000_000,
+    maxPixels: 1_000_000,
+    maxSteps: 100,
+    rateCreate: 0,
+    rateRequests: 0,
+    maxQueue: 100,
+    retentionMs: 60_000,
+    corsOrigins: [],
+    version: 'test',
+    ...overrides,
+  };
 }
 
 export function tempDir(name: string): string {

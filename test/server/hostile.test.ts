@@ -15,7 +15,7 @@ import { buildApi, type Api } from '../../src/server/api.js';
 import { hashKey } from '../../src/server/auth.js';
 import { EmbeddedQueue } from '../../src/server/queue.js';
 import { Storage } from '../../src/server/storage.js';
-import { tempDir } from './harness.js';
+import { tempDir, testApiConfig } from './harness.js';
 
 const KEY = 'imm_hostile_key_a';
 const OTHER = 'imm_hostile_key_b';
@@ -36,22 +36,20 @@ before(async () => {
   storage = new Storage(tempDir('hostile'));
   const models = [{ id: 'tiny', spec: 'x' }];
   const queue = new HoldQueue(storage, { device: 'cpu', maxPixels: MAX_PIXELS, models, retentionMs: 60_000 });
-  api = await buildApi(storage, queue, {
-    models,
-    keys: [
-      { name: 'a', hash: Buffer.from(hashKey(KEY).slice(7), 'hex') },
-      { name: 'b', hash: Buffer.from(hashKey(OTHER).slice(7), 'hex') },
-    ],
-    maxUploadBytes: 2_000_000,
-    maxPixels: MAX_PIXELS,
-    maxSteps: 100,
-    rateCreate: 0,
-    rateRequests: 0,
-    maxQueue: 10_000,
-    retentionMs: 60_000,
-    corsOrigins: [],
-    version: 'test',
-  });
+  api = await buildApi(
+    storage,
+    queue,
+    testApiConfig({
+      models,
+      keys: [
+        { name: 'a', hash: Buffer.from(hashKey(KEY).slice(7), 'hex') },
+        { name: 'b', hash: Buffer.from(hashKey(OTHER).slice(7), 'hex') },
+      ],
+      maxUploadBytes: 2_000_000,
+      maxPixels: MAX_PIXELS,
+      maxQueue: 10_000,
+    }),
+  );
   await api.app.listen({ port: 0, host: '127.0.0.1' });
   const a = api.app.server.address();
   port = typeof a === 'object' && a !== null ? a.port : 0;

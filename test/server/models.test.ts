@@ -11,7 +11,7 @@ import { HttpError, validateOptions } from '../../src/server/options.js';
 import { EmbeddedQueue } from '../../src/server/queue.js';
 import { Storage } from '../../src/server/storage.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
-import { tempDir } from './harness.js';
+import { tempDir, testApiConfig } from './harness.js';
 
 const TAEF2 = sharedPath('models', 'taef2-hf');
 const INPAINT = sharedPath('golden', 'pipeline_inpaint');
@@ -61,19 +61,7 @@ describe('the models a server can run', { skip: why }, () => {
       models: { id: string; methods: string[] }[];
     }> {
       const queue = new EmbeddedQueue(storage, { device: 'cpu', maxPixels: 1_000_000, models, retentionMs: 60_000 });
-      const api = await buildApi(storage, queue, {
-        models,
-        keys: [],
-        maxUploadBytes: 50_000,
-        maxPixels: 1_000_000,
-        maxSteps: 100,
-        rateCreate: 0,
-        rateRequests: 0,
-        maxQueue: 100,
-        retentionMs: 60_000,
-        corsOrigins: [],
-        version: 'test',
-      });
+      const api = await buildApi(storage, queue, testApiConfig({ models, maxUploadBytes: 50_000 }));
       apis.push(api);
       return (await api.app.inject({ method: 'GET', url: '/v1/config' })).json();
     }

@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
 import { OUT_DIR, missing } from './harness.js';
 import { startServer } from './server.js';
-import { shot, webSession } from './session.js';
+import { progressTexts, recordProgressTexts, shot, webSession } from './session.js';
 
 // The callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has
 // no DOM lib, so these module-scoped declarations type the little of it they use.
@@ -25,11 +25,7 @@ declare const document: {
   documentElement: { scrollWidth: number };
   activeElement: { id: string } | null;
 };
-declare const window: { innerWidth: number; progressLog?: string[] };
-declare class MutationObserver {
-  constructor(cb: () => void);
-  observe(el: El, o: object): void;
-}
+declare const window: { innerWidth: number };
 
 const why = missing();
 const EPS255 = 16;
@@ -171,17 +167,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await page.fill('#seed', '7');
     await shot(page, 'desktop-2-ready');
 
-    // Record every text the progress line shows: steps fly by faster than a poll could see them.
-    await page.evaluate(() => {
-      const el = document.getElementById('progress-text')!;
-      const log: string[] = [];
-      window.progressLog = log;
-      new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, {
-        childList: true,
-        characterData: true,
-        subtree: true,
-      });
-    });
+    await recordProgressTexts(page);
     // By keyboard: Enter on "Immunize" (which then disables itself) must not drop focus to the page body.
     await page.focus('#immunize');
     await page.keyboard.press('Enter');
@@ -196,7 +182,7 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     await shot(page, 'desktop-3-progress');
     await page.waitForSelector('#result-section:not([hidden])', { timeout: 300_000 });
     await page.waitForFunction(() => /Largest change/.test(document.getElementById('diff-note')?.textContent ?? ''));
-    const log = await page.evaluate(() => window.progressLog ?? []);
+    const log = await progressTexts(page);
     assert.ok(
       log.some((t) => new RegExp(`Step \\d+ of ${STEPS}`).test(t)),
       `no progress step was shown; the progress line showed: ${JSON.stringify(log)}`,

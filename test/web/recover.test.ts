@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core';
 import { sharedPath } from '../helpers/shared.js';
 import { missing } from './harness.js';
 import { startServer, type TestServer } from './server.js';
-import { shot, webSession } from './session.js';
+import { progressTexts, recordProgressTexts, shot, webSession } from './session.js';
 
 // Callbacks given to page.evaluate/waitForFunction run in the browser; the repo's tsconfig has no DOM lib.
 interface El {
@@ -18,12 +18,8 @@ interface El {
   naturalWidth: number;
 }
 declare const document: { getElementById(id: string): El | null };
-declare const window: { notReloaded?: boolean; progressLog?: string[] };
+declare const window: { notReloaded?: boolean };
 declare const location: { hash: string };
-declare class MutationObserver {
-  constructor(cb: () => void);
-  observe(el: El, o: object): void;
-}
 
 const why = missing();
 const MODEL = sharedPath('models', 'taef2-hf');
@@ -111,15 +107,8 @@ describe(
       await startLongJob(page);
       await page.evaluate(() => {
         window.notReloaded = true;
-        const el = document.getElementById('progress-text')!;
-        const log: string[] = [];
-        window.progressLog = log;
-        new MutationObserver(() => log.push(el.textContent ?? '')).observe(el, {
-          childList: true,
-          characterData: true,
-          subtree: true,
-        });
       });
+      await recordProgressTexts(page);
       const port = Number(new URL(web.server.url).port);
       await web.server.kill();
       // Said plainly, and the stale "about … left" is gone.
@@ -144,7 +133,7 @@ describe(
         await resultShown(page);
         assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was reloaded');
         // Back in contact, it followed the restarted job's progress to the end.
-        const log = await page.evaluate(() => window.progressLog ?? []);
+        const log = await progressTexts(page);
         const lost = log.findIndex((t) => /^Lost contact/.test(t));
         assert.ok(
           lost >= 0 && log.slice(lost).some((t) => new RegExp(`^Step \\d+ of ${STEPS}`).test(t)),

@@ -61,3 +61,31 @@ export function webSession(start: () => Promise<TestServer>, o: { acceptDownload
 export function shot(page: Page, name: string): Promise<Buffer> {
   return page.screenshot({ path: join(OUT_DIR, `${name}.png`), fullPage: true });
 }
+
+/**
+ * Starts recording every text the page's progress line shows (steps fly by faster than a poll
+ * could see them); `progressTexts` reads what was recorded.
+ */
+export async function recordProgressTexts(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = globalThis as unknown as { progressLog?: string[]; document: DocumentLike };
+    const el = w.document.getElementById('progress-text')!;
+    const log: string[] = [];
+    w.progressLog = log;
+    new MutationObserver(() => log.push(el.textContent ?? '')).observe(el as never, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
+}
+
+export function progressTexts(page: Page): Promise<string[]> {
+  return page.evaluate(() => (globalThis as unknown as { progressLog?: string[] }).progressLog ?? []);
+}
+
+type DocumentLike = { getElementById(id: string): { textContent: string | null } | null };
+declare class MutationObserver {
+  constructor(cb: () => void);
+  observe(el: never, o: object): void;
+}
