@@ -22,7 +22,7 @@ import { inpaint } from '../../src/pipelines/generate.js';
 import { seededNoise } from '../../src/pipelines/noise.js';
 import { tensor, type Tensor } from '../../src/torch/index.js';
 import { sharedPath } from '../helpers/shared.js';
-import { makePhotos, tempDir, waitFor } from './harness.js';
+import { makePhotos, tempDir, testApiConfig, waitFor } from './harness.js';
 
 const IMG2IMG = sharedPath('golden', 'pipeline_img2img');
 const INPAINT = sharedPath('golden', 'pipeline_inpaint');
@@ -70,20 +70,7 @@ describe('edits: test the protection', { skip: why, timeout: 600_000 }, () => {
     { name: 'a', hash: Buffer.from(hashKey(KEY_A).slice(7), 'hex') },
     { name: 'b', hash: Buffer.from(hashKey(KEY_B).slice(7), 'hex') },
   ];
-  const apiConfig = {
-    models,
-    keys,
-    maxUploadBytes: 1_000_000,
-    maxPixels: 1_000_000,
-    maxSteps: 100,
-    rateCreate: 0,
-    rateRequests: 0,
-    maxQueue: 100,
-    retentionMs: 3_600_000,
-    corsOrigins: [],
-    version: 'test',
-    webRoot: null,
-  };
+  const apiConfig = testApiConfig({ models, keys, retentionMs: 3_600_000, webRoot: null });
 
   before(async () => {
     process.env['OMP_WAIT_POLICY'] = 'passive';
