@@ -41,59 +41,68 @@ function withCpuTime<T>(fn: () => T): [T, number] {
 const round3 = (v: number): number => Number(v.toPrecision(3));
 const median = (v: readonly number[]): number => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
 
+/** Loads the model and a seeded photo-sized input, runs `body`, frees both (or says why the case is skipped). */
+function withModel<T>(model: Model, size: number, body: (m: Loaded, x: Tensor) => T): T | { skipped: string } {
+  const m = model();
+  if ('skipped' in m) return m;
+  manualSeed(1234);
+  const x = rand([1, 3, size, size]);
+  try {
+    return body(m, x);
+  } finally {
+    x.dispose();
+    m.dispose();
+  }
+}
+
 function versusCase(name: string, model: Model, size: number, rounds: number, perRound: number): BenchCase {
   return {
     name,
-    run: () => {
-      const m = model();
-      if ('skipped' in m) return m;
-      manualSeed(1234);
-      const x = rand([1, 3, size, size]);
-      const fp32 = stepper(m.enc, x, 'fp32');
-      const bf16 = stepper(m.enc, x, 'bf16');
-      try {
-        const g32 = fp32.step();
-        const g16 = bf16.step(); // also the warm-up of each
-        const agreement = scope(() => ({
-          cosine: round3(g32.mul(g16).sum().item() / (g32.norm().item() * g16.norm().item())),
-          signAgreement: round3(g32.sign().eq(g16.sign()).float().mean().item()),
-        }));
-        g32.dispose();
-        g16.dispose();
-        const s32: number[] = [];
-        const s16: number[] = [];
-        const roundRatios: number[] = [];
-        const c32: number[] = [];
-        const c16: number[] = [];
-        for (let r = 0; r < rounds; r++) {
-          const [a, ca] = withCpuTime(() => timeSteps(() => fp32.step().dispose(), perRound, 0));
-          const [b, cb] = withCpuTime(() => timeSteps(() => bf16.step().dispose(), perRound, 0));
-          s32.push(...a);
-          s16.push(...b);
-          c32.push(ca / perRound);
-          c16.push(cb / perRound);
-          roundRatios.push(round3(median(a) / median(b)));
+    run: () =>
+      withModel(model, size, (m, x) => {
+        const fp32 = stepper(m.enc, x, 'fp32');
+        const bf16 = stepper(m.enc, x, 'bf16');
+        try {
+          const g32 = fp32.step();
+          const g16 = bf16.step(); // also the warm-up of each
+          const agreement = scope(() => ({
+            cosine: round3(g32.mul(g16).sum().item() / (g32.norm().item() * g16.norm().item())),
+            signAgreement: round3(g32.sign().eq(g16.sign()).float().mean().item()),
+          }));
+          g32.dispose();
+          g16.dispose();
+          const s32: number[] = [];
+          const s16: number[] = [];
+          const roundRatios: number[] = [];
+          const c32: number[] = [];
+          const c16: number[] = [];
+          for (let r = 0; r < rounds; r++) {
+            const [a, ca] = withCpuTime(() => timeSteps(() => fp32.step().dispose(), perRound, 0));
+            const [b, cb] = withCpuTime(() => timeSteps(() => bf16.step().dispose(), perRound, 0));
+            s32.push(...a);
+            s16.push(...b);
+            c32.push(ca / perRound);
+            c16.push(cb / perRound);
+            roundRatios.push(round3(median(a) / median(b)));
+          }
+          return {
+            what: `${m.enc.name}: one encoder-attack step, fp32 vs bf16 (channels-last, norms fp32), alternating rounds`,
+            size,
+            fp32: summarize(s32, 'msPerStep', { keepSamples: true }),
+            bf16: summarize(s16, 'msPerStep', { keepSamples: true }),
+            cpuMsPerStep: { fp32: round3(median(c32)), bf16: round3(median(c16)) },
+            ratio: round3(median(s32) / median(s16)),
+            cpuRatio: round3(median(c32) / median(c16)),
+            ratioMin: round3(Math.min(...s32) / Math.min(...s16)),
+            roundRatios,
+            ...agreement,
+            loadavg1End: round3(loadavg()[0]!),
+          };
+        } finally {
+          fp32.dispose();
+          bf16.dispose();
         }
-        return {
-          what: `${m.enc.name}: one encoder-attack step, fp32 vs bf16 (channels-last, norms fp32), alternating rounds`,
-          size,
-          fp32: summarize(s32, 'msPerStep', { keepSamples: true }),
-          bf16: summarize(s16, 'msPerStep', { keepSamples: true }),
-          cpuMsPerStep: { fp32: round3(median(c32)), bf16: round3(median(c16)) },
-          ratio: round3(median(s32) / median(s16)),
-          cpuRatio: round3(median(c32) / median(c16)),
-          ratioMin: round3(Math.min(...s32) / Math.min(...s16)),
-          roundRatios,
-          ...agreement,
-          loadavg1End: round3(loadavg()[0]!),
-        };
-      } finally {
-        fp32.dispose();
-        bf16.dispose();
-        x.dispose();
-        m.dispose();
-      }
-    },
+      }),
   };
 }
 
@@ -101,26 +110,21 @@ function versusCase(name: string, model: Model, size: number, rounds: number, pe
 function peakCase(name: string, model: Model, size: number, precision: Precision): BenchCase {
   return {
     name,
-    run: () => {
-      const m = model();
-      if ('skipped' in m) return m;
-      manualSeed(1234);
-      const x = rand([1, 3, size, size]);
-      const s = stepper(m.enc, x, precision);
-      try {
-        const samples = timeSteps(() => s.step().dispose(), 1, 1);
-        return {
-          what: `${m.enc.name}: peak memory of an encoder-attack step`,
-          size,
-          precision,
-          ...summarize(samples, 'msPerStep'),
-        };
-      } finally {
-        s.dispose();
-        x.dispose();
-        m.dispose();
-      }
-    },
+    run: () =>
+      withModel(model, size, (m, x) => {
+        const s = stepper(m.enc, x, precision);
+        try {
+          const samples = timeSteps(() => s.step().dispose(), 1, 1);
+          return {
+            what: `${m.enc.name}: peak memory of an encoder-attack step`,
+            size,
+            precision,
+            ...summarize(samples, 'msPerStep'),
+          };
+        } finally {
+          s.dispose();
+        }
+      }),
   };
 }
 
