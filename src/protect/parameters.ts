@@ -13,7 +13,7 @@ import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
 import { parseNumberText } from '../numbers.js';
 import { defaultCheckSuite, parseCheckSuite } from '../robustness/check.js';
 import type { RobustKind } from '../robustness/robust.js';
-import { autoPrecision, checkDevice, type Precision } from '../torch/index.js';
+import { autoPrecision, checkDevice, checkPrecision, type Precision } from '../torch/index.js';
 import { PROTECT_PARAMETERS, type Door, type ParameterSpec } from './schema.js';
 
 /** A resolved protect request: every parameter with its value, ready for protectImage. */
@@ -237,8 +237,12 @@ export function resolveProtectParameters(
     throw fail('device', (e as Error).message);
   }
   const precision = value<ProtectRequest['precision']>('precision', 'auto');
-  if (precision === 'fp16' && device === 'cpu')
-    throw fail('precision', 'fp16 runs on CUDA only (libtorch has no fp16 autocast on the CPU); use bf16 on the CPU');
+  if (precision !== 'auto')
+    try {
+      checkPrecision(precision, device); // the engine's rule: fp16 on CUDA only
+    } catch (e) {
+      throw fail('precision', (e as Error).message);
+    }
   if ((precision === 'bf16' || precision === 'fp16') && method !== 'encoder')
     throw rule(
       'precision',
