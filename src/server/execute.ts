@@ -14,6 +14,16 @@ import type { RunnerMessage, RunnerSettings, RunRequest } from './runner.js';
 
 const RUNNER = fileURLToPath(new URL('./runner.js', import.meta.url));
 
+/** The `worker` a running record names: this process as host:pid. */
+export function workerLabel(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** The host and pid of a record's `worker`, or null when it names none. */
+export function parseWorkerLabel(label: string | null | undefined): { host: string; pid: number } | null {
+  const m = /^(.*):(\d+)$/.exec(label ?? '');
+  return m === null ? null : { host: m[1]!, pid: Number(m[2]) };
+}
 export interface ExecuteHooks {
   /** A status change (running, completed, …), with the record as written. */
   onStatus?(r: JobRecord): void;
@@ -143,7 +153,7 @@ export function execute(storage: Storage, id: string, o: ExecuteOptions, hooks: 
       status: 'running',
       startedAt: new Date().toISOString(),
       attempts: r.attempts + 1,
-      worker: `${hostname()}:${process.pid}`,
+      worker: workerLabel(),
       progress: null,
       error: null,
     }));

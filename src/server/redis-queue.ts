@@ -16,6 +16,7 @@ import {
   closeRunners,
   execute,
   failCrashed,
+  parseWorkerLabel,
   requeue,
   RunnerCrash,
   type Execution,
@@ -227,8 +228,8 @@ export class RedisQueue implements JobQueue {
 
 /** Whether the process named in a running record's `worker` (host:pid) has certainly ended. */
 function workerGone(r: JobRecord): boolean {
-  const m = /^(.*):(\d+)$/.exec(r.worker ?? '');
-  return m !== null && gone({ host: m[1]!, pid: Number(m[2]), start: null });
+  const w = parseWorkerLabel(r.worker);
+  return w !== null && gone({ ...w, start: null });
 }
 
 export interface WorkerOptions extends ExecuteOptions {
