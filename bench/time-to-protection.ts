@@ -13,7 +13,7 @@
  * photo (the time-to-protection table of bench/README.md).
  *
  *   node dist/bench/time-to-protection.js [--images a.png,b.jpg] [--presets paper,default,fast]
- *        [--size 256] [--steps 200] [--probe 5] [--precisions fp32,bf16] [--threads N]
+ *        [--size 256|full] [--steps 200] [--probe 5] [--precisions fp32,bf16] [--threads N]
  *
  * Each preset runs at each of `--precisions` (the protect request's `precision`: the attack's
  * arithmetic; the measurements stay fp32); the reference is the fp32 `paper` run. One JSON line per run on stdout, then one summary line
@@ -46,7 +46,8 @@ const { values } = parseArgs({
     threads: { type: 'string' },
   },
 });
-const size = Number(values.size);
+/** 0: each photo at its own size (`--size full`). */
+const size = values.size === 'full' ? 0 : Number(values.size);
 const steps = Number(values.steps);
 const probeEvery = Number(values.probe);
 if (values.threads !== undefined) setNumThreads(Number(values.threads));
@@ -76,11 +77,8 @@ interface Run {
 }
 
 async function run(image: string, preset: string, precision: string): Promise<Run> {
-  const { tensor: x } = await readImage(sharedPath('images', image)!, {
-    width: size,
-    height: size,
-    kernel: 'lanczos3',
-  });
+  const path = sharedPath('images', image)!;
+  const { tensor: x } = await readImage(path, size === 0 ? {} : { width: size, height: size, kernel: 'lanczos3' });
   const request = resolveProtectParameters({
     model: modelDir!,
     preset,
