@@ -313,7 +313,8 @@ export function pgdWithGradient(
       : o.randomStart
         ? scope(() => {
             const u = rand(base.shape, { generator, dtype: base.dtype, device: base.device });
-            return o.epsMap ? u.mul(2).sub(1).mul(o.epsMap) : u.mul(2 * o.eps).sub(o.eps);
+            // u·2ε − ε with the map's ε, in the same order as the scalar form: a constant map gives its bytes.
+            return o.epsMap ? u.mul(o.epsMap.mul(2)).sub(o.epsMap) : u.mul(2 * o.eps).sub(o.eps);
           })
         : null;
     if (noise === null) return base.clone();

@@ -1,10 +1,12 @@
 // Per-pixel budgets: PGD's epsMap (projection, random start and step follow the map) and the
 // texture-adaptive map that builds one (src/attacks/budget.ts).
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { textureBudget } from '../../src/attacks/budget.js';
-import { pgd } from '../../src/attacks/pgd.js';
+import { immunize } from '../../src/attacks/immunize.js';
+import { pgd, type PgdOptions } from '../../src/attacks/pgd.js';
 import { ArgumentError } from '../../src/errors.js';
+import { robustEot } from '../../src/robustness/robust.js';
 import {
   F,
   Generator,
@@ -262,5 +264,57 @@ describe('textureBudget', () => {
     const gray = noGrad(() => full([1, 1, 8, 8], 0.3));
     assert.throws(() => textureBudget(gray, { eps: 0.01 }), /RGB batch \[N, 3, H, W\]/);
     for (const t of [x, gray]) t.dispose();
+  });
+});
+
+describe('per-pixel budgets through immunize(): the encoder attack with --robust jpeg and masks', () => {
+  // One strided convolution as the encoder; a 32² photo (JPEG's 16-pixel blocks with 4:2:0 chroma).
+  const w = noGrad(() => randn([4, 3, 4, 4], { generator: new Generator({ seed: 7 }) }).mul(0.2));
+  const encoder = { name: 'conv', encode01: (t: Tensor): Tensor => F.conv2d(t, w, null, { stride: 4 }) };
+  const x = noGrad(() => scope(() => seeded([1, 3, 32, 32], 11).mul(0.8).add(0.1)));
+  const mask = noGrad(() => scope(() => cat([ones([1, 1, 32, 16]), zeros([1, 1, 32, 16])], 3)));
+  const attack = (pgdOptions: Omit<PgdOptions, 'mask' | 'onStep'>, m: Tensor | null = mask): Tensor =>
+    immunize(x, { method: 'encoder', encoder, mask: m, pgd: pgdOptions }).adv;
+  const base = { steps: 6, optimizer: 'momentum', schedule: 'linear-decay', randomStart: true, seed: 2 } as const;
+  after(() => {
+    for (const t of [w, x, mask]) t.dispose();
+  });
+
+  test('robust jpeg and a mask: |δ| never above the texture map, zero outside the mask, and the map is used', () => {
+    const { map, maxEps } = textureBudget(x, { eps: 4 / 255 });
+    const eot = robustEot('jpeg', 2);
+    const adv = attack({ ...base, eps: maxEps, epsMap: map, stepSize: maxEps / 4, eot });
+    const over = item(() => adv.sub(x).abs().sub(map).narrow(3, 0, 16).max());
+    assert.ok(over <= 1e-7, `inside the mask, δ exceeds the map by ${over}`);
+    assert.equal(
+      item(() => adv.sub(x).narrow(3, 16, 16).abs().max()),
+      0,
+      'outside the mask the photo is unchanged',
+    );
+    // The map bounded the change where it bit: pixels with different bounds sit on them.
+    const onBound = noGrad(() => scope(() => adv.sub(x).abs().sub(map).abs().lt(1e-6).narrow(3, 0, 16)));
+    const bounds = noGrad(() => scope(() => map.expand([1, 3, 32, 32]).narrow(3, 0, 16).maskedSelect(onBound)));
+    assert.ok(bounds.shape[0]! > 10, `only ${bounds.shape[0]} pixels on their bound`);
+    assert.ok(item(() => bounds.max().sub(bounds.min())) > 1 / 255, 'every pixel on its bound had the same bound');
+    onBound.dispose();
+    bounds.dispose();
+    // EOT ran: the same attack without it gives another image.
+    const plain = attack({ ...base, eps: maxEps, epsMap: map, stepSize: maxEps / 4 });
+    assert.ok(!item(() => plain.eq(adv).all().to('float32')), 'the jpeg EOT changed nothing');
+    for (const t of [map, adv, plain]) t.dispose();
+  });
+
+  test('a constant map equal to ε is the scalar attack byte for byte, with robust jpeg and a mask', () => {
+    const eps = 6 / 255;
+    const map = noGrad(() => full([1, 1, 32, 32], eps));
+    for (const m of [mask, null]) {
+      const o = { ...base, eps, stepSize: eps / 8, eot: robustEot('jpeg', 2) };
+      const scalar = attack(o, m);
+      const mapped = attack({ ...o, epsMap: map }, m);
+      assert.deepEqual(mapped.toTypedArray(), scalar.toTypedArray(), m ? 'masked' : 'whole photo');
+      scalar.dispose();
+      mapped.dispose();
+    }
+    map.dispose();
   });
 });
