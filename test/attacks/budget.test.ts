@@ -205,29 +205,57 @@ describe('PGD with a per-pixel budget (epsMap)', () => {
 });
 
 describe('textureBudget', () => {
-  test('textured regions get more budget than flat ones, within [floor, cap] × eps', () => {
+  test('textured regions get more budget than flat ones; the mean bound is eps; floor and cap clip the share', () => {
     // Left half: noise (texture); right half: a flat grey.
     const x = noGrad(() => scope(() => cat([seeded([1, 3, 16, 8], 1), full([1, 3, 16, 8], 0.4)], 3)));
     const eps = 6 / 255;
     const { map, maxEps } = textureBudget(x, { eps });
-    assert.deepEqual(map.shape, [1, 1, 16, 16]);
-    assert.equal(maxEps, 3 * eps);
-    const lo = item(() => map.min());
-    const hi = item(() => map.max());
-    assert.ok(lo >= 0.25 * eps - 1e-9 && hi <= 3 * eps + 1e-7, `[${lo * 255}, ${hi * 255}]/255`);
-    // Far from the boundary (the window is 7 wide): texture high, flat at the floor.
-    const textured = item(() => map.narrow(3, 0, 4).mean());
-    const flat = item(() => map.narrow(3, 12, 4).max());
-    assert.ok(textured > eps, `textured mean ${textured * 255}/255`);
-    assert.ok(Math.abs(flat - 0.25 * eps) < 1e-7, `flat region at the floor: ${flat * 255}/255`);
-    for (const t of [x, map]) t.dispose();
+    assert.deepEqual(map.shape, [1, 3, 16, 16], 'a map per channel by default');
+    assert.equal(
+      maxEps,
+      item(() => map.max()),
+    );
+    assert.ok(Math.abs(item(() => map.mean()) - eps) < 1e-6 * eps, `mean ${item(() => map.mean()) * 255}/255`);
+    // Far from the boundary (the window is 11 wide, σ 1.5): texture above eps, flat far below (σ₀ only).
+    const textured = item(() => map.narrow(3, 0, 3).mean());
+    const flat = item(() => map.narrow(3, 13, 3).max());
+    assert.ok(textured > eps, `textured ${textured * 255}/255`);
+    assert.ok(flat < 0.2 * eps, `flat ${flat * 255}/255`);
+    map.dispose();
+    const clipped = textureBudget(x, { eps, floor: 0.25, cap: 1.5 });
+    const [lo, hi] = [item(() => clipped.map.min()), clipped.maxEps];
+    assert.ok(
+      Math.abs(lo - 0.25 * eps) < 1e-6 * eps && Math.abs(hi - 1.5 * eps) < 1e-6 * eps,
+      `[${lo * 255}, ${hi * 255}]/255`,
+    );
+    for (const t of [x, clipped.map]) t.dispose();
   });
 
-  test('rgb: a map per channel, larger in the channel that carries the texture; σ₀ evens the map out', () => {
+  test("the bound follows the local contrast √(σ² + σ₀²) in SSIM's window, to the power asked", () => {
+    // The same noise pattern at two amplitudes, side by side: where the windows see only one
+    // half, σ on the right is exactly twice σ on the left.
+    const n = seeded([1, 3, 16, 16], 4);
+    const x = noGrad(() => scope(() => cat([n.mul(0.2).add(0.3), n.mul(0.4).add(0.3)], 3)));
+    const inner = (m: Tensor, left: number): Tensor => m.narrow(2, 5, 6).narrow(3, left + 5, 6);
+    for (const [power, ratio] of [
+      [1, 2],
+      [2, 4],
+    ] as const) {
+      const { map } = textureBudget(x, { eps: 4 / 255, sigma0: 0, power });
+      const r = item(() => inner(map, 16).div(inner(map, 0)).sub(ratio).abs().max());
+      assert.ok(r < 1e-3, `power ${power}: right/left off ${ratio} by ${r}`); // float32 E[x²] − E[x]²
+      map.dispose();
+    }
+    for (const t of [n, x]) t.dispose();
+  });
+
+  test('luminance: one map for the three channels; rgb: larger in the channel that carries the texture; σ₀ evens it out', () => {
     // Texture in the red channel only; green and blue flat.
     const x = noGrad(() => scope(() => cat([seeded([1, 1, 12, 12], 2), full([1, 2, 12, 12], 0.5)], 1)));
-    const { map } = textureBudget(x, { eps: 4 / 255, channels: 'rgb' });
-    assert.deepEqual(map.shape, [1, 3, 12, 12]);
+    const lum = textureBudget(x, { eps: 4 / 255, channels: 'luminance' });
+    assert.deepEqual(lum.map.shape, [1, 1, 12, 12]);
+    lum.map.dispose();
+    const { map } = textureBudget(x, { eps: 4 / 255 });
     const red = item(() => map.narrow(1, 0, 1).min());
     const green = item(() => map.narrow(1, 1, 1).max());
     assert.ok(red > green, `red ${red * 255}/255 vs green ${green * 255}/255`);
@@ -237,30 +265,35 @@ describe('textureBudget', () => {
     const spread = item(() => even.map.max().sub(even.map.min()));
     assert.ok(spread < 0.01 * (4 / 255), `spread ${spread * 255}/255`);
     even.map.dispose();
+    x.dispose();
+  });
+
+  test('a photo without contrast gets eps everywhere (with or without σ₀); the options are checked', () => {
+    const x = noGrad(() => full([1, 3, 8, 8], 0.3));
+    for (const sigma0 of [0, 0.02]) {
+      const { map } = textureBudget(x, { eps: 4 / 255, window: 3, sigma0 });
+      assert.ok(
+        item(() =>
+          map
+            .sub(4 / 255)
+            .abs()
+            .max(),
+        ) < 1e-7,
+        `σ₀ ${sigma0}`,
+      );
+      map.dispose();
+    }
+    assert.throws(() => textureBudget(x, { eps: -1 }), /eps to be a non-negative number/);
+    assert.throws(() => textureBudget(x, { eps: 0.01, window: 4 }), /window to be an odd positive integer/);
+    assert.throws(() => textureBudget(x, { eps: 0.01, windowSigma: 0 }), /windowSigma to be positive/);
+    assert.throws(() => textureBudget(x, { eps: 0.01, power: NaN }), /power to be a non-negative number/);
+    assert.throws(() => textureBudget(x, { eps: 0.01, floor: 2, cap: 1 }), /0 ≤ floor ≤ cap/);
+    assert.throws(() => textureBudget(x, { eps: 0.01, window: 17 }), /contrast window \(17\) must be smaller/);
     assert.throws(() => textureBudget(x, { eps: 0.01, sigma0: -1 }), /sigma0 to be a non-negative number/);
     assert.throws(
       () => textureBudget(x, { eps: 0.01, channels: 'yuv' as 'rgb' }),
       /channels to be 'luminance' or 'rgb'/,
     );
-    x.dispose();
-  });
-
-  test('a photo without contrast gets eps everywhere; the options are checked', () => {
-    const x = noGrad(() => full([1, 3, 8, 8], 0.3));
-    const { map } = textureBudget(x, { eps: 4 / 255, window: 3 });
-    assert.ok(
-      item(() =>
-        map
-          .sub(4 / 255)
-          .abs()
-          .max(),
-      ) < 1e-7,
-    );
-    map.dispose();
-    assert.throws(() => textureBudget(x, { eps: -1 }), /eps to be a non-negative number/);
-    assert.throws(() => textureBudget(x, { eps: 0.01, window: 4 }), /window to be an odd positive integer/);
-    assert.throws(() => textureBudget(x, { eps: 0.01, floor: 2, cap: 1 }), /0 ≤ floor ≤ cap/);
-    assert.throws(() => textureBudget(x, { eps: 0.01, window: 17 }), /contrast window \(17\) must be smaller/);
     const gray = noGrad(() => full([1, 1, 8, 8], 0.3));
     assert.throws(() => textureBudget(gray, { eps: 0.01 }), /RGB batch \[N, 3, H, W\]/);
     for (const t of [x, gray]) t.dispose();
