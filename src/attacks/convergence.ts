@@ -23,7 +23,7 @@ export interface ConvergenceRule {
 /** The rule `stop: converged` uses. */
 export const DEFAULT_CONVERGENCE: Readonly<ConvergenceRule> = Object.freeze({
   window: 10,
-  tolerance: 0.02,
+  tolerance: 0.01,
   minSteps: 40,
 });
 
