@@ -13,6 +13,7 @@ import { diffusionAttack } from './diffusion.js';
 import { encoderAttack, type EncoderTarget, type ImageEncoder } from './encoder.js';
 import { randomNoise } from './noise.js';
 import type { PgdOptions, PgdStep } from './pgd.js';
+import type { VisibilityRecord } from './visibility.js';
 
 export const IMMUNIZE_METHODS = ['encoder', 'diffusion', 'noise'] as const;
 export type ImmunizeMethod = (typeof IMMUNIZE_METHODS)[number];
@@ -44,6 +45,8 @@ export interface AttackRecord {
   stepSizes: number[];
   stepsTaken: number;
   stoppedBy: string;
+  /** What the visibility target did (only when the request set one). */
+  visibility?: VisibilityRecord;
 }
 
 export interface ImmunizeResult {
@@ -54,6 +57,8 @@ export interface ImmunizeResult {
 
 export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
   const mask = o.mask ?? null;
+  if (o.method !== 'encoder' && (o.pgd.epsMap || o.pgd.visibility))
+    throw new ArgumentError(`per-pixel budgets and visibility targets work with the encoder attack, not ${o.method}`);
   if (o.method === 'noise') return { adv: randomNoise(x, { eps: o.pgd.eps, seed: o.pgd.seed, mask }), attack: null };
   if (o.method === 'encoder') {
     if (o.encoder === undefined) throw new ArgumentError('the encoder attack needs an encoder');
@@ -73,6 +78,7 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
         stepSizes: r.stepSizes,
         stepsTaken: r.stepsTaken,
         stoppedBy: r.stoppedBy,
+        ...(r.visibility ? { visibility: r.visibility } : {}),
       },
     };
   }

@@ -8,6 +8,13 @@
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
 import { grad, noGrad, rand, scope, keep, Generator, type Tensor } from '../torch/index.js';
 import { checkConvergenceRule, hasConverged, type ConvergenceRule } from './convergence.js';
+import {
+  checkVisibilityTarget,
+  scaleBack,
+  shrinkFactor,
+  type VisibilityRecord,
+  type VisibilityTarget,
+} from './visibility.js';
 
 export type Norm = 'linf' | 'l2';
 /** photoguard's notebooks decay the step linearly: step − (step − step/100)·i/iters. */
@@ -61,6 +68,12 @@ export interface PgdOptions {
   onStep?: (s: PgdStep) => boolean | void;
   /** Expectation over transforms (robust immunization): see `EotOptions`. */
   eot?: EotOptions;
+  /**
+   * Keep a score of the image (SSIM to the original, say) at or above a target: the budget
+   * (eps, or epsMap) shrinks during the attack when the score falls below it, and the result is
+   * scaled back towards the original if it is still below at the end (visibility.ts).
+   */
+  visibility?: VisibilityTarget;
 }
 
 /**
@@ -88,6 +101,8 @@ export interface PgdResult {
   stepsTaken: number;
   /** steps: the budget ran out; converged: the loss reached a plateau (`converge`) after `stepsTaken` steps. */
   stoppedBy: 'steps' | 'target' | 'converged' | 'callback';
+  /** What the visibility target did (only with `visibility`). */
+  visibility?: VisibilityRecord;
 }
 
 function positive(name: string, v: unknown, allowZero = false): number {
@@ -164,6 +179,7 @@ export function checkPgdOptions(o: PgdOptions, x?: Tensor): void {
     }
   }
   if (o.epsMap !== undefined && o.epsMap !== null) checkEpsMap(o.epsMap, o, shape);
+  if (o.visibility !== undefined) checkVisibilityTarget(o.visibility);
   if (o.startNoise !== undefined && o.startNoise.shape.join() !== shape.join()) {
     throw new ArgumentError(
       `Expected startNoise to have the image's shape [${shape.join(', ')}] but received [${o.startNoise.shape.join(', ')}]`,
@@ -197,17 +213,23 @@ function sampleNorm(t: Tensor): Tensor {
   return t.norm(2, dims, true);
 }
 
+/** The budget in force: the options' eps and epsMap, or a multiple of them after a visibility shrink. */
+interface Bound {
+  eps: number;
+  map: Tensor | null;
+}
+
 /** Projects δ onto the budget (and the mask), then the image onto the pixel range. */
-function project(x: Tensor, adv: Tensor, o: PgdOptions): Tensor {
+function project(x: Tensor, adv: Tensor, o: PgdOptions, b: Bound = { eps: o.eps, map: o.epsMap ?? null }): Tensor {
   return scope(() => {
     const [lo, hi] = o.range ?? [0, 1];
     let delta = adv.sub(x);
-    if (o.epsMap) delta = delta.clamp(o.epsMap.neg(), o.epsMap);
-    else if ((o.norm ?? 'linf') === 'linf') delta = delta.clamp(-o.eps, o.eps);
+    if (b.map) delta = delta.clamp(b.map.neg(), b.map);
+    else if ((o.norm ?? 'linf') === 'linf') delta = delta.clamp(-b.eps, b.eps);
     else {
       // torch.renorm(d, p=2, dim=0, maxnorm=eps), as photoguard's L2 attack: shrink samples whose norm exceeds eps.
       const n = sampleNorm(delta);
-      const factor = n.add(1e-7).reciprocal().mul(o.eps).where(n.gt(o.eps), 1);
+      const factor = n.add(1e-7).reciprocal().mul(b.eps).where(n.gt(b.eps), 1);
       delta = delta.mul(factor);
     }
     let out = x.add(delta).clamp(lo, hi);
@@ -326,10 +348,19 @@ export function pgdWithGradient(
   const losses: number[] = [];
   const stepSizes: number[] = [];
   let stoppedBy: PgdResult['stoppedBy'] = 'steps';
+  // The visibility target's state: the budget's multiple, and the step of its last shrink.
+  const vis = o.visibility;
+  const bound: Bound = { eps: o.eps, map: o.epsMap ?? null };
+  let scale = 1;
+  let shrinks = 0;
+  let lastShrink = -Infinity;
+  let measurements = 0;
+  let lastScore: number | null = null;
+  let visibility: VisibilityRecord | undefined;
   let i = 0;
   try {
     for (; i < o.steps; i++) {
-      const size = stepSizeAt(o, i);
+      const size = stepSizeAt(o, i) * scale;
       let lossValue = NaN;
       const next = scope(() => {
         const lg = lossAndGradient(adv, i);
@@ -349,7 +380,7 @@ export function pgdWithGradient(
             second,
           );
           const moved = adv.detach().sub(stepScale ? dir.mul(stepScale).mul(size) : dir.mul(size));
-          return project(base, moved, o);
+          return project(base, moved, o, bound);
         });
       });
       losses.push(lossValue);
@@ -365,6 +396,26 @@ export function pgdWithGradient(
       }
       adv.dispose();
       adv = next;
+      lastScore = null;
+      if (vis !== undefined && (i + 1) % (vis.every ?? 10) === 0) {
+        lastScore = vis.measure(adv);
+        measurements++;
+        const f = shrinkFactor(lastScore, vis.min);
+        if (f < 1) {
+          // Shrink the budget (and the steps with it) and put δ back inside it.
+          scale *= f;
+          shrinks++;
+          lastShrink = i + 1;
+          const map = bound.map === null ? null : noGrad(() => scope(() => keep(bound.map!.mul(f))));
+          if (bound.map !== null && bound.map !== o.epsMap) bound.map.dispose();
+          bound.map = map;
+          bound.eps *= f;
+          const inside = noGrad(() => project(base, adv, o, bound));
+          adv.dispose();
+          adv = inside;
+          lastScore = null;
+        }
+      }
       const goOn = o.onStep?.({
         step: i + 1,
         steps: o.steps,
@@ -377,11 +428,29 @@ export function pgdWithGradient(
         i++;
         break;
       }
-      if (o.converge !== undefined && i + 1 < o.steps && hasConverged(losses, o.converge)) {
+      // A shrink raises the loss: judge the plateau only on windows after the last one.
+      const settled = o.converge === undefined || i + 1 - lastShrink >= 2 * o.converge.window;
+      if (o.converge !== undefined && settled && i + 1 < o.steps && hasConverged(losses, o.converge)) {
         stoppedBy = 'converged';
         i++;
         break;
       }
+    }
+    if (vis !== undefined && stoppedBy !== 'callback') {
+      if (lastScore === null) {
+        lastScore = vis.measure(adv);
+        measurements++;
+      }
+      let scaledBack: number | null = null;
+      if (lastScore < vis.min) {
+        const back = scaleBack(base, adv, vis, o.range ?? [0, 1]);
+        adv.dispose();
+        adv = back.image;
+        scaledBack = back.t;
+        lastScore = back.score;
+        measurements += back.measurements;
+      }
+      visibility = { min: vis.min, score: lastScore, budgetScale: scale, shrinks, scaledBack, measurements };
     }
   } catch (e) {
     adv.dispose();
@@ -389,10 +458,11 @@ export function pgdWithGradient(
   } finally {
     base.dispose();
     stepScale?.dispose();
+    if (bound.map !== null && bound.map !== o.epsMap) bound.map.dispose();
     (velocity as Tensor | null)?.dispose();
     (second as Tensor | null)?.dispose();
   }
-  return { adv, losses, stepSizes, stepsTaken: i, stoppedBy };
+  return { adv, losses, stepSizes, stepsTaken: i, stoppedBy, ...(visibility ? { visibility } : {}) };
 }
 
 /** The update direction for the optimiser; keeps its state tensors alive across steps. */
