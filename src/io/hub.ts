@@ -97,7 +97,7 @@ function expandHome(p: string, env: NodeJS.ProcessEnv): string {
 }
 
 /** $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (as huggingface_hub). */
-function hfHome(env: NodeJS.ProcessEnv): string {
+export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env['HF_HOME']) return expandHome(env['HF_HOME'], env);
   const xdg = env['XDG_CACHE_HOME'] ? expandHome(env['XDG_CACHE_HOME'], env) : join(env['HOME'] || homedir(), '.cache');
   return join(xdg, 'huggingface');

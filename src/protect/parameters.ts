@@ -7,7 +7,7 @@
 import type { ImmunizeMethod } from '../attacks/immunize.js';
 import type { Optimizer, PgdOptions, StepSchedule } from '../attacks/pgd.js';
 import { DEFAULT_CONVERGENCE } from '../attacks/convergence.js';
-import { PRESETS, type StopRule } from '../attacks/presets.js';
+import { presetNamed, type BudgetKind, type StopRule } from '../attacks/presets.js';
 import { ArgumentError } from '../errors.js';
 import { DEFAULT_INPAINT_MODEL, DEFAULT_MODEL } from '../models/defaults.js';
 import { parseNumberText } from '../numbers.js';
@@ -21,7 +21,12 @@ export interface ProtectRequest {
   method: ImmunizeMethod;
   /** A repo id, folder or file (the API: its model id until the runner maps it); null: none (noise without a model). */
   model: string | null;
+  /** The preset's name (an old alias resolved: `default` is `strong`). */
   preset: string;
+  /** uniform (photoguard's L∞ ball) or texture (budget.ts: follows local contrast; `eps` at average contrast). */
+  budget: BudgetKind;
+  /** The visibility target: SSIM of the result to the original at least this; null: none. */
+  minSsim: number | null;
   eps: number;
   stepSize: number;
   /** The most steps (stop converged) or exactly these steps (stop steps). */
@@ -49,6 +54,8 @@ export interface ProtectRequest {
   /** As asked: 'auto' is decided where the job runs (precisionOf). */
   precision: 'auto' | Precision;
   fp16: boolean;
+  /** What the door should tell the person (a deprecated preset name). */
+  notes: string[];
 }
 
 export interface ResolveContext {
@@ -178,8 +185,15 @@ export function resolveProtectParameters(
   };
 
   const method = value<ImmunizeMethod>('method', fixed('method') as ImmunizeMethod);
-  const presetName = value<string>('preset', fixed('preset') as string);
-  const preset = PRESETS[presetName]!.options;
+  const named = presetNamed(value<string>('preset', fixed('preset') as string))!;
+  const presetName = named.name;
+  const preset = named.preset.options;
+  const notes =
+    named.alias === null
+      ? []
+      : [
+          `preset '${named.alias}' is now called '${named.name}' (the same attack); the old name is deprecated and will be removed — the default is now 'balanced'`,
+        ];
   const hasMask = ctx.hasMask === true;
   if (method === 'diffusion' && !hasMask)
     throw rule(
@@ -209,7 +223,19 @@ export function resolveProtectParameters(
     }
   }
   // The rule was measured on the encoder attack's loss; the diffusion attack's is a random estimate per step.
-  const stop = value<StopRule>('stop', method === 'encoder' ? PRESETS[presetName]!.stop : 'steps');
+  const stop = value<StopRule>('stop', method === 'encoder' ? named.preset.stop : 'steps');
+  // Per-pixel budgets and the visibility target are the encoder attack's; the other methods use the preset's eps.
+  const budget = value<BudgetKind>('budget', method === 'encoder' ? named.preset.budget : 'uniform');
+  if (budget !== 'uniform' && method !== 'encoder')
+    throw rule('budget', `{budget} ${budget} works with {method} encoder; the ${method} method has a uniform budget`);
+  const givenSsim = given['minSsim'] as number | undefined;
+  if (givenSsim !== undefined && givenSsim > 0 && method !== 'encoder')
+    throw rule(
+      'minSsim',
+      `{minSsim} works with {method} encoder; the ${method} method has no visibility target (use {minSsim} 0 or leave it out)`,
+    );
+  const presetSsim = method === 'encoder' ? named.preset.minSsim : null;
+  const minSsim = givenSsim === undefined ? presetSsim : givenSsim > 0 ? givenSsim : null;
   if (stop === 'converged' && method !== 'encoder')
     throw rule(
       'stop',
@@ -258,6 +284,8 @@ export function resolveProtectParameters(
     method,
     model,
     preset: presetName,
+    budget,
+    minSsim,
     eps: value('eps', preset.eps),
     stepSize: value('stepSize', preset.stepSize),
     steps: value('steps', preset.steps),
@@ -280,6 +308,7 @@ export function resolveProtectParameters(
     device,
     precision,
     fp16: value('fp16', false),
+    notes,
   };
 }
 

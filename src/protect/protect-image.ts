@@ -13,7 +13,7 @@ import { ImmunizeError } from '../errors.js';
 import { encodeImage, readImage, type ImageFormat } from '../io/images.js';
 import { buildImmunizeXmp, type ImmunizeMarker } from '../io/xmp.js';
 import { psnr } from '../metrics/psnr.js';
-import { ssim } from '../metrics/ssim.js';
+import { textureBudget } from '../attacks/budget.js';
 import { cropTo, paddingFor, padToMultiple, reconstructForMeasure } from '../models/image-autoencoder.js';
 import { robustEot } from '../robustness/robust.js';
 import { checkProtection, type ProtectionCheck } from '../robustness/check.js';
@@ -32,6 +32,7 @@ import type { ProtectModels } from './models.js';
 import { pgdOptionsOf, precisionOf, type ProtectRequest } from './parameters.js';
 import type { ProtectParameters, ProtectSidecar } from './sidecar.js';
 import { toolVersion } from '../version.js';
+import { asWritten, visibilitySsim } from './visibility.js';
 
 /** One progress event: the attack's steps, then the check's purifications. */
 export interface ProtectStep {
@@ -67,6 +68,8 @@ export interface ProtectOptions {
   modelName?: string;
   /** The XMP label's and sidecar's date (default now; see creationDate()). */
   createdAt?: string;
+  /** The attack's estimated time (step-times.ts): announced as step 0's `etaMs` before the first step. */
+  estimateMs?: number | null;
 }
 
 export interface ProtectResult {
@@ -156,7 +159,7 @@ export async function protectImage(
   const device: Device = checkDevice(r.device);
   const { image: img, probe } = inputs;
   const name = basename(o.inputPath);
-  for (const n of inputs.notes) o.onNote?.(n);
+  for (const n of [...(r.notes ?? []), ...inputs.notes]) o.onNote?.(n);
   if (o.signal?.aborted) throw new ProtectCanceled();
   const tensors: Tensor[] = [];
   try {
@@ -179,11 +182,38 @@ export async function protectImage(
     if (r.method === 'encoder' && precision.requested === 'auto')
       o.onNote?.(`precision auto: ${precision.used} (${precision.reason})`);
 
+    // texture: a per-pixel bound from the photo's local contrast; PGD's eps is then the map's largest value.
+    const budget = r.budget === 'texture' ? textureBudget(xp, { eps: r.eps }) : null;
+    if (budget) tensors.push(budget.map);
+    const originalOnDevice = noGrad(() => scope(() => img.tensor.to(device)));
+    tensors.push(originalOnDevice);
+    if (r.minSsim !== null && Math.min(img.width, img.height) < 11)
+      throw new ImmunizeError(
+        'E_ARGUMENT',
+        `${name}: a visibility target needs a photo of at least 11×11 pixels (SSIM's window); it is ${img.width}×${img.height}`,
+      );
+    // The target is measured as the result will be: cropped back, on 8-bit pixels, against the photo as read.
+    const visibility =
+      r.minSsim === null
+        ? undefined
+        : {
+            min: r.minSsim,
+            measure: (adv: Tensor) =>
+              noGrad(() => scope(() => visibilitySsim(asWritten(cropTo(adv, img.height, img.width)), originalOnDevice))),
+          };
+
+    if (o.estimateMs != null && r.method !== 'noise')
+      o.onStep?.({ phase: 'attack', step: 0, steps: r.steps, loss: null, elapsedMs: 0, etaMs: o.estimateMs });
     const ta = performance.now();
     const result = immunize(xp, {
       method: r.method,
       precision: precision.used,
-      pgd: { ...pgdOptionsOf(r), ...(r.robust === 'none' ? {} : { eot: robustEot(r.robust, r.robustSamples) }) },
+      pgd: {
+        ...pgdOptionsOf(r),
+        ...(budget ? { eps: budget.maxEps, epsMap: budget.map } : {}),
+        ...(visibility ? { visibility } : {}),
+        ...(r.robust === 'none' ? {} : { eot: robustEot(r.robust, r.robustSamples) }),
+      },
       mask: maskP,
       encoder: models.encoder ?? undefined,
       target: targetP,
@@ -256,7 +286,8 @@ export async function protectImage(
         return { linf: d.abs().max().item(), l2: d.norm().item() };
       }),
     );
-    const ssimValue = Math.min(img.width, img.height) >= 11 ? ssim(written, original) : null;
+    const ssimValue = Math.min(img.width, img.height) >= 11 ? visibilitySsim(written, original) : null;
+    const target = attack?.visibility;
 
     let reconstruction: ProtectSidecar['results']['reconstruction'] = null;
     const ae = models.autoencoder;
@@ -290,7 +321,24 @@ export async function protectImage(
       output: { path: '', sidecar: '', format, width: img.width, height: img.height, xmp: true },
       parameters: p,
       attack,
-      results: { linf, linf255: linf * 255, l2, psnr: psnr(written, original), ssim: ssimValue, reconstruction },
+      results: {
+        linf,
+        linf255: linf * 255,
+        l2,
+        psnr: psnr(written, original),
+        ssim: ssimValue,
+        ...(target === undefined
+          ? {}
+          : {
+              visibility: {
+                minSsim: target.min,
+                met: ssimValue !== null && ssimValue >= target.min,
+                budgetScale: target.budgetScale,
+                scaledBack: target.scaledBack,
+              },
+            }),
+        reconstruction,
+      },
       timing: {
         totalMs: Math.round(totalMs),
         attackMs: Math.round(attackMs),

@@ -5,7 +5,7 @@
  * route schema), so a new parameter is added here and nowhere else.
  */
 import { IMMUNIZE_METHODS } from '../attacks/immunize.js';
-import { DEFAULT_PRESET, PRESETS, STOP_RULES } from '../attacks/presets.js';
+import { BUDGETS, DEFAULT_PRESET, PRESET_ALIASES, PRESETS, STOP_RULES, presetNames } from '../attacks/presets.js';
 import { DEFAULT_CHECK_SUITE } from '../robustness/check.js';
 import { PRECISIONS } from '../torch/index.js';
 
@@ -106,15 +106,44 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     name: 'preset',
     flag: 'preset',
     type: 'choice',
-    choices: Object.keys(PRESETS),
+    choices: presetNames(),
     default: DEFAULT_PRESET,
     doors: both,
     valueName: 'P',
-    description: Object.entries(PRESETS)
-      .map(([k, p]) => `${k}: ${p.description}`)
-      .join('; '),
+    description: [
+      ...Object.entries(PRESETS).map(([k, p]) => `${k}: ${p.description}`),
+      ...Object.entries(PRESET_ALIASES).map(([k, to]) => `${k}: the old name of ${to} (deprecated)`),
+    ].join('; '),
   },
-  pixelAmount('eps', 'eps', 'E', 'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset)'),
+  {
+    name: 'minSsim',
+    flag: 'min-ssim',
+    type: 'number',
+    min: 0,
+    max: 0.999,
+    default: 'preset',
+    doors: both,
+    valueName: 'S',
+    description:
+      'visibility target: the result keeps SSIM ≥ S to the original (1 = identical; measured at full resolution on the whole photo), the attack shrinking its budget as needed and scaling the change back at the end if it must; 0 = no target (encoder attack; the preset\'s by default: subtle 0.95, balanced 0.90, others none)',
+  },
+  pixelAmount(
+    'eps',
+    'eps',
+    'E',
+    'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset); with budget texture, the bound where the photo\'s contrast is average',
+  ),
+  {
+    name: 'budget',
+    flag: 'budget',
+    type: 'choice',
+    choices: BUDGETS,
+    default: 'preset',
+    doors: both,
+    valueName: 'B',
+    description:
+      "uniform: every pixel may move by eps (photoguard's) | texture: more in textured areas, less in flat ones such as skin or sky, where a pattern shows first (encoder attack; docs/attacks.md#per-pixel-budgets)",
+  },
   pixelAmount('stepSize', 'step-size', 'S', 'step size, e.g. 2/255'),
   {
     name: 'steps',

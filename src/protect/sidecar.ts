@@ -23,6 +23,10 @@ export interface ProtectParameters {
   gradReps?: number;
   robust?: { kind: 'jpeg' | 'all'; samples: number };
   preset: string | null;
+  /** Only for a per-pixel budget (absent: uniform, every pixel within eps). */
+  budget?: 'texture';
+  /** Only with a visibility target: SSIM of the result to the original at least this. */
+  minSsim?: number;
   eps: number;
   norm: 'linf';
   stepSize: number | null;
@@ -63,7 +67,13 @@ export interface ProtectSidecar {
     linf255: number;
     l2: number;
     psnr: number;
+    /** At full resolution (visibility.ts): what a person sees at the photo's own size. */
     ssim: number | null;
+    /**
+     * Only with a visibility target: whether the result met it (it always should), the budget's
+     * final multiple after the attack's shrinks, and the final scaling of the change (null: none).
+     */
+    visibility?: { minSsim: number; met: boolean; budgetScale: number; scaledBack: number | null };
     /** The model's own reconstruction decode(encode(·)): clean photo, immunized photo; PSNR in dB. */
     reconstruction: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr: number } | null;
   };
@@ -115,6 +125,8 @@ export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, f
     preset: attacking ? r.preset : null,
     ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),
     ...(r.robust === 'none' ? {} : { robust: { kind: r.robust, samples: r.robustSamples } }),
+    ...(r.budget === 'texture' ? { budget: r.budget } : {}),
+    ...(r.minSsim === null ? {} : { minSsim: r.minSsim }),
     eps: r.eps,
     norm: 'linf',
     stepSize: attacking ? r.stepSize : null,
