@@ -12,6 +12,8 @@ import { formatFromPath, probeImage, readImage } from '../io/images.js';
 import {
   canonical,
   checkImmunized,
+  estimateText,
+  jobStepTimes,
   ParameterError,
   checkPathFor,
   loadProtectModels,
@@ -186,6 +188,8 @@ export const command = {
             writeCheck(check, job.output);
             sidecar = { ...(JSON.parse(readFileSync(job.sidecar, 'utf8')) as ProtectSidecar), check };
           } else {
+            const times = jobStepTimes(r, photo.image);
+            if (r.method !== 'noise') process.stderr.write(`${basename(job.input)}: ${estimateText(times.estimate, r)}\n`);
             const result = await protectImage(photo, models, r, {
               parameters: job.params!,
               inputPath: resolve(job.input),
@@ -194,6 +198,8 @@ export const command = {
               onNote: (n) => process.stderr.write(`note: ${n}\n`),
             });
             bars.done();
+            const unrecorded = times.record(result.sidecar.timing.attackMs, result.sidecar.attack?.stepsTaken ?? 0);
+            if (unrecorded !== null) process.stderr.write(`note: ${unrecorded}\n`);
             sidecar = writeProtected(result, job.output, { sidecar: job.sidecar });
             if (result.check !== null) sidecar = { ...sidecar, check: result.check };
           }

@@ -52,4 +52,17 @@ export {
   type ProtectResult,
   type ProtectStep,
 } from './protect-image.js';
+export {
+  jobStepTimes,
+  estimateText,
+  estimateAttack,
+  recordStepTime,
+  readStepTimes,
+  megapixelSteps,
+  stepTimesPath,
+  roughDuration,
+  type StepTimeKey,
+  type AttackWork,
+} from './step-times.js';
+export { visibilitySsim } from './visibility.js';
 export { writeProtected, writeCheck, sidecarPathFor, checkPathFor } from './write.js';
