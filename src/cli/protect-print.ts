@@ -39,14 +39,29 @@ export function printResult(
     console.log(JSON.stringify(s));
     return;
   }
-  const r = s.results;
-  const loss = s.attack ? `, loss ${s.attack.losses[0]?.toFixed(3)} → ${s.attack.finalLoss?.toFixed(3)}` : '';
-  const rec = r.reconstruction
-    ? `, reconstruction ${r.reconstruction.cleanPsnr.toFixed(1)} → ${r.reconstruction.immunizedVsOriginalPsnr.toFixed(1)} dB`
-    : '';
+  const loss = s.attack ? `loss ${s.attack.losses[0]?.toFixed(3)} → ${s.attack.finalLoss?.toFixed(3)}, ` : '';
   if (!job.checkOnly)
     console.log(
-      `${job.input} → ${job.output}  (L∞ ${r.linf255.toFixed(1)}/255, PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim?.toFixed(4) ?? 'n/a'}${loss}${rec}, ${(s.timing.totalMs / 1000).toFixed(1)} s)`,
+      `${job.input} → ${job.output}\n  ${visibilityText(s.results)}\n  ${protectionText(s.results)}\n  (${loss}${(s.timing.totalMs / 1000).toFixed(1)} s)`,
     );
   if (s.check) console.log(`${formatCheck(s.check)}\n  → ${checkPathFor(job.output)}`);
+}
+
+/** How visible the change is, in one line: SSIM first (the target's measure), then PSNR and L∞. */
+export function visibilityText(r: ProtectSidecar['results']): string {
+  const v = r.visibility;
+  const target = v === undefined ? '' : ` (target ≥ ${v.minSsim}${v.met ? ', met' : ', NOT met'})`;
+  const back =
+    v?.scaledBack == null
+      ? ''
+      : `; the change was scaled to ${(v.scaledBack * 100).toFixed(0)}% at the end to meet the target`;
+  return `visibility: SSIM ${r.ssim?.toFixed(3) ?? 'n/a'} to the original${target}, PSNR ${r.psnr.toFixed(1)} dB, at most ${r.linf255.toFixed(0)}/255 per colour value${back}`;
+}
+
+/** How much protection that buys, in one line: the model's reconstruction, clean and immunized, and the gap. */
+export function protectionText(r: ProtectSidecar['results']): string {
+  const rec = r.reconstruction;
+  if (rec === null) return 'protection: not measured (no model to measure it through)';
+  const gap = rec.cleanPsnr - rec.immunizedVsOriginalPsnr;
+  return `protection: reconstruction ${rec.cleanPsnr.toFixed(1)} → ${rec.immunizedVsOriginalPsnr.toFixed(1)} dB, a gap of ${gap.toFixed(1)} dB (higher = better protected)`;
 }

@@ -14,7 +14,7 @@ import Fastify, {
 } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
-import { DEFAULT_PRESET, PRESETS } from '../attacks/presets.js';
+import { DEFAULT_PRESET, PRESET_ALIASES, PRESETS } from '../attacks/presets.js';
 import { gpuMemory } from './gpu.js';
 import { probeImage, restrictDecodersToUploadFormats, sniffUploadFormat, type ImageProbe } from '../io/images.js';
 import { MAX_CHECK_ROWS, defaultCheckSuite, parseCheckSuite } from '../robustness/check.js';
@@ -604,7 +604,12 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           steps: p.options.steps,
           optimizer: p.options.optimizer ?? 'sign',
           schedule: p.options.schedule ?? 'constant',
+          stop: p.stop,
+          budget: p.budget,
+          minSsim: p.minSsim,
         })),
+        // Old preset names a create still accepts (deprecated): `default` is `strong`.
+        presetAliases: PRESET_ALIASES,
         defaults: { method: 'encoder', preset: DEFAULT_PRESET, target: 'gray', seed: 0 },
         purifications: defaultCheckSuite(cfg.maxSteps),
         checkAvailable: true,

@@ -74,8 +74,12 @@ export function validateOptions(
       seed: p.seed,
       ...(p.method === 'diffusion' ? { diffusionSteps: p.diffusionSteps, gradReps: p.gradReps } : {}),
       ...(p.robust === 'none' ? {} : { robust: p.robust, robustSamples: p.robustSamples }),
+      ...(p.budget === 'uniform' ? {} : { budget: p.budget }),
+      ...(p.minSsim === null ? {} : { minSsim: p.minSsim }),
       invertMask: p.invertMask,
       mask: o.hasMask,
+      // A deprecated preset name, said where the client reads the job back.
+      ...(p.notes.length === 0 ? {} : { notes: p.notes }),
     },
   };
 }

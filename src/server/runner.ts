@@ -20,6 +20,7 @@ import { resolve } from 'node:path';
 import { ImmunizeError } from '../errors.js';
 import { probeImage, restrictDecodersToUploadFormats } from '../io/images.js';
 import {
+  jobStepTimes,
   loadProtectModels,
   preflightPhoto,
   protectImage,
@@ -122,13 +123,18 @@ async function immunize(
     { ...fingerprintFiles(req.model, { mask }), inputSha256: sha256File(image) },
     'png',
   );
+  // The estimate from this worker's own record of step times, announced as the first progress event.
+  const times = jobStepTimes(req, inputs.image);
   const result = await protectImage(inputs, models, req, {
     parameters: sidecarParams,
     inputPath: resolve(image),
     ...(parameters!.model === null ? {} : { modelName: parameters!.model }),
     onStep,
+    estimateMs: times.estimate?.ms ?? null,
   });
   const sidecar = writeProtected(result, storage.file(r.id, 'result.png'));
+  const unrecorded = times.record(sidecar.timing.attackMs, sidecar.attack?.stepsTaken ?? 0);
+  if (unrecorded !== null) process.stderr.write(`immunize runner: ${unrecorded}\n`);
   const rec = sidecar.results.reconstruction;
   return {
     width: sidecar.output.width,
@@ -138,7 +144,10 @@ async function immunize(
     linf255: sidecar.results.linf255,
     psnr: sidecar.results.psnr,
     ssim: sidecar.results.ssim,
+    // Visibility and protection side by side: the target (when one was set) and the reconstruction gap.
+    visibility: sidecar.results.visibility ?? null,
     reconstruction: rec === null ? null : { ...rec, model: parameters!.model },
+    protectionGapDb: rec === null ? null : rec.cleanPsnr - rec.immunizedVsOriginalPsnr,
     attack:
       sidecar.attack === null
         ? null

@@ -27,6 +27,10 @@ interface Preset {
   steps: number;
   optimizer?: string;
   schedule?: string;
+  /** Absent on servers older than issue 15: a uniform budget without a visibility target. */
+  stop?: string;
+  budget?: 'uniform' | 'texture';
+  minSsim?: number | null;
 }
 
 interface ServiceConfig {
@@ -104,6 +108,10 @@ interface ImmunizationResult {
   linf255?: number;
   psnr?: number;
   ssim?: number;
+  /** With a visibility target: whether the result met it, and how the attack kept to it. */
+  visibility?: { minSsim: number; met: boolean; budgetScale: number; scaledBack: number | null } | null;
+  /** The protection: clean − immunized reconstruction PSNR, dB (higher = better protected). */
+  protectionGapDb?: number | null;
   reconstruction?: { model: string; cleanPsnr: number; immunizedPsnr: number; immunizedVsOriginalPsnr?: number } | null;
   attack?: { losses?: number[]; finalLoss?: number; stepsTaken?: number; stoppedBy?: string };
   timing?: { totalMs?: number; attackMs?: number; msPerStep?: number };

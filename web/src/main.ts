@@ -11,7 +11,7 @@ import { checkReading, WEAK_DB } from './check.js';
 import { definitionList, fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
 import { MaskEditor } from './mask.js';
 import { EpsPreview } from './preview.js';
-import { METHOD_HELP, PRESET_HELP, methodLabel, modelHelp, modelLabel, presetExactly } from './words.js';
+import { METHOD_HELP, PRESET_HELP, methodLabel, modelHelp, modelLabel, presetExactly, visibilityWords } from './words.js';
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -99,7 +99,7 @@ async function init(): Promise<void> {
     (c.limits.retentionMs ? ` Results are deleted after ${fmtDuration(c.limits.retentionMs)}.` : '');
 
   const preset = $<HTMLSelectElement>('preset');
-  for (const p of c.presets) preset.add(new Option(p.id, p.id, false, p.id === (c.defaults.preset ?? 'default')));
+  for (const p of c.presets) preset.add(new Option(p.id, p.id, false, p.id === (c.defaults.preset ?? 'balanced')));
   const model = $<HTMLSelectElement>('model');
   for (const m of c.models) model.add(new Option(modelLabel(m.id), m.id, false, m.default === true));
   const method = $<HTMLSelectElement>('method');
@@ -545,13 +545,25 @@ async function showResult(r: JobRecord<ImmunizationResult>): Promise<void> {
   dl.download = `${photoName.replace(/\.[^.]*$/, '') || 'photo'}.immunized.png`;
 
   const m: [string, string][] = [];
-  if (res.psnr !== undefined) m.push(['How close to the original (PSNR)', fmtDb(res.psnr)]);
-  if (res.ssim !== undefined) m.push(['Structural similarity (SSIM, 1 = identical)', res.ssim.toFixed(3)]);
-  if (res.linf255 !== undefined)
-    m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
   const rec = res.reconstruction;
   // Both against the original photo: the measurement the check repeats (its "as uploaded" row).
   const immRec = rec ? (rec.immunizedVsOriginalPsnr ?? rec.immunizedPsnr) : null;
+  // Visibility and protection side by side, first: what the person gave, and what it bought.
+  if (res.ssim !== undefined) {
+    const v = res.visibility;
+    const target = v ? ` (asked: at least ${v.minSsim}${v.met ? ', met' : ', not met'})` : '';
+    m.push(['Visibility', `${visibilityWords(res.ssim)} — SSIM ${res.ssim.toFixed(3)} to the original${target}`]);
+  }
+  if (rec && immRec !== null) {
+    const gap = rec.cleanPsnr - immRec;
+    m.push([
+      'Protection',
+      `${gap < WEAK_DB ? 'weak' : gap < 2 * WEAK_DB ? 'moderate' : 'strong'} — the model redraws it ${fmtDb(gap)} worse than the original`,
+    ]);
+  }
+  if (res.psnr !== undefined) m.push(['How close to the original (PSNR)', fmtDb(res.psnr)]);
+  if (res.linf255 !== undefined)
+    m.push(['Largest change of any colour value', `${res.linf255.toFixed(0)} of 255 levels`]);
   if (rec && immRec !== null) {
     m.push(['The model redraws the original at', fmtDb(rec.cleanPsnr)]);
     m.push(['The model redraws the immunized photo at', fmtDb(immRec)]);

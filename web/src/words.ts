@@ -4,11 +4,16 @@
  */
 import type { Preset } from './api.js';
 
-export { PRESET_HELP, METHOD_HELP, methodLabel, modelHelp, modelLabel, presetExactly };
+export { PRESET_HELP, METHOD_HELP, methodLabel, modelHelp, modelLabel, presetExactly, visibilityWords };
 
 const PRESET_HELP: Record<string, string> = {
-  default:
-    "The recommended protection: the published attack's strength with a faster optimiser (momentum), 200 steps. Slow on a CPU for large photos.",
+  subtle:
+    'Hard to see: the photo stays very close to the original (SSIM at least 0.95). The changes go where the photo has texture. The protection is weak.',
+  balanced:
+    'The default: a faint pattern, kept to SSIM at least 0.90 to the original — a close look at flat areas such as skin or sky shows it. The changes go where the photo has texture. Moderate protection.',
+  strong:
+    "The published attack's strength (changes up to 16 of 255 levels everywhere) with a faster optimiser; it stops when more steps stop helping. A clearly visible pattern, the strongest protection. Slow on a CPU for large photos.",
+  default: "The old name of 'strong'.",
   paper:
     'Exactly the published attack (Salman et al. 2023): sign steps, 200 steps, for comparisons with the paper. Slow on a CPU for large photos.',
   'photoguard-demo': "The settings of photoguard's online demo: a little weaker change (about 15/255), 200 steps.",
@@ -59,8 +64,24 @@ function modelHelp(id: string, description?: string): string {
 /** A preset's numbers in words (the server's own description uses L∞ and friends). */
 function presetExactly(p: Preset): string {
   const levels = (x: number): string => `${+(x * 255).toFixed(1)}`;
+  const steps = p.stop === 'converged' ? `at most ${p.steps} steps` : `${p.steps} steps`;
+  const target =
+    p.minSsim != null ? ` The result keeps a structural similarity (SSIM) of at least ${p.minSsim} to the original.` : '';
+  if (p.budget === 'texture')
+    return (
+      `Exactly: colour values move by about ${levels(p.eps)} of 255 levels where the photo has average texture, ` +
+      `more in textured areas and less in flat ones, in ${steps}.${target}`
+    );
   return (
     `Exactly: no colour value of any pixel moves by more than ${levels(p.eps)} of its 255 levels, ` +
-    `reached in ${p.steps} steps of up to ${levels(p.stepSize)} levels each.`
+    `reached in ${steps} of up to ${levels(p.stepSize)} levels each.${target}`
   );
+}
+
+/** How visible a change of this SSIM to the original is, in words (≥ 0.95 is the usual "near-identical"). */
+function visibilityWords(ssim: number): string {
+  if (ssim >= 0.95) return 'hard to see';
+  if (ssim >= 0.9) return 'faint: a close look at flat areas shows it';
+  if (ssim >= 0.8) return 'visible as a fine pattern';
+  return 'clearly visible';
 }
