@@ -58,7 +58,7 @@ export function checkVisibilityTarget(v: VisibilityTarget): void {
 export function shrinkFactor(score: number, min: number): number {
   if (!(score < min)) return 1;
   const f = 0.95 * Math.sqrt((1 - min) / Math.max(1e-12, 1 - score));
-  return Math.min(0.95, Math.max(0.25, f));
+  return Math.max(0.25, f);
 }
 
 /**
