@@ -172,7 +172,10 @@ describe('immunize', () => {
   test('protect --help documents the options', () => {
     const r = immunize('protect', '--help');
     assert.equal(r.status, 0);
-    assertMentions(r.stdout, '--threads --max-pixels --force --size --tile --mask --preset default paper fast');
+    assertMentions(
+      r.stdout,
+      '--threads --max-pixels --force --size --tile --mask --preset subtle balanced strong default paper fast --min-ssim --budget',
+    );
   });
 });
 
@@ -224,6 +227,10 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
       ['eps negative', [good, '--eps=-1/255'], /--eps: must be greater than 0/],
       ['eps above 1', [good, '--eps', '1.5'], /--eps: .*at most 1.*1\.5/],
       ['eps not a number', [good, '--eps', 'lots'], /--eps: expected a number or a fraction/],
+      ['min-ssim above 1', [good, '--min-ssim', '1.5'], /--min-ssim: must be at least 0 and at most 0\.999 but received 1\.5/],
+      ['min-ssim not a number', [good, '--min-ssim', 'high'], /--min-ssim: expected a number/],
+      ['min-ssim with noise', [good, '--method', 'noise', '--min-ssim', '0.9'], /--min-ssim works with --method encoder/],
+      ['unknown budget', [good, '--budget', 'wavy'], /--budget: expected one of uniform, texture but received 'wavy'/],
       ['unknown model (path)', [good, '--model', join(dir, 'no-model')], /model not found: .*no-model/],
       ['unknown model (repo id, offline)', [good, '--model', 'nobody/no-such-model'], /nobody\/no-such-model/],
       ['diffusion method without a mask', [good, '--method', 'diffusion'], /--method diffusion needs --mask/],
@@ -351,6 +358,44 @@ describe('protect: outputs', () => {
     assert.equal(j.marker['model'], 'taef2-hf', 'no local folders in published metadata');
     assert.match(String(j.marker['date']), /^\d{4}-\d\d-\d\dT/);
     assert.equal(typeof j.marker['toolVersion'], 'string');
+  });
+
+  test('the default (balanced): a time estimate before, visibility and protection side by side after; --preset default says it is deprecated', async (t) => {
+    if (photo === null || model === null) return t.skip(skipReason('models', 'taef2-hf'));
+    const dir = tmp();
+    const times = join(dir, 'step-times.json');
+    const run = (...more: string[]) =>
+      immunizeCli({ IMMUNIZE_QUIET: '1', HF_HUB_OFFLINE: '1', IMMUNIZE_STEP_TIMES: times })(
+        'protect',
+        photo,
+        '--model',
+        model,
+        '--size',
+        '64',
+        '--steps',
+        '3',
+        '--threads',
+        '1',
+        '--force',
+        '-o',
+        join(dir, 'out.png'),
+        ...more,
+      );
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, /trevor_5\.jpg: no time estimate yet/);
+    assert.match(first.stdout, /visibility: SSIM (0\.9\d\d|1\.000) to the original \(target ≥ 0\.9, met\)/);
+    assert.match(first.stdout, /protection: reconstruction \d+\.\d → \d+\.\d dB, a gap of -?\d+\.\d dB/);
+    assert.ok(existsSync(times), 'the step time was recorded');
+    const side = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Sidecar;
+    assert.equal(side.parameters.preset, 'balanced');
+    assert.ok(side.results.ssim! >= 0.9, `SSIM ${side.results.ssim}`);
+
+    const second = run('--preset', 'default');
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /trevor_5\.jpg: estimate: about \d+ s for at most 3 steps .* 1 job measured on this machine/);
+    assert.match(second.stderr, /note: preset 'default' is now called 'strong' .*deprecated/);
+    assert.equal((JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Sidecar).parameters.preset, 'strong');
   });
 
   test('a photo is protected at its own size and aspect ratio (padded for the model, cropped back)', async (t) => {

@@ -106,6 +106,44 @@ async function create(
   return { status: res.statusCode, body: res.json() };
 }
 
+test('visibility: a bad minSsim or budget is a 400 naming the field; /v1/config lists the presets in plain words and the old alias', async () => {
+  const img = await png(32, 32);
+  for (const [name, data, says] of [
+    ['minSsim', '1.5', /minSsim: must be at least 0 and at most 0\.999 but received 1\.5/],
+    ['minSsim', 'invisible', /minSsim: /],
+    ['budget', 'wavy', /budget: /],
+  ] as const) {
+    const r = await create([
+      { name: 'image', data: img, filename: 'x.png' },
+      { name, data },
+    ]);
+    assert.equal(r.status, 400, `${name}=${data}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error?.code, 'E_VALIDATION');
+    assert.equal(r.body.error?.field, name);
+    assert.match(r.body.error!.message, says);
+  }
+  const noise = await create([
+    { name: 'image', data: img, filename: 'x.png' },
+    { name: 'method', data: 'noise' },
+    { name: 'minSsim', data: '0.9' },
+  ]);
+  assert.equal(noise.status, 400);
+  assert.equal(noise.body.error?.field, 'minSsim');
+
+  const config = (
+    await api.app.inject({ method: 'GET', url: '/v1/config', headers: { authorization: `Bearer ${KEY_A}` } })
+  ).json() as {
+    defaults: { preset: string };
+    presets: { id: string; budget: string; minSsim: number | null; stop: string }[];
+    presetAliases: Record<string, string>;
+  };
+  assert.equal(config.defaults.preset, 'balanced');
+  const byId = Object.fromEntries(config.presets.map((p) => [p.id, p]));
+  assert.deepEqual([byId['balanced']!.budget, byId['balanced']!.minSsim], ['texture', 0.9]);
+  assert.deepEqual([byId['strong']!.budget, byId['strong']!.minSsim, byId['strong']!.stop], ['uniform', null, 'converged']);
+  assert.deepEqual(config.presetAliases, { default: 'strong' });
+});
+
 test('bad requests: each gets its 4xx and code, and the service keeps serving', async () => {
   const img = await png(32, 32);
   /** The photo and one more field. */
@@ -263,6 +301,7 @@ test('the OpenAPI document and the create route agree on the fields: each docume
     robustSamples: '2',
     diffusionSteps: '2',
     gradReps: '2',
+    minSsim: '0.95',
   };
   const fields = Object.keys(props).filter((k) => props[k]!.format !== 'binary');
   assert.ok(fields.length >= 14, `documented fields: ${fields.join(', ')}`);
