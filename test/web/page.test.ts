@@ -148,6 +148,12 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
       (await page.textContent('#model option:checked')) ?? '',
       /^TAEF2, a fast stand-in for FLUX\.2 \(taef2-hf\)$/,
     );
+    // The promise matches the default: balanced, a faint pattern (SSIM ≥ 0.90), not "almost invisible".
+    assert.equal(await page.inputValue('#preset'), 'balanced');
+    const lede = (await page.textContent('.lede')) ?? '';
+    assert.doesNotMatch(lede, /almost invisible/);
+    assert.match(lede, /faint pattern.*close look at flat areas.*moderate\s+protection/s);
+    assert.match((await page.textContent('#preset-help')) ?? '', /SSIM at least 0\.90.*at least 0\.9 to the original/s);
 
     await page.setInputFiles('#file-input', web.photo);
     await page.waitForSelector('#mask-section:not([hidden])');
@@ -193,7 +199,9 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'result-h');
     const metrics = (await page.textContent('#metrics')) ?? '';
     assert.match(metrics, /How close to the original \(PSNR\)\s*\d+\.\d dB/);
-    assert.match(metrics, /SSIM, 1 = identical\)\s*0\.\d{3}/);
+    // Visibility and protection side by side, first, in words and numbers.
+    assert.match(metrics, /^Visibility(hard to see|faint|visible|clearly visible)[^—]*— SSIM 0\.\d{3} to the original/);
+    assert.match(metrics, /Protection(weak|moderate|strong) — the model redraws it -?\d+\.\d dB worse than the original/);
     // Plain words: no "L∞", no model that "sees" a photo "at … dB".
     const words = await page.innerText('main');
     assert.doesNotMatch(words, /L∞|\bsees\b/);
