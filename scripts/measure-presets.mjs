@@ -19,7 +19,10 @@ const photos = (
 const threads = process.env.THREADS ?? '1';
 const bin = join(import.meta.dirname, '..', 'bin', 'immunize.js');
 const out = mkdtempSync(join(tmpdir(), 'measure-presets-'));
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 console.log(`load average ${load()}; threads ${threads}`);
 console.log(

@@ -189,7 +189,8 @@ export const command = {
             sidecar = { ...(JSON.parse(readFileSync(job.sidecar, 'utf8')) as ProtectSidecar), check };
           } else {
             const times = jobStepTimes(r, photo.image);
-            if (r.method !== 'noise') process.stderr.write(`${basename(job.input)}: ${estimateText(times.estimate, r)}\n`);
+            if (r.method !== 'noise')
+              process.stderr.write(`${basename(job.input)}: ${estimateText(times.estimate, r)}\n`);
             const result = await protectImage(photo, models, r, {
               parameters: job.params!,
               inputPath: resolve(job.input),

@@ -199,7 +199,9 @@ export async function protectImage(
         : {
             min: r.minSsim,
             measure: (adv: Tensor) =>
-              noGrad(() => scope(() => visibilitySsim(asWritten(cropTo(adv, img.height, img.width)), originalOnDevice))),
+              noGrad(() =>
+                scope(() => visibilitySsim(asWritten(cropTo(adv, img.height, img.width)), originalOnDevice)),
+              ),
           };
 
     if (o.estimateMs != null && r.method !== 'noise')

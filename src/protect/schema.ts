@@ -125,13 +125,13 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: both,
     valueName: 'S',
     description:
-      'visibility target: the result keeps SSIM ≥ S to the original (1 = identical; measured at full resolution on the whole photo), the attack shrinking its budget as needed and scaling the change back at the end if it must; 0 = no target (encoder attack; the preset\'s by default: subtle 0.95, balanced 0.90, others none)',
+      "visibility target: the result keeps SSIM ≥ S to the original (1 = identical; measured at full resolution on the whole photo), the attack shrinking its budget as needed and scaling the change back at the end if it must; 0 = no target (encoder attack; the preset's by default: subtle 0.95, balanced 0.90, others none)",
   },
   pixelAmount(
     'eps',
     'eps',
     'E',
-    'L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset); with budget texture, the bound where the photo\'s contrast is average',
+    "L∞ budget on [0,1] pixels, e.g. 16/255 (overrides the preset); with budget texture, the bound where the photo's contrast is average",
   ),
   {
     name: 'budget',

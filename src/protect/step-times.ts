@@ -154,6 +154,7 @@ export function estimateText(
   r: Pick<ProtectRequest, 'steps' | 'stop' | 'minSsim'>,
 ): string {
   if (estimate === null) return 'no time estimate yet (the first job with these settings on this machine measures it)';
-  const cap = r.stop === 'converged' ? `at most ${r.steps} steps (it stops at a plateau, usually sooner)` : `${r.steps} steps`;
+  const cap =
+    r.stop === 'converged' ? `at most ${r.steps} steps (it stops at a plateau, usually sooner)` : `${r.steps} steps`;
   return `estimate: about ${roughDuration(estimate.ms)} for ${cap}, from ${estimate.basedOn} job${estimate.basedOn === 1 ? '' : 's'} measured on this machine`;
 }

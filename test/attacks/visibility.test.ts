@@ -13,7 +13,14 @@ const seeded = (shape: number[], seed: number): Tensor =>
 const item = (f: () => Tensor): number => noGrad(() => scope(() => f().item()));
 /** A generated photo: smooth gradients plus a little texture, [1, 3, 32, 32] in [0.2, 0.8]. */
 function photo(): Tensor {
-  return noGrad(() => scope(() => seeded([1, 3, 32, 32], 4).mul(0.2).add(seeded([1, 3, 1, 32], 5).mul(0.4)).add(0.2)));
+  return noGrad(() =>
+    scope(() =>
+      seeded([1, 3, 32, 32], 4)
+        .mul(0.2)
+        .add(seeded([1, 3, 1, 32], 5).mul(0.4))
+        .add(0.2),
+    ),
+  );
 }
 /** Pushes every pixel towards a far random target: PGD spends its whole budget, the change is as visible as it may be. */
 const pushTo = (c: Tensor) => (xa: Tensor) => xa.sub(c).square().sum();
@@ -78,7 +85,11 @@ describe('the visibility target', () => {
 
   test('a bad target is refused before any step', () => {
     const x = photo();
-    for (const bad of [{ min: 1, measure: ssimTo(x) }, { min: 0.9, measure: 'ssim' }, { min: 0.9, measure: ssimTo(x), every: 0 }])
+    for (const bad of [
+      { min: 1, measure: ssimTo(x) },
+      { min: 0.9, measure: 'ssim' },
+      { min: 0.9, measure: ssimTo(x), every: 0 },
+    ])
       assert.throws(
         () => pgd(x, pushTo(far()), { eps: 0.1, stepSize: 0.01, steps: 1, visibility: bad as never }),
         (e) => e instanceof ArgumentError && /visibility/.test((e as Error).message),

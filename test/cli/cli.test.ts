@@ -227,9 +227,17 @@ describe('protect: bad input → non-zero exit, one line, no files left', () => 
       ['eps negative', [good, '--eps=-1/255'], /--eps: must be greater than 0/],
       ['eps above 1', [good, '--eps', '1.5'], /--eps: .*at most 1.*1\.5/],
       ['eps not a number', [good, '--eps', 'lots'], /--eps: expected a number or a fraction/],
-      ['min-ssim above 1', [good, '--min-ssim', '1.5'], /--min-ssim: must be at least 0 and at most 0\.999 but received 1\.5/],
+      [
+        'min-ssim above 1',
+        [good, '--min-ssim', '1.5'],
+        /--min-ssim: must be at least 0 and at most 0\.999 but received 1\.5/,
+      ],
       ['min-ssim not a number', [good, '--min-ssim', 'high'], /--min-ssim: expected a number/],
-      ['min-ssim with noise', [good, '--method', 'noise', '--min-ssim', '0.9'], /--min-ssim works with --method encoder/],
+      [
+        'min-ssim with noise',
+        [good, '--method', 'noise', '--min-ssim', '0.9'],
+        /--min-ssim works with --method encoder/,
+      ],
       ['unknown budget', [good, '--budget', 'wavy'], /--budget: expected one of uniform, texture but received 'wavy'/],
       ['unknown model (path)', [good, '--model', join(dir, 'no-model')], /model not found: .*no-model/],
       ['unknown model (repo id, offline)', [good, '--model', 'nobody/no-such-model'], /nobody\/no-such-model/],
@@ -393,7 +401,10 @@ describe('protect: outputs', () => {
 
     const second = run('--preset', 'default');
     assert.equal(second.status, 0, second.stderr);
-    assert.match(second.stderr, /trevor_5\.jpg: estimate: about \d+ s for at most 3 steps .* 1 job measured on this machine/);
+    assert.match(
+      second.stderr,
+      /trevor_5\.jpg: estimate: about \d+ s for at most 3 steps .* 1 job measured on this machine/,
+    );
     assert.match(second.stderr, /note: preset 'default' is now called 'strong' .*deprecated/);
     assert.equal((JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Sidecar).parameters.preset, 'strong');
   });

@@ -87,7 +87,11 @@ describe('presets in plain words', () => {
     for (const bad of ['1.5', '1', '-0.1', 'high']) {
       const e = refusal({ minSsim: bad });
       assert.equal(e.field, 'minSsim', bad);
-      assert.match(e.render((n) => `--${n === 'minSsim' ? 'min-ssim' : n}`), /^--min-ssim: /, bad);
+      assert.match(
+        e.render((n) => `--${n === 'minSsim' ? 'min-ssim' : n}`),
+        /^--min-ssim: /,
+        bad,
+      );
     }
     assert.match(refusal({ minSsim: '2' }).message, /minSsim: must be at least 0 and at most 0.999 but received 2/);
     assert.equal(refusal({ budget: 'perceptual' }).field, 'budget');
@@ -96,7 +100,11 @@ describe('presets in plain words', () => {
     assert.match(noise.message, /minSsim works with method encoder/);
     assert.equal(refusal({ method: 'noise', budget: 'texture' }).field, 'budget');
     const n = resolveProtectParameters({ method: 'noise' });
-    assert.deepEqual([n.budget, n.minSsim], ['uniform', null], "the preset's target applies to the encoder attack only");
+    assert.deepEqual(
+      [n.budget, n.minSsim],
+      ['uniform', null],
+      "the preset's target applies to the encoder attack only",
+    );
   });
 });
 
@@ -108,10 +116,7 @@ describe('the target on the file as written', () => {
     await sharp(sharedPath('images', 'chelsea.png')!).resize(48, 40).png().toFile(photo);
     const maskPath = await leftHalfMask(join(dir, 'mask.png'), 48, 40);
     for (const extra of [{}, { robust: 'jpeg' }]) {
-      const r = resolveProtectParameters(
-        { model: taef2, steps: '12', minSsim: '0.97', ...extra },
-        { hasMask: true },
-      );
+      const r = resolveProtectParameters({ model: taef2, steps: '12', minSsim: '0.97', ...extra }, { hasMask: true });
       using models = await loadProtectModels(r);
       using inputs = await readProtectInputs({ image: photo, mask: maskPath }, r);
       const parameters = sidecarParameters(
@@ -133,9 +138,7 @@ describe('the target on the file as written', () => {
       assert.ok(measured < 0.995, `${label}: SSIM ${measured}: a real change was made`);
       assert.equal(sidecar.parameters.minSsim, 0.97);
       assert.equal(sidecar.parameters.budget, 'texture');
-      const outside = noGrad(() =>
-        scope(() => written.sub(inputs.image.tensor).abs().narrow(3, 24, 24).max().item()),
-      );
+      const outside = noGrad(() => scope(() => written.sub(inputs.image.tensor).abs().narrow(3, 24, 24).max().item()));
       assert.equal(outside, 0, `${label}: the right half (black in the mask) is untouched`);
     }
   });
@@ -157,7 +160,10 @@ describe('the time estimate', () => {
     assert.equal(roughDuration(40_000), '40 s');
     assert.equal(roughDuration(185_000), '3 min');
     assert.equal(roughDuration(3_900_000), '1 h 5 min');
-    assert.match(estimateText({ ms: 185_000, basedOn: 2 }, { steps: 200, stop: 'converged', minSsim: 0.9 }), /about 3 min for at most 200 steps.*2 jobs/);
+    assert.match(
+      estimateText({ ms: 185_000, basedOn: 2 }, { steps: 200, stop: 'converged', minSsim: 0.9 }),
+      /about 3 min for at most 200 steps.*2 jobs/,
+    );
     assert.match(estimateText(null, { steps: 200, stop: 'steps', minSsim: null }), /no time estimate yet/);
   });
 
@@ -169,7 +175,11 @@ describe('the time estimate', () => {
     const kept = readStepTimes(path).entries['m | cpu | bf16 | 2 threads | robust none'];
     assert.deepEqual(kept, [30, 40, 50, 60, 70], 'ms per MP-step of the last five jobs');
     recordStepTime(path, key, { width: 1000, height: 1000, steps: 0, draws: 1 }, 100);
-    assert.equal(readStepTimes(path).entries['m | cpu | bf16 | 2 threads | robust none']!.length, 5, 'no work: not recorded');
+    assert.equal(
+      readStepTimes(path).entries['m | cpu | bf16 | 2 threads | robust none']!.length,
+      5,
+      'no work: not recorded',
+    );
 
     const r = resolveProtectParameters({ model: 'm', steps: '20' });
     const times = jobStepTimes(r, { width: 100, height: 100 }, join(dir, 'job.json'));

@@ -140,7 +140,10 @@ test('visibility: a bad minSsim or budget is a 400 naming the field; /v1/config 
   assert.equal(config.defaults.preset, 'balanced');
   const byId = Object.fromEntries(config.presets.map((p) => [p.id, p]));
   assert.deepEqual([byId['balanced']!.budget, byId['balanced']!.minSsim], ['texture', 0.9]);
-  assert.deepEqual([byId['strong']!.budget, byId['strong']!.minSsim, byId['strong']!.stop], ['uniform', null, 'converged']);
+  assert.deepEqual(
+    [byId['strong']!.budget, byId['strong']!.minSsim, byId['strong']!.stop],
+    ['uniform', null, 'converged'],
+  );
   assert.deepEqual(config.presetAliases, { default: 'strong' });
 });
 

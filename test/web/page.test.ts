@@ -201,7 +201,10 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     assert.match(metrics, /How close to the original \(PSNR\)\s*\d+\.\d dB/);
     // Visibility and protection side by side, first, in words and numbers.
     assert.match(metrics, /^Visibility(hard to see|faint|visible|clearly visible)[^—]*— SSIM 0\.\d{3} to the original/);
-    assert.match(metrics, /Protection(weak|moderate|strong) — the model redraws it -?\d+\.\d dB worse than the original/);
+    assert.match(
+      metrics,
+      /Protection(weak|moderate|strong) — the model redraws it -?\d+\.\d dB worse than the original/,
+    );
     // Plain words: no "L∞", no model that "sees" a photo "at … dB".
     const words = await page.innerText('main');
     assert.doesNotMatch(words, /L∞|\bsees\b/);

@@ -11,7 +11,15 @@ import { checkReading, WEAK_DB } from './check.js';
 import { definitionList, fmtBytes, fmtDb, fmtDuration, fmtPixels } from './format.js';
 import { MaskEditor } from './mask.js';
 import { EpsPreview } from './preview.js';
-import { METHOD_HELP, PRESET_HELP, methodLabel, modelHelp, modelLabel, presetExactly, visibilityWords } from './words.js';
+import {
+  METHOD_HELP,
+  PRESET_HELP,
+  methodLabel,
+  modelHelp,
+  modelLabel,
+  presetExactly,
+  visibilityWords,
+} from './words.js';
 
 function $<T extends HTMLElement = HTMLElement>(id: string): T {
   const el = document.getElementById(id);

@@ -66,7 +66,9 @@ function presetExactly(p: Preset): string {
   const levels = (x: number): string => `${+(x * 255).toFixed(1)}`;
   const steps = p.stop === 'converged' ? `at most ${p.steps} steps` : `${p.steps} steps`;
   const target =
-    p.minSsim != null ? ` The result keeps a structural similarity (SSIM) of at least ${p.minSsim} to the original.` : '';
+    p.minSsim != null
+      ? ` The result keeps a structural similarity (SSIM) of at least ${p.minSsim} to the original.`
+      : '';
   if (p.budget === 'texture')
     return (
       `Exactly: colour values move by about ${levels(p.eps)} of 255 levels where the photo has average texture, ` +
