@@ -8,7 +8,7 @@
 import { DEFAULT_IMG2IMG_MODEL, DEFAULT_INPAINT_MODEL } from '../models/defaults.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { PRESETS } from '../attacks/presets.js';
+import { PRESETS, presetNamed } from '../attacks/presets.js';
 import { ImmunizeError, describe } from '../errors.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { expandSweep } from './sweep.js';
@@ -269,10 +269,22 @@ export function parseDataset(
 
   const im = top['immunize'] === undefined ? {} : c.object(top['immunize'], 'immunize');
   c.keys(im, 'immunize', ['methods', 'preset', 'eps', 'stepSize', 'steps', 'diffusionSteps', 'gradReps', 'seed']);
-  const presetName = im['preset'] === undefined ? 'paper' : c.string(im['preset'], 'immunize.preset');
-  const preset = PRESETS[presetName];
-  if (preset === undefined)
-    c.fail('immunize.preset', `expected one of ${Object.keys(PRESETS).join(', ')} but received '${presetName}'`);
+  const asked = im['preset'] === undefined ? 'paper' : c.string(im['preset'], 'immunize.preset');
+  const named = presetNamed(asked); // an old alias (`default`) is its preset's new name
+  if (named === undefined)
+    c.fail('immunize.preset', `expected one of ${Object.keys(PRESETS).join(', ')} but received '${asked}'`);
+  // The evaluation runs uniform budgets without a visibility target (src/eval/protocol.ts).
+  if (named.preset.budget !== 'uniform' || named.preset.minSsim !== null)
+    c.fail(
+      'immunize.preset',
+      `'${asked}' uses a texture budget and a visibility target, which the evaluation does not run yet; use one of ${Object.keys(
+        PRESETS,
+      )
+        .filter((k) => PRESETS[k]!.budget === 'uniform' && PRESETS[k]!.minSsim === null)
+        .join(', ')}`,
+    );
+  const presetName = named.name;
+  const preset = named.preset;
   let methods: BuiltinMethod[] = ['encoder', 'noise'];
   if (im['methods'] !== undefined) {
     if (!Array.isArray(im['methods']))

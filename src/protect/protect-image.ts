@@ -187,14 +187,15 @@ export async function protectImage(
     if (budget) tensors.push(budget.map);
     const originalOnDevice = noGrad(() => scope(() => img.tensor.to(device)));
     tensors.push(originalOnDevice);
-    if (r.minSsim !== null && Math.min(img.width, img.height) < 11)
+    // == null: a request queued by an older version has no minSsim at all.
+    if (r.minSsim != null && Math.min(img.width, img.height) < 11)
       throw new ImmunizeError(
         'E_ARGUMENT',
         `${name}: a visibility target needs a photo of at least 11×11 pixels (SSIM's window); it is ${img.width}×${img.height}`,
       );
     // The target is measured as the result will be: cropped back, on 8-bit pixels, against the photo as read.
     const visibility =
-      r.minSsim === null
+      r.minSsim == null
         ? undefined
         : {
             min: r.minSsim,

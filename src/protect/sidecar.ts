@@ -126,7 +126,7 @@ export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, f
     ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),
     ...(r.robust === 'none' ? {} : { robust: { kind: r.robust, samples: r.robustSamples } }),
     ...(r.budget === 'texture' ? { budget: r.budget } : {}),
-    ...(r.minSsim === null ? {} : { minSsim: r.minSsim }),
+    ...(r.minSsim == null ? {} : { minSsim: r.minSsim }),
     eps: r.eps,
     norm: 'linf',
     stepSize: attacking ? r.stepSize : null,

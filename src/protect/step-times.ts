@@ -151,7 +151,7 @@ export function jobStepTimes(
 /** The estimate in words, for a progress line. */
 export function estimateText(
   estimate: { ms: number; basedOn: number } | null,
-  r: Pick<ProtectRequest, 'steps' | 'stop' | 'minSsim'>,
+  r: Pick<ProtectRequest, 'steps' | 'stop'>,
 ): string {
   if (estimate === null) return 'no time estimate yet (the first job with these settings on this machine measures it)';
   const cap =

@@ -71,6 +71,12 @@ test("dataset: defaults are photoguard's (guidance 7.5, 100 steps, η 1, strengt
   assert.deepEqual(parseDataset([{ image: 'a.png', prompt: 'p' }], file, { purify: ['none'] }).purify, []);
 });
 
+test("dataset: the old preset name 'default' is strong", () => {
+  const dir = folder();
+  const file = write(dir, { immunize: { preset: 'default' }, items: [{ image: 'a.png', prompt: 'x' }] });
+  assert.equal(loadDataset(file).immunize.preset, 'strong');
+});
+
 test('dataset: errors name the file, the item index and the key', () => {
   const dir = folder();
   const cases: [unknown, RegExp][] = [
@@ -94,6 +100,10 @@ test('dataset: errors name the file, the item index and the key', () => {
       /items\[0\]\.seed: expected an integer ≥ 0 but received -1/,
     ],
     [{ items: [{ image: 'a.png', prompt: 'x', promt: 'y' }] }, /items\[0\]: unknown key 'promt'/],
+    [
+      { immunize: { preset: 'balanced' }, items: [{ image: 'a.png', prompt: 'x' }] },
+      /immunize\.preset: 'balanced' uses a texture budget and a visibility target, which the evaluation does not run yet; use one of strong, paper/,
+    ],
     [
       {
         items: [

@@ -161,10 +161,10 @@ describe('the time estimate', () => {
     assert.equal(roughDuration(185_000), '3 min');
     assert.equal(roughDuration(3_900_000), '1 h 5 min');
     assert.match(
-      estimateText({ ms: 185_000, basedOn: 2 }, { steps: 200, stop: 'converged', minSsim: 0.9 }),
+      estimateText({ ms: 185_000, basedOn: 2 }, { steps: 200, stop: 'converged' }),
       /about 3 min for at most 200 steps.*2 jobs/,
     );
-    assert.match(estimateText(null, { steps: 200, stop: 'steps', minSsim: null }), /no time estimate yet/);
+    assert.match(estimateText(null, { steps: 200, stop: 'steps' }), /no time estimate yet/);
   });
 
   test('the record: written after each job, the last five kept per key, unreadable files read as empty', () => {
