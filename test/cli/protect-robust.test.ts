@@ -57,7 +57,21 @@ test('--robust jpeg: recorded in the parameters, changes the result, same seed s
   const s = await setup();
   if (s === null) return t.skip(skipReason('models', 'taef2-hf'));
   const run = (out: string, ...extra: string[]) =>
-    immunize('protect', s.img, '--model', s.model, '--steps', '4', '-o', join(s.dir, out), '--json', ...extra);
+    // strong: a uniform 16/255 budget, the bound checked below (the default, balanced, follows texture).
+    immunize(
+      'protect',
+      s.img,
+      '--model',
+      s.model,
+      '--preset',
+      'strong',
+      '--steps',
+      '4',
+      '-o',
+      join(s.dir, out),
+      '--json',
+      ...extra,
+    );
   const plain = run('plain.png');
   assert.equal(plain.status, 0, plain.stderr);
   const robust = run('robust.png', '--robust', 'jpeg', '--robust-samples', '2');
