@@ -145,6 +145,16 @@ test('visibility: a bad minSsim or budget is a 400 naming the field; /v1/config 
     ['uniform', null, 'converged'],
   );
   assert.deepEqual(config.presetAliases, { default: 'strong' });
+
+  // An old client's `default` is accepted, runs strong, and its record says the name is deprecated.
+  const old = await create([
+    { name: 'image', data: img, filename: 'x.png' },
+    { name: 'preset', data: 'default' },
+  ]);
+  assert.equal(old.status, 202, JSON.stringify(old.body));
+  const options = (old.body as { options?: { preset: string; notes?: string[] } }).options!;
+  assert.equal(options.preset, 'strong');
+  assert.match(options.notes?.[0] ?? '', /'default' is now called 'strong'.*deprecated/);
 });
 
 test('bad requests: each gets its 4xx and code, and the service keeps serving', async () => {
