@@ -7,6 +7,7 @@
  */
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
 import { grad, noGrad, rand, scope, keep, Generator, type Tensor } from '../torch/index.js';
+import { adamDirection } from '../nn/optim.js';
 import { checkConvergenceRule, hasConverged, type ConvergenceRule } from './convergence.js';
 import {
   checkVisibilityTarget,
@@ -219,8 +220,19 @@ interface Bound {
   map: Tensor | null;
 }
 
-/** Projects δ onto the budget (and the mask), then the image onto the pixel range. */
-function project(x: Tensor, adv: Tensor, o: PgdOptions, b: Bound = { eps: o.eps, map: o.epsMap ?? null }): Tensor {
+/** What the projection needs: the budget, the mask and the pixel range. */
+export type ProjectionOptions = Pick<PgdOptions, 'eps' | 'norm' | 'epsMap' | 'mask' | 'range'>;
+
+/**
+ * Projects δ = adv − x onto the budget (and the mask), then the image onto the pixel range: the one
+ * definition of "a perturbation within budget", used by PGD and by the learned immunizer.
+ */
+export function project(
+  x: Tensor,
+  adv: Tensor,
+  o: ProjectionOptions,
+  b: Bound = { eps: o.eps, map: o.epsMap ?? null },
+): Tensor {
   return scope(() => {
     const [lo, hi] = o.range ?? [0, 1];
     let delta = adv.sub(x);
@@ -491,15 +503,14 @@ function direction(
     return l2 ? v.div(sampleNorm(v).add(1e-10)) : v.sign();
   }
   // Adam on δ: the step size is the learning rate; projection follows each step.
-  const b1 = o.adam?.beta1 ?? 0.9;
-  const b2 = o.adam?.beta2 ?? 0.999;
-  const e = o.adam?.eps ?? 1e-8;
-  const m = velocity === null ? g.mul(1 - b1) : velocity.mul(b1).add(g.mul(1 - b1));
-  const s = second === null ? g.square().mul(1 - b2) : second.mul(b2).add(g.square().mul(1 - b2));
+  const { direction: d, moments } = adamDirection(
+    g,
+    velocity === null || second === null ? null : { m: velocity, v: second },
+    i + 1,
+    o.adam,
+  );
   velocity?.dispose();
   second?.dispose();
-  save(keep(m), keep(s));
-  const mHat = m.div(1 - b1 ** (i + 1));
-  const vHat = s.div(1 - b2 ** (i + 1));
-  return mHat.div(vHat.sqrt().add(e));
+  save(keep(moments.m), keep(moments.v));
+  return d;
 }
