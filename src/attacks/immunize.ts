@@ -8,14 +8,16 @@
 import { ArgumentError } from '../errors.js';
 import type { StableDiffusion } from '../pipelines/components.js';
 import { prepareMask } from '../pipelines/generate.js';
+import type { ImmunizerNet } from '../models/immunizer.js';
 import { noGrad, scope, type Precision, type Tensor } from '../torch/index.js';
 import { diffusionAttack } from './diffusion.js';
 import { encoderAttack, type EncoderTarget, type ImageEncoder } from './encoder.js';
+import { learnedImmunize } from './learned.js';
 import { randomNoise } from './noise.js';
 import type { PgdOptions, PgdStep } from './pgd.js';
 import type { VisibilityRecord } from './visibility.js';
 
-export const IMMUNIZE_METHODS = ['encoder', 'diffusion', 'noise'] as const;
+export const IMMUNIZE_METHODS = ['encoder', 'diffusion', 'noise', 'learned'] as const;
 export type ImmunizeMethod = (typeof IMMUNIZE_METHODS)[number];
 
 export interface ImmunizeOptions {
@@ -32,6 +34,10 @@ export interface ImmunizeOptions {
   target?: EncoderTarget;
   /** diffusion: an inpainting pipeline, the steps back-propagated per pass and the passes per step. */
   diffusion?: { pipeline: StableDiffusion; denoiseSteps: number; gradReps: number; name: string };
+  /** learned, and the encoder attack with start 'learned': the learned immunizer G (src/models/immunizer.ts). */
+  immunizer?: ImmunizerNet;
+  /** encoder: 'learned' starts PGD from the learned δ instead of the preset's start (random or none). */
+  start?: 'preset' | 'learned';
   /** After each step; return false to stop (cancellation). */
   onStep?: (s: PgdStep) => boolean | void;
 }
@@ -60,10 +66,18 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
   if (o.method !== 'encoder' && (o.pgd.epsMap || o.pgd.visibility))
     throw new ArgumentError(`per-pixel budgets and visibility targets work with the encoder attack, not ${o.method}`);
   if (o.method === 'noise') return { adv: randomNoise(x, { eps: o.pgd.eps, seed: o.pgd.seed, mask }), attack: null };
+  if (o.method === 'learned') {
+    if (o.immunizer === undefined) throw new ArgumentError('the learned method needs the learned immunizer G');
+    const adv = learnedImmunize(o.immunizer, x, { ...o.pgd, mask, precision: o.precision });
+    return { adv, attack: null };
+  }
   if (o.method === 'encoder') {
     if (o.encoder === undefined) throw new ArgumentError('the encoder attack needs an encoder');
+    const start = o.start === 'learned' ? learnedStart(o, x, mask) : null;
+    using _start = start;
     const r = encoderAttack(o.encoder, x, {
       ...o.pgd,
+      ...(start === null ? {} : { startNoise: start, randomStart: false }),
       mask,
       target: o.target ?? 'gray',
       precision: o.precision,
@@ -131,4 +145,13 @@ export function immunize(x: Tensor, o: ImmunizeOptions): ImmunizeResult {
       },
     };
   });
+}
+
+/** The learned δ (projected, within budget and mask) as PGD's start perturbation. */
+function learnedStart(o: ImmunizeOptions, x: Tensor, mask: Tensor | null): Tensor {
+  if (o.immunizer === undefined) throw new ArgumentError("start 'learned' needs the learned immunizer G");
+  const adv = learnedImmunize(o.immunizer, x, { ...o.pgd, mask, precision: o.precision });
+  const delta = noGrad(() => adv.sub(x));
+  adv.dispose();
+  return delta;
 }

@@ -4,6 +4,8 @@
  * means the same thing for both. `learnedDelta` is the differentiable part training uses.
  */
 import { ArgumentError, describe } from '../errors.js';
+import { AutoencoderKL } from '../models/autoencoder-kl.js';
+import { AutoencoderTiny, TAESD_VARIANTS } from '../models/autoencoder-tiny.js';
 import type { ImmunizerNet } from '../models/immunizer.js';
 import { noGrad, scope, withPrecision, type Precision, type Tensor } from '../torch/index.js';
 import { project, type ProjectionOptions } from './pgd.js';
@@ -30,5 +32,33 @@ export function learnedImmunize(net: ImmunizerNet, x: Tensor, o: LearnedOptions)
       const delta = learnedDelta(net, x, o.eps, o.precision ?? 'fp32');
       return project(x, x.add(delta), o);
     }),
+  );
+}
+
+/** The model families an autoencoder may be (TAESD variants are told apart by their latent shape). */
+export function modelFamilies(model: AutoencoderKL | AutoencoderTiny): string[] {
+  if (model instanceof AutoencoderKL) return [`AutoencoderKL (${model.config.latent_channels} latent channels)`];
+  return Object.entries(TAESD_VARIANTS)
+    .filter(
+      ([, v]) => v.latentChannels === model.config.latent_channels && v.midblockGn === model.config.use_midblock_gn,
+    )
+    .map(([k]) => k);
+}
+
+/**
+ * Null when G was trained against `model`'s family; otherwise a sentence saying that the learned
+ * perturbation is used against a model it was not trained for (a transfer, measured nowhere).
+ */
+export function learnedTargetNote(
+  net: ImmunizerNet,
+  model: AutoencoderKL | AutoencoderTiny,
+  name: string,
+): string | null {
+  const families = modelFamilies(model);
+  if (families.includes(net.config.target_model)) return null;
+  return (
+    `the learned immunizer was trained against ${net.config.target_model}, but ${name} is ` +
+    `${families.length > 0 ? families.join(' or ') : 'another model'}: its perturbation only transfers, ` +
+    `untrained for this model; measure the protection (--check) or use the encoder attack`
   );
 }

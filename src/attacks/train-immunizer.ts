@@ -7,7 +7,7 @@
  * crop generator's state and the history, so a killed run resumes with the step it would have
  * taken. Parameters and optimiser state are fp32; G and E run in `precision` (bf16 autocast).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, ImmunizeError, describe } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
@@ -183,6 +183,7 @@ export function trainImmunizer(net: ImmunizerNet, o: TrainImmunizerOptions): Tra
   let history: TrainHistory = { loss: [], val: [] };
   let trainSeconds = 0;
   const ckpt = o.checkpointDir ? join(o.checkpointDir, CHECKPOINT) : null;
+  if (o.checkpointDir) mkdirSync(o.checkpointDir, { recursive: true });
   if (ckpt !== null && (o.resume ?? true) && existsSync(ckpt)) {
     const r = loadCheckpoint(ckpt, net, adam);
     step = r.step;

@@ -3,6 +3,8 @@
  * attack (and for measuring any method), or an inpainting pipeline for the diffusion attack.
  */
 import { asEncoder, tiledEncoder, type ImageEncoder } from '../attacks/encoder.js';
+import { DEFAULT_IMMUNIZER } from '../models/defaults.js';
+import { loadImmunizer, type ImmunizerNet } from '../models/immunizer.js';
 import type { Autoencoder } from '../models/load.js';
 import { loadAutoencoder } from '../models/resolve.js';
 import { loadStableDiffusion, type StableDiffusion } from '../pipelines/components.js';
@@ -18,10 +20,37 @@ export interface ProtectModels extends Disposable {
   pipeline: StableDiffusion | null;
   /** The model that measures the reconstruction and the checks. */
   readonly measuredBy: Autoencoder | null;
+  /** The learned immunizer G (method learned, or start learned); null otherwise. */
+  immunizer?: ImmunizerNet | null;
 }
 
-/** Loads what `r` needs from `r.model` (a repo id, folder or file). */
-export async function loadProtectModels(r: ProtectRequest): Promise<ProtectModels> {
+/** Whether a request runs the learned immunizer (alone, or as PGD's start). */
+export function usesImmunizer(r: Pick<ProtectRequest, 'method' | 'start'>): boolean {
+  return r.method === 'learned' || r.start === 'learned';
+}
+
+/** Loads what `r` needs; the learned immunizer comes from `immunizerPath` (default: the shipped weights). */
+export async function loadProtectModels(r: ProtectRequest, immunizerPath = DEFAULT_IMMUNIZER): Promise<ProtectModels> {
+  const immunizer = usesImmunizer(r) ? loadImmunizer(immunizerPath) : null;
+  try {
+    const m = await loadModels(r);
+    if (immunizer === null) return m;
+    return {
+      ...m,
+      immunizer,
+      [Symbol.dispose]: () => {
+        m[Symbol.dispose]();
+        immunizer.dispose();
+      },
+    };
+  } catch (e) {
+    immunizer?.dispose();
+    throw e;
+  }
+}
+
+/** Loads the models `r.model` names (a repo id, folder or file). */
+async function loadModels(r: ProtectRequest): Promise<ProtectModels> {
   const device = checkDevice(r.device);
   const variant = r.fp16 ? ('fp16' as const) : undefined;
   if (r.method === 'diffusion') {

@@ -16,6 +16,9 @@ import type { RobustKind } from '../robustness/robust.js';
 import { autoPrecision, checkDevice, checkPrecision, type Precision } from '../torch/index.js';
 import { PROTECT_PARAMETERS, type Door, type ParameterSpec } from './schema.js';
 
+/** The methods whose network may run in bf16/fp16: the encoder attack and the learned immunizer. */
+const REDUCED_PRECISION_METHODS: readonly ImmunizeMethod[] = ['encoder', 'learned'];
+
 /** A resolved protect request: every parameter with its value, ready for protectImage. */
 export interface ProtectRequest {
   method: ImmunizeMethod;
@@ -37,6 +40,8 @@ export interface ProtectRequest {
   schedule: StepSchedule;
   /** From the preset (photoguard's random start); not a user parameter. */
   randomStart: boolean;
+  /** encoder: 'learned' starts PGD from the learned immunizer's perturbation. */
+  start: 'preset' | 'learned';
   /** 'gray', 'zeros', or the path of a target image (command line only). */
   target: string;
   invertMask: boolean;
@@ -241,7 +246,18 @@ export function resolveProtectParameters(
       'stop',
       "{stop} converged works with {method} encoder (the diffusion attack's loss is a random estimate, the noise baseline takes no steps); use {stop} steps",
     );
+  const start = value<ProtectRequest['start']>('start', 'preset');
+  if (start === 'learned' && method !== 'encoder')
+    throw rule(
+      'start',
+      '{start} learned works with {method} encoder (PGD refines the learned perturbation); {method} learned alone is one forward pass',
+    );
   const target = value<string>('target', 'gray');
+  if (method === 'learned' && target !== 'gray')
+    throw rule(
+      'target',
+      '{method} learned was trained for the gray target only; use {method} encoder for another target',
+    );
   if (method === 'diffusion' && target === 'zeros')
     throw rule(
       'target',
@@ -269,15 +285,15 @@ export function resolveProtectParameters(
     } catch (e) {
       throw fail('precision', (e as Error).message);
     }
-  if ((precision === 'bf16' || precision === 'fp16') && method !== 'encoder')
+  if ((precision === 'bf16' || precision === 'fp16') && !REDUCED_PRECISION_METHODS.includes(method))
     throw rule(
       'precision',
-      `{precision} ${precision} works with {method} encoder; the ${method} method runs in fp32 (use auto or fp32)`,
+      `{precision} ${precision} works with {method} encoder or learned; the ${method} method runs in fp32 (use auto or fp32)`,
     );
-  if (check && method === 'noise' && model === null)
+  if (check && (method === 'noise' || method === 'learned') && model === null)
     throw rule(
       'model',
-      '{check} with {method} noise needs {model}: the protection is measured through a model (e.g. ../shared/models/taef2-hf)',
+      `{check} with {method} ${method} needs {model}: the protection is measured through a model (e.g. ../shared/models/taef2-hf)`,
     );
 
   return {
@@ -293,6 +309,7 @@ export function resolveProtectParameters(
     optimizer: value('optimizer', preset.optimizer ?? 'sign'),
     schedule: value('schedule', preset.schedule ?? 'constant'),
     randomStart: preset.randomStart === true,
+    start,
     target,
     invertMask,
     robust,
@@ -323,7 +340,8 @@ export function precisionOf(r: Pick<ProtectRequest, 'precision' | 'device' | 'me
   reason: string;
 } {
   if (r.precision !== 'auto') return { requested: r.precision, used: r.precision, reason: 'as asked' };
-  if (r.method !== 'encoder') return { requested: 'auto', used: 'fp32', reason: `the ${r.method} method runs in fp32` };
+  if (!REDUCED_PRECISION_METHODS.includes(r.method))
+    return { requested: 'auto', used: 'fp32', reason: `the ${r.method} method runs in fp32` };
   const a = autoPrecision(r.device);
   return { requested: 'auto', used: a.precision, reason: a.reason };
 }

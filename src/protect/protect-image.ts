@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { immunize } from '../attacks/immunize.js';
+import { learnedTargetNote } from '../attacks/learned.js';
 import { ImmunizeError } from '../errors.js';
 import { encodeImage, readImage, type ImageFormat } from '../io/images.js';
 import { buildImmunizeXmp, type ImmunizeMarker } from '../io/xmp.js';
@@ -28,7 +29,7 @@ import {
   type Tensor,
 } from '../torch/index.js';
 import type { ProtectInputs } from './inputs.js';
-import type { ProtectModels } from './models.js';
+import { usesImmunizer, type ProtectModels } from './models.js';
 import { pgdOptionsOf, precisionOf, type ProtectRequest } from './parameters.js';
 import type { ProtectParameters, ProtectSidecar } from './sidecar.js';
 import { toolVersion } from '../version.js';
@@ -179,7 +180,17 @@ export async function protectImage(
       );
 
     const precision = precisionOf(r);
-    if (r.method === 'encoder' && precision.requested === 'auto')
+    const immunizer = models.immunizer ?? null;
+    if (usesImmunizer(r) && immunizer === null)
+      throw new ImmunizeError(
+        'E_NOT_AVAILABLE',
+        `${r.method === 'learned' ? 'method' : 'start'} learned needs the learned immunizer's weights`,
+      );
+    if (immunizer !== null && models.autoencoder !== null) {
+      const note = learnedTargetNote(immunizer, models.autoencoder, String(o.parameters.model));
+      if (note !== null) o.onNote?.(note);
+    }
+    if ((r.method === 'encoder' || r.method === 'learned') && precision.requested === 'auto')
       o.onNote?.(`precision auto: ${precision.used} (${precision.reason})`);
 
     // texture: a per-pixel bound from the photo's local contrast; PGD's eps is then the map's largest value.
@@ -219,6 +230,8 @@ export async function protectImage(
       },
       mask: maskP,
       encoder: models.encoder ?? undefined,
+      immunizer: immunizer ?? undefined,
+      start: r.start,
       target: targetP,
       diffusion:
         models.pipeline === null
@@ -253,7 +266,7 @@ export async function protectImage(
     tensors.push(cropped);
 
     const p = o.parameters;
-    const attacking = r.method !== 'noise';
+    const attacking = r.method !== 'noise' && r.method !== 'learned';
     const marker: ImmunizeMarker = {
       tool: 'immunize',
       toolVersion: toolVersion(),

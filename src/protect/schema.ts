@@ -90,7 +90,7 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: both,
     valueName: 'M',
     description:
-      "encoder (the encoder attack) | diffusion (photoguard's attack through an inpainting pipeline; needs a mask, white = protect) | noise (random-noise baseline of the same budget)",
+      "encoder (the encoder attack) | diffusion (photoguard's attack through an inpainting pipeline; needs a mask, white = protect) | noise (random-noise baseline of the same budget) | learned (one forward pass of the learned immunizer in weights/immunizer-taef2, trained against TAEF2: seconds instead of minutes; docs/learned.md)",
   },
   {
     name: 'model',
@@ -166,6 +166,17 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     valueName: 'R',
     description:
       "steps: take every step (every preset's default; photoguard's fixed count) | converged: stop once the encoder attack's loss has reached a plateau (the last 10 steps gained under 2% of all progress so far, never before step 40), steps being the cap — faster, and weaker at full size so far (docs/protect.md#when-the-attack-stops)",
+  },
+  {
+    name: 'start',
+    flag: 'start',
+    type: 'choice',
+    choices: ['preset', 'learned'],
+    default: 'preset',
+    doors: both,
+    valueName: 'S',
+    description:
+      "encoder: where PGD starts — preset (the preset's start: photoguard's random start, or the photo itself) | learned (the learned immunizer's perturbation, then steps of the encoder attack refine it; docs/learned.md)",
   },
   {
     name: 'optimizer',

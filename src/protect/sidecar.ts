@@ -22,6 +22,8 @@ export interface ProtectParameters {
   diffusionSteps?: number;
   gradReps?: number;
   robust?: { kind: 'jpeg' | 'all'; samples: number };
+  /** Present when PGD started from the learned immunizer's perturbation. */
+  start?: 'learned';
   preset: string | null;
   /** Only for a per-pixel budget (absent: uniform, every pixel within eps). */
   budget?: 'texture';
@@ -115,7 +117,8 @@ export function fingerprintFiles(
 
 /** The sidecar's `parameters` for a request (null where the method does not use a parameter). */
 export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, format: ImageFormat): ProtectParameters {
-  const attacking = r.method !== 'noise';
+  // The noise baseline and the learned immunizer take no steps: the step parameters do not apply.
+  const attacking = r.method !== 'noise' && r.method !== 'learned';
   const { requested, used } = precisionOf(r);
   return {
     method: r.method,
@@ -125,6 +128,7 @@ export function sidecarParameters(r: ProtectRequest, files: InputFingerprints, f
     preset: attacking ? r.preset : null,
     ...(r.method === 'diffusion' ? { diffusionSteps: r.diffusionSteps, gradReps: r.gradReps } : {}),
     ...(r.robust === 'none' ? {} : { robust: { kind: r.robust, samples: r.robustSamples } }),
+    ...(r.start === 'learned' ? { start: 'learned' as const } : {}),
     ...(r.budget === 'texture' ? { budget: r.budget } : {}),
     ...(r.minSsim == null ? {} : { minSsim: r.minSsim }),
     eps: r.eps,

@@ -21,7 +21,7 @@ import { MAX_CHECK_ROWS, defaultCheckSuite, parseCheckSuite } from '../robustnes
 import { authenticate, RateLimiter, type ApiKey } from './auth.js';
 import { editingInfo, editLinks, registerEditRoutes, type EditingConfig } from './edits.js';
 import { Metrics } from './metrics.js';
-import { describeModels, type ModelEntry } from './models.js';
+import { describeModels, learnedShipped, type ModelEntry } from './models.js';
 import {
   collectRoutes,
   routeSchema,
@@ -593,7 +593,12 @@ export async function buildApi(storage: Storage, queue: JobQueue, cfg: ApiConfig
           retentionMs: cfg.retentionMs,
         },
         // Only what this server can run: diffusion needs an inpainting pipeline among its models.
-        methods: ['encoder', 'noise', ...(modelInfo.some((m) => m.methods.includes('diffusion')) ? ['diffusion'] : [])],
+        methods: [
+          'encoder',
+          'noise',
+          ...(modelInfo.some((m) => m.methods.includes('diffusion')) ? ['diffusion'] : []),
+          ...(learnedShipped() ? ['learned'] : []),
+        ],
         baselines: ['noise'],
         models: modelInfo,
         presets: Object.entries(PRESETS).map(([id, p]) => ({

@@ -3,9 +3,9 @@
  * workers) maps ids to its own local spec, so workers on other machines may keep weights
  * elsewhere as long as they use the same ids.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULT_MODEL } from '../models/defaults.js';
+import { DEFAULT_IMMUNIZER, DEFAULT_MODEL } from '../models/defaults.js';
 import { UsageError } from '../errors.js';
 
 export interface ModelEntry {
@@ -69,11 +69,20 @@ export function pipelineTraits(spec: string): PipelineTraits | null {
   };
 }
 
+/** Whether the learned immunizer's weights are installed (weights/immunizer-taef2): method learned runs then. */
+export function learnedShipped(): boolean {
+  return existsSync(join(DEFAULT_IMMUNIZER, 'config.json'));
+}
+
 /** The models as `GET /v1/config` lists them: ids (never paths) and the methods each can run. */
 export function describeModels(models: ModelEntry[]): { id: string; default: boolean; methods: string[] }[] {
   return models.map((m, i) => {
     // A hub id is not read here (that would download it); its name is the only hint it has.
     const inpainting = pipelineTraits(m.spec)?.inpainting ?? /inpaint/i.test(m.spec);
-    return { id: m.id, default: i === 0, methods: ['encoder', 'noise', ...(inpainting ? ['diffusion'] : [])] };
+    return {
+      id: m.id,
+      default: i === 0,
+      methods: ['encoder', 'noise', ...(inpainting ? ['diffusion'] : []), ...(learnedShipped() ? ['learned'] : [])],
+    };
   });
 }

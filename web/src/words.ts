@@ -27,13 +27,18 @@ const METHOD_HELP: Record<string, string> = {
     'Diffusion attack: steers the whole editing pipeline around the painted region. Stronger but much slower; needs a painted region.',
   noise:
     'A baseline, not a protection: random noise of the same strength. It protects nothing; run it only to compare the real methods against it.',
+  learned:
+    'Quick protection: a small trained network adds the protective change in one pass, in seconds even for large photos. Somewhat weaker than the encoder attack; trained against TAEF2, so it protects best against that model.',
 };
 
 function methodLabel(id: string): string {
   return (
-    { encoder: 'Encoder attack', diffusion: 'Diffusion attack', noise: 'Random noise (baseline: protects nothing)' }[
-      id
-    ] ?? id
+    {
+      encoder: 'Encoder attack',
+      diffusion: 'Diffusion attack',
+      noise: 'Random noise (baseline: protects nothing)',
+      learned: 'Quick learned protection (one pass)',
+    }[id] ?? id
   );
 }
 
