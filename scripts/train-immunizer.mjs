@@ -34,6 +34,7 @@ const { values: a } = parseArgs({
     'val-every': { type: 'string', default: '200' },
     log: { type: 'string', default: '10' },
     seed: { type: 'string', default: '0' },
+    penalty: { type: 'string', default: '1e-3' },
     model: { type: 'string' },
   },
 });
@@ -79,6 +80,7 @@ const r = trainImmunizer(net, {
   precision: a.precision,
   seed: Number(a.seed),
   jpegProb: Number(a.jpeg),
+  saturationPenalty: Number(a.penalty),
   valEvery: Number(a['val-every']),
   checkpointDir: a.ckpt,
   checkpointEvery: 50,
@@ -89,7 +91,7 @@ const r = trainImmunizer(net, {
       );
     else if (e.step % logEvery === 0 || e.step === e.steps)
       console.log(
-        `step ${e.step}/${e.steps}  loss ${e.loss.toFixed(5)}  lr ${e.lr.toExponential(2)}  ${e.secondsPerStep.toFixed(2)} s/step  ETA ${fmt(e.etaSeconds)}  (${new Date().toISOString().slice(11, 19)})`,
+        `step ${e.step}/${e.steps}  loss ${e.loss.toFixed(5)}  saturated ${(100 * e.saturated).toFixed(1)}%  lr ${e.lr.toExponential(2)}  ${e.secondsPerStep.toFixed(2)} s/step  ETA ${fmt(e.etaSeconds)}  (${new Date().toISOString().slice(11, 19)})`,
       );
   },
 });

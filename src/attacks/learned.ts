@@ -10,12 +10,14 @@ import type { ImmunizerNet } from '../models/immunizer.js';
 import { noGrad, scope, withPrecision, type Precision, type Tensor } from '../torch/index.js';
 import { project, type ProjectionOptions } from './pgd.js';
 
-/** ε·tanh(G(x)) in fp32 (G itself may run in a reduced precision); differentiable in G's parameters and x. */
+/** G(x) before tanh, in fp32 (G itself may run in a reduced precision); differentiable. */
+export function learnedOutput(net: ImmunizerNet, x: Tensor, precision: Precision = 'fp32'): Tensor {
+  return scope(() => withPrecision(precision, x.device, () => net.forward(x)).float());
+}
+
+/** ε·tanh(G(x)) in fp32; differentiable in G's parameters and x. */
 export function learnedDelta(net: ImmunizerNet, x: Tensor, eps: number, precision: Precision = 'fp32'): Tensor {
-  return scope(() => {
-    const g = withPrecision(precision, x.device, () => net.forward(x)).float();
-    return g.tanh().mul(eps);
-  });
+  return scope(() => learnedOutput(net, x, precision).tanh().mul(eps));
 }
 
 export interface LearnedOptions extends ProjectionOptions {

@@ -19,7 +19,7 @@ import { Adam } from '../nn/optim.js';
 import { diffJpeg } from '../purify/diff-jpeg.js';
 import { full, grad, keep, noGrad, scope, stack, type Precision, type Tensor } from '../torch/index.js';
 import { atPrecision, asEncoder, type ImageEncoder } from './encoder.js';
-import { learnedDelta } from './learned.js';
+import { learnedDelta, learnedOutput } from './learned.js';
 
 export interface TrainImmunizerOptions {
   /** Training photos, each 1×3×H×W fp32 in [0, 1] (every side ≥ the largest crop). */
@@ -39,6 +39,12 @@ export interface TrainImmunizerOptions {
   eps: number;
   precision?: Precision;
   seed: number;
+  /**
+   * Weight of mean(G(x)²) in the loss (default 1e-3). Without it G's output grows until tanh
+   * saturates everywhere (|G| ~ 10⁴ after 100 steps in the first run) and no gradient reaches G
+   * again; the penalty pulls saturated outputs back where tanh still has a slope.
+   */
+  saturationPenalty?: number;
   /** Probability that a step's batch goes through the differentiable JPEG (quality 50–95). Default 0. */
   jpegProb?: number;
   valCrop?: number;
@@ -60,6 +66,8 @@ export interface TrainProgress {
   steps: number;
   loss: number;
   lr: number;
+  /** Fraction of δ's pixels with |tanh(G(x))| > 0.99 in this step's batch (saturated: no gradient). */
+  saturated: number;
   /** Seconds per step: the median of the last steps (robust to a paused process). */
   secondsPerStep: number;
   etaSeconds: number;
@@ -215,15 +223,31 @@ export function trainImmunizer(net: ImmunizerNet, o: TrainImmunizerOptions): Tra
       const t0 = performance.now();
       const lr = learningRate(o, step);
       adam.lr = lr;
+      let saturated = NaN;
       const loss = scope(() => {
         const x = drawBatch(o.train, o.cropSizes, o.batch, rng);
         const jpeg = (o.jpegProb ?? 0) > 0 && rng.next() < o.jpegProb! ? 50 + rng.int(46) : null;
-        const delta = learnedDelta(net, x, o.eps, precision);
+        const g = learnedOutput(net, x, precision);
+        const delta = g.tanh().mul(o.eps);
+        saturated = noGrad(() =>
+          delta
+            .abs()
+            .gt(0.99 * o.eps)
+            .float()
+            .mean()
+            .item(),
+        );
         let xa = x.add(delta).clamp(0, 1);
         if (jpeg !== null) xa = diffJpeg(xa, { quality: jpeg });
         const z = enc.encode01(xa);
-        const l = z.sub(targetFor(x)).square().mean();
-        const value = l.item();
+        const attack = z.sub(targetFor(x)).square().mean();
+        const value = attack.item();
+        const l = attack.add(
+          g
+            .square()
+            .mean()
+            .mul(o.saturationPenalty ?? 1e-3),
+        );
         if (!Number.isFinite(value))
           throw new ImmunizeError(
             'E_TRAIN',
@@ -253,6 +277,7 @@ export function trainImmunizer(net: ImmunizerNet, o: TrainImmunizerOptions): Tra
         steps: o.steps,
         loss,
         lr,
+        saturated,
         secondsPerStep: perStep,
         etaSeconds: perStep * (o.steps - step),
       };
