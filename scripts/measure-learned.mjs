@@ -7,7 +7,7 @@
 // then wall times at 256², ~1 MP and ~12 MP (upscaled trevor_5.jpg). PGD at 1 MP/12 MP is timed
 // over a few steps and extrapolated to 200 (labelled so). Results are merged into --out (JSON),
 // so the phases can run apart: `--phase baselines` (needs no G), `--phase learned`, `--phase times`.
-// Usage: node scripts/measure-learned.mjs [--phase all|baselines|learned|times] [--weights DIR]
+// Usage: node scripts/measure-learned.mjs [--phase all|baselines|learned|times] [--methods a,b] [--weights DIR]
 //          [--out FILE] [--threads 2] [--photos a.png,b.jpg]
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -35,6 +35,7 @@ const { values: a } = parseArgs({
     threads: { type: 'string', default: '2' },
     photos: { type: 'string' },
     'time-steps': { type: 'string', default: '3' },
+    methods: { type: 'string' },
   },
 });
 setNumThreads(Number(a.threads));
@@ -108,10 +109,11 @@ const learnedMethods = [
     },
   ]),
 ];
+const only = a.methods?.split(',');
 const wanted = [
   ...(a.phase === 'all' || a.phase === 'baselines' ? baselines : []),
   ...(a.phase === 'all' || a.phase === 'learned' ? learnedMethods : []),
-];
+].filter(([name]) => only === undefined || only.includes(name));
 for (const photo of wanted.length === 0 ? [] : photos) {
   const { tensor: x } = await readImage(join(shared, 'images', photo), { width: 256, height: 256, kernel: 'lanczos3' });
   for (const [method, run] of wanted) {

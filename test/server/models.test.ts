@@ -39,9 +39,9 @@ describe('the models a server can run', { skip: why }, () => {
       { id: 'hub-inpainting', spec: 'runwayml/stable-diffusion-inpainting' },
     ]);
     assert.deepEqual(list, [
-      { id: 'taef2-hf', default: true, methods: ['encoder', 'noise'] },
-      { id: 'inpaint', default: false, methods: ['encoder', 'noise', 'diffusion'] },
-      { id: 'hub-inpainting', default: false, methods: ['encoder', 'noise', 'diffusion'] },
+      { id: 'taef2-hf', default: true, methods: ['encoder', 'noise', 'learned'] },
+      { id: 'inpaint', default: false, methods: ['encoder', 'noise', 'diffusion', 'learned'] },
+      { id: 'hub-inpainting', default: false, methods: ['encoder', 'noise', 'diffusion', 'learned'] },
     ]);
   });
 
@@ -68,7 +68,7 @@ describe('the models a server can run', { skip: why }, () => {
 
     test('an encoder-only server does not offer diffusion; noise is listed as a baseline', async () => {
       const c = await config([{ id: 'taef2-hf', spec: TAEF2! }]);
-      assert.deepEqual(c.methods, ['encoder', 'noise']);
+      assert.deepEqual(c.methods, ['encoder', 'noise', 'learned'], 'learned: the shipped weights/immunizer-taef2');
       assert.deepEqual(c.baselines, ['noise']);
       assert.doesNotMatch(JSON.stringify(c), /\/work|golden|shared/, 'the config must not reveal server paths');
     });
@@ -78,7 +78,7 @@ describe('the models a server can run', { skip: why }, () => {
         { id: 'taef2-hf', spec: TAEF2! },
         { id: 'inpaint', spec: INPAINT! },
       ]);
-      assert.deepEqual(c.methods, ['encoder', 'noise', 'diffusion']);
+      assert.deepEqual(c.methods, ['encoder', 'noise', 'diffusion', 'learned']);
       assert.deepEqual(
         c.models.map((m) => [m.id, m.methods.includes('diffusion')]),
         [
