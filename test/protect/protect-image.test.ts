@@ -91,7 +91,7 @@ test('precision: auto by default, decided where the job runs; fp16 on the CPU an
   assert.equal(noise.field, 'precision');
   assert.match(
     noise.render((n) => `--${n}`),
-    /--precision bf16 works with --method encoder; the noise method runs in fp32/,
+    /--precision bf16 works with --method encoder or learned; the noise method runs in fp32/,
   );
   assert.match(refusal({ precision: 'half' }).message, /^precision: expected one of auto, fp32, bf16, fp16/);
 
