@@ -36,6 +36,7 @@ const { values: a } = parseArgs({
     photos: { type: 'string' },
     'time-steps': { type: 'string', default: '3' },
     methods: { type: 'string' },
+    merge: { type: 'string' },
   },
 });
 setNumThreads(Number(a.threads));
@@ -81,6 +82,10 @@ const pgd = (x, preset, steps, precision, startNoise) =>
     ...(startNoise ? { startNoise, randomStart: false } : {}),
   }).adv;
 
+if (a.phase === 'table') {
+  printTable();
+  process.exit(0);
+}
 const net = a.phase === 'baselines' ? null : loadImmunizer(a.weights);
 const learnedDelta = (x) => {
   const adv = learnedImmunize(net, x, { eps: EPS, precision: reduced });
@@ -167,3 +172,38 @@ if (a.phase === 'all' || a.phase === 'times') {
 }
 save();
 console.log(`written ${a.out}`);
+
+/** Markdown tables of --out (and --merge files, earlier ones first): PSNR, JPEG-75, gap closed. */
+function printTable() {
+  const all = { psnr: {}, jpeg75: {} };
+  for (const f of [...(a.merge?.split(',') ?? []), a.out]) {
+    const r = JSON.parse(readFileSync(f, 'utf8'));
+    for (const k of ['psnr', 'jpeg75'])
+      for (const [photo, m] of Object.entries(r[k] ?? {})) Object.assign((all[k][photo] ??= {}), m);
+  }
+  const methods = ['clean', 'noise', 'learned', 'learned+10', 'learned+20', 'default', 'paper'];
+  for (const k of ['psnr', 'jpeg75']) {
+    console.log(`\n${k === 'psnr' ? 'Reconstruction PSNR (dB)' : 'After JPEG-75 (dB)'}\n`);
+    console.log(`| photo | ${methods.join(' | ')} | learned: gap closed |`);
+    console.log(`|---|${methods.map(() => '---|').join('')}---|`);
+    const photos = Object.keys(all[k]).sort();
+    const gaps = [];
+    for (const p of photos) {
+      const m = all[k][p];
+      const gap = m.learned !== undefined && m.paper !== undefined ? (m.clean - m.learned) / (m.clean - m.paper) : null;
+      if (gap !== null) gaps.push(gap);
+      const cells = methods.map((x) => (m[x] === undefined ? '—' : m[x].toFixed(2)));
+      console.log(`| ${p} | ${cells.join(' | ')} | ${gap === null ? '—' : `${(100 * gap).toFixed(0)} %`} |`);
+    }
+    const mean = (x) => {
+      const v = photos.map((p) => all[k][p][x]).filter((y) => y !== undefined);
+      return v.length === photos.length ? v.reduce((s, y) => s + y, 0) / v.length : undefined;
+    };
+    const cells = methods.map((x) => (mean(x) === undefined ? '—' : mean(x).toFixed(2)));
+    const g =
+      gaps.length > 0
+        ? `${(100 * (gaps.reduce((s, y) => s + y, 0) / gaps.length)).toFixed(0)} % (mean of ${gaps.length})`
+        : '—';
+    console.log(`| **mean** | ${cells.join(' | ')} | ${g} |`);
+  }
+}
