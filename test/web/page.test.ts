@@ -460,8 +460,10 @@ describe('web page in Chromium', { skip: why ?? false, timeout: 600_000 }, () =>
     const methods = await page.evaluate(
       `[...document.querySelectorAll('#method option')].map((o) => [o.value, o.textContent, o.parentElement.tagName === 'OPTGROUP' ? o.parentElement.label : ''])`,
     );
+    // learned: the shipped weights/immunizer-taef2, offered in plain words.
     assert.deepEqual(methods, [
       ['encoder', 'Encoder attack', ''],
+      ['learned', 'Quick learned protection (one pass)', ''],
       ['noise', 'Random noise (baseline: protects nothing)', 'For comparison only'],
     ]);
     assert.equal(await page.inputValue('#method'), 'encoder');
