@@ -6,26 +6,9 @@ import { ArgumentError } from '../../src/errors.js';
 import { asEncoder, encoderAttack, targetLatent, tinyEncoder, type ImageEncoder } from '../../src/attacks/encoder.js';
 import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
 import { F, Generator, full, liveTensors, noGrad, rand, randn, scope, type Tensor } from '../../src/torch/index.js';
+import { tinyTaesd } from '../helpers/tiny-taesd.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
-
-/** A TAESD-shaped autoencoder with 8 channels and random weights: the real architecture, tiny. */
-function tinyTaesd(seed: number): AutoencoderTiny {
-  const m = new AutoencoderTiny({
-    latent_channels: 4,
-    encoder_block_out_channels: [8, 8, 8, 8],
-    decoder_block_out_channels: [8, 8, 8, 8],
-    num_encoder_blocks: [1, 1, 1, 1],
-    num_decoder_blocks: [1, 1, 1, 1],
-  });
-  const g = new Generator({ seed });
-  const w = new Map<string, Tensor>(
-    [...m.stateShapes()].map(([k, s]) => [k, noGrad(() => scope(() => randn(s, { generator: g }).mul(0.3)))]),
-  );
-  m.loadStateDict(w);
-  for (const t of w.values()) t.dispose();
-  return m;
-}
 
 /** One strided convolution as an ImageEncoder, its output scaled by `gain`. */
 function convEncoder(seed: number, gain = 1): ImageEncoder & { dispose(): void } {

@@ -8,10 +8,10 @@ import { describe, test } from 'node:test';
 import { learnedImmunize } from '../../src/attacks/learned.js';
 import { CropRandom, drawBatch, learningRate, trainImmunizer } from '../../src/attacks/train-immunizer.js';
 import { ImmunizeError } from '../../src/errors.js';
-import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
 import { ImmunizerNet } from '../../src/models/immunizer.js';
-import { Generator, F, noGrad, ones, rand, randn, scope, zeros, type Tensor } from '../../src/torch/index.js';
+import { Generator, F, noGrad, ones, rand, scope, zeros, type Tensor } from '../../src/torch/index.js';
 import { tempDir } from '../helpers/temp.js';
+import { tinyTaesd } from '../helpers/tiny-taesd.js';
 
 const EPS = 16 / 255;
 const tiny = { hidden_channels: 8, num_blocks: 1, norm_groups: 0, target_model: 'tiny', eps: EPS };
@@ -30,23 +30,6 @@ function smooth(h: number, w: number, seed: number): Tensor {
       }),
     ),
   );
-}
-
-function tinyTaesd(seed: number): AutoencoderTiny {
-  const m = new AutoencoderTiny({
-    latent_channels: 4,
-    encoder_block_out_channels: [8, 8, 8, 8],
-    decoder_block_out_channels: [8, 8, 8, 8],
-    num_encoder_blocks: [1, 1, 1, 1],
-    num_decoder_blocks: [1, 1, 1, 1],
-  });
-  const g = new Generator({ seed });
-  const w = new Map<string, Tensor>(
-    [...m.stateShapes()].map(([k, s]) => [k, noGrad(() => scope(() => randn(s, { generator: g }).mul(0.15)))]),
-  );
-  m.loadStateDict(w);
-  for (const t of w.values()) t.dispose();
-  return m;
 }
 
 /** A network whose raw output is large, so tanh saturates and the budget is reached everywhere. */
@@ -131,7 +114,7 @@ describe('trainImmunizer', () => {
   };
 
   test('a short run on generated images lowers the validation loss', () => {
-    using ae = tinyTaesd(1);
+    using ae = tinyTaesd(1, 0.15);
     using net = new ImmunizerNet(tiny).initRandom(0);
     const r = trainImmunizer(net, { ...base, autoencoder: ae, steps: 40, valEvery: 40, lr: 1e-2 });
     assert.equal(r.step, 40);
@@ -145,7 +128,7 @@ describe('trainImmunizer', () => {
 
   test('a run killed after a checkpoint resumes to the same weights as one that never stopped', () => {
     const dir = join(tempDir('train-immunizer'), 'not', 'yet'); // trainImmunizer creates the folder
-    using ae = tinyTaesd(2);
+    using ae = tinyTaesd(2, 0.15);
     const o = { ...base, autoencoder: ae, steps: 6, checkpointEvery: 1, jpegProb: 0.5 };
     using straight = new ImmunizerNet(tiny).initRandom(1);
     trainImmunizer(straight, { ...o, val: [] });
@@ -162,7 +145,7 @@ describe('trainImmunizer', () => {
 
   test('a checkpoint of another architecture is refused', () => {
     const dir = tempDir('train-immunizer-arch');
-    using ae = tinyTaesd(2);
+    using ae = tinyTaesd(2, 0.15);
     using a = new ImmunizerNet(tiny).initRandom(1);
     trainImmunizer(a, { ...base, val: [], autoencoder: ae, steps: 1, checkpointDir: dir });
     using b = new ImmunizerNet({ ...tiny, hidden_channels: 16 }).initRandom(1);
@@ -173,7 +156,7 @@ describe('trainImmunizer', () => {
   });
 
   test('bad options are refused before any work', () => {
-    using ae = tinyTaesd(2);
+    using ae = tinyTaesd(2, 0.15);
     using net = new ImmunizerNet(tiny).initRandom(1);
     assert.throws(() => trainImmunizer(net, { ...base, autoencoder: ae, steps: 0 }), /steps to be a positive integer/);
     assert.throws(() => trainImmunizer(net, { ...base, autoencoder: ae, steps: 1, eps: 0 }), /eps to be in \(0, 1\]/);

@@ -13,7 +13,6 @@ import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
 import { ImmunizerNet, saveImmunizer } from '../../src/models/immunizer.js';
 import {
   loadProtectModels,
-  ParameterError,
   precisionOf,
   protectImage,
   readProtectInputs,
@@ -24,20 +23,11 @@ import {
 import { Generator, noGrad, rand, type Tensor } from '../../src/torch/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 import { tempDir } from '../helpers/temp.js';
+import { refusal } from '../helpers/protect.js';
 
 const EPS = 16 / 255;
 const tiny = { hidden_channels: 8, num_blocks: 1, norm_groups: 0, target_model: 'taef2', eps: EPS };
 const taef2 = sharedPath('models', 'taef2-hf', 'taef2.safetensors');
-
-function refusal(request: Record<string, unknown>): ParameterError {
-  try {
-    resolveProtectParameters(request);
-  } catch (e) {
-    assert.ok(e instanceof ParameterError, `a ParameterError, not ${String(e)}`);
-    return e;
-  }
-  assert.fail(`accepted ${JSON.stringify(request)}`);
-}
 
 function loud(seed: number): ImmunizerNet {
   const net = new ImmunizerNet(tiny).initRandom(seed);

@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import {
   loadProtectModels,
-  ParameterError,
   precisionOf,
   protectImage,
   ProtectCanceled,
@@ -23,21 +22,9 @@ import {
 } from '../../src/protect/index.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 import { tempDir } from '../helpers/temp.js';
+import { refusal } from '../helpers/protect.js';
 
 const taef2 = sharedPath('models', 'taef2-hf', 'taef2.safetensors');
-
-function refusal(
-  request: Record<string, unknown>,
-  ctx: Parameters<typeof resolveProtectParameters>[1] = {},
-): ParameterError {
-  try {
-    resolveProtectParameters(request, ctx);
-  } catch (e) {
-    assert.ok(e instanceof ParameterError, `a ParameterError, not ${String(e)}`);
-    return e;
-  }
-  assert.fail(`accepted ${JSON.stringify(request)}`);
-}
 
 test("resolveProtectParameters: defaults from the preset, refusals name the field in each door's words", () => {
   const r = resolveProtectParameters({ preset: 'paper', steps: '7', eps: '8/255' });

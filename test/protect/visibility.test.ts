@@ -16,7 +16,6 @@ import {
   jobStepTimes,
   loadProtectModels,
   megapixelSteps,
-  ParameterError,
   protectImage,
   readProtectInputs,
   readStepTimes,
@@ -32,18 +31,9 @@ import { noGrad, scope } from '../../src/torch/index.js';
 import { leftHalfMask } from '../helpers/cli.js';
 import { sharedPath, skipReason } from '../helpers/shared.js';
 import { tempDir } from '../helpers/temp.js';
+import { refusal } from '../helpers/protect.js';
 
 const taef2 = sharedPath('models', 'taef2-hf', 'taef2.safetensors');
-
-function refusal(request: Record<string, unknown>): ParameterError {
-  try {
-    resolveProtectParameters(request);
-  } catch (e) {
-    assert.ok(e instanceof ParameterError, `a ParameterError, not ${String(e)}`);
-    return e;
-  }
-  assert.fail(`accepted ${JSON.stringify(request)}`);
-}
 
 describe('presets in plain words', () => {
   test('balanced is the default: a texture budget kept to SSIM ≥ 0.90; subtle ≥ 0.95; strong and paper have no target', () => {
