@@ -1,8 +1,8 @@
 // Measures the learned immunizer (issue 16) against the PGD presets on the photos of
 // ../shared/images (never trained on), TAEF2 with its real weights, L∞ 16/255 everywhere:
 // reconstruction PSNR through TAEF2 (fp32; lower = protected) of the clean photo, the noise
-// baseline, `learned`, `learned` + 10 and + 20 PGD steps (the default preset's optimiser, started
-// from the learned δ), the default preset (200 steps, bf16 where the CPU has it) and the paper
+// baseline, `learned`, `learned` + 10 and + 20 PGD steps (protect's `--start learned`: the strong
+// preset's optimiser at 4× its step, started from the learned δ), the default preset (200 steps, bf16 where the CPU has it) and the paper
 // preset (200 sign steps, fp32), at 256², before and after JPEG-75 (libjpeg-turbo via sharp);
 // then wall times at 256², ~1 MP and ~12 MP (upscaled trevor_5.jpg). PGD at 1 MP/12 MP is timed
 // over a few steps and extrapolated to 200 (labelled so). Results are merged into --out (JSON),
@@ -24,6 +24,7 @@ import { DEFAULT_IMMUNIZER } from '../dist/src/models/defaults.js';
 import { reconstructForMeasure } from '../dist/src/models/image-autoencoder.js';
 import { loadImmunizer } from '../dist/src/models/immunizer.js';
 import { loadAutoencoderFromPath } from '../dist/src/models/load.js';
+import { pgdOptionsOf, resolveProtectParameters } from '../dist/src/protect/index.js';
 import { jpeg } from '../dist/src/purify/codecs.js';
 import { autoPrecision, noGrad, scope, setNumThreads } from '../dist/src/torch/index.js';
 
@@ -107,7 +108,9 @@ const learnedMethods = [
     (x) => {
       const d = learnedDelta(x);
       try {
-        return pgd(x, 'default', k, reduced, d);
+        // The library's refinement (protect's start learned): k steps at LEARNED_REFINE's step.
+        const o = pgdOptionsOf(resolveProtectParameters({ preset: 'strong', start: 'learned', steps: k }));
+        return encoderAttack(model, x, { ...o, precision: reduced, startNoise: d, randomStart: false }).adv;
       } finally {
         d.dispose();
       }

@@ -5,13 +5,13 @@
 // there after a kill). Progress: one line every --log steps with loss, lr, s/step and ETA.
 // Usage: node scripts/train-immunizer.mjs --data DIR --out DIR [--ckpt DIR] [--steps N] [--batch B]
 //   [--crops 128,192,256,320] [--lr 1e-3] [--width 128] [--blocks 6] [--norm-groups 0]
-//   [--precision bf16] [--threads 2] [--jpeg 0.25] [--val a,b,c] [--val-every 200] [--seed 0]
+//   [--precision bf16] [--threads 2] [--jpeg 0.25] [--val a,b,c] [--val-every 200] [--seed 0] [--init WEIGHTS_DIR]
 import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { trainImmunizer } from '../dist/src/attacks/train-immunizer.js';
 import { readImage } from '../dist/src/io/images.js';
-import { ImmunizerNet, saveImmunizer } from '../dist/src/models/immunizer.js';
+import { ImmunizerNet, loadImmunizer, saveImmunizer } from '../dist/src/models/immunizer.js';
 import { loadAutoencoderFromPath } from '../dist/src/models/load.js';
 import { setNumThreads } from '../dist/src/torch/index.js';
 
@@ -36,6 +36,7 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     penalty: { type: 'string', default: '1e-3' },
     model: { type: 'string' },
+    init: { type: 'string' },
   },
 });
 if (!a.data || !a.out) {
@@ -56,13 +57,16 @@ for (const f of readdirSync(a.data)
   (valNames.has(basename(f, '.png')) ? val : train).push(tensor);
 }
 console.log(`${train.length} training photos, ${val.length} validation photos (${[...valNames].join(', ')})`);
-const net = new ImmunizerNet({
-  hidden_channels: Number(a.width),
-  num_blocks: Number(a.blocks),
-  norm_groups: Number(a['norm-groups']),
-  target_model: 'taef2',
-  eps: 16 / 255,
-}).initRandom(Number(a.seed));
+// --init DIR fine-tunes trained weights (fp32 copies; Adam's moments start from zero) instead of a random G.
+const net = a.init
+  ? loadImmunizer(a.init, { dtype: 'float32' })
+  : new ImmunizerNet({
+      hidden_channels: Number(a.width),
+      num_blocks: Number(a.blocks),
+      norm_groups: Number(a['norm-groups']),
+      target_model: 'taef2',
+      eps: 16 / 255,
+    }).initRandom(Number(a.seed));
 console.log(`G: ${net.parameterCount()} parameters, ${(net.macsPerPixel() / 1000).toFixed(1)} kMAC per pixel`);
 const steps = Number(a.steps);
 const logEvery = Number(a.log);

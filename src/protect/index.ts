@@ -19,6 +19,7 @@ export {
 } from './schema.js';
 export {
   resolveProtectParameters,
+  LEARNED_REFINE,
   pgdOptionsOf,
   precisionOf,
   ParameterError,

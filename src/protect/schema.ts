@@ -165,7 +165,7 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: both,
     valueName: 'R',
     description:
-      "steps: take every step (every preset's default; photoguard's fixed count) | converged: stop once the encoder attack's loss has reached a plateau (the last 10 steps gained under 2% of all progress so far, never before step 40), steps being the cap — faster, and weaker at full size so far (docs/protect.md#when-the-attack-stops)",
+      "steps: take every step (photoguard's fixed count; the paper preset's default) | converged: stop once the encoder attack's loss has reached a plateau (the last 10 steps gained under 1% of all progress so far, never before step 40), steps being the cap (the default of subtle, balanced and strong; docs/protect.md#when-the-attack-stops)",
   },
   {
     name: 'start',
@@ -176,7 +176,7 @@ export const PROTECT_PARAMETERS: readonly ParameterSpec[] = [
     doors: both,
     valueName: 'S',
     description:
-      "encoder: where PGD starts — preset (the preset's start: photoguard's random start, or the photo itself) | learned (the learned immunizer's perturbation, then steps of the encoder attack refine it; docs/learned.md)",
+      "encoder: where PGD starts — preset (the preset's start: photoguard's random start, or the photo itself) | learned (the learned immunizer's perturbation, then steps of the encoder attack refine it: by default 20 steps at 4× the preset's step size; docs/learned.md)",
   },
   {
     name: 'optimizer',

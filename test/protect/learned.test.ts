@@ -12,6 +12,7 @@ import { learnedImmunize, learnedTargetNote } from '../../src/attacks/learned.js
 import { AutoencoderTiny } from '../../src/models/autoencoder-tiny.js';
 import { ImmunizerNet, saveImmunizer } from '../../src/models/immunizer.js';
 import {
+  LEARNED_REFINE,
   loadProtectModels,
   precisionOf,
   protectImage,
@@ -53,6 +54,22 @@ test('parameters: learned takes no model by default, start learned needs the enc
   assert.equal(side.steps, null, 'learned takes no steps');
   assert.equal(side.preset, null);
   assert.equal(sidecarParameters(resolveProtectParameters({ start: 'learned' }), files, 'png').start, 'learned');
+});
+
+test('parameters: start learned refines in 20 steps at 4x the preset step unless steps or stepSize are given', () => {
+  const strong = resolveProtectParameters({ preset: 'strong' });
+  const refine = resolveProtectParameters({ preset: 'strong', start: 'learned' });
+  assert.equal(refine.steps, LEARNED_REFINE.steps);
+  assert.equal(refine.steps, 20);
+  assert.ok(Math.abs(refine.stepSize - 4 * strong.stepSize) < 1e-12, `step ${refine.stepSize}`);
+  const given = resolveProtectParameters({ preset: 'strong', start: 'learned', steps: 7, stepSize: 1 / 255 });
+  assert.equal(given.steps, 7);
+  assert.equal(given.stepSize, 1 / 255);
+  assert.equal(
+    resolveProtectParameters({ preset: 'strong', steps: 7 }).stepSize,
+    strong.stepSize,
+    'preset start unchanged',
+  );
 });
 
 test('immunize: method learned is one projected pass; start learned with 0 steps returns the learned image', () => {
