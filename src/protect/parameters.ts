@@ -350,7 +350,7 @@ export function precisionOf(r: Pick<ProtectRequest, 'precision' | 'device' | 'me
  * PGD started from the learned δ refines a good start in a few steps: by default 20 steps at 4×
  * the preset's step (ε/2 for strong, decaying as the preset's). Measured at 256² on the six shared
  * photos (TAEF2, docs/learned.md#refining): 20 steps at 4× the step end 0.5 dB lower than at the
- * preset's own step (2–6× within 0.1 dB of each other; still best at 60 steps, 0.1 dB).
+ * preset's own step (3–6× within 0.1 dB of each other; at 60 steps 2× and 4× are 0.1 dB ahead of 1×).
  */
 export const LEARNED_REFINE = Object.freeze({ steps: 20, stepScale: 4 });
 
