@@ -91,7 +91,7 @@ export const PRESETS: Record<string, Preset> = {
   },
   strong: {
     description:
-      "the paper's budget and steps (L∞ 16/255, step 2/255 decaying, at most 200 steps) with momentum, stopping at a plateau of the loss; a plainly visible pattern (SSIM 0.40–0.49 to the original at full resolution on the shared photos)",
+      "the paper's budget and steps (L∞ 16/255, step 2/255 decaying, at most 200 steps) with momentum, stopping at a plateau of the loss; a plainly visible pattern (SSIM 0.40–0.49 to the original at full resolution on the test photos)",
     source:
       'Immunize: the paper preset with MI-FGSM (Dong et al. 2018); measured on TAEF2 at 256² with trevor_5.jpg (scripts/reproduce-taef2.mjs): reconstruction PSNR 23.41 dB after 200 steps (sign 23.53, Adam 23.61), ≤ 23.9 dB from step 80 (sign 120, Adam 100)',
     stop: 'converged',
